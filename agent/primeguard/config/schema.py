@@ -1,0 +1,221 @@
+"""Config schema (pydantic, unknown keys rejected).
+
+Secrets are never inline in production: a :class:`SecretRef` names an environment variable or a
+file. ``value`` exists for throwaway sandbox keys only and is refused when ``production: true``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from primeguard.domain.errors import InputError
+from primeguard.domain.model import Holder
+from primeguard.domain.money import parse_address
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _checked_address(value: str) -> str:
+    try:
+        return parse_address(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class SecretRef(Strict):
+    """Where a secret comes from: exactly one of env, file, value."""
+
+    env: str | None = None
+    file: str | None = None
+    value: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if sum(x is not None for x in (self.env, self.file, self.value)) != 1:
+            raise ValueError("give exactly one of env, file, value")
+        return self
+
+
+class ChainConfig(Strict):
+    id: Identifier
+    chain_id: int = Field(gt=0)
+    rpc_url: str
+    ws_url: str | None = None
+    batch_reader: str | None = None  # BatchReader contract address; None → naive reads
+    call_gas_cap: int = Field(default=30_000_000, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_age_s: int = Field(default=120, gt=0)  # data older than this is stale
+
+    _addr = field_validator("batch_reader")(lambda v: None if v is None else _checked_address(v))
+
+
+class TokenConfig(Strict):
+    """An ERC-20 on one chain. ``asset`` is the priced asset (WETH → ETH)."""
+
+    symbol: str
+    chain: Identifier
+    address: str
+    decimals: int = Field(ge=0, le=77)
+    asset: str
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class FeedConfig(Strict):
+    """A Chainlink-style USD feed for ``asset`` on ``chain``."""
+
+    asset: str
+    chain: Identifier
+    address: str
+    decimals: int = Field(ge=0, le=36)
+    heartbeat_s: int = Field(gt=0)
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class LoanConfig(Strict):
+    principal: Decimal = Field(ge=0)
+    asset: str = "USDC"
+    annual_rate: Decimal = Field(default=Decimal("0"), ge=0, le=10)
+    start: str | None = None  # ISO 8601; None → config load time
+
+    @field_validator("principal", "annual_rate")
+    @classmethod
+    def _finite(cls, v: Decimal) -> Decimal:
+        if not v.is_finite():
+            raise ValueError("must be a finite number")
+        return v
+
+
+class ClientConfig(Strict):
+    id: Identifier
+    name: str = ""
+    tier: str = "standard"
+    loan: LoanConfig | None = None
+
+
+class WalletConfig(Strict):
+    id: Identifier
+    client: Identifier
+    chain: Identifier
+    address: str
+    kind: Literal["eoa", "safe", "contract"] = "eoa"
+    label: str = ""
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class CredentialConfig(Strict):
+    """An API key primeguard knows about. ``holder`` says who holds it (client, monitor...)."""
+
+    id: Identifier
+    holder: Holder
+    api_key: SecretRef
+    secret: SecretRef
+    passphrase: SecretRef | None = None  # OKX
+
+
+class CexAccountConfig(Strict):
+    id: Identifier
+    client: Identifier
+    venue: Literal["binance", "okx", "bybit"]
+    base_url: str | None = None  # None → the venue's production URL
+    sub_account: str  # Binance sub-account email, OKX subAcct name, Bybit sub uid
+    monitor: Identifier  # credential id primeguard reads with
+    operator: Identifier | None = None  # credential id used for circuit-breaker levers
+    credentials: tuple[CredentialConfig, ...] = ()
+    max_age_s: int = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _refs(self) -> CexAccountConfig:
+        ids = [c.id for c in self.credentials]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate credential id in account {self.id}")
+        for ref in (self.monitor, self.operator):
+            if ref is not None and ref not in ids:
+                raise ValueError(f"credential reference {ref!r} is not among this account's credentials")
+        return self
+
+
+class DydxAccountConfig(Strict):
+    id: Identifier
+    client: Identifier
+    address: str = Field(pattern=r"^dydx1[02-9ac-hj-np-z]{38,58}$")
+    subaccounts: tuple[int, ...] = (0,)
+    indexer_url: str
+    node_grpc: str | None = None  # host:port of a node's gRPC; None → no authenticator scan
+    v3_stark_key_holders: tuple[Holder, ...] = ()  # legacy v3 keys someone still holds
+    max_age_s: int = Field(default=120, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class StoreConfig(Strict):
+    url: str = "sqlite:///primeguard.db"
+
+
+class PrimeguardConfig(Strict):
+    """The whole agent config."""
+
+    version: Literal[1] = 1
+    production: bool = False
+    policy_dir: str = "policies"
+    store: StoreConfig = StoreConfig()
+    chains: tuple[ChainConfig, ...] = ()
+    tokens: tuple[TokenConfig, ...] = ()
+    feeds: tuple[FeedConfig, ...] = ()
+    clients: tuple[ClientConfig, ...] = ()
+    wallets: tuple[WalletConfig, ...] = ()
+    cex_accounts: tuple[CexAccountConfig, ...] = ()
+    dydx_accounts: tuple[DydxAccountConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _integrity(self) -> PrimeguardConfig:
+        chains = {c.id for c in self.chains}
+        clients = {c.id for c in self.clients}
+        _unique("chains", [c.id for c in self.chains])
+        _unique("clients", clients_list := [c.id for c in self.clients])
+        del clients_list
+        account_ids = [w.id for w in self.wallets] + [a.id for a in self.cex_accounts] + [
+            d.id for d in self.dydx_accounts
+        ]
+        _unique("accounts", account_ids)
+        for t in self.tokens:
+            if t.chain not in chains:
+                raise ValueError(f"token {t.symbol}: unknown chain {t.chain!r}")
+        for f in self.feeds:
+            if f.chain not in chains:
+                raise ValueError(f"feed for {f.asset}: unknown chain {f.chain!r}")
+        for acct in (*self.wallets, *self.cex_accounts, *self.dydx_accounts):
+            if acct.client not in clients:
+                raise ValueError(f"account {acct.id}: unknown client {acct.client!r}")
+        for w in self.wallets:
+            if w.chain not in chains:
+                raise ValueError(f"wallet {w.id}: unknown chain {w.chain!r}")
+        if self.production:
+            for a in self.cex_accounts:
+                for c in a.credentials:
+                    for ref in (c.api_key, c.secret, c.passphrase):
+                        if ref is not None and ref.value is not None:
+                            raise ValueError(f"credential {c.id}: inline secret values are not allowed in production")
+        return self
+
+    def tokens_on(self, chain: str) -> list[TokenConfig]:
+        return [t for t in self.tokens if t.chain == chain]
+
+    def feeds_on(self, chain: str) -> list[FeedConfig]:
+        return [f for f in self.feeds if f.chain == chain]
+
+
+def _unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate id {i!r} in {what}")
+        seen.add(i)

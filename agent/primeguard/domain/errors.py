@@ -1,0 +1,129 @@
+"""Typed errors for primeguard: one root, one branch per area.
+
+A *denial* is never an exception (see :mod:`primeguard.domain.decision`); these errors are for
+things that could not be done at all: bad input, an unreachable venue, a missing tool.
+Messages must never contain secrets: adapters pass only redacted context here.
+"""
+
+from __future__ import annotations
+
+
+class PrimeguardError(Exception):
+    """Root of every error primeguard raises on purpose."""
+
+
+class InputError(PrimeguardError, ValueError):
+    """A value given by a user or a file is malformed (amount, address, asset...)."""
+
+
+class ConfigError(PrimeguardError):
+    """A config or scenario file is invalid. Carries the file and the field (or line)."""
+
+    def __init__(self, message: str, *, file: str | None = None, location: str | None = None) -> None:
+        self.file = file
+        self.location = location
+        where = ":".join(p for p in (file, location) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ToolchainError(PrimeguardError):
+    """A required external tool (anvil, forge, solc shim) is missing or failed."""
+
+
+class SandboxError(PrimeguardError):
+    """The local sandbox (anvil chain, venue simulators) could not be started or driven."""
+
+
+# --- venues -------------------------------------------------------------------------------------
+
+
+class VenueError(PrimeguardError):
+    """A venue (exchange, chain node, indexer) did not give a usable answer.
+
+    ``venue`` names the venue; ``code`` is the venue's own error code when there is one.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, venue: str = "", code: str | None = None) -> None:
+        self.venue = venue
+        self.code = code
+        prefix = f"[{venue}{' ' + code if code else ''}] " if venue else ""
+        super().__init__(prefix + message)
+
+
+class VenueUnavailable(VenueError):
+    """Timeout, connection refused, 5xx: the venue may answer later."""
+
+    retryable = True
+
+
+class VenueRateLimited(VenueUnavailable):
+    """429 / 418 or a venue's rate-limit code. ``retry_after`` in seconds when the venue said."""
+
+    def __init__(
+        self, message: str, *, venue: str = "", code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, venue=venue, code=code)
+        self.retry_after = retry_after
+
+
+class VenueBadResponse(VenueError):
+    """The venue answered with a body we cannot parse or that contradicts itself."""
+
+
+class VenueAuthError(VenueError):
+    """Bad signature, unknown or revoked key, IP not allowed. Never retried."""
+
+
+class VenuePermissionDenied(VenueError):
+    """The key is valid but lacks the permission for this call."""
+
+
+class AddressNotWhitelisted(VenuePermissionDenied):
+    """A withdrawal destination is not on the venue's whitelist."""
+
+
+class InsufficientFunds(VenueError):
+    """Not enough balance for the requested movement."""
+
+
+class ChainError(VenueError):
+    """An EVM node call failed or returned something unusable."""
+
+
+# --- policy, custody, store -----------------------------------------------------------------
+
+
+class PolicyError(PrimeguardError):
+    """A policy file or version is invalid, or a policy operation is not allowed."""
+
+
+class PolicyLoadError(PolicyError):
+    """A policy file is malformed. ``file`` and ``line`` point at the problem."""
+
+    def __init__(self, message: str, *, file: str, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.reason = message
+        super().__init__(f"{file}:{line if line is not None else '?'}: {message}")
+
+
+class CustodyError(PrimeguardError):
+    """A custody operation (withdrawal lifecycle, signing) cannot proceed."""
+
+
+class ApprovalError(CustodyError):
+    """An approval breaks four-eyes or role rules (self-approval, wrong role, already decided)."""
+
+
+class SignerError(CustodyError):
+    """The keystore cannot be opened or used. Never carries key material."""
+
+
+class StoreError(PrimeguardError):
+    """The database refused or lost something."""
+
+
+class AuditChainBroken(StoreError):
+    """The audit log's hash chain does not verify."""

@@ -1,0 +1,114 @@
+"""Findings: facts worth a human's attention, produced by adapters, risk and policy.
+
+A finding never replaces a number silently: a stale oracle yields a finding *and* no price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class Severity(IntEnum):
+    INFO = 10
+    WARNING = 20
+    HIGH = 30
+    CRITICAL = 40
+
+
+class FindingCode(StrEnum):
+    """Documented finding codes. Each value is stable: alerts and policies key on it."""
+
+    # data quality / blind spots
+    VENUE_UNREACHABLE = "venue_unreachable"  # timeout, 5xx, connection refused
+    VENUE_RATE_LIMITED = "venue_rate_limited"
+    VENUE_AUTH_FAILED = "venue_auth_failed"  # our monitoring key was refused
+    VENUE_BAD_RESPONSE = "venue_bad_response"
+    DATA_STALE = "data_stale"  # a venue's data is older than its budget
+    BLIND_SPOT = "blind_spot"  # a client cannot be valued: decisions about it fail closed
+    # oracles
+    ORACLE_STALE = "oracle_stale"  # updatedAt older than the feed's heartbeat
+    ORACLE_NON_POSITIVE = "oracle_non_positive"  # answer <= 0
+    ORACLE_INCOMPLETE_ROUND = "oracle_incomplete_round"  # answeredInRound < roundId or updatedAt == 0
+    ORACLE_BAD_DECIMALS = "oracle_bad_decimals"
+    ORACLE_UNREADABLE = "oracle_unreadable"  # call reverted / not a contract
+    PRICE_DEVIATION = "price_deviation"  # sources disagree beyond the threshold
+    PRICE_MISSING = "price_missing"
+    # capabilities
+    KEY_CAN_WITHDRAW = "key_can_withdraw"
+    KEY_UNIVERSAL_TRANSFER = "key_universal_transfer"
+    KEY_NOT_IP_BOUND = "key_not_ip_bound"
+    KEY_EXPIRED = "key_expired"
+    MASTER_KEY_IN_USE = "master_key_in_use"
+    WHITELIST_OFF = "whitelist_off"
+    WHITELIST_UNVERIFIABLE = "whitelist_unverifiable"
+    DYDX_KEY_CAN_MOVE_FUNDS = "dydx_key_can_move_funds"
+    DYDX_KEY_UNSIGNED_PATH = "dydx_key_unsigned_path"  # anyone may submit through this authenticator
+    DYDX_KEY_CAN_GRANT = "dydx_key_can_grant"
+    DYDX_V3_FAST_WITHDRAW = "dydx_v3_fast_withdraw"
+    AUTHENTICATOR_UNKNOWN = "authenticator_unknown"
+    UNLIMITED_APPROVAL = "unlimited_approval"
+    APPROVAL_EXCEEDS_BALANCE = "approval_exceeds_balance"
+    UNKNOWN_SPENDER = "unknown_spender"
+    SAFE_MODULE_ENABLED = "safe_module_enabled"
+    SAFE_GUARD_SET = "safe_guard_set"
+    SAFE_LOW_THRESHOLD = "safe_low_threshold"
+    WALLET_KIND_MISMATCH = "wallet_kind_mismatch"  # config says Safe, chain says EOA (or vice versa)
+    # risk
+    LTV_WARNING = "ltv_warning"
+    LTV_MARGIN_CALL = "ltv_margin_call"
+    LTV_HALT = "ltv_halt"
+    LTV_LIQUIDATE = "ltv_liquidate"
+    LEVERAGE_EXCEEDED = "leverage_exceeded"
+    NET_DELTA_EXCEEDED = "net_delta_exceeded"
+    DRAWDOWN_EXCEEDED = "drawdown_exceeded"
+    CONCENTRATION_EXCEEDED = "concentration_exceeded"
+    LOW_LIQUIDITY_EXPOSURE = "low_liquidity_exposure"
+    NEAR_LIQUIDATION = "near_liquidation"
+    # policy / config
+    POLICY_VIOLATION = "policy_violation"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One observation worth attention. ``subject`` is the account, credential or client id."""
+
+    code: FindingCode
+    severity: Severity
+    subject: str
+    message: str
+    venue: str = ""
+    chain: str | None = None
+    client_id: str | None = None
+    rule_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def key(self) -> str:
+        """Stable identity for dedupe: the same problem on the same subject."""
+        return f"{self.code}:{self.venue}:{self.chain or ''}:{self.subject}"
+
+    @property
+    def is_blind_spot(self) -> bool:
+        return self.code in BLIND_SPOT_CODES
+
+
+BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
+    {
+        FindingCode.VENUE_UNREACHABLE,
+        FindingCode.VENUE_RATE_LIMITED,
+        FindingCode.VENUE_AUTH_FAILED,
+        FindingCode.VENUE_BAD_RESPONSE,
+        FindingCode.DATA_STALE,
+        FindingCode.BLIND_SPOT,
+        FindingCode.ORACLE_STALE,
+        FindingCode.ORACLE_NON_POSITIVE,
+        FindingCode.ORACLE_INCOMPLETE_ROUND,
+        FindingCode.ORACLE_BAD_DECIMALS,
+        FindingCode.ORACLE_UNREADABLE,
+        FindingCode.PRICE_MISSING,
+    }
+)

@@ -1,0 +1,1 @@
+"""Pure policy: schema, loader, engine, diff and the policy-test runner. No I/O beyond reading files."""

@@ -1,0 +1,1 @@
+"""CEX venue simulators (Binance, OKX, Bybit) speaking each venue's REST wire format."""

@@ -1,0 +1,171 @@
+"""A scenario describes the sandbox world: chains, oracle prices, clients and their accounts on
+every venue, faults and scripted events. ``primeguard sandbox up --scenario FILE`` builds it.
+
+Validation is strict and happens before anything is started: a bad checksum address, an unknown
+token, a negative balance or a missing field is a ``ConfigError`` naming the file, line and field.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from primeguard.config.loader import load_yaml_model
+from primeguard.config.schema import LoanConfig
+from primeguard.domain.errors import InputError
+from primeguard.domain.money import parse_address
+from primeguard.sandbox.cex.scenario import CexAccountScenario
+from primeguard.sandbox.dydx.scenario import DydxAccountScenario
+from primeguard.sandbox.faults import FaultConfig
+
+# Canonical Ethereum mainnet addresses: the sandbox places its contracts here so that state looks
+# mainnet-shaped and a fork test can address tokens and feeds the way production code does.
+MAINNET_TOKENS: dict[str, tuple[str, int, str]] = {
+    # symbol: (address, decimals, priced asset)
+    "USDC": ("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6, "USDC"),
+    "USDT": ("0xdAC17F958D2ee523a2206206994597C13D831ec7", 6, "USDT"),
+    "WETH": ("0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", 18, "ETH"),
+    "WBTC": ("0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599", 8, "BTC"),
+}
+MAINNET_FEEDS: dict[str, str] = {
+    # priced asset: Chainlink USD feed (EACAggregatorProxy) address
+    "ETH": "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419",
+    "BTC": "0xF4030086522a5bEEa4988F8cA5B36dbC97BeE88c",
+    "USDC": "0x8fFfFfd4AfB6115b954Bd326cbe7B4BA576818f6",
+    "USDT": "0x3E7d1eAB13ad0104d2750B8863b489D65364e32D",
+}
+NonNeg = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _addr(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_address(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class ChainScenario(_M):
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    chain_id: int = Field(gt=0)
+    block_time_s: float | None = None  # None: mine on every transaction
+    tokens: tuple[str, ...] = ("USDC", "USDT", "WETH", "WBTC")  # deployed at canonical addresses
+
+    @field_validator("tokens")
+    @classmethod
+    def _known_tokens(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for t in v:
+            if t not in MAINNET_TOKENS:
+                raise ValueError(f"unknown token {t!r}; known: {', '.join(MAINNET_TOKENS)}")
+        return v
+
+
+class FeedScenario(_M):
+    asset: str  # priced asset: ETH, BTC, USDC, USDT
+    chain: str = "ethereum"
+    answer: Decimal = Field(allow_inf_nan=False)  # may be <= 0 on purpose (oracle failure tests)
+    decimals: int = Field(default=8, ge=0, le=36)
+    heartbeat_s: int = Field(default=3600, gt=0)
+    age_s: int = Field(default=0, ge=0)  # how long ago the round was updated
+    incomplete: bool = False  # answeredInRound < roundId
+
+
+class ApprovalScenario(_M):
+    token: str
+    spender: str
+    amount: NonNeg | Literal["unlimited"] = "unlimited"
+
+    _a = field_validator("spender")(_addr)
+
+
+class SafeScenario(_M):
+    owners: tuple[str, ...] = ()  # default: derived sandbox keys
+    threshold: int = Field(default=1, ge=1)
+    modules: tuple[str, ...] = ()
+    guard: str | None = None
+
+    _a = field_validator("guard")(_addr)
+
+    @field_validator("owners", "modules")
+    @classmethod
+    def _addrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_addr(x) or "" for x in v)
+
+
+class WalletScenario(_M):
+    chain: str = "ethereum"
+    address: str | None = None  # None: derived from the sandbox mnemonic
+    kind: Literal["eoa", "safe"] = "eoa"
+    native: NonNeg = Decimal(0)
+    tokens: dict[str, NonNeg] = Field(default_factory=dict)
+    approvals: tuple[ApprovalScenario, ...] = ()
+    safe: SafeScenario | None = None
+    label: str = ""
+
+    _a = field_validator("address")(_addr)
+
+
+class ClientScenario(_M):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    name: str = ""
+    tier: str = "standard"
+    loan: LoanConfig | None = None
+    wallets: tuple[WalletScenario, ...] = ()
+    cex: tuple[CexAccountScenario, ...] = ()
+    dydx: tuple[DydxAccountScenario, ...] = ()
+
+
+class EventScenario(_M):
+    """Scripted change at ``at_s`` seconds after start: a price move, a venue outage or recovery."""
+
+    at_s: float = Field(ge=0)
+    kind: Literal["price", "outage", "recover"]
+    asset: str | None = None
+    chain: str = "ethereum"
+    answer: Decimal | None = None
+    venue: str | None = None
+
+
+class Scenario(_M):
+    name: str
+    chains: tuple[ChainScenario, ...] = (ChainScenario(id="ethereum", chain_id=1),)
+    feeds: tuple[FeedScenario, ...] = ()
+    clients: tuple[ClientScenario, ...] = ()
+    faults: dict[str, FaultConfig] = Field(default_factory=dict)  # venue name -> faults
+    events: tuple[EventScenario, ...] = ()
+
+    @model_validator(mode="after")
+    def _integrity(self) -> Scenario:
+        chains = {c.id: c for c in self.chains}
+        if len(chains) != len(self.chains):
+            raise ValueError("duplicate chain id")
+        ids = [c.id for c in self.clients]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate client id")
+        for f in self.feeds:
+            if f.chain not in chains:
+                raise ValueError(f"feed {f.asset}: unknown chain {f.chain!r}")
+        for c in self.clients:
+            for w in c.wallets:
+                if w.chain not in chains:
+                    raise ValueError(f"client {c.id}: wallet on unknown chain {w.chain!r}")
+                for sym in [*w.tokens, *(a.token for a in w.approvals)]:
+                    if sym not in chains[w.chain].tokens:
+                        raise ValueError(f"client {c.id}: unknown token {sym!r} on chain {w.chain}")
+        for v in self.faults:
+            if v not in ("binance", "okx", "bybit", "dydx", "dydx-node", "evm"):
+                raise ValueError(f"faults: unknown venue {v!r}")
+        return self
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file (raises ConfigError with file:line)."""
+    return load_yaml_model(path, Scenario)

@@ -51,7 +51,9 @@ class ChainConfig(Strict):
     batch_reader: str | None = None  # BatchReader contract address; None → naive reads
     call_gas_cap: int = Field(default=30_000_000, gt=0)
     timeout_s: float = Field(default=5.0, gt=0)
-    max_age_s: int = Field(default=120, gt=0)  # data older than this is stale
+    # Latest block older than this → the node is lagging: the chain is a blind spot. None for dev
+    # chains that only mine on demand (anvil without --block-time).
+    max_block_age_s: int | None = Field(default=120, gt=0)
 
     _addr = field_validator("batch_reader")(lambda v: None if v is None else _checked_address(v))
 

@@ -10,7 +10,7 @@ import decimal
 from dataclasses import dataclass
 from decimal import Decimal
 
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 
 from primeguard.domain.errors import InputError
 
@@ -105,3 +105,11 @@ def parse_address(raw: object, *, what: str = "address", allow_zero: bool = Fals
     if not allow_zero and checksummed == ZERO_ADDRESS:
         raise InputError(f"{what}: the zero address is not a valid destination")
     return checksummed
+
+
+def decimal_str(value: Decimal) -> str:
+    """Canonical text for a Decimal in reports: no exponent, no trailing zeros ("430000", "0.5")."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text

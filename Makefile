@@ -1,0 +1,49 @@
+# primeguard: every target sets up what it needs (venv, npm toolchain, contracts) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TOOLCHAIN := infra/toolchain
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := $(TOOLCHAIN)/node_modules/.installed
+FORGE := $(TOOLCHAIN)/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo bench lint contracts clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+$(STAMP_NPM): $(TOOLCHAIN)/package.json $(TOOLCHAIN)/package-lock.json
+	cd $(TOOLCHAIN) && npm ci --no-audit --no-fund --loglevel=error
+	chmod +x $(TOOLCHAIN)/solc-shim
+	test -e contracts/lib/openzeppelin/contracts  # committed symlink into the npm install
+	touch $@
+
+contracts: setup
+	cd contracts && ../$(FORGE) build --offline --use ../$(TOOLCHAIN)/solc-shim
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not chain and not postgres and not browser" $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/primeguard demo
+
+bench: setup
+	@set -e; for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+lint: setup
+	$(VENV)/bin/ruff check agent tests
+	$(VENV)/bin/mypy agent/primeguard/domain agent/primeguard/policy agent/primeguard/risk
+
+clean:
+	rm -rf contracts/out contracts/cache .pytest_cache var

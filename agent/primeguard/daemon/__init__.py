@@ -1,0 +1,1 @@
+"""The guardian: sweep pipeline, scheduler jobs, block watcher, leases."""

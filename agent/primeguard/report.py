@@ -1,0 +1,72 @@
+"""Sweep and capability reports: one JSON schema for ``--json``, the API and the dashboard, and a
+rich rendering of the same data for people. Decimals are strings in JSON; never floats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from primeguard.config.schema import PrimeguardConfig
+from primeguard.daemon.sweep import collect, oracle_collateral
+from primeguard.domain.findings import Finding
+from primeguard.domain.money import decimal_str
+
+REPORT_SCHEMA = "primeguard.sweep/1"
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject, "venue": f.venue,
+            "chain": f.chain, "client": f.client_id, "message": f.message, "rule": f.rule_id}
+
+
+async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> dict[str, Any]:
+    obs, stats = await collect(cfg)
+    table = oracle_collateral(obs)
+    findings = list(obs.findings)
+    for s in obs.snapshots:
+        findings.extend(f for f in s.findings if f not in findings)
+    return {
+        "schema": REPORT_SCHEMA,
+        "taken_at": obs.taken_at.isoformat(),
+        "stats": {"seconds": round(stats.seconds, 4), "accounts": stats.accounts,
+                  "blind_accounts": stats.blind_accounts, "evm_round_trips": stats.evm_round_trips},
+        "prices": [
+            {"asset": q.asset, "price": decimal_str(q.price), "source": q.source.value, "source_id": q.source_id,
+             "updated_at": q.updated_at.isoformat(), "age_s": int((obs.taken_at - q.updated_at).total_seconds()),
+             "round_id": q.round_id}
+            for q in obs.prices
+        ],
+        "collateral": [r.to_json() for r in table.rows],
+        "clients": [
+            {"client": cid, "collateral_usd": None if total is None else decimal_str(total), "blind": total is None}
+            for cid, total in sorted(table.per_client.items())
+        ],
+        "findings": [finding_json(f) for f in findings],
+    }
+
+
+def render_sweep(console: Console, report: dict[str, Any]) -> None:
+    t = Table(title=f"collateral at {report['taken_at']}")
+    for col in ("client", "account", "venue", "chain", "asset", "quantity", "price", "source", "age s", "USD"):
+        t.add_column(col, justify="right" if col in ("quantity", "price", "age s", "USD") else "left")
+    for r in report["collateral"]:
+        t.add_row(r["client"], r["account"], r["venue"], r["chain"] or "", r["asset"], r["quantity"],
+                  r["price"] or "—", r["price_source"] or "no price", "" if r["price_age_s"] is None
+                  else str(r["price_age_s"]), r["usd"] or "unknown")
+    console.print(t)
+    c = Table(title="per client")
+    c.add_column("client")
+    c.add_column("collateral USD", justify="right")
+    for row in report["clients"]:
+        c.add_row(row["client"], row["collateral_usd"] or "[red]BLIND[/red]")
+    console.print(c)
+    if report["findings"]:
+        f = Table(title="findings")
+        for col in ("severity", "code", "subject", "message"):
+            f.add_column(col)
+        for x in report["findings"]:
+            f.add_row(x["severity"], x["code"], x["subject"], x["message"])
+        console.print(f)

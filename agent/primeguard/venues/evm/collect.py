@@ -1,0 +1,114 @@
+"""Collect on-chain collateral for every configured wallet on every chain, as domain types.
+
+One :class:`ChainReader` per chain, chains read concurrently. A chain that cannot be read turns
+every wallet on it into a blind-spot snapshot (``ok=False``), never into zero balances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from primeguard.config.schema import ChainConfig, FeedConfig, PrimeguardConfig, TokenConfig, WalletConfig
+from primeguard.domain.errors import VenueError
+from primeguard.domain.findings import Finding, FindingCode, Severity
+from primeguard.domain.model import Account, Balance, PriceQuote, VenueKind
+from primeguard.domain.observation import AccountSnapshot
+from primeguard.venues.evm.oracle import FeedSpec, check_round
+from primeguard.venues.evm.reader import ChainReader
+
+NATIVE_ASSET = "ETH"  # every chain we support uses ETH as gas token
+
+
+@dataclass(frozen=True)
+class EvmCollection:
+    snapshots: tuple[AccountSnapshot, ...]
+    prices: tuple[PriceQuote, ...]
+    findings: tuple[Finding, ...]
+    round_trips: int
+
+
+def wallet_account(w: WalletConfig) -> Account:
+    return Account(id=w.id, client_id=w.client, venue=VenueKind.EVM, chain=w.chain, address=w.address,
+                   label=w.label or w.kind)
+
+
+async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime | None = None) -> EvmCollection:
+    wallets = [w for w in cfg.wallets if w.chain == chain.id]
+    tokens = cfg.tokens_on(chain.id)
+    feeds = cfg.feeds_on(chain.id)
+    reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
+                         call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s)
+    observed = now or datetime.now(UTC)
+    async with reader:
+        return await _collect_with(reader, chain, wallets, tokens, feeds, observed)
+
+
+async def _collect_with(reader: ChainReader, chain: ChainConfig, wallets: list[WalletConfig],
+                        tokens: list[TokenConfig], feeds: list[FeedConfig], observed: datetime) -> EvmCollection:
+    try:
+        block_ts, reads, rounds = await asyncio.gather(
+            reader.block_timestamp(),
+            reader.balances([w.address for w in wallets], [t.address for t in tokens]),
+            reader.rounds([f.address for f in feeds]),
+        )
+    except (VenueError, ValueError) as exc:
+        finding = Finding(FindingCode.VENUE_UNREACHABLE, Severity.CRITICAL, f"chain:{chain.id}",
+                          f"chain {chain.id} could not be read: {exc}", venue="evm", chain=chain.id)
+        snaps = tuple(
+            AccountSnapshot(wallet_account(w), observed, ok=False, findings=(finding,)) for w in wallets
+        )
+        return EvmCollection(snaps, (), (finding,), reader.round_trips)
+
+    findings: list[Finding] = []
+    # Judge oracle age against the later of our clock and the chain's: a chain whose time was moved
+    # forward (tests, or a node ahead of us) must not make a stale feed look fresh.
+    chain_now = datetime.fromtimestamp(block_ts, tz=UTC)
+    judge_now = max(observed, chain_now)
+    stale_chain = chain.max_block_age_s is not None and (observed - chain_now).total_seconds() > chain.max_block_age_s
+    if stale_chain:
+        findings.append(Finding(FindingCode.DATA_STALE, Severity.CRITICAL, f"chain:{chain.id}",
+                                f"latest block on {chain.id} is {int((observed - chain_now).total_seconds())} s old",
+                                venue="evm", chain=chain.id))
+    prices: list[PriceQuote] = []
+    for spec, raw in zip(feeds, rounds, strict=True):
+        quote, bad = check_round(raw, FeedSpec(spec.asset, chain.id, spec.address, spec.decimals, spec.heartbeat_s),
+                                 judge_now)
+        findings.extend(bad)
+        if quote is not None:
+            prices.append(quote)
+
+    snaps: list[AccountSnapshot] = []
+    for w in wallets:
+        balances: list[Balance] = []
+        wallet_findings: list[Finding] = list(findings) if stale_chain else []
+        native = reads.values.get((w.address, None))
+        if native is not None:
+            balances.append(Balance(w.id, NATIVE_ASSET, Decimal(native).scaleb(-18), observed, f"evm:{chain.id}",
+                                    base_units=native, decimals=18))
+        for t in tokens:
+            units = reads.values.get((w.address, t.address))
+            if units is None:
+                wallet_findings.append(Finding(FindingCode.VENUE_BAD_RESPONSE, Severity.HIGH, w.id,
+                                               f"{t.symbol} balance of {w.address} unreadable on {chain.id}",
+                                               venue="evm", chain=chain.id, client_id=w.client))
+                continue
+            if units:
+                balances.append(Balance(w.id, t.asset, Decimal(units).scaleb(-t.decimals), observed,
+                                        f"evm:{chain.id}:{t.symbol}", base_units=units, decimals=t.decimals))
+        snaps.append(AccountSnapshot(wallet_account(w), observed, ok=not wallet_findings,
+                                     balances=tuple(balances), findings=tuple(wallet_findings)))
+    return EvmCollection(tuple(snaps), tuple(prices), tuple(findings), reader.round_trips)
+
+
+async def collect_evm(cfg: PrimeguardConfig, now: datetime | None = None) -> EvmCollection:
+    """Read every chain concurrently and merge."""
+    parts = await asyncio.gather(*(collect_chain(cfg, c, now) for c in cfg.chains))
+    return EvmCollection(
+        tuple(s for p in parts for s in p.snapshots),
+        tuple(q for p in parts for q in p.prices),
+        tuple(f for p in parts for f in p.findings),
+        sum(p.round_trips for p in parts),
+    )

@@ -1,0 +1,48 @@
+"""`primeguard sandbox up`, `sweep --json` and `sandbox down` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.chain
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "primeguard.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_up_sweep_down(repo, tmp_path):
+    workdir = tmp_path / "sb"
+    up = run("sandbox", "up", "--scenario", str(repo / "infra/scenarios/basic.yaml"), "--dir", str(workdir), cwd=repo)
+    assert up.returncode == 0, up.stderr
+    state = json.loads((workdir / "state.json").read_text())
+    try:
+        out = run("sweep", "--config", state["config"], "--json", cwd=repo)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["schema"] == "primeguard.sweep/1"
+        clients = {c["client"]: c for c in report["clients"]}
+        # firm-a: 10 ETH + 50 WETH at 3000 + 250000 USDC at 1
+        assert clients["firm-a"]["collateral_usd"] == "430000"
+        eth = next(p for p in report["prices"] if p["asset"] == "ETH")
+        assert eth["price"] == "3000" and eth["source"] == "oracle" and eth["age_s"] >= 0
+    finally:
+        down = run("sandbox", "down", "--dir", str(workdir), cwd=repo)
+    assert down.returncode == 0, down.stderr
+    for pid in [state["pid"], *state["anvil_pids"]]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_sweep_rejects_bad_config_without_traceback(repo, tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("chains: [{id: ethereum, chain_id: 1}]\n")
+    out = run("sweep", "--config", str(bad), cwd=repo)
+    assert out.returncode == 2
+    assert "chains.0.rpc_url: Field required" in out.stderr and "Traceback" not in out.stderr

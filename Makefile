@@ -21,7 +21,7 @@ $(STAMP_PY): pyproject.toml requirements.lock
 	touch $@
 
 $(STAMP_NPM): $(TOOLCHAIN)/package.json $(TOOLCHAIN)/package-lock.json
-	cd $(TOOLCHAIN) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(TOOLCHAIN) && npm install --no-audit --no-fund --loglevel=error
 	chmod +x $(TOOLCHAIN)/solc-shim
 	test -e contracts/lib/openzeppelin/contracts  # committed symlink into the npm install
 	touch $@

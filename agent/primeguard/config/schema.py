@@ -158,6 +158,25 @@ class DydxAccountConfig(Strict):
     timeout_s: float = Field(default=5.0, gt=0)
 
 
+class KnownSpenderConfig(Strict):
+    """A contract the PB knows and accepts as an ERC-20 spender (exchange router, vault...)."""
+
+    address: str
+    label: str
+    chain: Identifier | None = None  # None: on every chain
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class ScanConfig(Strict):
+    """On-chain capability scan: Approval logs in bounded ranges, resumable, reorg-safe."""
+
+    from_block: int = Field(default=0, ge=0)
+    log_chunk_blocks: int = Field(default=10_000, gt=0)
+    reorg_depth: int = Field(default=64, ge=0)  # re-scan this many blocks each run
+    cursor_file: str | None = None  # JSON cursor when no database is configured
+
+
 class StoreConfig(Strict):
     url: str = "sqlite:///primeguard.db"
 
@@ -176,6 +195,8 @@ class PrimeguardConfig(Strict):
     wallets: tuple[WalletConfig, ...] = ()
     cex_accounts: tuple[CexAccountConfig, ...] = ()
     dydx_accounts: tuple[DydxAccountConfig, ...] = ()
+    known_spenders: tuple[KnownSpenderConfig, ...] = ()
+    scan: ScanConfig = ScanConfig()
 
     @model_validator(mode="after")
     def _integrity(self) -> PrimeguardConfig:

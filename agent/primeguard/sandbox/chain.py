@@ -20,7 +20,15 @@ from web3.contract import Contract
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
 from primeguard.sandbox.anvil import SANDBOX_MNEMONIC, AnvilNode
-from primeguard.sandbox.scenario import MAINNET_FEEDS, MAINNET_TOKENS, ChainScenario, FeedScenario, Scenario
+from primeguard.sandbox.safes import SafeDeployment, create_safe, deploy_safe_infra
+from primeguard.sandbox.scenario import (
+    MAINNET_FEEDS,
+    MAINNET_TOKENS,
+    ChainScenario,
+    FeedScenario,
+    SafeScenario,
+    Scenario,
+)
 
 EthAccount.enable_unaudited_hdwallet_features()
 UINT256_MAX = 2**256 - 1
@@ -47,6 +55,7 @@ class DeployedChain:
     tokens: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # symbol -> (addr, decimals, asset)
     feeds: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # asset -> (addr, decimals, heartbeat)
     wallets: list[dict[str, Any]] = field(default_factory=list)  # client, address, kind, label
+    safe_infra: SafeDeployment | None = None
 
 
 def _w3(node: AnvilNode) -> Web3:
@@ -129,12 +138,21 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
         out.feeds[feed.asset] = (agg.address, feed.decimals, feed.heartbeat_s)
 
     index = CLIENT_KEY_OFFSET
+    safe_infra: SafeDeployment | None = None
     for client in scenario.clients:
         for n, wallet in enumerate(client.wallets):
             if wallet.chain != chain.id:
                 index += 1
                 continue
-            address = wallet.address or derived_account(index)[0]
+            if wallet.kind == "safe":
+                spec = wallet.safe or SafeScenario()
+                if safe_infra is None:
+                    safe_infra = deploy_safe_infra(w3, deployer)
+                    out.safe_infra = safe_infra
+                owners = list(spec.owners) or [derived_account(index * 100 + k)[0] for k in range(spec.owner_count)]
+                address = create_safe(w3, safe_infra, spec, owners, salt=index, sender=deployer)
+            else:
+                address = wallet.address or derived_account(index)[0]
             index += 1
             if wallet.native:
                 wei = parse_base_units(wallet.native, 18, what="native balance", allow_zero=True)

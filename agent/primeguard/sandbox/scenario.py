@@ -87,12 +87,25 @@ class ApprovalScenario(_M):
 
 
 class SafeScenario(_M):
-    owners: tuple[str, ...] = ()  # default: derived sandbox keys
+    """A Safe (1.4.1) wallet. ``guard: sandbox`` deploys Safe's example DelegateCallTransactionGuard."""
+
+    owners: tuple[str, ...] = ()  # default: ``owner_count`` derived sandbox keys
+    owner_count: int = Field(default=1, ge=1, le=20)
     threshold: int = Field(default=1, ge=1)
     modules: tuple[str, ...] = ()
     guard: str | None = None
 
-    _a = field_validator("guard")(_addr)
+    @field_validator("guard")
+    @classmethod
+    def _guard(cls, v: str | None) -> str | None:
+        return v if v in (None, "sandbox") else _addr(v)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> SafeScenario:
+        n = len(self.owners) or self.owner_count
+        if self.threshold > n:
+            raise ValueError(f"threshold {self.threshold} exceeds {n} owners")
+        return self
 
     @field_validator("owners", "modules")
     @classmethod
@@ -111,6 +124,12 @@ class WalletScenario(_M):
     label: str = ""
 
     _a = field_validator("address")(_addr)
+
+    @model_validator(mode="after")
+    def _kind(self) -> WalletScenario:
+        if self.kind == "safe" and self.address is not None:
+            raise ValueError("a Safe is created by the sandbox: give its owners, not an address")
+        return self
 
 
 class ClientScenario(_M):

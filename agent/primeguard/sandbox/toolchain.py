@@ -92,3 +92,14 @@ def contract_artifact(name: str) -> dict[str, Any]:
     data = json.loads(matches[0].read_text())
     return {"abi": data["abi"], "bytecode": data["bytecode"]["object"],
             "deployedBytecode": data["deployedBytecode"]["object"]}
+
+
+@lru_cache(maxsize=16)
+def safe_artifact(name: str) -> dict[str, Any]:
+    """ABI and bytecode of a Safe 1.4.1 contract from npm's @safe-global/safe-contracts build."""
+    base = project_root() / "infra" / "toolchain" / "node_modules" / "@safe-global" / "safe-contracts" / "build"
+    matches = sorted((base / "artifacts" / "contracts").rglob(f"{name}.sol/{name}.json"))
+    if not matches:
+        raise ToolchainError(f"Safe artifact {name} not found under {base}: run `make setup`")
+    data = json.loads(matches[0].read_text())
+    return {"abi": data["abi"], "bytecode": data["bytecode"], "deployedBytecode": data["deployedBytecode"]}

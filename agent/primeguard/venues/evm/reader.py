@@ -185,6 +185,67 @@ class ChainReader:
 
         return list(await asyncio.gather(*(one(f) for f in feeds)))
 
+    # --- capability scan reads ---------------------------------------------------------------------
+
+    async def allowances(self, triples: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int | None]:
+        """allowance(owner, spender) per (token, owner, spender); None where the read failed."""
+        out: dict[tuple[str, str, str], int | None] = {}
+        if not triples:
+            return out
+        if self._reader is None:
+            async def one(t: tuple[str, str, str]) -> None:
+                c = self.w3.eth.contract(address=t[0], abi=ERC20_ABI)
+                try:
+                    out[t] = int(await self._call("allowance", c.functions.allowance(t[1], t[2])))
+                except Exception:
+                    out[t] = None
+
+            await asyncio.gather(*(one(t) for t in triples))
+            return out
+
+        async def chunk(part: list[tuple[str, str, str]]) -> None:
+            assert self._reader is not None
+            fn = self._reader.functions.allowances([t[0] for t in part], [t[1] for t in part], [t[2] for t in part])
+            values, oks = await self._call("allowances", fn)
+            for t, v, ok in zip(part, values, oks, strict=True):
+                out[t] = int(v) if ok else None
+
+        await asyncio.gather(*(chunk(p) for p in _chunks(triples, self._per_call(GAS_PER_TOKEN_READ))))
+        return out
+
+    async def code_sizes(self, addresses: list[str]) -> dict[str, int]:
+        if self._reader is None:
+            codes = await asyncio.gather(
+                *(guarded(self.chain, "eth_getCode", self.w3.eth.get_code(a)) for a in addresses)
+            )
+            return {a: len(c) for a, c in zip(addresses, codes, strict=True)}
+        got = await self._call("codeSizes", self._reader.functions.codeSizes(addresses))
+        return {a: int(n) for a, n in zip(addresses, got, strict=True)}
+
+    async def head(self) -> tuple[int, str]:
+        """(number, hash) of the latest block."""
+        block = await guarded(self.chain, "eth_getBlockByNumber", self.w3.eth.get_block("latest"))
+        return int(block["number"]), bytes(block["hash"]).hex()
+
+    async def block_hash(self, number: int) -> str | None:
+        try:
+            block = await guarded(self.chain, "eth_getBlockByNumber", self.w3.eth.get_block(number))
+        except Exception:
+            return None
+        return bytes(block["hash"]).hex()
+
+    async def logs(self, addresses: list[str], topics: list[Any], from_block: int, to_block: int) -> list[Any]:
+        flt: dict[str, Any] = {"address": addresses, "topics": topics, "fromBlock": from_block, "toBlock": to_block}
+        async with self._sem:
+            return list(await guarded(self.chain, "eth_getLogs", self.w3.eth.get_logs(flt)))  # type: ignore[arg-type]
+
+    async def storage_at(self, address: str, slot: int) -> bytes:
+        return bytes(await guarded(self.chain, "eth_getStorageAt", self.w3.eth.get_storage_at(address, slot)))
+
+    async def call_fn(self, address: str, abi: list[dict[str, Any]], name: str, *args: Any) -> Any:
+        c = self.w3.eth.contract(address=address, abi=abi)
+        return await self._call(name, getattr(c.functions, name)(*args))
+
     async def block_timestamp(self) -> int:
         block = await guarded(self.chain, "eth_getBlockByNumber", self.w3.eth.get_block("latest"))
         return int(block["timestamp"])

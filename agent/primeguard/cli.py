@@ -95,6 +95,27 @@ def sweep(
 
 @app.command()
 @friendly
+def capabilities(
+    config: Path = typer.Option(..., "--config", help="Agent config YAML"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+) -> None:
+    """Who can move what: API keys, dYdX authenticators, approvals, Safe owners and modules."""
+    from primeguard.config import load_config
+    from primeguard.report import capabilities_report, render_capabilities
+
+    cfg = load_config(config)
+    cursor = Path(cfg.scan.cursor_file) if cfg.scan.cursor_file else None
+    if cursor is not None and not cursor.is_absolute():
+        cursor = config.parent / cursor
+    report = asyncio.run(capabilities_report(cfg, cursor_path=cursor))
+    if as_json:
+        emit_json(report)
+    else:
+        render_capabilities(console, report)
+
+
+@app.command()
+@friendly
 def demo(
     once: bool = typer.Option(False, "--once", help="One sweep over the demo world, then exit"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (with --once)"),

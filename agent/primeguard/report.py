@@ -12,6 +12,7 @@ from rich.table import Table
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.domain.findings import Finding
+from primeguard.domain.model import Credential
 from primeguard.domain.money import decimal_str
 
 REPORT_SCHEMA = "primeguard.sweep/1"
@@ -70,3 +71,57 @@ def render_sweep(console: Console, report: dict[str, Any]) -> None:
         for x in report["findings"]:
             f.add_row(x["severity"], x["code"], x["subject"], x["message"])
         console.print(f)
+
+
+CAPABILITIES_SCHEMA = "primeguard.capabilities/1"
+
+
+def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": c.id, "account": c.account_id, "client": client_of.get(c.account_id), "venue": c.venue.value,
+        "chain": c.chain, "kind": c.kind, "holder": c.holder.value,
+        "capabilities": sorted(x.value for x in c.capabilities), "moves_funds": c.moves_funds,
+        "ip_restricted": c.ip_restricted, "expires_at": None if c.expires_at is None else c.expires_at.isoformat(),
+        "details": {k: v for k, v in c.details.items()},
+    }
+
+
+async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None = None) -> dict[str, Any]:
+    """Who can move what, on every venue, in one vocabulary; findings (violations) first."""
+    from primeguard.venues.evm.scan import JsonCursorStore, MemoryCursorStore, capabilities_from_scan, scan_all
+
+    store = JsonCursorStore(cursor_path) if cursor_path is not None else MemoryCursorStore()
+    scans = await scan_all(cfg, store)
+    creds, findings = capabilities_from_scan(cfg, scans)
+    obs, _ = await collect(cfg)
+    for snap in obs.snapshots:
+        if snap.account.venue.value != "evm":
+            creds.extend(snap.credentials)
+            findings.extend(f for f in snap.findings if f not in findings)
+    client_of = {a.id: a.client for a in (*cfg.wallets, *cfg.cex_accounts, *cfg.dydx_accounts)}
+    findings.sort(key=lambda f: (-f.severity, f.code.value, f.subject))
+    return {
+        "schema": CAPABILITIES_SCHEMA,
+        "taken_at": obs.taken_at.isoformat(),
+        "findings": [finding_json(f) for f in findings],
+        "credentials": [credential_json(c, client_of) for c in sorted(creds, key=lambda c: (c.account_id, c.id))],
+        "scans": [{"chain": s.chain, "from_block": s.scanned_from, "to_block": s.scanned_to,
+                   "approvals": len(s.approvals), "round_trips": s.round_trips} for s in scans],
+    }
+
+
+def render_capabilities(console: Console, report: dict[str, Any]) -> None:
+    f = Table(title="who can move what: findings (worst first)")
+    for col in ("severity", "code", "client", "subject", "message"):
+        f.add_column(col)
+    for x in report["findings"]:
+        f.add_row(x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
+    console.print(f)
+    t = Table(title="credentials and on-chain powers")
+    for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities"):
+        t.add_column(col)
+    for c in report["credentials"]:
+        caps = ", ".join(c["capabilities"])
+        t.add_row(c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
+                  f"[red]{caps}[/red]" if c["moves_funds"] else caps)
+    console.print(t)

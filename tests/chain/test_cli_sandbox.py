@@ -28,10 +28,19 @@ def test_up_sweep_down(repo, tmp_path):
         report = json.loads(out.stdout)
         assert report["schema"] == "primeguard.sweep/1"
         clients = {c["client"]: c for c in report["clients"]}
-        # firm-a: 10 ETH + 50 WETH at 3000 + 250000 USDC at 1
-        assert clients["firm-a"]["collateral_usd"] == "430000"
+        # firm-a: 10 ETH + 50 WETH at 3000 + 250000 USDC at 1, plus 10000 USDC in its Safe
+        assert clients["firm-a"]["collateral_usd"] == "440000"
         eth = next(p for p in report["prices"] if p["asset"] == "ETH")
         assert eth["price"] == "3000" and eth["source"] == "oracle" and eth["age_s"] >= 0
+        caps = run("capabilities", "--config", state["config"], "--json", cwd=repo)
+        assert caps.returncode == 0, caps.stderr
+        cap = json.loads(caps.stdout)
+        assert cap["schema"] == "primeguard.capabilities/1"
+        codes = [f["code"] for f in cap["findings"]]
+        assert {"unlimited_approval", "safe_module_enabled", "safe_low_threshold"} <= set(codes)
+        assert codes.index("unlimited_approval") < codes.index("unknown_spender")  # worst first
+        kinds = {c["kind"] for c in cap["credentials"]}
+        assert {"erc20_approval", "safe_module", "safe_owners", "evm_eoa"} <= kinds
     finally:
         down = run("sandbox", "down", "--dir", str(workdir), cwd=repo)
     assert down.returncode == 0, down.stderr

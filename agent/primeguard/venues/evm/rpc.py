@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from web3 import AsyncHTTPProvider, AsyncWeb3
+import aiohttp
+from web3 import AsyncWeb3
+from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.exceptions import ContractLogicError, Web3Exception
 
 from primeguard.domain.errors import ChainError, VenueUnavailable
@@ -13,23 +15,44 @@ from primeguard.domain.errors import ChainError, VenueUnavailable
 T = TypeVar("T")
 
 
-class CountingProvider(AsyncHTTPProvider):
-    """AsyncHTTPProvider that counts HTTP round trips actually sent (a JSON-RPC batch counts once).
+class CountingProvider(AsyncJSONBaseProvider):
+    """JSON-RPC over HTTP with our own aiohttp session, counting round trips (a batch counts once).
 
-    No retries: a failed read must surface as a finding, not be hidden by a retry loop.
+    We do not use web3's AsyncHTTPProvider: its session cache guards every request with one
+    class-wide ``threading.Lock`` shared with all sync providers in the process, acquired from a
+    thread pool; a cancelled request can leave it held and deadlock unrelated sync calls (seen
+    in CI). One session per reader, no retries: a failed read must surface as a finding.
     """
 
     def __init__(self, url: str, timeout_s: float) -> None:
-        super().__init__(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
+        super().__init__()
+        self.endpoint_uri = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
         self.round_trips = 0
 
-    async def _make_request(self, method: Any, request_data: bytes) -> bytes:
+    async def _post(self, body: bytes) -> bytes:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         self.round_trips += 1
-        return await super()._make_request(method, request_data)
+        async with self._session.post(self.endpoint_uri, data=body,
+                                      headers={"Content-Type": "application/json"}) as resp:
+            resp.raise_for_status()
+            return await resp.read()
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        return self.decode_rpc_response(await self._post(self.encode_rpc_request(method, params)))
 
     async def make_batch_request(self, requests: Any) -> Any:
-        self.round_trips += 1
-        return await super().make_batch_request(requests)
+        response = self.decode_rpc_response(await self._post(self.encode_batch_rpc_request(requests)))
+        if isinstance(response, list):
+            return sorted(response, key=lambda r: int(r.get("id", 0)))
+        return response
+
+    async def disconnect(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def connect(rpc_url: str, timeout_s: float = 5.0) -> tuple[AsyncWeb3, CountingProvider]:

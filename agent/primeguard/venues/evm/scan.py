@@ -182,16 +182,19 @@ async def discover_pairs(reader: ChainReader, tokens: list[str], owners: list[st
 
 async def discover_pairs_naive(reader: ChainReader, tokens: list[str], owners: list[str], start: int, end: int,
                                chunk: int) -> set[Pair]:
-    """Baseline: a separate getLogs walk for every (wallet, token)."""
-    found: set[Pair] = set()
+    """Baseline: a separate getLogs walk for every (wallet, token), as many in flight as the reader allows."""
     cs = reader.w3.to_checksum_address
-    for owner in owners:
-        for token in tokens:
-            for a in range(start, end + 1, chunk):
-                for log in await reader.logs([token], [APPROVAL_TOPIC, [_topic_address(owner)]], a,
-                                             min(end, a + chunk - 1)):
-                    found.add((cs(log["address"]), owner, _address_from_topic(log["topics"][2], cs)))
-    return found
+
+    async def walk(owner: str, token: str) -> set[Pair]:
+        got: set[Pair] = set()
+        for a in range(start, end + 1, chunk):
+            for log in await reader.logs([token], [APPROVAL_TOPIC, [_topic_address(owner)]], a,
+                                         min(end, a + chunk - 1)):
+                got.add((cs(log["address"]), owner, _address_from_topic(log["topics"][2], cs)))
+        return got
+
+    parts = await asyncio.gather(*(walk(o, t) for o in owners for t in tokens))
+    return set().union(*parts) if parts else set()
 
 
 async def read_safe(reader: ChainReader, address: str) -> SafeInfo | None:

@@ -52,7 +52,7 @@ def _scan(cfg, store=None):
 def test_approvals_found_and_classified(sandbox_factory):
     sb = sandbox_factory(WORLD)
     cfg = sb.config().model_copy(update={"known_spenders": (KnownSpenderConfig(address=ROUTER, label="router"),)})
-    scans, (creds, findings), _ = _scan(cfg)
+    _scans, (creds, findings), _ = _scan(cfg)
     approvals = {(c.chain, c.details["token"], c.details["spender"]): c for c in creds if c.kind == "erc20_approval"}
     assert set(approvals) == {("ethereum", "USDC", SPENDER), ("ethereum", "WETH", ROUTER),
                               ("arbitrum", "USDC", SPENDER)}
@@ -71,7 +71,7 @@ def test_approvals_found_and_classified(sandbox_factory):
 def test_revoked_approval_disappears_and_rescan_is_idempotent(sandbox_factory):
     sb = sandbox_factory(WORLD)
     cfg = sb.config()
-    scans1, (creds1, _), store = _scan(cfg)
+    scans1, (_creds1, _), store = _scan(cfg)
     again = asyncio.run(scan_all(cfg, store))  # resumes from the cursor, re-scans the reorg window
     assert sorted(a.spender for s in again for a in s.approvals) == sorted(a.spender for s in scans1
                                                                             for a in s.approvals)
@@ -114,7 +114,7 @@ def test_config_says_safe_but_chain_says_eoa(sandbox_factory):
     cfg = sb.config()
     wallets = tuple(w.model_copy(update={"kind": "safe"}) if w.kind == "eoa" and w.client == "firm-a" else w
                     for w in cfg.wallets)
-    _, (creds, findings), _ = _scan(cfg.model_copy(update={"wallets": wallets}))
+    _, (_creds, findings), _ = _scan(cfg.model_copy(update={"wallets": wallets}))
     mismatch = [f for f in findings if f.code is FindingCode.WALLET_KIND_MISMATCH]
     assert len(mismatch) == 1 and "is configured as safe but" in mismatch[0].message
 

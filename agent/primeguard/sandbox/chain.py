@@ -20,7 +20,7 @@ from web3.contract import Contract
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
 from primeguard.sandbox.anvil import SANDBOX_MNEMONIC, AnvilNode
-from primeguard.sandbox.safes import SafeDeployment, create_safe, deploy_safe_infra
+from primeguard.sandbox.safes import SafeDeployment, create_safe, deploy_safe_infra, impersonated
 from primeguard.sandbox.scenario import (
     MAINNET_FEEDS,
     MAINNET_TOKENS,
@@ -170,15 +170,12 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
 def _apply_approvals(w3: Web3, approvals: Any, tokens: dict[str, Contract], owner: str) -> None:
     if not approvals:
         return
-    w3.provider.make_request("anvil_impersonateAccount", [owner])  # type: ignore[arg-type]
-    if w3.eth.get_balance(owner) == 0:
-        w3.provider.make_request("anvil_setBalance", [owner, hex(10**17)])  # type: ignore[arg-type]
-    for ap in approvals:
-        tok = tokens[ap.token]
-        amount = UINT256_MAX if ap.amount == "unlimited" else parse_base_units(
-            ap.amount, MAINNET_TOKENS[ap.token][1], what="approval", allow_zero=True)
-        _send(tok.functions.approve(ap.spender, amount), owner)
-    w3.provider.make_request("anvil_stopImpersonatingAccount", [owner])  # type: ignore[arg-type]
+    with impersonated(w3, owner):
+        for ap in approvals:
+            tok = tokens[ap.token]
+            amount = UINT256_MAX if ap.amount == "unlimited" else parse_base_units(
+                ap.amount, MAINNET_TOKENS[ap.token][1], what="approval", allow_zero=True)
+            _send(tok.functions.approve(ap.spender, amount), owner)
 
 
 def wait_mined(w3: Web3, timeout: float = 10) -> None:

@@ -7,6 +7,8 @@ only callable by the Safe), which the sandbox does by impersonating the Safe on 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,15 +50,24 @@ def deploy_safe_infra(w3: Web3, sender: str) -> SafeDeployment:
 def _as_safe(w3: Web3, safe: str, fn_name: str, *args: Any) -> None:
     """Call an ``authorized`` Safe function from the Safe itself (anvil impersonation)."""
     contract = w3.eth.contract(address=safe, abi=safe_artifact("Safe")["abi"])
-    w3.provider.make_request("anvil_impersonateAccount", [safe])  # type: ignore[arg-type]
-    try:
-        if w3.eth.get_balance(safe) < 10**16:
-            w3.provider.make_request("anvil_setBalance", [safe, hex(10**17)])  # type: ignore[arg-type]
+    with impersonated(w3, safe):
         tx = getattr(contract.functions, fn_name)(*args).transact({"from": safe})
         if w3.eth.wait_for_transaction_receipt(tx)["status"] != 1:
             raise SandboxError(f"Safe {fn_name} reverted on {safe}")
+
+
+@contextmanager
+def impersonated(w3: Web3, account: str) -> Iterator[None]:
+    """Send transactions as ``account`` on anvil; its ETH balance is restored afterwards so the
+    scenario's balances stay exact (the gas we spend is not the client's)."""
+    before = w3.eth.get_balance(account)
+    w3.provider.make_request("anvil_impersonateAccount", [account])  # type: ignore[arg-type]
+    w3.provider.make_request("anvil_setBalance", [account, hex(before + 10**18)])  # type: ignore[arg-type]
+    try:
+        yield
     finally:
-        w3.provider.make_request("anvil_stopImpersonatingAccount", [safe])  # type: ignore[arg-type]
+        w3.provider.make_request("anvil_stopImpersonatingAccount", [account])  # type: ignore[arg-type]
+        w3.provider.make_request("anvil_setBalance", [account, hex(before)])  # type: ignore[arg-type]
 
 
 def create_safe(w3: Web3, infra: SafeDeployment, spec: SafeScenario, owners: list[str], salt: int,

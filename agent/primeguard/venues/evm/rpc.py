@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 from web3 import AsyncWeb3
-from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.exceptions import ContractLogicError, Web3Exception
+from web3.providers.async_base import AsyncJSONBaseProvider
 
 from primeguard.domain.errors import ChainError, VenueUnavailable
 

@@ -226,7 +226,7 @@ def _slot_address(raw: bytes, reader: ChainReader) -> str | None:
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in v.split("+")[0].split(".")[:3])
+        return tuple(int(x) for x in v.split("+", maxsplit=1)[0].split(".")[:3])
     except ValueError:
         return (0,)
 
@@ -256,10 +256,9 @@ async def _scan(reader: ChainReader, cfg: PrimeguardConfig, chain: ChainConfig, 
     state = store.load(chain.id)
     known: set[Pair] = set(state.pairs) if state else set()
     start = scan.from_block if state is None else max(scan.from_block, state.last_block - scan.reorg_depth + 1)
-    if state is not None and state.last_block <= head:
-        # The block we stopped at is gone (reorg deeper than reorg_depth): rescan from the start.
-        if await reader.block_hash(state.last_block) != state.last_hash:
-            start, known = scan.from_block, set()
+    # The block we stopped at is gone (reorg deeper than reorg_depth): rescan from the start.
+    if state is not None and state.last_block <= head and await reader.block_hash(state.last_block) != state.last_hash:
+        start, known = scan.from_block, set()
     owners = [w.address for w in wallets]
     known |= await discover_pairs(reader, [t.address for t in tokens], owners, start, head, scan.log_chunk_blocks)
     result.scanned_from, result.scanned_to = start, head
@@ -345,6 +344,9 @@ def capabilities_from_scan(cfg: PrimeguardConfig, scans: list[ChainScan]) -> tup
     return creds, findings
 
 
+_KIND_WORDS = {"eoa": "an EOA", "safe": "a Safe", "contract": "a contract"}
+
+
 def _wallet_capabilities(facts: WalletFacts, chain: str) -> tuple[list[Credential], list[Finding]]:
     w = facts.wallet
     creds: list[Credential] = []
@@ -352,7 +354,7 @@ def _wallet_capabilities(facts: WalletFacts, chain: str) -> tuple[list[Credentia
     if facts.kind != w.kind:
         findings.append(Finding(FindingCode.WALLET_KIND_MISMATCH, Severity.HIGH, w.id,
                                 f"{w.id} is configured as {w.kind} but {w.address} on {chain} is "
-                                f"{'an EOA' if facts.kind == 'eoa' else 'a Safe' if facts.kind == 'safe' else 'a contract'}",
+                                f"{_KIND_WORDS[facts.kind]}",
                                 venue="evm", chain=chain, client_id=w.client))
     if facts.kind == "eoa":
         creds.append(Credential(f"eoa:{chain}:{w.address}", w.id, VenueKind.EVM, "evm_eoa", Holder.UNKNOWN,

@@ -11,14 +11,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from web3 import Web3  # noqa: E402
+from tests.bench.benchlib import Result, report, timed
+from web3 import Web3
 
-from primeguard.sandbox.anvil import start_anvil  # noqa: E402
-from primeguard.sandbox.chain import derived_account  # noqa: E402
-from primeguard.sandbox.toolchain import contract_artifact  # noqa: E402
-from primeguard.venues.evm.reader import ChainReader  # noqa: E402
-from primeguard.venues.evm.scan import discover_pairs, discover_pairs_naive  # noqa: E402
-from tests.bench.benchlib import Result, report, timed  # noqa: E402
+from primeguard.sandbox.anvil import start_anvil
+from primeguard.sandbox.chain import derived_account
+from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.reader import ChainReader
+from primeguard.venues.evm.scan import discover_pairs, discover_pairs_naive
 
 WALLETS, TOKENS, BLOCKS, APPROVERS, CHUNK = 500, 10, 50_000, 100, 10_000
 # anvil's cost per mined block grows with chain length (measured ~1 µs × height), so mining 50,000

@@ -177,6 +177,27 @@ class ScanConfig(Strict):
     cursor_file: str | None = None  # JSON cursor when no database is configured
 
 
+class VaultConfig(Strict):
+    """A CollateralVault holding a client's collateral (its balances count in the sweep)."""
+
+    id: Identifier
+    client: Identifier
+    chain: Identifier
+    address: str
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class CustodyConfig(Strict):
+    """Signing keys for on-chain custody: encrypted keystores, password from env/file/prompt."""
+
+    treasury_keystore: str
+    guardian_keystore: str | None = None
+    password: SecretRef | None = None  # None: prompt on a terminal
+    gas_limit: int = Field(default=250_000, gt=21_000)
+    receipt_timeout_s: float = Field(default=60, gt=0)
+
+
 class StoreConfig(Strict):
     url: str = "sqlite:///primeguard.db"
 
@@ -196,6 +217,8 @@ class PrimeguardConfig(Strict):
     cex_accounts: tuple[CexAccountConfig, ...] = ()
     dydx_accounts: tuple[DydxAccountConfig, ...] = ()
     known_spenders: tuple[KnownSpenderConfig, ...] = ()
+    vaults: tuple[VaultConfig, ...] = ()
+    custody: CustodyConfig | None = None
     scan: ScanConfig = ScanConfig()
 
     @model_validator(mode="after")
@@ -218,9 +241,12 @@ class PrimeguardConfig(Strict):
         for acct in (*self.wallets, *self.cex_accounts, *self.dydx_accounts):
             if acct.client not in clients:
                 raise ValueError(f"account {acct.id}: unknown client {acct.client!r}")
-        for w in self.wallets:
+        for w in (*self.wallets, *self.vaults):
             if w.chain not in chains:
                 raise ValueError(f"wallet {w.id}: unknown chain {w.chain!r}")
+        for v in self.vaults:
+            if v.client not in clients:
+                raise ValueError(f"vault {v.id}: unknown client {v.client!r}")
         if self.production:
             for a in self.cex_accounts:
                 for c in a.credentials:

@@ -56,6 +56,7 @@ class DeployedChain:
     feeds: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # asset -> (addr, decimals, heartbeat)
     wallets: list[dict[str, Any]] = field(default_factory=list)  # client, address, kind, label
     safe_infra: SafeDeployment | None = None
+    vaults: list[Any] = field(default_factory=list)  # DeployedVault
 
 
 def _w3(node: AnvilNode) -> Web3:
@@ -164,6 +165,11 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
             _apply_approvals(w3, wallet.approvals, token_contracts, address)
             out.wallets.append({"client": client.id, "address": address, "kind": wallet.kind,
                                 "label": wallet.label or f"{client.id} wallet {n + 1}", "index": index - 1})
+    from primeguard.sandbox.vaults import deploy_vault
+
+    for client in scenario.clients:
+        if client.vault is not None and client.vault.chain == chain.id:
+            out.vaults.append(deploy_vault(w3, client.id, client.vault, out.tokens, deployer, w3.eth.accounts[1]))
     return out
 
 

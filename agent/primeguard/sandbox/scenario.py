@@ -132,6 +132,28 @@ class WalletScenario(_M):
         return self
 
 
+class VaultEntryScenario(_M):
+    asset: str  # token symbol or "ETH"
+    address: str
+    label: str = ""
+    pending: bool = False  # still inside its timelock at start
+
+    _a = field_validator("address")(_addr)
+
+
+class VaultScenario(_M):
+    """A CollateralVault holding a client's collateral: only allowlisted destinations, velocity
+    limits per asset and window, a guardian (the agent) that may pause."""
+
+    chain: str = "ethereum"
+    timelock_s: int = Field(default=48 * 3600, ge=0)
+    window_s: int = Field(default=86400, gt=0)
+    limits: dict[str, NonNeg] = Field(default_factory=dict)  # asset -> max per window (whole units)
+    native: NonNeg = Decimal(0)
+    tokens: dict[str, NonNeg] = Field(default_factory=dict)
+    allowlist: tuple[VaultEntryScenario, ...] = ()
+
+
 class ClientScenario(_M):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     name: str = ""
@@ -140,6 +162,7 @@ class ClientScenario(_M):
     wallets: tuple[WalletScenario, ...] = ()
     cex: tuple[CexAccountScenario, ...] = ()
     dydx: tuple[DydxAccountScenario, ...] = ()
+    vault: VaultScenario | None = None
 
 
 class EventScenario(_M):
@@ -179,6 +202,14 @@ class Scenario(_M):
                 for sym in [*w.tokens, *(a.token for a in w.approvals)]:
                     if sym not in chains[w.chain].tokens:
                         raise ValueError(f"client {c.id}: unknown token {sym!r} on chain {w.chain}")
+            if c.vault is not None:
+                v = c.vault
+                if v.chain not in chains:
+                    raise ValueError(f"client {c.id}: vault on unknown chain {v.chain!r}")
+                known = {*chains[v.chain].tokens, "ETH"}
+                for sym in [*v.tokens, *v.limits, *(e.asset for e in v.allowlist)]:
+                    if sym not in known:
+                        raise ValueError(f"client {c.id}: unknown vault asset {sym!r} on chain {v.chain}")
         for v in self.faults:
             if v not in ("binance", "okx", "bybit", "dydx", "dydx-node", "evm"):
                 raise ValueError(f"faults: unknown venue {v!r}")

@@ -7,6 +7,7 @@ Nothing starts before the scenario validates.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -93,7 +94,7 @@ class Sandbox:
     def config_dict(self) -> dict[str, Any]:
         secrets_dir = self.workdir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        chains, tokens, feeds, wallets = [], [], [], []
+        chains, tokens, feeds, wallets, vaults = [], [], [], [], []
         for cid, d in self.chains.items():
             chains.append({"id": cid, "chain_id": d.chain.chain_id, "rpc_url": d.node.rpc_url,
                            "ws_url": d.node.ws_url, "batch_reader": d.batch_reader,
@@ -102,6 +103,11 @@ class Sandbox:
                 tokens.append({"symbol": sym, "chain": cid, "address": addr, "decimals": dec, "asset": asset})
             for asset, (addr, dec, hb) in d.feeds.items():
                 feeds.append({"asset": asset, "chain": cid, "address": addr, "decimals": dec, "heartbeat_s": hb})
+            for v in d.vaults:
+                vaults.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
+                               "address": v.address})
+                wallets.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
+                                "address": v.address, "kind": "contract", "label": "collateral vault"})
             counters: dict[str, int] = {}
             for w in d.wallets:
                 counters[w["client"]] = counters.get(w["client"], 0) + 1
@@ -118,8 +124,10 @@ class Sandbox:
             "policy_dir": self.policy_dir or str(_repo_policies()),
             "store": {"url": self.store_url or f"sqlite:///{self.workdir / 'primeguard.db'}"},
             "chains": chains, "tokens": tokens, "feeds": feeds, "clients": clients, "wallets": wallets,
-            "cex_accounts": [], "dydx_accounts": [],
+            "cex_accounts": [], "dydx_accounts": [], "vaults": vaults,
         }
+        if vaults:
+            cfg["custody"] = self._write_keystores(secrets_dir)
         if self.cex is not None:
             cfg["cex_accounts"] = [a.model_dump(mode="json", exclude_none=True)
                                    for a in self.cex.config_accounts(secrets_dir)]
@@ -127,6 +135,33 @@ class Sandbox:
             cfg["dydx_accounts"] = [a.model_dump(mode="json", exclude_none=True)
                                     for a in self.dydx.config_accounts()]
         return cfg
+
+    def _write_keystores(self, secrets_dir: Path) -> dict[str, Any]:
+        """Encrypted keystores for the sandbox treasury and guardian keys (throwaway keys), with a
+        random password in a 0600 file; production configs take the password from the environment."""
+        import secrets as pysecrets
+
+        from eth_account import Account as EthAccount
+
+        from primeguard.sandbox.chain import derived_account
+        from primeguard.sandbox.vaults import GUARDIAN_KEY_INDEX, TREASURY_KEY_INDEX
+
+        pw_file = secrets_dir / "keystore-password"
+        if not pw_file.exists():
+            pw_file.write_text(pysecrets.token_urlsafe(24))
+            pw_file.chmod(0o600)
+        password = pw_file.read_text()
+        paths = {}
+        for name, index in (("treasury", TREASURY_KEY_INDEX), ("guardian", GUARDIAN_KEY_INDEX)):
+            path = secrets_dir / f"{name}.keystore.json"
+            if not path.exists():
+                # Light scrypt parameters: sandbox keys only, and tests open them many times.
+                blob = EthAccount.encrypt(derived_account(index)[1], password, kdf="scrypt", iterations=2**10)
+                path.write_text(json.dumps(blob))
+                path.chmod(0o600)
+            paths[name] = str(path)
+        return {"treasury_keystore": paths["treasury"], "guardian_keystore": paths["guardian"],
+                "password": {"file": str(pw_file)}}
 
     def _write_config(self) -> Path:
         path = self.workdir / "config.yaml"

@@ -1,0 +1,1 @@
+"""Custody: withdrawal lifecycle, four-eyes approvals, keystore signing, vault execution."""

@@ -1,0 +1,115 @@
+"""Execute withdrawals through a CollateralVault: build, sign, broadcast, confirm.
+
+Crash safety rests on the nonce: a withdrawal reserves a nonce and records the signed hash before
+broadcast. After a crash, the same nonce is reused (re-signed if needed), so at most one
+transaction for that withdrawal can ever be mined: no double send, whatever failed when.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3RPCError
+
+from primeguard.custody.signer import KeystoreSigner, SignedTx
+from primeguard.domain.errors import ChainError, CustodyError
+from primeguard.sandbox.toolchain import contract_artifact
+
+NATIVE = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    tx_hash: str
+    status: str  # "confirmed" | "failed" | "pending"
+    block: int | None = None
+    error: str | None = None
+
+
+def vault_abi() -> list[dict[str, Any]]:
+    abi: list[dict[str, Any]] = contract_artifact("CollateralVault")["abi"]
+    return abi
+
+
+class VaultExecutor:
+    """Talks to one vault on one chain with one signer (treasury or guardian)."""
+
+    def __init__(self, rpc_url: str, vault: str, signer: KeystoreSigner, *, gas_limit: int = 250_000,
+                 timeout_s: float = 10) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+        self.vault = self.w3.eth.contract(address=Web3.to_checksum_address(vault), abi=vault_abi())
+        self.signer = signer
+        self.gas_limit = gas_limit
+
+    # reads ------------------------------------------------------------------------------------
+
+    def is_allowed(self, asset: str, destination: str) -> bool:
+        return bool(self.vault.functions.isAllowed(asset, destination).call())
+
+    def remaining(self, asset: str) -> int:
+        return int(self.vault.functions.remainingInWindow(asset).call())
+
+    def paused(self) -> bool:
+        return bool(self.vault.functions.paused().call())
+
+    def next_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
+
+    # writes -----------------------------------------------------------------------------------
+
+    def _tx(self, fn: Any, nonce: int) -> dict[str, Any]:
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        tip = 10**9
+        return fn.build_transaction({
+            "from": self.signer.address, "nonce": nonce, "gas": self.gas_limit, "chainId": self.w3.eth.chain_id,
+            "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * int(base) + tip,
+        })
+
+    def sign_withdraw(self, asset: str, destination: str, amount: int, ref: bytes, nonce: int) -> SignedTx:
+        fn = self.vault.functions.withdraw(Web3.to_checksum_address(asset), Web3.to_checksum_address(destination),
+                                           amount, ref)
+        return self.signer.sign(self._tx(fn, nonce))
+
+    def sign_pause(self, nonce: int) -> SignedTx:
+        return self.signer.sign(self._tx(self.vault.functions.pause(), nonce))
+
+    def broadcast(self, signed: SignedTx) -> str:
+        """Send a signed transaction. "Already known" counts as sent (it is the same transaction)."""
+        try:
+            return "0x" + bytes(self.w3.eth.send_raw_transaction(signed.raw)).hex()
+        except Web3RPCError as exc:
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                return signed.tx_hash
+            if "nonce too low" in text:
+                # Something with this nonce was mined already: the caller checks which.
+                raise CustodyError(f"nonce {signed.nonce} already used") from None
+            raise ChainError(f"broadcast rejected: {exc.rpc_response.get('error', {}).get('message', 'error')}"
+                             if hasattr(exc, "rpc_response") and exc.rpc_response else "broadcast rejected") from None
+
+    def outcome(self, tx_hash: str) -> TxOutcome:
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return TxOutcome(tx_hash, "pending")
+        if receipt["status"] == 1:
+            return TxOutcome(tx_hash, "confirmed", int(receipt["blockNumber"]))
+        return TxOutcome(tx_hash, "failed", int(receipt["blockNumber"]), "reverted on chain")
+
+    def wait(self, tx_hash: str, timeout_s: float = 60) -> TxOutcome:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out = self.outcome(tx_hash)
+            if out.status != "pending" or time.monotonic() > deadline:
+                return out
+            time.sleep(0.1)
+
+    def tx_exists(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True

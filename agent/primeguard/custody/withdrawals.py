@@ -194,7 +194,7 @@ class WithdrawalService:
         else:
             tx_hash = row.tx_hash or row.signed_tx_hash
         if state == "signed":
-            assert tx_hash is not None and row.nonce is not None or tx_hash is not None
+            assert tx_hash is not None
             if not ex.tx_exists(tx_hash):
                 # Never broadcast (crash between signing and sending): re-sign with the SAME nonce, so
                 # at most one transaction for this withdrawal can ever be mined.

@@ -1,0 +1,1 @@
+"""Contingency playbooks: margin call → halt → liquidate, as idempotent, resumable actions."""

@@ -1,0 +1,96 @@
+"""Run playbook actions exactly once, in the mode policy gives them.
+
+- An action's id is a hash of (kind, client, ladder episode, params): proposing the same action
+  twice (every sweep, every replica) inserts it once.
+- Modes: ``dry_run`` (recorded, never executed), ``needs_approval`` (a person approves first),
+  ``automatic``.
+- ``executing`` is committed before the lever runs; after a crash, actions found ``executing``
+  are run again. Levers are idempotent (client order ids derived from the action id, "already
+  paused" counts as done), so a resumed action never acts twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from primeguard.store import repos
+from primeguard.store.db import Store
+from primeguard.store.tables import ActionRow
+
+log = logging.getLogger(__name__)
+Lever = Callable[[ActionRow], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    kind: str
+    client_id: str
+    episode: str  # e.g. "firm-a:halt:2026-11-23T07:00:00+00:00": one action per ladder episode
+    mode: str = "dry_run"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        body = json.dumps([self.kind, self.client_id, self.episode, dict(self.params)], sort_keys=True, default=str)
+        return f"{self.kind}-{hashlib.sha256(body.encode()).hexdigest()[:24]}"
+
+
+class Playbook:
+    def __init__(self, store: Store, levers: Mapping[str, Lever]) -> None:
+        self.store = store
+        self.levers = dict(levers)
+
+    def propose(self, specs: list[ActionSpec], *, now: datetime | None = None) -> list[str]:
+        """Insert new actions; returns the ids that were new."""
+        now = now or datetime.now(UTC)
+        new: list[str] = []
+        with self.store.session() as s:
+            for spec in specs:
+                row = ActionRow(id=spec.id, client_id=spec.client_id, kind=spec.kind, mode=spec.mode,
+                                params={**spec.params, "episode": spec.episode})
+                if repos.insert_action_once(s, row, now=now):
+                    new.append(spec.id)
+        return new
+
+    def approve(self, action_id: str, *, approver: str, now: datetime | None = None) -> ActionRow:
+        with self.store.session() as s:
+            return repos.transition_action(s, action_id, "approved", expected="proposed", actor=approver, now=now)
+
+    async def run_ready(self, *, now: datetime | None = None, actor: str = "daemon") -> list[ActionRow]:
+        """Execute automatic proposals, approved actions, and resume ones left executing."""
+        now = now or datetime.now(UTC)
+        with self.store.session() as s:
+            ready = [a for a in repos.list_actions(s, state="executing", limit=500)]
+            ready += [a for a in repos.list_actions(s, state="approved", limit=500)]
+            ready += [a for a in repos.list_actions(s, state="proposed", limit=500) if a.mode == "automatic"]
+        done: list[ActionRow] = []
+        for action in ready:
+            done.append(await self._run(action, now=now, actor=actor))
+        return done
+
+    async def _run(self, action: ActionRow, *, now: datetime, actor: str) -> ActionRow:
+        lever = self.levers.get(action.kind)
+        if action.state != "executing":
+            with self.store.session() as s:
+                action = repos.transition_action(s, action.id, "executing", expected=action.state, actor=actor,
+                                                 now=now)
+        if lever is None:
+            with self.store.session() as s:
+                return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
+                                               error=f"no lever for action kind {action.kind!r}")
+        try:
+            result = await lever(action)
+        except Exception as exc:  # a lever failing must not stop the others; its reason is recorded
+            log.warning("action %s (%s) failed: %s", action.id, action.kind, type(exc).__name__)
+            with self.store.session() as s:
+                return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
+                                               error=f"{type(exc).__name__}: {exc}"[:500])
+        with self.store.session() as s:
+            return repos.transition_action(s, action.id, "done", expected="executing", actor=actor, now=now,
+                                           result=dict(result))

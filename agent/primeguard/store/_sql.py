@@ -28,5 +28,7 @@ def upsert_insert(session: Session, table: sa.Table) -> Any:
 
 def insert_ignore(session: Session, table: sa.Table, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING. True when the row was inserted. Safe under concurrency."""
-    stmt = upsert_insert(session, table).values(**values).on_conflict_do_nothing()
-    return rowcount(session.execute(stmt)) == 1
+    # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
+    pk = next(iter(table.primary_key.columns))
+    stmt = upsert_insert(session, table).values(**values).on_conflict_do_nothing().returning(pk)
+    return session.execute(stmt).first() is not None

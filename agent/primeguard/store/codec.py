@@ -2,7 +2,8 @@
 
 Everything the store writes into a JSON column goes through :func:`jsonable` first:
 
-* ``Decimal`` becomes its exact string (``Decimal("1.50")`` → ``"1.50"``); NaN and infinities are refused;
+* ``Decimal`` becomes its exact positional string (``Decimal("1.50")`` → ``"1.50"``, ``1E-18`` →
+  ``"0.000000000000000001"``); NaN and infinities are refused;
 * ``float`` is refused (money is never a float; pass a ``Decimal`` or a ``str``);
 * datetimes must be timezone-aware and become ISO 8601 UTC strings;
 * enums become their value, tuples and sets become lists, dataclasses and pydantic models dicts;
@@ -90,7 +91,7 @@ def jsonable(value: Any, *, path: str = "$") -> Any:
     if isinstance(value, float):
         raise StoreError(f"{path}: float {value!r} refused; store money and ratios as Decimal or str")
     if isinstance(value, Decimal):
-        return str(exact_decimal(value, what=path))
+        return format(exact_decimal(value, what=path), "f")  # positional, exact: never "1E-18"
     if isinstance(value, datetime):
         return iso(as_utc(value, what=path))
     if isinstance(value, date):

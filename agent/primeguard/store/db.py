@@ -95,10 +95,9 @@ class Store:
         session = Session(bind=bind, expire_on_commit=False, autoflush=True)
         try:
             yield session
-            if readonly:
-                session.rollback()
-            else:
+            if not readonly:
                 session.commit()
+            # readonly: close() below ends the transaction; rollback() would expire the loaded rows
         except SQLAlchemyError as exc:
             session.rollback()
             raise StoreError(f"store ({self.dialect}): {describe_db_error(exc)}") from exc

@@ -1,0 +1,41 @@
+"""Helpers shared by the store tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from primeguard.domain.decision import Decision, Outcome, ReasonCode
+from primeguard.store import Store
+from primeguard.store.tables import metadata
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus ``seconds``."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def deny(reason: ReasonCode = ReasonCode.NOT_ALLOWLISTED) -> Decision:
+    return Decision(Outcome.DENY, (reason,), ("allowlist.main",), "destination is not allowlisted", "p" * 64)
+
+
+def dump_tables(store: Store) -> str:
+    """Every row of every table (plus the migration version table) as text."""
+    out: list[str] = []
+    with store.engine.connect() as conn:
+        names = sorted(set(sa.inspect(conn).get_table_names()) | set(metadata.tables))
+        for name in names:
+            for row in conn.execute(sa.text(f'SELECT * FROM "{name}"')):
+                out.append(f"{name}: {tuple(row)!r}")
+    return "\n".join(out)
+
+
+def sql(store: Store, statement: str, **params: object) -> None:
+    """Run raw SQL outside the repositories (tampering, inspection)."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(statement), params)

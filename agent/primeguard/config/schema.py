@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from primeguard.alerts.config import AlertsConfig
 from primeguard.domain.errors import InputError
 from primeguard.domain.model import Holder
 from primeguard.domain.money import parse_address
@@ -219,6 +220,7 @@ class PrimeguardConfig(Strict):
     known_spenders: tuple[KnownSpenderConfig, ...] = ()
     vaults: tuple[VaultConfig, ...] = ()
     custody: CustodyConfig | None = None
+    alerts: AlertsConfig = AlertsConfig()
     scan: ScanConfig = ScanConfig()
 
     @model_validator(mode="after")
@@ -253,6 +255,11 @@ class PrimeguardConfig(Strict):
                     for ref in (c.api_key, c.secret, c.passphrase):
                         if ref is not None and ref.value is not None:
                             raise ValueError(f"credential {c.id}: inline secret values are not allowed in production")
+            for ch in self.alerts.channels:
+                for name in ("url", "username", "password"):
+                    ref = getattr(ch, name, None)
+                    if ref is not None and getattr(ref, "value", None) is not None:
+                        raise ValueError(f"alert channel {ch.name}: inline {name} is not allowed in production")
         return self
 
     def tokens_on(self, chain: str) -> list[TokenConfig]:

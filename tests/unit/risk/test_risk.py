@@ -5,7 +5,7 @@ staleness, Decimal exactness."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
+from decimal import Decimal as D  # noqa: N817 - short for readable worked examples
 
 import pytest
 from hypothesis import given

@@ -151,6 +151,63 @@ def demo(
             console.print("stopping the sandbox")
 
 
+@app.command()
+@friendly
+def run(
+    config: Path = typer.Option(..., "--config", help="Agent config YAML"),
+    sweep_every: float = typer.Option(10.0, "--sweep-every", help="Seconds between full sweeps"),
+    scan_every: float = typer.Option(300.0, "--scan-every", help="Seconds between capability scans"),
+    health_port: int = typer.Option(None, "--health-port", help="Serve /healthz and /metrics on this port"),
+    replica: str = typer.Option(None, "--replica", help="Replica id (several replicas share one PostgreSQL)"),
+    shards: int = typer.Option(1, "--shards", help="Split the book into this many leased shards"),
+    lease_ttl: float = typer.Option(15.0, "--lease-ttl", help="Seconds before a dead replica's shards move"),
+) -> None:
+    """Run the guardian daemon until SIGTERM."""
+    import logging
+
+    from primeguard.config import load_config
+    from primeguard.daemon.guardian import Guardian
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg = load_config(config)
+    guardian = Guardian(cfg, config_dir=config.parent.resolve(), replica_id=replica, shards=shards,
+                        lease_ttl_s=lease_ttl)
+    asyncio.run(guardian.run(sweep_every_s=sweep_every, scan_every_s=scan_every, health_port=health_port))
+
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify(
+    config: Path = typer.Option(None, "--config", help="Agent config YAML (its store)"),
+    store_url: str = typer.Option(None, "--store", help="Store URL instead of a config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check every audit entry's hash and link; exit 1 if the chain is broken."""
+    from primeguard.store import audit
+    from primeguard.store.db import open_store
+
+    url = store_url
+    if url is None:
+        from primeguard.config import load_config
+        from primeguard.daemon.guardian import _store_url
+
+        if config is None:
+            raise typer.BadParameter("give --config or --store")
+        url = _store_url(load_config(config), config.parent.resolve())
+    result = audit.verify(open_store(url))
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        console.print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} entries checked"
+                      + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

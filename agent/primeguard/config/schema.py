@@ -199,6 +199,12 @@ class CustodyConfig(Strict):
     receipt_timeout_s: float = Field(default=60, gt=0)
 
 
+class PlaybookConfig(Strict):
+    """How each ladder action runs: dry_run (default: recorded only), needs_approval, automatic."""
+
+    modes: dict[str, Literal["dry_run", "needs_approval", "automatic"]] = Field(default_factory=dict)
+
+
 class StoreConfig(Strict):
     url: str = "sqlite:///primeguard.db"
 
@@ -221,6 +227,7 @@ class PrimeguardConfig(Strict):
     vaults: tuple[VaultConfig, ...] = ()
     custody: CustodyConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
+    playbooks: PlaybookConfig = PlaybookConfig()
     scan: ScanConfig = ScanConfig()
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""The escalation ladder: healthy → warning → margin call → halt → liquidate.
+"""The escalation ladder: normal → warn → margin call → halt → liquidate.
 
 Upward moves are immediate. Downward moves need the LTV to stay below the current band's
 threshold minus the hysteresis for ``cooldown_s`` without interruption; then the client drops to
@@ -17,8 +17,8 @@ from primeguard.risk.params import LadderBands
 
 
 class LadderState(IntEnum):
-    HEALTHY = 0
-    WARNING = 1
+    NORMAL = 0
+    WARN = 1
     MARGIN_CALL = 2
     HALT = 3
     LIQUIDATE = 4
@@ -47,7 +47,7 @@ def thresholds(bands: LadderBands) -> tuple[Decimal, Decimal, Decimal, Decimal]:
 
 def level_for(ltv: Decimal, bands: LadderBands, *, margin: Decimal = Decimal(0)) -> LadderState:
     """The highest level whose threshold (minus ``margin``) the LTV reaches."""
-    level = LadderState.HEALTHY
+    level = LadderState.NORMAL
     for i, t in enumerate(thresholds(bands), start=1):
         if ltv >= t - margin:
             level = LadderState(i)
@@ -84,4 +84,4 @@ def _enter(state: LadderState, now: datetime, bands: LadderBands) -> LadderStatu
 
 
 def initial(now: datetime) -> LadderStatus:
-    return LadderStatus(LadderState.HEALTHY, now)
+    return LadderStatus(LadderState.NORMAL, now)

@@ -1,0 +1,131 @@
+"""From an Observation to per-client valuations, ladder moves and findings (no I/O here).
+
+The policy decides the parameters (tier ladder, haircuts, limits) and judges credentials; risk
+does the maths. Without an active policy everything fails closed: clients are valued with the
+strictest built-in ladder and a POLICY_MISSING finding is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from primeguard.config.schema import PrimeguardConfig
+from primeguard.domain.findings import Finding, FindingCode, Severity
+from primeguard.domain.model import Client, Credential, Loan
+from primeguard.domain.observation import Observation
+from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
+from primeguard.risk.params import LadderBands, RiskParameters
+from primeguard.risk.pricing import select_prices
+from primeguard.risk.stress import default_scenarios, stress
+from primeguard.risk.valuation import ClientBook, ClientValuation, valuate
+
+# Used only when no policy is active: strict on purpose.
+FALLBACK_PARAMS = RiskParameters(ladder=LadderBands(Decimal("0.4"), Decimal("0.5"), Decimal("0.6"), Decimal("0.7")))
+
+
+@dataclass(frozen=True)
+class LadderMove:
+    client_id: str
+    previous: LadderStatus
+    current: LadderStatus
+    ltv: Decimal | None
+
+
+@dataclass
+class Evaluation:
+    valuations: dict[str, ClientValuation] = field(default_factory=dict)
+    ladder: dict[str, LadderStatus] = field(default_factory=dict)
+    moves: list[LadderMove] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    stress: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    params: dict[str, RiskParameters] = field(default_factory=dict)
+
+
+def loan_of(cfg: PrimeguardConfig, client_id: str, default_start: datetime) -> Loan | None:
+    c = next((c for c in cfg.clients if c.id == client_id), None)
+    if c is None or c.loan is None:
+        return None
+    start = datetime.fromisoformat(c.loan.start) if c.loan.start else default_start
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return Loan(client_id, c.loan.principal, c.loan.asset, c.loan.annual_rate, start)
+
+
+def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
+             ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
+             loan_start: datetime, clients: set[str] | None = None,
+             extra_credentials: tuple[Credential, ...] = ()) -> Evaluation:
+    now = obs.taken_at
+    out = Evaluation()
+    if policy is None:
+        out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.CRITICAL, "policy",
+                                    "no active approved policy: withdrawals are denied and the strictest "
+                                    "built-in ladder is used", details={"reason": "policy_missing"}))
+    heartbeats = {f"{f.chain}:{f.address}": f.heartbeat_s for f in cfg.feeds}
+    for client in cfg.clients:
+        if clients is not None and client.id not in clients:
+            continue
+        tier = policy.tier_of(client.id) if policy is not None else client.tier
+        try:
+            params = policy.risk_parameters(tier) if policy is not None else FALLBACK_PARAMS
+        except Exception as exc:  # unknown tier in the policy: fail closed with the strict ladder
+            out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, client.id, str(exc),
+                                        client_id=client.id))
+            params = FALLBACK_PARAMS
+        out.params[client.id] = params
+        snaps = obs.for_client(client.id)
+        balances = tuple(b for s in snaps if s.ok for b in s.balances)
+        positions = tuple(p for s in snaps if s.ok for p in s.positions)
+        venues = {s.account.id: (s.account.venue.value if s.account.venue.value != "evm"
+                                 else f"evm:{s.account.chain}") for s in snaps}
+        book = ClientBook(Client(client.id, client.name or client.id, tier), loan_of(cfg, client.id, loan_start),
+                          balances, positions, tuple(s.account.id for s in snaps if not s.ok), venues,
+                          peaks.get(client.id))
+        wanted = {b.asset for b in balances} | {p.underlying for p in positions}
+        prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
+        val = valuate(book, prices, params, now, tier=tier)
+        out.valuations[client.id] = val
+        out.findings.extend(val.findings)
+        prev = ladder.get(client.id) or initial(now)
+        # A blind client holds its rung: the visible LTV is only a bound, and halting or liquidating
+        # on a data outage does harm of its own. The blind-spot alert brings a person in instead.
+        cur = step(prev, None if val.blind else val.ltv, now, params.ladder, blind=val.blind)
+        out.ladder[client.id] = cur
+        if cur.state != prev.state:
+            out.moves.append(LadderMove(client.id, prev, cur, val.ltv))
+        if cur.state >= LadderState.WARN:
+            code = {LadderState.WARN: FindingCode.LTV_WARNING, LadderState.MARGIN_CALL: FindingCode.LTV_MARGIN_CALL,
+                    LadderState.HALT: FindingCode.LTV_HALT, LadderState.LIQUIDATE: FindingCode.LTV_LIQUIDATE}[cur.state]
+            sev = {LadderState.WARN: Severity.WARNING, LadderState.MARGIN_CALL: Severity.HIGH}.get(
+                cur.state, Severity.CRITICAL)
+            out.findings.append(Finding(code, sev, client.id,
+                                        f"{client.id}: LTV {_pct(val.ltv)} puts it at {cur.state.label.replace('_', ' ')}",
+                                        client_id=client.id, details={"ltv": str(val.ltv)}))
+        out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
+                                 for sc in default_scenarios(set(venues.values()))]
+    if policy is not None:
+        out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
+    return out
+
+
+def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: Any,
+                         extra: tuple[Credential, ...], now: datetime) -> list[Finding]:
+    from primeguard.policy.engine import evaluate_capabilities
+    from primeguard.policy.inputs import CapabilityInput
+
+    creds = [c for s in obs.snapshots for c in s.credentials] + list(extra)
+    accounts = {s.account.id: s.account for s in obs.snapshots}
+    result = evaluate_capabilities(policy, CapabilityInput(credentials=creds, accounts=accounts, now=now))
+    return list(result.findings)
+
+
+def _pct(x: Decimal | None) -> str:
+    if x is None:
+        return "unknown"
+    if x == Decimal("Infinity"):
+        return "infinite"
+    return f"{x * 100:.2f}%"

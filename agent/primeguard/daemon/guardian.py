@@ -1,0 +1,319 @@
+"""The guardian daemon: scheduled sweeps, instant reaction to oracle updates, alerts, playbooks,
+and a health/metrics endpoint. ``primeguard run --config FILE``.
+
+A sweep: collect every venue → evaluate (risk + policy) → store (snapshots, metrics, findings,
+audit) → alerts → playbook proposals → run ready actions. Every step survives venue faults: a
+venue that fails becomes blind-spot findings, never a stopped daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from primeguard.alerts.model import LadderEvent
+from primeguard.alerts.notifier import Notifier
+from primeguard.config.schema import PrimeguardConfig
+from primeguard.daemon.evaluate import Evaluation, evaluate
+from primeguard.daemon.leases import ShardLeases
+from primeguard.daemon.sweep import collect
+from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
+from primeguard.domain.model import Credential
+from primeguard.domain.observation import Observation
+from primeguard.playbooks.engine import ActionSpec, Playbook
+from primeguard.playbooks.levers import margin_call_lever, vault_pause_lever
+from primeguard.risk.ladder import LadderState, LadderStatus
+from primeguard.store import repos
+from primeguard.store.db import Store, open_store
+
+log = logging.getLogger(__name__)
+
+# What each ladder level asks the playbooks to do. Every action defaults to dry_run (recorded,
+# never executed); the config's ``playbooks.modes`` turns them to needs_approval or automatic.
+LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
+    LadderState.MARGIN_CALL: ("margin_call",),
+    LadderState.HALT: ("halt_vault", "halt_cex"),
+    LadderState.LIQUIDATE: ("halt_vault", "halt_cex", "liquidate_cex"),
+}
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    seconds: float
+    evaluation: Evaluation
+    observation: Observation
+    deliveries: int
+
+
+class Guardian:
+    def __init__(self, cfg: PrimeguardConfig, *, config_dir: Path, store: Store | None = None,
+                 replica_id: str | None = None, shards: int = 1, lease_ttl_s: float = 15.0,
+                 action_modes: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.config_dir = config_dir
+        self.store = store or open_store(_store_url(cfg, config_dir), migrate=True)
+        self.replica_id = replica_id or f"replica-{uuid.uuid4().hex[:8]}"
+        self.leases = ShardLeases(self.store, self.replica_id, shards=shards, ttl_s=lease_ttl_s) if shards > 1 else None
+        self.notifier = Notifier(cfg.alerts, self.store, base_dir=config_dir)
+        levers: dict[str, Any] = {"margin_call": margin_call_lever()}
+        if cfg.vaults and cfg.custody is not None:
+            levers["halt_vault"] = vault_pause_lever(cfg, config_dir=config_dir)
+        levers.update(_cex_levers(cfg, config_dir))
+        self.playbook = Playbook(self.store, levers)
+        self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
+        self.ladder: dict[str, LadderStatus] = {}
+        self.peaks: dict[str, Decimal] = {}
+        self.started = datetime.now(UTC)
+        self.last_sweep: datetime | None = None
+        self.scan_credentials: tuple[Credential, ...] = ()
+        self._lock = asyncio.Lock()
+        self.registry = CollectorRegistry()
+        self.m_sweeps = Counter("primeguard_sweeps_total", "Sweeps run", ["reason"], registry=self.registry)
+        self.m_sweep_s = Histogram("primeguard_sweep_seconds", "Sweep duration", registry=self.registry)
+        self.m_blind = Gauge("primeguard_blind_accounts", "Accounts that could not be read", registry=self.registry)
+        self.m_ltv = Gauge("primeguard_client_ltv", "Client LTV", ["client"], registry=self.registry)
+        self.m_ladder = Gauge("primeguard_client_ladder_level", "Ladder level 0-4", ["client"], registry=self.registry)
+        self._restore()
+
+    # --- state ------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Ladder state and peak equity survive restarts through the metric history."""
+        with self.store.session(readonly=True) as s:
+            for c in self.cfg.clients:
+                row = repos.latest_metric(s, c.id)
+                if row is None:
+                    continue
+                self.ladder[c.id] = LadderStatus(LadderState[row.ladder_state.upper()], row.at)
+                peak = (row.extra or {}).get("peak_equity")
+                if peak is not None:
+                    self.peaks[c.id] = Decimal(peak)
+
+    def policy(self) -> Any | None:
+        """The policy in force: the store's active version, else the policy directory (sandbox)."""
+        from primeguard.policy.loader import files_from_canonical, load, load_bundle
+
+        with self.store.session(readonly=True) as s:
+            active = repos.get_active_policy(s)
+        try:
+            if active is not None:
+                return load_bundle(files_from_canonical(active.content))
+            pdir = Path(self.cfg.policy_dir)
+            if not pdir.is_absolute():
+                pdir = self.config_dir / pdir
+            return load(pdir) if pdir.is_dir() else None
+        except Exception as exc:
+            log.error("policy could not be loaded (%s): failing closed", type(exc).__name__)
+            return None
+
+    def my_clients(self) -> set[str] | None:
+        if self.leases is None:
+            return None
+        self.leases.refresh()
+        return {c.id for c in self.cfg.clients if self.leases.owns(c.id)}
+
+    # --- one sweep --------------------------------------------------------------------------
+
+    async def sweep(self, reason: str = "schedule", *, now: datetime | None = None) -> SweepOutcome:
+        async with self._lock:
+            t0 = time.perf_counter()
+            clients = self.my_clients()
+            obs, stats = await collect(self.cfg, now)
+            policy = self.policy()
+            ev = evaluate(self.cfg, obs, policy=policy, ladder=self.ladder, peaks=self.peaks,
+                          loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials)
+            sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
+            findings = list(obs.findings) + [f for s in obs.snapshots for f in s.findings] + ev.findings
+            if clients is not None:
+                findings = [f for f in findings if f.client_id is None or f.client_id in clients]
+            self._persist(sweep_id, obs, ev, findings, clients)
+            events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
+                                  obs.taken_at) for m in ev.moves]
+            deliveries = await self.notifier.process(_dedupe(findings), events, now=obs.taken_at)
+            self._propose(ev)
+            await self.playbook.run_ready()
+            self.ladder.update(ev.ladder)
+            self.last_sweep = obs.taken_at
+            seconds = time.perf_counter() - t0
+            self.m_sweeps.labels(reason).inc()
+            self.m_sweep_s.observe(seconds)
+            self.m_blind.set(stats.blind_accounts)
+            for cid, v in ev.valuations.items():
+                if v.ltv is not None and v.ltv.is_finite():
+                    self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only; decisions stay Decimal
+                self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
+            return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries))
+
+    def _persist(self, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Any],
+                 clients: set[str] | None) -> None:
+        with self.store.session() as s:
+            for snap in obs.snapshots:
+                if clients is not None and snap.account.client_id not in clients:
+                    continue
+                repos.save_snapshot(s, sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
+                                    ok=snap.ok, observed_at=snap.observed_at, payload=_snapshot_payload(snap),
+                                    error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
+            for cid, val in ev.valuations.items():
+                peak = max(self.peaks.get(cid, val.equity), val.equity) if not val.blind else self.peaks.get(cid)
+                if peak is not None:
+                    self.peaks[cid] = peak
+                params = ev.params[cid].ladder
+                repos.record_metric(s, client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
+                                    ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
+                                    ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
+                                        "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                                        "ladder": ev.ladder[cid].to_json(),
+                                        "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
+                                                  "halt": str(params.halt), "liquidate": str(params.liquidate)},
+                                        "peak_equity": None if peak is None else str(peak),
+                                        "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
+            keys = {f.key for f in findings}
+            repos.upsert_findings(s, _dedupe(findings), now=obs.taken_at)
+            repos.close_findings(s, now=obs.taken_at, except_keys=keys)
+
+    def _propose(self, ev: Evaluation) -> None:
+        specs: list[ActionSpec] = []
+        for cid, status in ev.ladder.items():
+            for kind in LADDER_ACTIONS.get(status.state, ()):
+                if kind not in self.playbook.levers:
+                    continue
+                episode = f"{cid}:{status.state.label}:{status.entered_at.isoformat()}"
+                params: dict[str, Any] = {"ltv": str(ev.valuations[cid].ltv)}
+                if status.deadline is not None:
+                    params["deadline"] = status.deadline.isoformat()
+                specs.append(ActionSpec(kind, cid, episode, self.action_modes.get(kind, "dry_run"), params))
+        if specs:
+            self.playbook.propose(specs)
+
+    # --- reactions --------------------------------------------------------------------------
+
+    async def on_oracle_update(self, update: OracleUpdate) -> None:
+        log.info("oracle update %s on %s round %s: re-evaluating", update.asset, update.chain, update.round_id)
+        await self.sweep("oracle")
+
+    async def capability_scan(self) -> None:
+        from primeguard.venues.evm.scan import MemoryCursorStore, capabilities_from_scan, scan_all
+
+        store = getattr(self, "_cursor", None) or MemoryCursorStore()
+        self._cursor = store
+        creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store))
+        self.scan_credentials = tuple(creds)
+
+    # --- run --------------------------------------------------------------------------------
+
+    async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
+                  stop: asyncio.Event | None = None, watch: bool = True) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await self._safe(self.capability_scan)
+        await self._safe(self.sweep, "start")
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(self._safe, "interval", seconds=sweep_every_s, args=[self.sweep, "schedule"],
+                          max_instances=1, coalesce=True, id="sweep")
+        scheduler.add_job(self._safe, "interval", seconds=scan_every_s, args=[self.capability_scan],
+                          max_instances=1, coalesce=True, id="scan")
+        scheduler.start()
+        watcher = OracleWatcher(self.cfg, self.on_oracle_update) if watch else None
+        if watcher:
+            watcher.start()
+        runner = await self._serve_health(health_port) if health_port is not None else None
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            if watcher:
+                await watcher.stop()
+            if runner is not None:
+                await runner.cleanup()
+            if self.leases is not None:
+                self.leases.release()
+            log.info("guardian %s stopped", self.replica_id)
+
+    async def _safe(self, fn: Any, *args: Any) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("guardian job %s failed; the next run will try again", getattr(fn, "__name__", fn))
+
+    async def _serve_health(self, port: int) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/healthz", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    async def _health(self, _req: web.Request) -> web.Response:
+        age = None if self.last_sweep is None else (datetime.now(UTC) - self.last_sweep).total_seconds()
+        ok = age is not None and age < 120
+        body = {"ok": ok, "replica": self.replica_id, "last_sweep_age_s": age,
+                "shards": sorted(self.leases.held) if self.leases else None}
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def _metrics(self, _req: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+
+def _ltv_text(ltv: Decimal | None) -> str | None:
+    """LTV for people: 6 decimal places (the exact value stays in the metric history)."""
+    if ltv is None:
+        return None
+    return "inf" if not ltv.is_finite() else str(ltv.quantize(Decimal("0.000001")))
+
+
+def _dedupe(findings: list[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for f in findings:
+        if f.key not in seen or f.severity > seen[f.key].severity:
+            seen[f.key] = f
+    return list(seen.values())
+
+
+def _snapshot_payload(snap: Any) -> dict[str, Any]:
+    return {
+        "balances": [{"asset": b.asset, "quantity": b.quantity, "source": b.source} for b in snap.balances],
+        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": p.size,
+                       "entry_price": p.entry_price, "mark_price": p.mark_price,
+                       "liquidation_price": p.liquidation_price} for p in snap.positions],
+        "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
+                         "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
+                        for c in snap.credentials],
+        "venue": snap.account.venue.value, "chain": snap.account.chain, "client": snap.account.client_id,
+    }
+
+
+def _store_url(cfg: PrimeguardConfig, config_dir: Path) -> str:
+    url = cfg.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        return f"sqlite:///{(config_dir / rel).resolve()}"
+    return url
+
+
+def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:
+    if not cfg.cex_accounts:
+        return {}
+    try:
+        from primeguard.venues.cex.levers import playbook_levers  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    levers: dict[str, Any] = playbook_levers(cfg)
+    return levers

@@ -83,6 +83,6 @@ def test_dead_chain_is_a_blind_spot_alert(sandbox_factory, tmp_path):
         await receiver.stop()
         return out, body
 
-    out, body = asyncio.run(scenario())
+    out, _body = asyncio.run(scenario())
     assert all(v.blind for v in out.evaluation.valuations.values())
     assert out.evaluation.ladder["firm-b"].state == LadderState.NORMAL  # blind never moves a client down

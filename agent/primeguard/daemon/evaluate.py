@@ -102,8 +102,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
                     LadderState.HALT: FindingCode.LTV_HALT, LadderState.LIQUIDATE: FindingCode.LTV_LIQUIDATE}[cur.state]
             sev = {LadderState.WARN: Severity.WARNING, LadderState.MARGIN_CALL: Severity.HIGH}.get(
                 cur.state, Severity.CRITICAL)
-            out.findings.append(Finding(code, sev, client.id,
-                                        f"{client.id}: LTV {_pct(val.ltv)} puts it at {cur.state.label.replace('_', ' ')}",
+            rung = cur.state.label.replace("_", " ")
+            out.findings.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
         out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
                                  for sc in default_scenarios(set(venues.values()))]

@@ -8,11 +8,15 @@ its leases expire. The store guarantees two owners never hold the same unexpired
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from primeguard.store import repos
 from primeguard.store.db import Store
+from primeguard.store.tables import LeaseRow
 
 
 def shard_of(client_id: str, shards: int) -> int:
@@ -28,16 +32,28 @@ class ShardLeases:
     held: dict[int, int] = field(default_factory=dict)  # shard -> fencing token
 
     def refresh(self, now: datetime | None = None) -> set[int]:
-        """Renew held leases and try to take free or expired ones. Returns the shards held now."""
+        """Heartbeat, renew held shards, and take free or expired ones up to a fair share
+        (shards ÷ live replicas, rounded up). Returns the shards held now."""
         now = now or datetime.now(UTC)
         with self.store.session() as s:
-            for shard in range(self.shards):
-                name = f"shard-{shard}"
-                token = self.held.get(shard)
-                if token is not None and repos.renew_lease(s, name, self.owner, token, self.ttl_s, now=now):
+            repos.acquire_lease(s, f"replica:{self.owner}", self.owner, self.ttl_s, now=now)
+            t = LeaseRow.__table__  # type: ignore[attr-defined]
+            live = s.execute(sa.select(sa.func.count()).select_from(t).where(
+                t.c.name.like("replica:%"), t.c.expires_at > now)).scalar_one()
+            fair = math.ceil(self.shards / max(1, int(live)))
+            for shard in list(self.held):
+                token = self.held[shard]
+                if not repos.renew_lease(s, f"shard-{shard}", self.owner, token, self.ttl_s, now=now):
+                    self.held.pop(shard)
+            # Start at a replica-specific offset so replicas do not all contend for shard 0.
+            start = int.from_bytes(hashlib.sha256(self.owner.encode()).digest()[:2], "big") % self.shards
+            for i in range(self.shards):
+                shard = (start + i) % self.shards
+                if len(self.held) >= fair:
+                    break
+                if shard in self.held:
                     continue
-                self.held.pop(shard, None)
-                got = repos.acquire_lease(s, name, self.owner, self.ttl_s, now=now)
+                got = repos.acquire_lease(s, f"shard-{shard}", self.owner, self.ttl_s, now=now)
                 if got is not None:
                     self.held[shard] = got
         return set(self.held)
@@ -49,4 +65,7 @@ class ShardLeases:
         with self.store.session() as s:
             for shard, token in list(self.held.items()):
                 repos.release_lease(s, f"shard-{shard}", self.owner, token, now=now)
+            beat = repos.get_lease(s, f"replica:{self.owner}")
+            if beat is not None:
+                repos.release_lease(s, f"replica:{self.owner}", self.owner, beat.fencing_token, now=now)
         self.held.clear()

@@ -58,7 +58,7 @@ def loan_of(cfg: PrimeguardConfig, client_id: str, default_start: datetime) -> L
 def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime, clients: set[str] | None = None,
-             extra_credentials: tuple[Credential, ...] = ()) -> Evaluation:
+             extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
     now = obs.taken_at
     out = Evaluation()
     if policy is None:
@@ -105,8 +105,9 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
             rung = cur.state.label.replace("_", " ")
             out.findings.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
-        out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
-                                 for sc in default_scenarios(set(venues.values()))]
+        if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
+            out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
+                                     for sc in default_scenarios(set(venues.values()))]
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
     return out

@@ -135,15 +135,17 @@ class Guardian:
             obs, stats = await collect(self.cfg, now)
             policy = self.policy()
             ev = evaluate(self.cfg, obs, policy=policy, ladder=self.ladder, peaks=self.peaks,
-                          loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials)
+                          loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
+                          with_stress=reason != "oracle")
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
             findings = list(obs.findings) + [f for s in obs.snapshots for f in s.findings] + ev.findings
             if clients is not None:
                 findings = [f for f in findings if f.client_id is None or f.client_id in clients]
-            self._persist(sweep_id, obs, ev, findings, clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
+            # Alerts first: people hear about a crash before the history is written.
             deliveries = await self.notifier.process(_dedupe(findings), events, now=obs.taken_at)
+            self._persist(sweep_id, obs, ev, findings, clients)
             self._propose(ev)
             await self.playbook.run_ready()
             self.ladder.update(ev.ladder)

@@ -102,7 +102,7 @@ def test_zero_collateral_with_a_loan_is_infinite_not_an_error():
 
 def test_ladder_up_immediately_down_after_cooldown_with_hysteresis():
     s = step(initial(T0), D("0.55"), T0, BANDS)
-    assert s.state == LadderState.WARNING
+    assert s.state == LadderState.WARN
     s = step(s, D("0.65"), T0 + timedelta(seconds=10), BANDS)
     assert s.state == LadderState.MARGIN_CALL and s.deadline == T0 + timedelta(seconds=10, hours=4)
     s = step(s, D("0.59"), T0 + timedelta(seconds=20), BANDS)  # inside the hysteresis band
@@ -114,7 +114,7 @@ def test_ladder_up_immediately_down_after_cooldown_with_hysteresis():
     bounce = step(s, D("0.59"), T0 + timedelta(seconds=250), BANDS)  # interruption restarts the clock
     assert bounce.below_since is None and bounce.state == LadderState.MARGIN_CALL
     s = step(s, D("0.57"), T0 + timedelta(seconds=330), BANDS)
-    assert s.state == LadderState.WARNING
+    assert s.state == LadderState.WARN
 
 
 def test_margin_call_not_cured_by_deadline_escalates_to_halt():

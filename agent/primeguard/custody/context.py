@@ -1,0 +1,92 @@
+"""Build what the policy needs to decide a withdrawal from live data: a fresh price, the client's
+LTV now and after the withdrawal, its ladder rung, whether it is blind, and recent outflows in USD.
+
+Everything comes from a fresh collection of the venues (not from a cache), because the decision
+at execution time must see the world as it is then. Unknown stays ``None``: the policy denies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from primeguard.config.schema import PrimeguardConfig
+from primeguard.daemon.evaluate import evaluate
+from primeguard.daemon.sweep import collect
+from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
+from primeguard.risk.ladder import LadderState, LadderStatus
+from primeguard.risk.pricing import select_prices
+from primeguard.store import repos
+from primeguard.store.db import Store
+
+
+class LiveContext:
+    def __init__(self, cfg: PrimeguardConfig, store: Store, policy: Any) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.policy = policy
+
+    def priced_asset(self, chain: str, symbol: str) -> str:
+        if symbol == "ETH":
+            return "ETH"
+        for t in self.cfg.tokens_on(chain):
+            if t.symbol == symbol:
+                return t.asset
+        return symbol
+
+    def __call__(self, req: WithdrawalRequest, approvals: list[ApprovalGiven],
+                 recent_units: Sequence[tuple[datetime, Decimal]]) -> WithdrawalContext:
+        obs, _ = _run(collect(self.cfg))
+        now = obs.taken_at
+        with self.store.session(readonly=True) as s:
+            row = repos.latest_metric(s, req.client_id)
+        ladder = {req.client_id: LadderStatus(LadderState[row.ladder_state.upper()], row.at)} if row else {}
+        ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={}, loan_start=now,
+                      clients={req.client_id}, with_stress=False)
+        val = ev.valuations.get(req.client_id)
+        params = ev.params.get(req.client_id)
+        asset = self.priced_asset(req.chain, req.asset)
+        price = price_age = None
+        if params is not None:
+            heartbeats = {f"{f.chain}:{f.address}": f.heartbeat_s for f in self.cfg.feeds}
+            pick = select_prices(obs.prices, now, params, max_age_s=heartbeats).picks.get(asset)
+            if pick is not None:
+                price, price_age = pick.liability, pick.age_s  # the higher price: limits bite sooner
+        ltv = post = None
+        if val is not None and params is not None and not val.blind and price is not None:
+            ltv = val.ltv
+            remaining = val.haircut_collateral - req.amount * price * (1 - params.haircut(asset))
+            post = Decimal(0) if val.loan == 0 else (val.loan / remaining if remaining > 0 else Decimal("Infinity"))
+        # The daemon's rung if it has one (it has the history); otherwise this evaluation's.
+        state = ev.ladder[req.client_id].state.label if req.client_id in ev.ladder else None
+        if row is not None:
+            state = max(LadderState[row.ladder_state.upper()], ev.ladder[req.client_id].state).label
+        recent = [(t, q * price) for t, q in recent_units] if price is not None else []
+        return WithdrawalContext(
+            usd_price=price, price_age_s=price_age, recent=recent, ltv=ltv, post_ltv=post, ladder_state=state,
+            client_blind=val is None or val.blind, venue_whitelisted=None, approvals=approvals)
+
+
+def policy_decider(policy: Any) -> Any:
+    from primeguard.policy.engine import deny_without_policy, evaluate_withdrawal
+
+    def decide(req: WithdrawalRequest, ctx: WithdrawalContext) -> Any:
+        if policy is None:
+            return deny_without_policy(req.id)
+        return evaluate_withdrawal(policy, req, ctx).decision
+
+    return decide
+
+
+def _run(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    raise RuntimeError("LiveContext is synchronous: call it from a worker thread (asyncio.to_thread)")
+
+
+__all__ = ["LiveContext", "policy_decider"]

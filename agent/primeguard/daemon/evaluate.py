@@ -120,7 +120,7 @@ def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: Any,
 
     creds = [c for s in obs.snapshots for c in s.credentials] + list(extra)
     accounts = {s.account.id: s.account for s in obs.snapshots}
-    result = evaluate_capabilities(policy, CapabilityInput(credentials=creds, accounts=accounts, now=now))
+    result = evaluate_capabilities(policy, CapabilityInput(credentials=creds, accounts=accounts))
     return list(result.findings)
 
 

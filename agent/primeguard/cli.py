@@ -192,12 +192,12 @@ def audit_verify(
 
     url = store_url
     if url is None:
+        from primeguard.active_policy import store_url as resolve_store_url
         from primeguard.config import load_config
-        from primeguard.daemon.guardian import _store_url
 
         if config is None:
             raise typer.BadParameter("give --config or --store")
-        url = _store_url(load_config(config), config.parent.resolve())
+        url = resolve_store_url(load_config(config), config.parent.resolve())
     result = audit.verify(open_store(url))
     if as_json:
         emit_json(result.as_dict())
@@ -206,6 +206,103 @@ def audit_verify(
                       + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"))
     if not result.ok:
         raise typer.Exit(1)
+
+
+withdraw_app = typer.Typer(help="On-chain withdrawals out of collateral vaults.", no_args_is_help=True)
+app.add_typer(withdraw_app, name="withdraw")
+
+
+def _withdrawal_service(config: Path) -> Any:
+    from primeguard.active_policy import active_policy, store_url
+    from primeguard.config import load_config
+    from primeguard.custody.context import LiveContext, policy_decider
+    from primeguard.custody.withdrawals import WithdrawalService
+    from primeguard.store.db import open_store
+
+    cfg = load_config(config)
+    base = config.parent.resolve()
+    store = open_store(store_url(cfg, base), migrate=True)
+    policy = active_policy(cfg, store, base)
+    return WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy), config_dir=base)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_json())
+        return
+    console.print(f"withdrawal {result.withdrawal_id}: [bold]{result.state}[/bold]"
+                  + (f" tx {result.tx_hash}" if result.tx_hash else ""))
+    if result.decision is not None:
+        console.print(f"  {result.decision.outcome.value} ({', '.join(r.value for r in result.decision.reasons)}): "
+                      f"{result.decision.explanation}")
+    if result.error:
+        console.print(f"  {result.error}")
+
+
+@withdraw_app.command("request")
+@friendly
+def withdraw_request(
+    config: Path = typer.Option(..., "--config"),
+    account: str = typer.Option(..., "--account", help="Vault account id"),
+    asset: str = typer.Option(..., "--asset"),
+    amount: str = typer.Option(..., "--amount", help="Whole units, e.g. 1500.25"),
+    to: str = typer.Option(..., "--to", help="Destination (EIP-55 checksummed)"),
+    user: str = typer.Option(..., "--as", help="Who asks (treasury user)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Ask for a withdrawal; the policy decides at once (allow, deny or needs approval)."""
+    _print_result(_withdrawal_service(config).request(account_id=account, asset=asset, amount=amount,
+                                                      destination=to, requested_by=user), as_json)
+
+
+@withdraw_app.command("approve")
+@friendly
+def withdraw_approve(
+    withdrawal_id: str = typer.Argument(...),
+    config: Path = typer.Option(..., "--config"),
+    user: str = typer.Option(..., "--as", help="Approver (never the requester)"),
+    role: str = typer.Option(..., "--role", help="treasury, compliance or admin"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Approve a withdrawal that needs more eyes."""
+    _print_result(_withdrawal_service(config).approve(withdrawal_id, approver=user, role=role), as_json)
+
+
+@withdraw_app.command("execute")
+@friendly
+def withdraw_execute(
+    withdrawal_id: str = typer.Argument(...),
+    config: Path = typer.Option(..., "--config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-check, sign with the treasury keystore, broadcast and confirm (or resume after a crash)."""
+    _print_result(_withdrawal_service(config).execute(withdrawal_id), as_json)
+
+
+@withdraw_app.command("list")
+@friendly
+def withdraw_list(
+    config: Path = typer.Option(..., "--config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Withdrawals and their states, newest first."""
+    from primeguard.store import repos
+
+    svc = _withdrawal_service(config)
+    with svc.store.session(readonly=True) as s:
+        rows = [{"id": w.id, "client": w.client_id, "account": w.account_id, "asset": w.asset, "amount": w.amount,
+                 "destination": w.destination, "state": w.state, "requested_by": w.requested_by,
+                 "requested_at": w.requested_at.isoformat(), "tx_hash": w.tx_hash}
+                for w in repos.list_withdrawals(s)]
+    if as_json:
+        emit_json({"schema": "primeguard.withdrawals/1", "withdrawals": rows})
+        return
+    t = Table(title="withdrawals")
+    for col in ("id", "client", "asset", "amount", "destination", "state", "requested_by"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["id"][:12], r["client"], r["asset"], r["amount"], r["destination"], r["state"], r["requested_by"])
+    console.print(t)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -24,6 +24,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from primeguard.active_policy import active_policy, store_url
 from primeguard.alerts.model import LadderEvent
 from primeguard.alerts.notifier import Notifier
 from primeguard.config.schema import PrimeguardConfig
@@ -65,7 +66,7 @@ class Guardian:
                  action_modes: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.config_dir = config_dir
-        self.store = store or open_store(_store_url(cfg, config_dir), migrate=True)
+        self.store = store or open_store(store_url(cfg, config_dir), migrate=True)
         self.replica_id = replica_id or f"replica-{uuid.uuid4().hex[:8]}"
         self.leases = ShardLeases(self.store, self.replica_id, shards=shards, ttl_s=lease_ttl_s) if shards > 1 else None
         self.notifier = Notifier(cfg.alerts, self.store, base_dir=config_dir)
@@ -104,21 +105,7 @@ class Guardian:
                     self.peaks[c.id] = Decimal(peak)
 
     def policy(self) -> Any | None:
-        """The policy in force: the store's active version, else the policy directory (sandbox)."""
-        from primeguard.policy.loader import files_from_canonical, load, load_bundle
-
-        with self.store.session(readonly=True) as s:
-            active = repos.get_active_policy(s)
-        try:
-            if active is not None:
-                return load_bundle(files_from_canonical(active.content))
-            pdir = Path(self.cfg.policy_dir)
-            if not pdir.is_absolute():
-                pdir = self.config_dir / pdir
-            return load(pdir) if pdir.is_dir() else None
-        except Exception as exc:
-            log.error("policy could not be loaded (%s): failing closed", type(exc).__name__)
-            return None
+        return active_policy(self.cfg, self.store, self.config_dir)
 
     def my_clients(self) -> set[str] | None:
         if self.leases is None:
@@ -300,14 +287,6 @@ def _snapshot_payload(snap: Any) -> dict[str, Any]:
                         for c in snap.credentials],
         "venue": snap.account.venue.value, "chain": snap.account.chain, "client": snap.account.client_id,
     }
-
-
-def _store_url(cfg: PrimeguardConfig, config_dir: Path) -> str:
-    url = cfg.store.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel = url.removeprefix("sqlite:///")
-        return f"sqlite:///{(config_dir / rel).resolve()}"
-    return url
 
 
 def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:

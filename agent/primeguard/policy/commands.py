@@ -1,0 +1,165 @@
+"""The logic behind ``primeguard policy lint|test|diff|explain|propose|approve|versions``.
+
+Each function returns a :class:`CommandResult`: text for people, a JSON-ready dict with a stable
+shape for ``--json``, and an exit code (0 ok, 1 policy problem found, 2 could not run). The typer
+CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from primeguard.domain.errors import PolicyError, PolicyLoadError
+from primeguard.policy.cases import build_case_inputs, run_tests
+from primeguard.policy.diff import diff, diff_text
+from primeguard.policy.engine import evaluate_withdrawal
+from primeguard.policy.explain import (
+    decision_from_json,
+    evaluation_json,
+    explain_decision,
+    explain_evaluation,
+)
+from primeguard.policy.lint import lint_dir
+from primeguard.policy.loader import PolicyLoadErrors, load, read_policy_dir
+from primeguard.policy.versions import FileVersionStore, approve, propose
+from primeguard.policy.yamlsrc import YamlSourceError, parse
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    text: str
+    data: dict[str, Any]
+    exit_code: int = 0
+
+
+def _load_error(exc: PolicyLoadError) -> CommandResult:
+    errors = exc.errors if isinstance(exc, PolicyLoadErrors) else [exc]
+    return CommandResult("\n".join(str(e) for e in errors),
+                         {"ok": False, "errors": [{"file": e.file, "line": e.line, "message": e.reason}
+                                                  for e in errors]}, 1)
+
+
+def lint_command(policy_dir: str | Path, *, now: datetime | None = None) -> CommandResult:
+    """``policy lint DIR``: file:line errors, warnings and infos; exit 1 when there are errors."""
+    try:
+        issues = lint_dir(policy_dir, now=now)
+    except PolicyLoadError as exc:
+        return _load_error(exc)
+    errors = sum(1 for i in issues if i.severity == "error")
+    warnings = sum(1 for i in issues if i.severity == "warning")
+    lines = [str(i) for i in issues]
+    lines.append(f"{errors} error(s), {warnings} warning(s), {len(issues) - errors - warnings} note(s)")
+    return CommandResult("\n".join(lines), {"ok": errors == 0, "issues": [i.json() for i in issues]},
+                         1 if errors else 0)
+
+
+def run_tests_command(policy_dir: str | Path) -> CommandResult:
+    """``policy test DIR``: run every ``*_test.yaml``; print results and rule coverage."""
+    report = run_tests(policy_dir)
+    return CommandResult(report.text(), report.json(), 0 if report.ok else 1)
+
+
+def diff_command(old_dir: str | Path, new_dir: str | Path) -> CommandResult:
+    """``policy diff OLD NEW``: what changes in effect, in words."""
+    try:
+        old, new = load(old_dir), load(new_dir)
+    except PolicyLoadError as exc:
+        return _load_error(exc)
+    changes = diff(old, new)
+    return CommandResult(diff_text(old, new, changes),
+                         {"old": old.hash, "new": new.hash, "changes": [c.json() for c in changes]})
+
+
+def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandResult:
+    """``policy explain DIR INPUT``: why a decision comes out as it does.
+
+    ``INPUT`` (YAML or JSON) holds either ``withdrawal: {request, context}`` (evaluated now, with
+    the full rule trace) or ``decision: {...}`` (a recorded decision, explained against DIR).
+    """
+    try:
+        policy = load(policy_dir)
+    except PolicyLoadError as exc:
+        return _load_error(exc)
+    path = Path(input_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
+    except (OSError, ValueError, YamlSourceError) as exc:
+        return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
+    if not isinstance(data, dict) or not ({"withdrawal", "decision"} & set(data)):
+        return CommandResult(f"{path}: expected a mapping with 'withdrawal' or 'decision'",
+                             {"ok": False, "error": "bad input"}, 2)
+    try:
+        if "decision" in data:
+            decision = decision_from_json(data["decision"])
+            return CommandResult(explain_decision(policy, decision),
+                                 {"ok": True, "policy_hash": policy.hash, "decision": data["decision"],
+                                  "rules": {r: str(policy.origin(r) or "") for r in decision.rule_ids}})
+        req, ctx = build_case_inputs(data["withdrawal"])
+    except (PolicyError, KeyError, ValueError, TypeError) as exc:
+        return CommandResult(f"{path}: {exc}", {"ok": False, "error": str(exc)}, 2)
+    ev = evaluate_withdrawal(policy, req, ctx)
+    return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
+
+
+def propose_command(policy_dir: str | Path, store_dir: str | Path, *, proposer: str, role: str,
+                    note: str = "", now: datetime | None = None) -> CommandResult:
+    """``policy propose DIR``: validate, lint and record the directory as a proposed version."""
+    now = now or datetime.now(UTC)
+    store = FileVersionStore(store_dir)
+    try:
+        version = propose(store, read_policy_dir(policy_dir), proposer=proposer, role=role, now=now, note=note)
+    except PolicyLoadError as exc:
+        return _load_error(exc)
+    except PolicyError as exc:
+        return CommandResult(str(exc), {"ok": False, "error": str(exc)}, 1)
+    return CommandResult(
+        f"Proposed policy version {version.hash} by {version.proposed_by} ({version.state.value}); "
+        f"a different compliance user must approve it: primeguard policy approve {version.hash[:12]}",
+        {"ok": True, **version.meta()},
+    )
+
+
+def approve_command(store_dir: str | Path, ref: str, *, approver: str, role: str,
+                    now: datetime | None = None) -> CommandResult:
+    """``policy approve HASH``: four-eyes activation of a proposed version."""
+    now = now or datetime.now(UTC)
+    store = FileVersionStore(store_dir)
+    try:
+        version = approve(store, ref, approver=approver, role=role, now=now)
+    except PolicyLoadError as exc:
+        return _load_error(exc)
+    except PolicyError as exc:
+        return CommandResult(str(exc), {"ok": False, "error": str(exc)}, 1)
+    return CommandResult(
+        f"Policy version {version.hash} is active (proposed by {version.proposed_by}, approved by "
+        f"{version.approved_by}).", {"ok": True, **version.meta()},
+    )
+
+
+def versions_command(store_dir: str | Path) -> CommandResult:
+    """``policy versions``: every version with its state."""
+    try:
+        versions = FileVersionStore(store_dir).all()
+    except PolicyError as exc:
+        return CommandResult(str(exc), {"ok": False, "error": str(exc)}, 2)
+    lines = [f"{v.hash[:12]}  {v.state.value:<10}  proposed by {v.proposed_by} {v.proposed_at.isoformat()}"
+             + (f", approved by {v.approved_by}" if v.approved_by else "") + (f"  {v.note}" if v.note else "")
+             for v in versions] or ["no policy versions"]
+    return CommandResult("\n".join(lines), {"versions": [v.meta() for v in versions]})
+
+
+__all__ = [
+    "CommandResult",
+    "approve_command",
+    "diff_command",
+    "explain_command",
+    "lint_command",
+    "propose_command",
+    "run_tests_command",
+    "versions_command",
+]

@@ -1,0 +1,152 @@
+"""Answer "why was this decided?": reason-code documentation, traces with file:line, JSON forms.
+
+Two entry points: :func:`explain_evaluation` renders a fresh evaluation with every rule's verdict
+and where the rule is written; :func:`explain_decision` explains a *recorded* decision (from the
+decision log) against a policy version, warning when that version is not the one that decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from primeguard.domain.decision import Decision, ReasonCode
+from primeguard.domain.findings import Finding
+from primeguard.policy.engine import Evaluation
+from primeguard.policy.policyset import PolicySet
+
+# One sentence per reason code: what it means and what to do. Mirrors domain/decision.py and
+# docs/policy.md; tests check that every ReasonCode has an entry.
+REASON_DOCS: Mapping[ReasonCode, str] = MappingProxyType({
+    ReasonCode.ALLOWED: "Every applicable rule passed.",
+    ReasonCode.NOT_ALLOWLISTED: "The destination is not on the allowlist for this client, venue, chain and asset; "
+                                "withdrawals are denied unless an entry allows them. Add an entry (it waits out "
+                                "the timelock) if the destination is legitimate.",
+    ReasonCode.ALLOWLIST_EXPIRED: "The matching allowlist entry has expired; compliance must re-verify and renew it.",
+    ReasonCode.ALLOWLIST_NOT_YET_ACTIVE: "The matching allowlist entry is still in its timelock.",
+    ReasonCode.VENUE_WHITELIST_MISSING: "The venue's own withdrawal whitelist lacks the address, is off, or could "
+                                        "not be read.",
+    ReasonCode.AMOUNT_INVALID: "The amount is not a positive, finite number in range.",
+    ReasonCode.ASSET_UNKNOWN: "The asset has no haircut entry, so the policy does not know it.",
+    ReasonCode.ADDRESS_INVALID: "The destination is malformed or fails its EIP-55 checksum (or is the zero address).",
+    ReasonCode.LIMIT_PER_TX: "The USD value is above a per-transaction limit.",
+    ReasonCode.LIMIT_VELOCITY: "The client's withdrawals within the window, plus this one, exceed a velocity limit.",
+    ReasonCode.LTV_IMPACT: "After the withdrawal the client's LTV would reach the configured band of its tier.",
+    ReasonCode.LADDER_STATE: "The client is in a ladder state (margin call, halt, liquidate, or unknown) that "
+                             "forbids withdrawals, or its risk numbers put it past margin call.",
+    ReasonCode.PRICE_UNAVAILABLE: "No usable USD price: the amount cannot be valued, so the request fails closed.",
+    ReasonCode.DATA_STALE: "An input (usually the price) is older than the policy allows, or its age is unknown.",
+    ReasonCode.BLIND_SPOT: "Part of the client's collateral or LTV cannot be seen; decisions about it fail closed.",
+    ReasonCode.CAPABILITY_FORBIDDEN: "A credential holds a capability the policy forbids for its holder.",
+    ReasonCode.APPROVAL_REQUIRED: "More approvals are needed (N of M above an amount) before release.",
+    ReasonCode.SELF_APPROVAL: "The requester approved their own request; that approval does not count.",
+    ReasonCode.POLICY_MISSING: "No active, approved policy (or no withdrawal rules): everything is denied.",
+    ReasonCode.SHADOW: "A shadow-mode rule would have objected; recorded, not enforced.",
+    ReasonCode.LIMIT_EXCEEDED: "A risk limit (leverage, net delta, drawdown, concentration) is exceeded.",
+})
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """A decision as a stable JSON object (the shape ``--json`` commands print)."""
+    return {
+        "outcome": str(decision.outcome),
+        "reasons": [str(r) for r in decision.reasons],
+        "rule_ids": list(decision.rule_ids),
+        "explanation": decision.explanation,
+        "policy_hash": decision.policy_hash,
+        "shadow": list(decision.shadow),
+        "approvals_required": decision.approvals_required,
+    }
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": str(finding.code), "severity": finding.severity.name.lower(), "subject": finding.subject,
+        "message": finding.message, "venue": finding.venue, "chain": finding.chain, "client_id": finding.client_id,
+        "rule_id": finding.rule_id, "details": {k: _plain(v) for k, v in finding.details.items()},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def evaluation_json(policy: PolicySet, evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "decision": decision_json(evaluation.decision),
+        "findings": [finding_json(f) for f in evaluation.findings],
+        "trace": [
+            {"rule_id": c.rule_id, "status": c.status, "reason": str(c.reason) if c.reason else None,
+             "text": c.text, "shadow": c.shadow, "at": str(policy.origin(c.rule_id) or "")}
+            for c in evaluation.checks
+        ],
+        "usd_amount": str(evaluation.usd_amount) if evaluation.usd_amount is not None else None,
+    }
+
+
+def explain_evaluation(policy: PolicySet, evaluation: Evaluation) -> str:
+    """Human text: outcome, the explanation paragraph, then every rule's verdict with file:line."""
+    d = evaluation.decision
+    lines = [f"Decision: {d.outcome.value.upper()}  (policy {policy.hash})", "", d.explanation, ""]
+    if d.reasons:
+        lines.append("Reasons:")
+        for r in d.reasons:
+            lines.append(f"  {r.value}: {REASON_DOCS.get(r, '')}")
+        lines.append("")
+    lines.append("Rules evaluated (in order):")
+    for c in evaluation.checks:
+        mark = {"pass": "pass", "deny": "DENY", "approval": "ASK "}[c.status]
+        tag = " [shadow]" if c.shadow else ""
+        where = policy.origin(c.rule_id)
+        lines.append(f"  {mark}{tag} {c.rule_id}  ({where})" if where else f"  {mark}{tag} {c.rule_id}")
+        lines.append(f"       {c.text}")
+    if evaluation.findings:
+        lines.append("")
+        lines.append("Findings:")
+        for f in evaluation.findings:
+            lines.append(f"  {f.severity.name.lower()} {f.code.value} {f.subject}: {f.message}")
+    return "\n".join(lines)
+
+
+def explain_decision(policy: PolicySet, decision: Decision) -> str:
+    """Explain a recorded decision: its reasons, and each deciding rule's text and location."""
+    lines = [f"Decision: {decision.outcome.value.upper()}", "", decision.explanation or "(no explanation recorded)", ""]
+    if decision.policy_hash and decision.policy_hash != policy.hash:
+        lines.append(f"Note: decided under policy {decision.policy_hash[:12]}, explained against {policy.short_hash};"
+                     f" rule locations below are from the latter.")
+        lines.append("")
+    lines.append("Reasons:")
+    for r in decision.reasons:
+        lines.append(f"  {r.value}: {REASON_DOCS.get(r, '(undocumented)')}")
+    lines.append("")
+    lines.append("Deciding rules:")
+    for rid in decision.rule_ids:
+        info = policy.rules.get(rid)
+        if info is None:
+            lines.append(f"  {rid}: not in this policy version")
+        else:
+            desc = f" - {info.description}" if info.description else ""
+            lines.append(f"  {rid} ({info.kind}, {info.origin}){desc}")
+    if decision.shadow:
+        lines.append("")
+        lines.append("Shadow rules that objected (not enforced): " + ", ".join(decision.shadow))
+    return "\n".join(lines)
+
+
+def decision_from_json(data: Mapping[str, Any]) -> Decision:
+    """Rebuild a recorded decision (from the decision log or ``--json`` output)."""
+    from primeguard.domain.decision import Outcome
+
+    return Decision(
+        Outcome(str(data["outcome"])), tuple(ReasonCode(str(r)) for r in data.get("reasons", ())),
+        tuple(str(r) for r in data.get("rule_ids", ())), str(data.get("explanation", "")),
+        str(data.get("policy_hash", "")), tuple(str(s) for s in data.get("shadow", ())),
+        int(data.get("approvals_required", 0)),
+    )

@@ -1,0 +1,322 @@
+"""A loaded, validated policy version, compiled for fast decisions.
+
+The loader turns YAML files into the pydantic models of :mod:`primeguard.policy.schema`, runs the
+integrity pass, then compiles what the hot path needs into plain frozen values: the allowlist as a
+dict keyed by ``(client, venue, chain, asset, address)``, rules with their scopes as frozensets,
+and a small memo from ``(client, venue, chain, asset)`` to the limit and approval rules that apply.
+A decision is then a handful of dict lookups and ``Decimal`` comparisons.
+
+A :class:`PolicySet` never changes after loading; the memo only caches pure functions of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel
+
+from primeguard.domain.errors import PolicyError
+from primeguard.domain.model import Capability, VenueKind
+from primeguard.domain.money import decimal_str
+from primeguard.policy.schema import CapabilityRule, RiskLimitsFile, TierSpec
+from primeguard.policy.yamlsrc import Source
+from primeguard.risk.params import LadderBands, RiskParameters
+
+if TYPE_CHECKING:
+    from primeguard.domain.decision import Decision
+    from primeguard.policy.engine import CapabilityResult, Evaluation
+    from primeguard.policy.inputs import CapabilityInput, RiskSnapshot, WithdrawalContext, WithdrawalRequest
+
+AllowKey = tuple[str, VenueKind, str, str, str]  # (client, venue, chain, ASSET, address)
+RuleKind = Literal[
+    "builtin", "allowlist_entry", "guard", "limit", "approval", "capability", "tier", "file",
+]
+
+# Rules that are not written in any file but still decide; documented in docs/policy.md.
+BUILTIN_DEFAULT_DENY = "builtin.default_deny"  # withdrawals are denied unless an entry allows them
+BUILTIN_INPUT = "builtin.input"  # malformed request: amount, address, asset
+BUILTIN_BLIND = "builtin.blind_spot"  # the client cannot be fully seen
+BUILTIN_NO_POLICY = "builtin.no_policy"  # no withdrawal_limits file: nothing can be allowed
+BUILTIN_RULES: tuple[str, ...] = (BUILTIN_DEFAULT_DENY, BUILTIN_INPUT, BUILTIN_BLIND, BUILTIN_NO_POLICY)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a rule is written."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """Every rule id in the set, for explain, coverage and diff."""
+
+    id: str
+    kind: RuleKind
+    origin: Origin
+    description: str = ""
+    shadow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScope:
+    clients: frozenset[str] | None = None
+    tiers: frozenset[str] | None = None
+    venues: frozenset[VenueKind] | None = None
+    chains: frozenset[str] | None = None
+    assets: frozenset[str] | None = None
+
+    def matches(self, client: str, tier: str, venue: VenueKind, chain: str, asset: str) -> bool:
+        return (
+            (self.clients is None or client in self.clients)
+            and (self.tiers is None or tier in self.tiers)
+            and (self.venues is None or venue in self.venues)
+            and (self.chains is None or chain in self.chains)
+            and (self.assets is None or asset in self.assets)
+        )
+
+    def describe(self) -> str:
+        parts = []
+        for name, values in (("clients", self.clients), ("tiers", self.tiers), ("venues", self.venues),
+                             ("chains", self.chains), ("assets", self.assets)):
+            if values is not None:
+                parts.append(f"{name} {', '.join(sorted(str(v) for v in values))}")
+        return "; ".join(parts) if parts else "all withdrawals"
+
+
+@dataclass(frozen=True, slots=True)
+class AllowEntry:
+    id: str
+    allowlist_id: str
+    client: str
+    venue: VenueKind
+    chain: str
+    asset: str
+    address: str  # checksummed for EVM addresses, as written otherwise
+    written: str  # as written in the file (lint: unchecksummed)
+    memo: str | None
+    label: str
+    added_by: str
+    added_at: datetime
+    active_from: datetime  # added_at + the allowlist's timelock
+    expires_at: datetime
+    origin: Origin
+    pass_text: str = ""  # the explanation sentence when this entry allows (rendered once at load)
+
+    @property
+    def key(self) -> AllowKey:
+        return (self.client, self.venue, self.chain, self.asset, self.address)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRuleC:
+    id: str
+    description: str
+    scope: CompiledScope
+    per_tx_usd: Decimal | None
+    window_s: int | None
+    velocity_max_usd: Decimal | None
+    shadow: bool
+    origin: Origin
+    # Rendered once at load so the hot path formats only the request's own numbers.
+    window: timedelta | None = None
+    per_tx_text: str = ""
+    velocity_text: str = ""
+    window_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRuleC:
+    id: str
+    description: str
+    above_usd: Decimal
+    required: int
+    roles: frozenset[str]
+    approvers: frozenset[str] | None
+    scope: CompiledScope
+    shadow: bool
+    origin: Origin
+    roles_text: str = ""
+    above_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardsC:
+    file_id: str
+    price_id: str
+    price_max_age_s: int
+    ladder_id: str
+    allow_states: frozenset[str]
+    ladder_shadow: bool
+    ltv_id: str
+    ltv_max: str | Decimal  # a band name of the client's tier ladder, or a number
+    ltv_shadow: bool
+    whitelist_id: str
+    unverifiable_venues: frozenset[VenueKind]
+    whitelist_shadow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityRuleC:
+    spec: CapabilityRule
+    forbidden: frozenset[Capability]  # forbid / allow_only expanded ("fund_moving" → FUND_MOVING)
+    known_spenders: frozenset[tuple[str, str | None]]  # (checksummed address, chain or None)
+    allowed_modules: frozenset[str]
+    origin: Origin
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """One policy version: the files it was loaded from, their content hash, compiled rules."""
+
+    hash: str
+    files: Mapping[str, str]
+    sources: Mapping[str, Source]
+    file_ids: Mapping[str, str]  # file id -> relative path
+    kinds: Mapping[str, str]  # file id -> kind
+    models: Mapping[str, BaseModel]  # file id -> validated file model (schema.*File)
+    risk: RiskLimitsFile
+    tiers: Mapping[str, TierSpec]
+    client_tiers: Mapping[str, str]
+    haircuts: Mapping[str, Decimal]
+    low_liquidity_assets: frozenset[str]
+    default_haircut: Decimal
+    known_assets: frozenset[str]
+    entries: tuple[AllowEntry, ...]
+    allowlist: Mapping[AllowKey, AllowEntry]
+    guards: GuardsC | None
+    limits: tuple[LimitRuleC, ...]
+    approval_rules: tuple[ApprovalRuleC, ...]
+    capability_rules: tuple[CapabilityRuleC, ...]
+    rules: Mapping[str, RuleInfo]
+    root: str = ""
+    _memo: dict[tuple[str, VenueKind, str, str], tuple[tuple[LimitRuleC, ...], tuple[ApprovalRuleC, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _risk_cache: dict[str, RiskParameters] = field(default_factory=dict, repr=False, compare=False)
+    _ltv_cache: dict[str, tuple[Decimal, str]] = field(default_factory=dict, repr=False, compare=False)
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
+
+    def tier_of(self, client_id: str) -> str:
+        """The client's financing tier; clients the policy does not list get ``default_tier``."""
+        return self.client_tiers.get(client_id, self.risk.default_tier)
+
+    @property
+    def max_velocity_window_s(self) -> int:
+        """How much withdrawal history callers must pass in ``WithdrawalContext.recent``."""
+        return max((r.window_s for r in self.limits if r.window_s is not None), default=0)
+
+    def rules_for(
+        self, client: str, venue: VenueKind, chain: str, asset: str
+    ) -> tuple[tuple[LimitRuleC, ...], tuple[ApprovalRuleC, ...]]:
+        """Limit and approval rules whose scope covers this withdrawal (memoised)."""
+        key = (client, venue, chain, asset)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        tier = self.tier_of(client)
+        limits = tuple(r for r in self.limits if r.scope.matches(client, tier, venue, chain, asset))
+        # Ascending thresholds: the engine stops at the first rule the amount does not exceed.
+        approvals = tuple(sorted((r for r in self.approval_rules if r.scope.matches(client, tier, venue, chain, asset)),
+                                 key=lambda r: r.above_usd))
+        if len(self._memo) > 100_000:  # bounded: scopes are few, odd inputs must not grow memory
+            self._memo.clear()
+        self._memo[key] = (limits, approvals)
+        return limits, approvals
+
+    def ltv_limit(self, tier: str) -> Decimal:
+        """The post-withdrawal LTV ceiling for ``tier`` (a band of its ladder or a fixed number)."""
+        assert self.guards is not None
+        cap = self.guards.ltv_max
+        if isinstance(cap, Decimal):
+            return cap
+        ladder = self.tiers[tier].ladder
+        value: Decimal = getattr(ladder, cap)
+        return value
+
+    def ltv_limit_and_text(self, tier: str) -> tuple[Decimal, str]:
+        """:meth:`ltv_limit` and its wording ("0.75 (warn band of tier standard)"), memoised."""
+        hit = self._ltv_cache.get(tier)
+        if hit is None:
+            cap = self.ltv_limit(tier)
+            assert self.guards is not None
+            what = f"{self.guards.ltv_max} band" if isinstance(self.guards.ltv_max, str) else "fixed cap"
+            hit = (cap, f"{decimal_str(cap)} ({what} of tier {tier})")
+            self._ltv_cache[tier] = hit
+        return hit
+
+    def risk_parameters(self, tier: str) -> RiskParameters:
+        """What ``risk`` needs to value a client of ``tier`` and place it on the ladder.
+
+        Raises:
+            PolicyError: the tier is not defined in this policy.
+        """
+        cached = self._risk_cache.get(tier)
+        if cached is not None:
+            return cached
+        spec = self.tiers.get(tier)
+        if spec is None:
+            raise PolicyError(f"unknown tier {tier!r} (this policy defines: {', '.join(sorted(self.tiers))})")
+        lad = spec.ladder
+        params = RiskParameters(
+            ladder=LadderBands(
+                warn=lad.warn, margin_call=lad.margin_call, halt=lad.halt, liquidate=lad.liquidate,
+                hysteresis=lad.hysteresis, cooldown_s=lad.cooldown_s, margin_call_deadline_s=lad.margin_call_deadline_s,
+            ),
+            haircuts=MappingProxyType(dict(self.haircuts)),
+            default_haircut=self.default_haircut,
+            max_leverage=spec.max_leverage,
+            max_net_delta_ratio=spec.max_net_delta_ratio,
+            max_drawdown=spec.max_drawdown,
+            max_concentration=spec.max_concentration,
+            low_liquidity_assets=self.low_liquidity_assets,
+            oracle_max_deviation=self.risk.oracle.max_deviation,
+            price_max_age_s=self.risk.oracle.max_age_s,
+        )
+        self._risk_cache[tier] = params
+        return params
+
+    def risk_parameters_for_client(self, client_id: str) -> RiskParameters:
+        return self.risk_parameters(self.tier_of(client_id))
+
+    def origin(self, rule_id: str) -> Origin | None:
+        info = self.rules.get(rule_id)
+        return info.origin if info else None
+
+    # --- evaluation (thin wrappers over primeguard.policy.engine) ------------------------------
+
+    def evaluate_withdrawal(self, request: WithdrawalRequest, context: WithdrawalContext) -> Evaluation:
+        from primeguard.policy.engine import evaluate_withdrawal
+
+        return evaluate_withdrawal(self, request, context)
+
+    def decide_withdrawal(self, request: WithdrawalRequest, context: WithdrawalContext) -> Decision:
+        return self.evaluate_withdrawal(request, context).decision
+
+    def evaluate_capabilities(self, inp: CapabilityInput) -> CapabilityResult:
+        from primeguard.policy.engine import evaluate_capabilities
+
+        return evaluate_capabilities(self, inp)
+
+    def evaluate_risk(self, snapshot: RiskSnapshot) -> CapabilityResult:
+        from primeguard.policy.engine import evaluate_risk
+
+        return evaluate_risk(self, snapshot)

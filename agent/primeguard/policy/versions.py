@@ -1,0 +1,303 @@
+"""Policy versions: content-hashed, kept forever, active only after a second compliance user approves.
+
+States: ``proposed`` -> ``active`` (approve) -> ``superseded`` (when another version is approved);
+``proposed`` -> ``rejected``. At most one version is active. A version is validated (loaded and
+linted) when proposed and again when approved: nothing invalid can become active.
+
+Storage sits behind the small :class:`VersionStore` protocol. :class:`FileVersionStore` keeps a
+directory (``versions/<hash>.json`` holding the canonical content, written once; ``index.json``
+holding states, replaced atomically); the daemon's database store implements the same protocol
+(its ``content`` column holds :func:`~primeguard.policy.loader.canonical_content`, whose SHA-256 is
+the version hash). The file store assumes one writer at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from primeguard.domain.errors import PolicyError
+from primeguard.policy.lint import lint_policy
+from primeguard.policy.loader import canonical_content, content_hash, files_from_canonical, load_bundle
+from primeguard.policy.policyset import PolicySet
+
+PROPOSER_ROLES = frozenset({"compliance", "admin"})
+APPROVER_ROLES = frozenset({"compliance"})
+
+
+class VersionState(StrEnum):
+    PROPOSED = "proposed"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    REJECTED = "rejected"
+
+
+class PolicyApprovalError(PolicyError):
+    """Four eyes or role rules broken: the proposer approving, or an approver without the role."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """One policy version: its files, who proposed and approved it, and its state."""
+
+    hash: str
+    files: Mapping[str, str]
+    proposed_by: str
+    proposed_at: datetime
+    state: VersionState = VersionState.PROPOSED
+    note: str = ""
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    closed_at: datetime | None = None  # superseded or rejected at
+
+    @property
+    def content(self) -> str:
+        return canonical_content(self.files)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash, "state": self.state.value, "proposed_by": self.proposed_by,
+            "proposed_at": self.proposed_at.isoformat(), "note": self.note, "approved_by": self.approved_by,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "files": sorted(self.files),
+        }
+
+
+class VersionStore(Protocol):
+    """Where versions live. ``save`` must apply all given versions atomically (one transaction)."""
+
+    def get(self, policy_hash: str) -> PolicyVersion | None: ...
+
+    def all(self) -> list[PolicyVersion]: ...
+
+    def save(self, versions: Sequence[PolicyVersion]) -> None: ...
+
+
+# --- the pure core -----------------------------------------------------------------------------
+
+
+def propose(store: VersionStore, files: Mapping[str, str], *, proposer: str, role: str, now: datetime,
+            note: str = "") -> PolicyVersion:
+    """Record ``files`` as a proposed version (idempotent for content already proposed or active).
+
+    Raises:
+        PolicyLoadError: the files do not load.
+        PolicyError: lint finds errors.
+        PolicyApprovalError: ``role`` may not propose.
+    """
+    if not proposer:
+        raise PolicyApprovalError("a proposal needs the proposer's user name")
+    if role not in PROPOSER_ROLES:
+        raise PolicyApprovalError(f"{proposer} ({role}) may not propose policy versions; "
+                                  f"roles allowed: {', '.join(sorted(PROPOSER_ROLES))}")
+    policy = load_bundle(files)
+    _lint_clean(policy, now)
+    existing = store.get(policy.hash)
+    if existing is not None and existing.state in (VersionState.PROPOSED, VersionState.ACTIVE):
+        return existing
+    version = PolicyVersion(policy.hash, MappingProxyType(dict(files)), proposer, now, VersionState.PROPOSED, note)
+    store.save([version])
+    return version
+
+
+def approve(store: VersionStore, ref: str, *, approver: str, role: str, now: datetime) -> PolicyVersion:
+    """Activate a proposed version; the previously active one becomes superseded.
+
+    Raises:
+        PolicyApprovalError: the approver proposed it, or lacks the compliance role.
+        PolicyError: unknown / ambiguous reference, not in state proposed, content altered, invalid.
+    """
+    version = resolve(store, ref)
+    if version.state is not VersionState.PROPOSED:
+        raise PolicyError(f"policy version {version.hash[:12]} is {version.state.value}; only proposed versions "
+                          f"can be approved")
+    if role not in APPROVER_ROLES:
+        raise PolicyApprovalError(f"{approver} ({role}) may not approve policy versions; a compliance user must")
+    if not approver or approver == version.proposed_by:
+        raise PolicyApprovalError(f"{approver} proposed policy version {version.hash[:12]} and cannot approve it; "
+                                  f"a different compliance user must")
+    if content_hash(version.files) != version.hash:
+        raise PolicyError(f"policy version {version.hash[:12]}: stored content does not match its hash")
+    policy = load_bundle(version.files)  # validate again before it can decide anything
+    _lint_clean(policy, now)
+    activated = replace(version, state=VersionState.ACTIVE, approved_by=approver, approved_at=now)
+    changes = [activated]
+    current = active_version(store)
+    if current is not None:
+        changes.append(replace(current, state=VersionState.SUPERSEDED, closed_at=now))
+    store.save(changes)
+    return activated
+
+
+def reject(store: VersionStore, ref: str, *, actor: str, role: str, now: datetime) -> PolicyVersion:
+    """Close a proposed version without activating it."""
+    version = resolve(store, ref)
+    if version.state is not VersionState.PROPOSED:
+        raise PolicyError(f"policy version {version.hash[:12]} is {version.state.value}; only proposed versions "
+                          f"can be rejected")
+    if role not in APPROVER_ROLES | PROPOSER_ROLES:
+        raise PolicyApprovalError(f"{actor} ({role}) may not reject policy versions")
+    rejected = replace(version, state=VersionState.REJECTED, closed_at=now)
+    store.save([rejected])
+    return rejected
+
+
+def resolve(store: VersionStore, ref: str) -> PolicyVersion:
+    """A version by full hash or a unique prefix of at least 6 hex digits."""
+    exact = store.get(ref)
+    if exact is not None:
+        return exact
+    if len(ref) < 6:
+        raise PolicyError(f"policy version reference {ref!r} is too short (give at least 6 hex digits)")
+    matches = [v for v in store.all() if v.hash.startswith(ref)]
+    if not matches:
+        raise PolicyError(f"no policy version {ref!r}")
+    if len(matches) > 1:
+        raise PolicyError(f"policy version prefix {ref!r} is ambiguous ({len(matches)} versions)")
+    return matches[0]
+
+
+def active_version(store: VersionStore) -> PolicyVersion | None:
+    active = [v for v in store.all() if v.state is VersionState.ACTIVE]
+    if len(active) > 1:
+        raise PolicyError(f"{len(active)} policy versions are active; the store is inconsistent")
+    return active[0] if active else None
+
+
+def load_active(store: VersionStore) -> PolicySet | None:
+    """The active policy, loaded; ``None`` when nothing is approved (decisions then deny)."""
+    version = active_version(store)
+    return load_bundle(version.files, root=f"policy@{version.hash[:12]}") if version else None
+
+
+def _lint_clean(policy: PolicySet, now: datetime) -> None:
+    errors = [i for i in lint_policy(policy, now=now) if i.severity == "error"]
+    if errors:
+        raise PolicyError("policy lint found errors: " + "; ".join(str(e) for e in errors))
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+class MemoryVersionStore:
+    """In-memory store for tests and one-shot tools."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, PolicyVersion] = {}
+
+    def get(self, policy_hash: str) -> PolicyVersion | None:
+        return self._versions.get(policy_hash)
+
+    def all(self) -> list[PolicyVersion]:
+        return sorted(self._versions.values(), key=lambda v: (v.proposed_at, v.hash))
+
+    def save(self, versions: Sequence[PolicyVersion]) -> None:
+        for v in versions:
+            self._versions[v.hash] = v
+
+
+class FileVersionStore:
+    """A directory of versions: ``versions/<hash>.json`` (content, immutable) + ``index.json`` (states)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def _index_path(self) -> Path:
+        return self.directory / "index.json"
+
+    def _content_path(self, policy_hash: str) -> Path:
+        if not all(c in "0123456789abcdef" for c in policy_hash) or len(policy_hash) != 64:
+            raise PolicyError(f"not a policy hash: {policy_hash[:70]!r}")
+        return self.directory / "versions" / f"{policy_hash}.json"
+
+    def _index(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self._index_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise PolicyError(f"{self._index_path}: unreadable version index: {exc}") from exc
+        rows = data.get("versions") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise PolicyError(f"{self._index_path}: not a version index")
+        return [r for r in rows if isinstance(r, dict)]
+
+    def _version(self, row: Mapping[str, Any]) -> PolicyVersion:
+        h = str(row["hash"])
+        path = self._content_path(h)
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"{path}: policy version content missing: {exc}") from exc
+        if hashlib.sha256(content.encode("utf-8")).hexdigest() != h:
+            raise PolicyError(f"{path}: content does not match its hash (altered on disk?)")
+        return PolicyVersion(
+            hash=h, files=MappingProxyType(files_from_canonical(content)), proposed_by=str(row["proposed_by"]),
+            proposed_at=datetime.fromisoformat(str(row["proposed_at"])), state=VersionState(str(row["state"])),
+            note=str(row.get("note") or ""), approved_by=row.get("approved_by"),
+            approved_at=datetime.fromisoformat(row["approved_at"]) if row.get("approved_at") else None,
+            closed_at=datetime.fromisoformat(row["closed_at"]) if row.get("closed_at") else None,
+        )
+
+    def get(self, policy_hash: str) -> PolicyVersion | None:
+        for row in self._index():
+            if row.get("hash") == policy_hash:
+                return self._version(row)
+        return None
+
+    def all(self) -> list[PolicyVersion]:
+        return sorted((self._version(r) for r in self._index()), key=lambda v: (v.proposed_at, v.hash))
+
+    def save(self, versions: Sequence[PolicyVersion]) -> None:
+        (self.directory / "versions").mkdir(parents=True, exist_ok=True)
+        for v in versions:
+            path = self._content_path(v.hash)
+            if not path.exists():  # content is immutable: written once, never rewritten
+                _atomic_write(path, v.content)
+        rows = {str(r["hash"]): r for r in self._index()}
+        for v in versions:
+            meta = v.meta()
+            meta.pop("files")
+            rows[v.hash] = meta
+        ordered = sorted(rows.values(), key=lambda r: (str(r["proposed_at"]), str(r["hash"])))
+        _atomic_write(self._index_path, json.dumps({"versions": ordered}, indent=2, sort_keys=True) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "FileVersionStore",
+    "MemoryVersionStore",
+    "PolicyApprovalError",
+    "PolicyVersion",
+    "VersionState",
+    "VersionStore",
+    "active_version",
+    "approve",
+    "load_active",
+    "propose",
+    "reject",
+    "resolve",
+]

@@ -1,0 +1,256 @@
+"""Issue D benchmark: withdrawal decisions against 10,000 allowlist entries and 100 rules, ours vs
+cedarpy evaluating an equivalent allowlist-plus-limits policy, in the same run.
+
+The policy: 100 clients x 100 allowlist entries (10,000), 90 per-client limit rules (per-tx and
+24 h velocity) and 10 approval rules, plus the four guards. Cedar gets the same thing: one entity
+per allowlist entry (parent = its client, expiry and timelock as attributes), one ``forbid`` per
+limit and approval rule, one for the guards, and a ``permit`` for allowlisted destinations. Cedar is
+given its best case: the policy set and the 10,000 entities are parsed once (``PolicySet`` and
+``Entities`` handles) and reused; request dicts are built before timing, as ours are.
+
+Requests: 90 % allowlisted destinations (varied amounts, history and approvals), 10 % unknown
+addresses. Both engines must agree on allow vs not-allowed for every request (Cedar has no
+"needs approval": it denies). Timing is per decision (perf_counter_ns), after a warm-up; garbage
+collection stays on, with the loaded policy frozen out of the collector (``gc.freeze``), as a
+long-running agent would do after loading its policy. This is a shared 2-core machine, so each
+engine's pass over the 10,000 requests runs ``ROUNDS`` times, interleaved, and each engine's best
+round is reported (as ``timeit`` does): the same treatment for both.
+
+Targets: p99 <= 50 us per decision and >= 5x faster than cedarpy.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import cedarpy
+import yaml
+from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
+from tests.bench.benchlib import Result, percentile, report
+
+from primeguard.domain.decision import Outcome
+from primeguard.domain.model import VenueKind
+from primeguard.policy import ApprovalGiven, WithdrawalContext, WithdrawalRequest, evaluate_withdrawal, load_bundle
+
+CLIENTS, PER_CLIENT, REQUESTS, WARMUP, ROUNDS = 100, 100, 10_000, 1_000, 3
+LIMIT_RULES, APPROVAL_RULES = 90, 10
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+VENUES = [VenueKind.BINANCE, VenueKind.OKX, VenueKind.BYBIT, VenueKind.DYDX, VenueKind.EVM]
+ASSETS = ["USDC", "USDT", "ETH", "BTC"]
+PRICES = {"USDC": Decimal(1), "USDT": Decimal(1), "ETH": Decimal(3000), "BTC": Decimal(60000)}
+TARGET_P99_S = 50e-6
+TARGET_RATIO = 5.0
+
+
+def address(i: int) -> str:
+    return str(to_checksum_address(keccak(f"bench:{i}".encode())[-20:]))
+
+
+def client_id(c: int) -> str:
+    return f"c{c:03d}"
+
+
+def build_policy_files() -> tuple[dict[str, str], list[dict[str, object]]]:
+    entries: list[dict[str, object]] = []
+    for c in range(CLIENTS):
+        for j in range(PER_CLIENT):
+            entries.append({
+                "id": f"e-{c}-{j}", "client": client_id(c), "venue": VENUES[j % len(VENUES)].value,
+                "chain": "ethereum", "asset": ASSETS[j % len(ASSETS)], "address": address(c * PER_CLIENT + j),
+                "label": f"client {c} destination {j}", "added_by": "carol",
+                "added_at": "2026-01-01T00:00:00Z", "expires_at": "2027-06-01T00:00:00Z",
+            })
+    docs: dict[str, dict[str, object]] = {
+        "risk.yaml": {"version": 1, "kind": "risk_limits", "id": "risk", "haircuts": "hair",
+                      "oracle": {"max_age_s": 3600, "max_deviation": "0.02"}, "default_tier": "std",
+                      "tiers": [{"id": "std", "max_loan_to_collateral": 2,
+                                 "ladder": {"warn": "0.75", "margin_call": "0.8", "halt": "0.85", "liquidate": "0.9"}}],
+                      "clients": [{"id": client_id(c), "tier": "std"} for c in range(CLIENTS)]},
+        "hair.yaml": {"version": 1, "kind": "haircuts", "id": "hair", "default": "0.5",
+                      "assets": [{"asset": a, "haircut": "0.05"} for a in ASSETS]},
+        "allow.yaml": {"version": 1, "kind": "withdrawal_allowlist", "id": "allow", "entries": entries},
+        "limits.yaml": {
+            "version": 1, "kind": "withdrawal_limits", "id": "limits", "risk_limits": "risk", "approvals": "appr",
+            "allowlists": ["allow"],
+            "guards": {"price": {"id": "g-price", "max_age_s": 120},
+                       "ladder": {"id": "g-ladder", "allow_states": ["normal", "warn"]},
+                       "ltv": {"id": "g-ltv", "max_post_ltv": "warn"},
+                       "venue_whitelist": {"id": "g-wl", "unverifiable_venues": ["okx"]}},
+            "limits": [{"id": f"l-{r}", "scope": {"clients": [client_id(c) for c in range(r, CLIENTS, LIMIT_RULES)]},
+                        "per_tx_usd": 250_000 + 10_000 * r,
+                        "velocity": {"window_s": 86400, "max_usd": 1_000_000 + 50_000 * r}}
+                       for r in range(LIMIT_RULES)],
+        },
+        "appr.yaml": {"version": 1, "kind": "approvals", "id": "appr", "rules": [
+            {"id": f"a-{r}", "above_usd": 100_000 * (r + 1), "required": 1 + r // 5,
+             "roles": ["treasury", "compliance"]} for r in range(APPROVAL_RULES)]},
+    }
+    return {name: yaml.safe_dump(doc, sort_keys=False) for name, doc in docs.items()}, entries
+
+
+# --- the equivalent Cedar policy -----------------------------------------------------------------
+
+
+def cedar_policies(limits: list[dict[str, object]], approvals: list[dict[str, object]]) -> str:
+    out = ['permit(principal, action == Action::"withdraw", resource) when { resource in principal && '
+           'context.now >= resource.active_from && context.now < resource.expires_at };',
+           'forbid(principal, action, resource) when { context.price_age_s > 120 || context.blind || '
+           '!(["normal", "warn"].contains(context.ladder_state)) || context.post_ltv_bp >= 7500 || '
+           'context.whitelist_missing };']
+    for rule in limits:
+        scope = rule["scope"]
+        assert isinstance(scope, dict)
+        who = " || ".join(f'principal == Client::"{c}"' for c in scope["clients"])
+        velocity = rule["velocity"]
+        assert isinstance(velocity, dict)
+        out.append(f'forbid(principal, action, resource) when {{ ({who}) && (context.usd_cents > '
+                   f'{int(rule["per_tx_usd"]) * 100} || context.window_cents + context.usd_cents > '
+                   f'{int(velocity["max_usd"]) * 100}) }};')
+    for rule in approvals:
+        out.append(f'forbid(principal, action, resource) when {{ context.usd_cents > {int(rule["above_usd"]) * 100} '
+                   f'&& context.approvals < {rule["required"]} }};')
+    return "\n".join(out)
+
+
+def cedar_entities(entries: list[dict[str, object]]) -> str:
+    ents: list[dict[str, object]] = [{"uid": {"type": "Client", "id": client_id(c)}, "attrs": {}, "parents": []}
+                                     for c in range(CLIENTS)]
+    epoch = lambda s: int(datetime.fromisoformat(str(s)).timestamp())  # noqa: E731
+    for e in entries:
+        key = f'{e["client"]}|{e["venue"]}|{e["chain"]}|{e["asset"]}|{e["address"]}'
+        ents.append({"uid": {"type": "Destination", "id": key},
+                     "attrs": {"active_from": epoch(e["added_at"]), "expires_at": epoch(e["expires_at"])},
+                     "parents": [{"type": "Client", "id": e["client"]}]})
+    return json.dumps(ents)
+
+
+# --- workload ------------------------------------------------------------------------------------
+
+
+def workload(rng: random.Random) -> list[tuple[WithdrawalRequest, WithdrawalContext, dict[str, object]]]:
+    out = []
+    for i in range(REQUESTS + WARMUP):
+        c = rng.randrange(CLIENTS)
+        j = rng.randrange(PER_CLIENT)
+        venue, asset = VENUES[j % len(VENUES)], ASSETS[j % len(ASSETS)]
+        hit = rng.random() < 0.9
+        dest = address(c * PER_CLIENT + j) if hit else address(10_000_000 + i)
+        usd_target = Decimal(rng.choice([500, 5_000, 50_000, 150_000, 400_000, 900_000]))
+        amount = (usd_target / PRICES[asset]).quantize(Decimal("0.000001"))
+        recent = tuple((NOW - timedelta(hours=rng.randrange(1, 30)), Decimal(rng.randrange(0, 400_000)))
+                       for _ in range(3))
+        approvals = tuple(ApprovalGiven(n, "treasury") for n in rng.sample(["tom", "ann", "kim"], rng.randrange(0, 3)))
+        req = WithdrawalRequest(f"w{i}", client_id(c), "acct", venue, "ethereum", asset, amount, dest, "bob", NOW)
+        ctx = WithdrawalContext(PRICES[asset], 15, recent, Decimal("0.4"), Decimal("0.45"), "normal", False,
+                                True, approvals)
+        usd = amount * PRICES[asset]
+        window = sum((u for t, u in recent if t > NOW - timedelta(days=1)), Decimal(0))
+        key = f"{req.client_id}|{venue.value}|ethereum|{asset}|{dest}"
+        cedar_req: dict[str, object] = {
+            "principal": f'Client::"{req.client_id}"', "action": 'Action::"withdraw"',
+            "resource": {"type": "Destination", "id": key},
+            "context": {"usd_cents": int(usd * 100), "window_cents": int(window * 100), "price_age_s": 15,
+                        "blind": False, "ladder_state": "normal", "post_ltv_bp": 4500, "whitelist_missing": False,
+                        "approvals": len(approvals), "now": int(NOW.timestamp())},
+        }
+        out.append((req, ctx, cedar_req))
+    return out
+
+
+def main() -> int:
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    files, entries = build_policy_files()
+    policy = load_bundle(files)
+    load_s = time.perf_counter() - t0
+    limits_doc = yaml.safe_load(files["limits.yaml"])["limits"]
+    appr_doc = yaml.safe_load(files["appr.yaml"])["rules"]
+    rules = len(policy.limits) + len(policy.approval_rules)
+    t0 = time.perf_counter()
+    cedar_ps = cedarpy.PolicySet.from_str(cedar_policies(limits_doc, appr_doc))
+    cedar_ents = cedarpy.Entities.from_json_str(cedar_entities(entries))
+    cedar_load_s = time.perf_counter() - t0
+    work = workload(rng)
+    print(f"policy: {len(policy.entries)} allowlist entries, {rules} rules (+4 guards); loaded in {load_s:.2f}s "
+          f"(cedar parse {cedar_load_s:.2f}s)")
+
+    gc.collect()
+    gc.freeze()
+
+    def run_ours() -> tuple[list[float], list[bool]]:
+        times, allowed = [], []
+        for req, ctx, _ in work:
+            s = time.perf_counter_ns()
+            d = evaluate_withdrawal(policy, req, ctx).decision
+            times.append((time.perf_counter_ns() - s) / 1e9)
+            allowed.append(d.outcome is Outcome.ALLOW)
+        return times[WARMUP:], allowed[WARMUP:]
+
+    def run_cedar() -> tuple[list[float], list[bool]]:
+        times, allowed = [], []
+        for _, _, creq in work:
+            s = time.perf_counter_ns()
+            r = cedarpy.is_authorized(creq, cedar_ps, cedar_ents)
+            times.append((time.perf_counter_ns() - s) / 1e9)
+            allowed.append(r.allowed)
+        return times[WARMUP:], allowed[WARMUP:]
+
+    def rate_ours() -> float:
+        t0 = time.perf_counter()
+        for req, ctx, _ in work[WARMUP:]:
+            evaluate_withdrawal(policy, req, ctx)
+        return REQUESTS / (time.perf_counter() - t0)
+
+    def rate_cedar() -> float:
+        t0 = time.perf_counter()
+        for _, _, creq in work[WARMUP:]:
+            cedarpy.is_authorized(creq, cedar_ps, cedar_ents)
+        return REQUESTS / (time.perf_counter() - t0)
+
+    ours_rounds, cedar_rounds, ours_rates, cedar_rates = [], [], [], []
+    for _ in range(ROUNDS):
+        ours_rounds.append(run_ours())
+        cedar_rounds.append(run_cedar())
+        ours_rates.append(rate_ours())
+        cedar_rates.append(rate_cedar())
+    ours_t, ours_allow = min(ours_rounds, key=lambda r: percentile(r[0], 99))
+    cedar_t, cedar_allow = min(cedar_rounds, key=lambda r: percentile(r[0], 99))
+    ours_rate, cedar_rate = max(ours_rates), max(cedar_rates)
+    agree = sum(a == b for a, b in zip(ours_allow, cedar_allow, strict=True)) / len(ours_allow)
+    worst_p99 = max(percentile(r[0], 99) for r in ours_rounds)
+
+    p50, p99 = percentile(ours_t, 50), percentile(ours_t, 99)
+    c50, c99 = percentile(cedar_t, 50), percentile(cedar_t, 99)
+    mean, cmean = statistics.fmean(ours_t), statistics.fmean(cedar_t)
+    print(f"{'':<10} {'decisions/s':>12} {'mean us':>9} {'p50 us':>8} {'p99 us':>8}")
+    print(f"{'ours':<10} {ours_rate:>12,.0f} {mean * 1e6:>9.1f} {p50 * 1e6:>8.1f} {p99 * 1e6:>8.1f}")
+    print(f"{'cedarpy':<10} {cedar_rate:>12,.0f} {cmean * 1e6:>9.1f} {c50 * 1e6:>8.1f} {c99 * 1e6:>8.1f}")
+    print(f"allowed: ours {sum(ours_allow)}/{REQUESTS}, cedar {sum(cedar_allow)}/{REQUESTS}; agreement {agree:.2%}; "
+          f"best of {ROUNDS} rounds (our worst round's p99: {worst_p99 * 1e6:.1f} us)")
+    extra = {"p50_us": round(p50 * 1e6, 1), "p99_us": round(p99 * 1e6, 1), "baseline_p50_us": round(c50 * 1e6, 1),
+             "baseline_p99_us": round(c99 * 1e6, 1), "decisions_per_s": round(ours_rate),
+             "baseline_decisions_per_s": round(cedar_rate), "entries": len(policy.entries), "rules": rules,
+             "agreement": round(agree, 4), "worst_round_p99_us": round(worst_p99 * 1e6, 1)}
+    results = [
+        Result("policy_decision_p99", p99, c99, "p99<=50us and >=5x cedarpy",
+               p99 <= TARGET_P99_S and c99 / p99 >= TARGET_RATIO and agree == 1.0, extra),
+        Result("policy_decision_mean", mean, cmean, ">=5x cedarpy", cmean / mean >= TARGET_RATIO and agree == 1.0,
+               {"decisions_per_s": round(ours_rate), "baseline_decisions_per_s": round(cedar_rate)}),
+    ]
+    report(results)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

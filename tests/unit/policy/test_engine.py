@@ -1,0 +1,208 @@
+"""Engine semantics not covered by the example *_test.yaml cases."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from primeguard.domain.decision import Outcome, ReasonCode
+from primeguard.domain.findings import FindingCode, Severity
+from primeguard.domain.model import Account, Capability, Credential, Holder, VenueKind
+from primeguard.policy import (
+    REASON_DOCS,
+    CapabilityInput,
+    decision_json,
+    deny_without_policy,
+    evaluate_capabilities,
+    evaluate_withdrawal,
+    explain_decision,
+    explain_evaluation,
+    load,
+    load_bundle,
+)
+from primeguard.policy.engine import checksum_or_none
+from primeguard.policy.explain import decision_from_json, evaluation_json
+from tests.unit.policy.helpers import (
+    ALPHA_COLD,
+    GAMMA_OKX,
+    NOW,
+    POLICIES,
+    approvals,
+    context,
+    request,
+    small_docs,
+    to_files,
+)
+
+POLICY = load(POLICIES)
+SMALL = load_bundle(to_files(small_docs()))
+
+
+def test_no_policy_denies_everything() -> None:
+    d = deny_without_policy("withdrawal w1")
+    assert d.outcome is Outcome.DENY and d.reasons == (ReasonCode.POLICY_MISSING,)
+    docs = small_docs()
+    del docs["limits.yaml"], docs["appr.yaml"]
+    no_limits = load_bundle(to_files(docs))
+    ev = evaluate_withdrawal(no_limits, request(), context())
+    assert ev.decision.reasons == (ReasonCode.POLICY_MISSING,)
+
+
+def test_decision_carries_hash_rules_and_one_paragraph() -> None:
+    ev = evaluate_withdrawal(POLICY, request(), context())
+    d = ev.decision
+    assert d.outcome is Outcome.ALLOW and d.policy_hash == POLICY.hash
+    assert "alpha-cold-usdc" in d.rule_ids and "price-fresh" in d.rule_ids
+    assert "\n" not in d.explanation and POLICY.short_hash in d.explanation
+    assert ev.findings == () and ev.usd_amount == Decimal(1000)
+
+
+def test_deny_reports_every_reason_and_a_finding() -> None:
+    ev = evaluate_withdrawal(POLICY, request(destination=GAMMA_OKX), context(usd_price=None, ladder_state="halt"))
+    d = ev.decision
+    assert d.outcome is Outcome.DENY
+    assert set(d.reasons) == {ReasonCode.NOT_ALLOWLISTED, ReasonCode.PRICE_UNAVAILABLE, ReasonCode.LADDER_STATE}
+    assert d.explanation.startswith("Denied withdrawal w1")
+    (finding,) = ev.findings
+    assert finding.code is FindingCode.POLICY_VIOLATION and finding.severity is Severity.HIGH
+    assert finding.details["policy_hash"] == POLICY.hash
+
+
+def test_address_forms() -> None:
+    lower = evaluate_withdrawal(POLICY, request(destination=ALPHA_COLD.lower()), context()).decision
+    assert lower.outcome is Outcome.ALLOW
+    upper = evaluate_withdrawal(POLICY, request(destination="0x" + ALPHA_COLD[2:].upper()), context()).decision
+    assert upper.outcome is Outcome.ALLOW
+    zero = evaluate_withdrawal(POLICY, request(destination="0x" + "0" * 40), context()).decision
+    assert ReasonCode.ADDRESS_INVALID in zero.reasons
+    short = evaluate_withdrawal(POLICY, request(destination="0x1234"), context()).decision
+    assert ReasonCode.ADDRESS_INVALID in short.reasons
+    other = evaluate_withdrawal(POLICY, request(destination="TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeL"), context()).decision
+    assert other.reasons == (ReasonCode.NOT_ALLOWLISTED,)
+
+
+def test_non_evm_destinations_match_exactly() -> None:
+    docs = small_docs()
+    tron = "TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeL"
+    docs["allow.yaml"]["entries"].append({
+        "id": "e-tron", "client": "alpha", "venue": "binance", "chain": "tron", "asset": "USDC", "address": tron,
+        "label": "alpha tron", "added_by": "carol", "added_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2027-06-01T00:00:00Z"})
+    policy = load_bundle(to_files(docs))
+    ok = evaluate_withdrawal(policy, request(chain="TRON", destination=tron), context()).decision
+    assert ok.outcome is Outcome.ALLOW and "e-tron" in ok.rule_ids
+    lowered = evaluate_withdrawal(policy, request(chain="tron", destination=tron.lower()), context()).decision
+    assert lowered.reasons == (ReasonCode.NOT_ALLOWLISTED,)
+
+
+def test_velocity_window_boundary_and_future_entries() -> None:
+    req = request(amount=Decimal(600_000))
+    at_edge = context(recent=[(NOW - timedelta(seconds=86400), Decimal(1_500_000))],
+                      approvals=approvals(("carol", "compliance"), ("dave", "compliance")))
+    assert evaluate_withdrawal(SMALL, req, at_edge).decision.outcome is Outcome.ALLOW  # exactly 24 h ago: out
+    inside = context(recent=[(NOW - timedelta(seconds=86399), Decimal(1_500_000))],
+                     approvals=approvals(("carol", "compliance"), ("dave", "compliance")))
+    assert evaluate_withdrawal(SMALL, req, inside).decision.reasons == (ReasonCode.LIMIT_VELOCITY,)
+    future = context(recent=[(NOW + timedelta(hours=1), Decimal(1_500_000))])
+    assert ReasonCode.LIMIT_VELOCITY in evaluate_withdrawal(SMALL, req, future).decision.reasons
+
+
+def test_shadow_rules_are_reported_not_enforced() -> None:
+    ctx = context(recent=[(NOW - timedelta(minutes=10), Decimal(480_000))])
+    d = evaluate_withdrawal(SMALL, request(amount=Decimal(40_000)), ctx).decision
+    assert d.outcome is Outcome.ALLOW
+    assert d.reasons == (ReasonCode.ALLOWED, ReasonCode.SHADOW)
+    assert d.shadow == ("l-burst:limit_velocity",)
+    assert "l-burst" not in d.rule_ids and "would have objected" in d.explanation
+
+
+def test_approvals_required_is_the_rules_n() -> None:
+    d = evaluate_withdrawal(SMALL, request(amount=Decimal(600_000)), context()).decision
+    assert d.outcome is Outcome.NEEDS_APPROVAL and d.approvals_required == 2
+    assert set(d.rule_ids) == {"a-50k", "a-500k"}
+
+
+def test_unknown_whitelist_state_denies_except_where_unverifiable() -> None:
+    d = evaluate_withdrawal(SMALL, request(), context(venue_whitelisted=None)).decision
+    assert d.reasons == (ReasonCode.VENUE_WHITELIST_MISSING,)
+    okx = request(client_id="gamma", venue=VenueKind.OKX, destination=GAMMA_OKX)
+    assert evaluate_withdrawal(SMALL, okx, context(venue_whitelisted=None)).decision.outcome is Outcome.ALLOW
+    assert evaluate_withdrawal(SMALL, okx, context(venue_whitelisted=False)).decision.outcome is Outcome.DENY
+
+
+def test_non_decimal_or_nan_inputs_fail_closed() -> None:
+    assert evaluate_withdrawal(POLICY, request(amount=Decimal("NaN")), context()).decision.reasons == (
+        ReasonCode.AMOUNT_INVALID,)
+    assert ReasonCode.PRICE_UNAVAILABLE in evaluate_withdrawal(
+        POLICY, request(), context(usd_price=Decimal("Infinity"))).decision.reasons
+    assert ReasonCode.DATA_STALE in evaluate_withdrawal(POLICY, request(), context(price_age_s=-1)).decision.reasons
+
+
+def _cred(cid: str, holder: Holder, caps: set[Capability], account: str = "acct", venue: VenueKind = VenueKind.BINANCE,
+          kind: str = "cex_api_key", **kw: Any) -> Credential:
+    return Credential(cid, account, venue, kind, holder, frozenset(caps), **kw)
+
+
+def test_capabilities_unknown_account_still_checked_and_unanalysable_key_fails_closed() -> None:
+    creds = [_cred("k1", Holder.CLIENT, {Capability.UNKNOWN}, ip_restricted=True)]
+    res = evaluate_capabilities(POLICY, CapabilityInput(creds))
+    assert res.decision.outcome is Outcome.DENY
+    codes = {f.code for f in res.findings}
+    assert FindingCode.KEY_CAN_WITHDRAW in codes
+    assert all(f.client_id is None for f in res.findings)
+
+
+def test_capability_findings_carry_client_rule_and_hash() -> None:
+    acct = {"a1": Account("a1", "alpha", VenueKind.BINANCE)}
+    creds = [_cred("k2", Holder.CLIENT, {Capability.READ, Capability.WITHDRAW}, account="a1", ip_restricted=True)]
+    res = evaluate_capabilities(POLICY, CapabilityInput(creds, MappingProxyType(acct)))
+    (f,) = res.findings
+    assert (f.client_id, f.rule_id, f.severity) == ("alpha", "client-cex-no-withdraw", Severity.CRITICAL)
+    assert f.details["policy_hash"] == POLICY.hash and f.details["capabilities"] == ["withdraw"]
+    assert res.decision.rule_ids == ("client-cex-no-withdraw",)
+
+
+def test_shadow_capability_findings_are_info() -> None:
+    creds = [_cred("op", Holder.OPERATOR, {Capability.READ}, ip_restricted=False)]
+    res = evaluate_capabilities(POLICY, CapabilityInput(creds))
+    (f,) = res.findings
+    assert f.severity is Severity.INFO and f.details["shadow"] is True and f.message.startswith("[shadow]")
+    assert res.decision.outcome is Outcome.ALLOW and res.decision.shadow == ("operator-ip-bound:op",)
+
+
+def test_approval_of_unknown_size_is_treated_as_unlimited() -> None:
+    cred = _cred("ap", Holder.CONTRACT, {Capability.SPEND_ALLOWANCE}, venue=VenueKind.EVM, kind="erc20_approval",
+                 chain="ethereum", details=MappingProxyType({"spender": ALPHA_COLD}))
+    res = evaluate_capabilities(POLICY, CapabilityInput([cred]))
+    assert [f.code for f in res.findings] == [FindingCode.UNLIMITED_APPROVAL]
+
+
+def test_checksum_matches_eth_utils() -> None:
+    for _ in range(200):
+        raw = "0x" + os.urandom(20).hex()
+        good = to_checksum_address(raw)
+        assert checksum_or_none(raw) == good == checksum_or_none(good)
+        flipped = good[:2] + good[2:].swapcase()
+        if flipped[2:] not in (good[2:].lower(), good[2:].upper()):
+            assert checksum_or_none(flipped) is None
+
+
+def test_every_reason_code_is_documented() -> None:
+    assert set(REASON_DOCS) == set(ReasonCode)
+
+
+def test_explain_shows_rule_locations_and_round_trips_json() -> None:
+    ev = evaluate_withdrawal(POLICY, request(amount=Decimal(150_000)), context())
+    text = explain_evaluation(POLICY, ev)
+    assert "NEEDS_APPROVAL" in text and "treasury-above-100k" in text and "approvals.yaml:" in text
+    data = evaluation_json(POLICY, ev)
+    json.dumps(data)
+    assert decision_from_json(decision_json(ev.decision)) == ev.decision
+    other = explain_decision(SMALL, ev.decision)
+    assert "decided under policy" in other and "not in this policy version" in other

@@ -10,7 +10,13 @@ from importlib import resources
 import pytest
 
 from primeguard.domain.errors import ToolchainError
-from primeguard.sandbox.toolchain import contract_artifact, contracts_dir, find_tool
+from primeguard.sandbox.toolchain import (
+    build_contracts,
+    contract_artifact,
+    contracts_dir,
+    contracts_up_to_date,
+    find_tool,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -33,6 +39,33 @@ def test_env_override_and_missing_tool(monkeypatch, tmp_path):
     monkeypatch.delenv("PRIMEGUARD_ANVIL")
     with pytest.raises(ToolchainError, match="make setup"):
         find_tool("definitely-not-a-tool")
+    # No project install (PRIMEGUARD_HOME elsewhere) and nothing on PATH: the hint names make setup.
+    monkeypatch.setenv("PRIMEGUARD_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    for tool in ("anvil", "forge", "cast", "solc"):
+        with pytest.raises(ToolchainError, match="make setup"):
+            find_tool(tool)
+
+
+def test_solc_shim_reports_native_version():
+    proc = subprocess.run([str(find_tool("solc")), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines()[1] == "Version: 0.8.30+commit.73712a01.Linux.g++"
+
+
+def test_contract_artifact_has_abi_and_bytecode():
+    art = contract_artifact("SandboxAggregator")
+    assert set(art) == {"abi", "bytecode", "deployedBytecode"}
+    assert art["bytecode"].startswith("0x") and len(art["deployedBytecode"]) > 2
+    names = {f["name"] for f in art["abi"] if f["type"] == "function"}
+    assert {"initialize", "updateAnswer", "setRoundData", "latestRoundData", "getRoundData"} <= names
+    with pytest.raises(ToolchainError, match="no compiled artifact"):
+        contract_artifact("NoSuchContract")
+
+
+def test_build_is_skipped_when_current():
+    build_contracts()
+    assert contracts_up_to_date()
 
 
 def test_shipped_batch_reader_abi_matches_build():

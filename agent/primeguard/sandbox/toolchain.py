@@ -58,21 +58,43 @@ def find_tool(name: str) -> Path:
 
 
 def contracts_dir() -> Path:
+    """The Foundry project (``contracts/``) under the project root."""
     return project_root() / "contracts"
 
 
-def build_contracts(force: bool = False) -> None:
-    """Run ``forge build`` when artifacts are missing or older than any source file."""
+def _newest_input_mtime(cdir: Path) -> float:
+    """Newest modification time among the inputs of a build: sources and foundry.toml."""
+    inputs = [*(cdir / "src").rglob("*.sol"), cdir / "foundry.toml"]
+    return max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
+
+
+def contracts_up_to_date() -> bool:
+    """True when contracts/out holds artifacts built after the last change to src/ or foundry.toml.
+
+    forge rewrites ``cache/solidity-files-cache.json`` on every build, including no-op builds, but
+    leaves unchanged artifacts alone: the cache file, not the artifacts, is the build timestamp.
+    """
     cdir = contracts_dir()
-    out = cdir / "out"
-    sources = list((cdir / "src").rglob("*.sol"))
-    if not force and sources:
-        artifacts = list(out.glob("*.sol/*.json"))
-        if artifacts and min(p.stat().st_mtime for p in artifacts) >= max(p.stat().st_mtime for p in sources):
-            return
+    stamp = cdir / "cache" / "solidity-files-cache.json"
+    if not stamp.is_file() or not any((cdir / "out").glob("*.sol/*.json")):
+        return False
+    return stamp.stat().st_mtime >= _newest_input_mtime(cdir)
+
+
+def build_contracts(force: bool = False) -> None:
+    """Run ``forge build --offline`` with the solc shim unless the artifacts are current.
+
+    Args:
+        force: build even when :func:`contracts_up_to_date` says nothing changed.
+
+    Raises:
+        ToolchainError: forge or the shim is missing, or the build failed.
+    """
+    if not force and contracts_up_to_date():
+        return
     forge = find_tool("forge")
     solc = find_tool("solc")
-    proc = subprocess.run([str(forge), "build", "--offline", "--use", str(solc)], cwd=cdir,
+    proc = subprocess.run([str(forge), "build", "--offline", "--use", str(solc)], cwd=contracts_dir(),
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise ToolchainError(f"forge build failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
@@ -81,12 +103,19 @@ def build_contracts(force: bool = False) -> None:
 
 @lru_cache(maxsize=64)
 def contract_artifact(name: str) -> dict[str, Any]:
-    """ABI and bytecode of contract ``name`` from contracts/out (building first if needed)."""
+    """ABI and bytecode of contract ``name`` from ``contracts/out/<File>.sol/<name>.json``.
+
+    Builds first when the artifacts are missing or older than the sources.
+
+    Returns:
+        ``{"abi": [...], "bytecode": "0x...", "deployedBytecode": "0x..."}``.
+
+    Raises:
+        ToolchainError: no such contract, or the build failed.
+    """
     cdir = contracts_dir()
+    build_contracts()
     matches = sorted((cdir / "out").glob(f"*.sol/{name}.json"))
-    if not matches:
-        build_contracts(force=True)
-        matches = sorted((cdir / "out").glob(f"*.sol/{name}.json"))
     if not matches:
         raise ToolchainError(f"no compiled artifact for contract {name} under {cdir / 'out'}")
     data = json.loads(matches[0].read_text())

@@ -55,6 +55,31 @@ contract SandboxAggregatorTest is Test {
         assertEq(feed.owner(), OWNER);
     }
 
+    function test_UpdateAnswerEmitsChainlinkEvents() public {
+        vm.expectEmit(true, true, false, true, address(feed));
+        emit SandboxAggregator.NewRound(1, OWNER, block.timestamp);
+        vm.expectEmit(true, true, false, true, address(feed));
+        emit SandboxAggregator.AnswerUpdated(3000e8, 1, block.timestamp);
+        vm.prank(OWNER);
+        feed.updateAnswer(3000e8);
+    }
+
+    function test_WorksAfterCodeIsPlacedAtCanonicalAddress() public {
+        // What the sandbox does with anvil_setCode: runtime code only, no constructor, empty storage.
+        address canonical = 0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419; // mainnet ETH / USD
+        vm.etch(canonical, address(feed).code);
+        SandboxAggregator placed = SandboxAggregator(canonical);
+        assertEq(placed.owner(), address(0));
+        placed.initialize(8, "ETH / USD", OWNER);
+        vm.prank(OWNER);
+        placed.updateAnswer(2500e8);
+        (, int256 answer,, uint256 updatedAt,) = placed.latestRoundData();
+        assertEq(answer, 2500e8);
+        assertEq(updatedAt, block.timestamp);
+        assertEq(uint256(placed.decimals()), 8);
+        assertEq(placed.description(), "ETH / USD");
+    }
+
     function test_RevertIf_InitializedTwice() public {
         vm.expectRevert(SandboxAggregator.SandboxAggregatorAlreadyInitialized.selector);
         feed.initialize(18, "x", address(this));
@@ -63,6 +88,11 @@ contract SandboxAggregatorTest is Test {
     function test_RevertIf_NotOwnerUpdates() public {
         vm.expectRevert(abi.encodeWithSelector(SandboxAggregator.SandboxAggregatorUnauthorized.selector, address(this)));
         feed.updateAnswer(1);
+    }
+
+    function test_RevertIf_NotOwnerSetsRoundData() public {
+        vm.expectRevert(abi.encodeWithSelector(SandboxAggregator.SandboxAggregatorUnauthorized.selector, address(this)));
+        feed.setRoundData(1, 1, 1, 1, 1);
     }
 
     function test_RevertIf_UnknownRound() public {
@@ -82,5 +112,22 @@ contract SandboxAggregatorTest is Test {
         assertEq(gotStarted, startedAt);
         assertEq(gotUpdated, updatedAt);
         assertEq(uint256(gotAir), uint256(air));
+    }
+
+    function testFuzz_UpdateAnswerAdvancesRoundAfterSetRoundData(uint80 start, int256 answer, uint32 dt) public {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        start = uint80(bound(start, 1, type(uint80).max - 1)); // bounded below uint80 max
+
+        vm.prank(OWNER);
+        feed.setRoundData(start, 1, 1, 1, start);
+        vm.warp(block.timestamp + dt);
+        vm.prank(OWNER);
+        feed.updateAnswer(answer);
+        (uint80 id, int256 got, uint256 startedAt, uint256 updatedAt, uint80 air) = feed.latestRoundData();
+        assertEq(uint256(id), uint256(start) + 1);
+        assertEq(got, answer);
+        assertEq(startedAt, block.timestamp);
+        assertEq(updatedAt, block.timestamp);
+        assertEq(uint256(air), uint256(id));
     }
 }

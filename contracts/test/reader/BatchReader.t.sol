@@ -18,6 +18,17 @@ contract OutOfRangeFeedMock {
     }
 }
 
+/// @dev UNSAFE mock: a token whose balanceOf and allowance always revert.
+contract RevertingTokenMock {
+    function balanceOf(address) external pure returns (uint256) {
+        revert("broken");
+    }
+
+    function allowance(address, address) external pure returns (uint256) {
+        revert("broken");
+    }
+}
+
 contract BatchReaderTest is Test {
     BatchReader private reader;
     SandboxToken private tokenA;
@@ -39,7 +50,8 @@ contract BatchReaderTest is Test {
     function _wallets(uint256 n) private pure returns (address[] memory ws) {
         ws = new address[](n);
         for (uint256 i = 0; i < n; ++i) {
-            ws[i] = address(uint160(0x1000 + i));
+            // forge-lint: disable-next-line(unsafe-typecast)
+            ws[i] = address(uint160(0x1000 + i)); // i < a few hundred, far below 2**160
         }
     }
 
@@ -104,6 +116,32 @@ contract BatchReaderTest is Test {
         assertFalse(rounds[2].ok, "out-of-range feed must be not ok");
     }
 
+    function test_RevertingTokenYieldsZeroAndNotOkWithoutBlindingOthers() public {
+        address[] memory ws = _wallets(2);
+        tokenA.mint(ws[1], 7e6);
+        address[] memory ts = new address[](3);
+        ts[0] = address(new RevertingTokenMock());
+        ts[1] = address(tokenA);
+        ts[2] = address(0xdead); // not a contract
+        (uint256[] memory got, bool[] memory ok) = reader.tokenBalances(ts, ws);
+        assertEq(got.length, 6);
+        for (uint256 w = 0; w < 2; ++w) {
+            assertFalse(ok[w], "reverting token must be not ok");
+            assertEq(got[w], 0);
+            assertTrue(ok[2 + w]);
+            assertFalse(ok[4 + w], "non-contract token must be not ok");
+            assertEq(got[4 + w], 0);
+        }
+        assertEq(got[3], 7e6);
+    }
+
+    function test_RevertIf_AllowancesLengthsDiffer() public {
+        address[] memory one = _wallets(1);
+        address[] memory two = _wallets(2);
+        vm.expectRevert(bytes("BatchReader: length mismatch"));
+        reader.allowances(one, two, two);
+    }
+
     function test_CodeSizes() public view {
         address[] memory accounts = new address[](2);
         accounts[0] = address(tokenA);
@@ -126,6 +164,45 @@ contract BatchReaderTest is Test {
         for (uint256 i = 0; i < n; ++i) {
             assertTrue(ok[i]);
             assertEq(got[i], tokenA.balanceOf(ws[i]));
+        }
+    }
+
+    function testFuzz_LatestRoundsEqualIndividualReads(uint8 nFeeds, uint256 mask) public view {
+        uint256 n = bound(nFeeds, 0, 24);
+        address[] memory feeds = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            // Bit i of mask picks a live feed or an empty address (i < 25: the cast cannot truncate).
+            // forge-lint: disable-next-line(unsafe-typecast)
+            feeds[i] = (mask >> i) & 1 == 1 ? address(feed) : address(uint160(0xdead0000 + i));
+        }
+        BatchReader.Round[] memory rounds = reader.latestRounds(feeds);
+        assertEq(rounds.length, n);
+        (uint80 id, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 air) = feed.latestRoundData();
+        for (uint256 i = 0; i < n; ++i) {
+            if ((mask >> i) & 1 == 0) {
+                assertFalse(rounds[i].ok);
+                continue;
+            }
+            assertTrue(rounds[i].ok);
+            assertEq(uint256(rounds[i].roundId), uint256(id));
+            assertEq(rounds[i].answer, answer);
+            assertEq(rounds[i].startedAt, startedAt);
+            assertEq(rounds[i].updatedAt, updatedAt);
+            assertEq(uint256(rounds[i].answeredInRound), uint256(air));
+            assertEq(uint256(rounds[i].decimals), uint256(feed.decimals()));
+        }
+    }
+
+    function testFuzz_NativeBalancesEqualIndividualReads(uint8 nWallets, uint96 seed) public {
+        uint256 n = bound(nWallets, 0, 64);
+        address[] memory ws = _wallets(n);
+        for (uint256 i = 0; i < n; ++i) {
+            vm.deal(ws[i], uint256(keccak256(abi.encode(seed, i))) % 1e30);
+        }
+        uint256[] memory got = reader.nativeBalances(ws);
+        assertEq(got.length, n);
+        for (uint256 i = 0; i < n; ++i) {
+            assertEq(got[i], ws[i].balance);
         }
     }
 }

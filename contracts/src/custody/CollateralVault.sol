@@ -73,16 +73,16 @@ contract CollateralVault is AccessControl, Pausable {
         if (destination == address(0) || destination == address(this)) revert CollateralVaultInvalidDestination();
         bytes32 key = _key(asset, destination);
         if (_allowlist[key] != 0) revert CollateralVaultAlreadyListed(asset, destination);
-        uint64 activatesAt = uint64(block.timestamp) + _timelock;
-        _allowlist[key] = activatesAt;
-        emit DestinationProposed(asset, destination, activatesAt, msg.sender);
+        uint64 activeFrom = uint64(block.timestamp) + _timelock;
+        _allowlist[key] = activeFrom;
+        emit DestinationProposed(asset, destination, activeFrom, msg.sender);
     }
 
     /// @notice Cancel a proposal that has not become active yet.
     function cancelDestination(address asset, address destination) external onlyRole(COMPLIANCE_ROLE) {
         bytes32 key = _key(asset, destination);
-        uint64 activatesAt = _allowlist[key];
-        if (activatesAt == 0 || activatesAt <= block.timestamp) revert CollateralVaultNotPending(asset, destination);
+        uint64 activeFrom = _allowlist[key];
+        if (activeFrom == 0 || activeFrom <= block.timestamp) revert CollateralVaultNotPending(asset, destination);
         delete _allowlist[key];
         emit DestinationCancelled(asset, destination, msg.sender);
     }
@@ -131,9 +131,9 @@ contract CollateralVault is AccessControl, Pausable {
         whenNotPaused
     {
         if (amount == 0) revert CollateralVaultInvalidAmount();
-        uint64 activatesAt = _allowlist[_key(asset, destination)];
-        if (activatesAt == 0) revert CollateralVaultNotAllowlisted(asset, destination);
-        if (activatesAt > block.timestamp) revert CollateralVaultNotYetActive(asset, destination, activatesAt);
+        uint64 activeFrom = _allowlist[_key(asset, destination)];
+        if (activeFrom == 0) revert CollateralVaultNotAllowlisted(asset, destination);
+        if (activeFrom > block.timestamp) revert CollateralVaultNotYetActive(asset, destination, activeFrom);
         _spend(asset, amount);
         if (asset == address(0)) {
             (bool ok,) = destination.call{value: amount}("");

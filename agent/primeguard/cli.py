@@ -208,6 +208,117 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+policy_app = typer.Typer(help="Compliance: lint, test, diff, explain, propose and approve policies.",
+                         no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def _finish(result: Any, as_json: bool) -> None:
+    """Print a policy CommandResult and exit with its code."""
+    if as_json:
+        emit_json(result.data)
+    else:
+        console.print(result.text, markup=False, highlight=False)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@policy_app.command("lint")
+@friendly
+def policy_lint(policy_dir: Path = typer.Argument(Path("policies")), as_json: bool = typer.Option(False, "--json")
+                ) -> None:
+    """file:line errors, unknown references, bad checksums, expired entries, dead or contradictory rules."""
+    from primeguard.policy.commands import lint_command
+
+    _finish(lint_command(policy_dir), as_json)
+
+
+@policy_app.command("test")
+@friendly
+def policy_test(policy_dir: Path = typer.Argument(Path("policies")), as_json: bool = typer.Option(False, "--json")
+                ) -> None:
+    """Run the *_test.yaml cases beside each policy file; print rule coverage."""
+    from primeguard.policy.commands import run_tests_command
+
+    _finish(run_tests_command(policy_dir), as_json)
+
+
+@policy_app.command("diff")
+@friendly
+def policy_diff(old: Path = typer.Argument(...), new: Path = typer.Argument(...),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """What changes in effect between two policy directories, in words."""
+    from primeguard.policy.commands import diff_command
+
+    _finish(diff_command(old, new), as_json)
+
+
+@policy_app.command("explain")
+@friendly
+def policy_explain(policy_dir: Path = typer.Argument(...), input_file: Path = typer.Argument(...),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Why a decision came out as it did (a withdrawal input, or a recorded decision)."""
+    from primeguard.policy.commands import explain_command
+
+    _finish(explain_command(policy_dir, input_file), as_json)
+
+
+def _version_store(config: Path) -> Any:
+    from primeguard.active_policy import store_url
+    from primeguard.config import load_config
+    from primeguard.policy_store import DbVersionStore
+    from primeguard.store.db import open_store
+
+    return DbVersionStore(open_store(store_url(load_config(config), config.parent.resolve()), migrate=True))
+
+
+@policy_app.command("propose")
+@friendly
+def policy_propose(
+    policy_dir: Path = typer.Argument(...),
+    config: Path = typer.Option(..., "--config"),
+    user: str = typer.Option(..., "--as"),
+    role: str = typer.Option("compliance", "--role"),
+    note: str = typer.Option("", "--note"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Propose the files in POLICY_DIR as a new content-hashed version (inactive until approved)."""
+    from datetime import UTC, datetime
+
+    from primeguard.policy.loader import read_policy_dir
+    from primeguard.policy.versions import propose
+
+    v = propose(_version_store(config), read_policy_dir(policy_dir), proposer=user, role=role,
+                now=datetime.now(UTC), note=note)
+    data = v.meta()
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(f"proposed policy version {v.hash[:12]} ({v.state.value}); a different compliance user "
+                      f"must approve it: primeguard policy approve {v.hash[:12]} --config {config} --as <user>")
+
+
+@policy_app.command("approve")
+@friendly
+def policy_approve(
+    ref: str = typer.Argument(..., help="Version hash or unique prefix"),
+    config: Path = typer.Option(..., "--config"),
+    user: str = typer.Option(..., "--as"),
+    role: str = typer.Option("compliance", "--role"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Approve and activate a proposed version (never by its proposer)."""
+    from datetime import UTC, datetime
+
+    from primeguard.policy.versions import approve
+
+    v = approve(_version_store(config), ref, approver=user, role=role, now=datetime.now(UTC))
+    if as_json:
+        emit_json(v.meta())
+    else:
+        console.print(f"policy version {v.hash[:12]} is now active (approved by {v.approved_by})")
+
+
 withdraw_app = typer.Typer(help="On-chain withdrawals out of collateral vaults.", no_args_is_help=True)
 app.add_typer(withdraw_app, name="withdraw")
 

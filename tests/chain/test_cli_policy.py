@@ -1,0 +1,42 @@
+"""Compliance from the command line: lint and test the shipped policies, propose a version, see a
+self-approval refused, approve as a second user; the daemon then uses the active version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "primeguard.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_lint_and_test_shipped_policies(repo):
+    lint = run("policy", "lint", "policies", "--json", cwd=repo)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    tests = run("policy", "test", "policies", "--json", cwd=repo)
+    assert tests.returncode == 0, tests.stdout[-2000:]
+
+
+def test_propose_self_approval_refused_then_approved(repo, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"store": {"url": f"sqlite:///{tmp_path / 'p.db'}"}}))
+    prop = run("policy", "propose", "policies", "--config", str(cfg), "--as", "carol", "--json", cwd=repo)
+    assert prop.returncode == 0, prop.stderr
+    version = json.loads(prop.stdout)
+    assert version["state"] == "proposed"
+    selfish = run("policy", "approve", version["hash"][:12], "--config", str(cfg), "--as", "carol", cwd=repo)
+    assert selfish.returncode == 2 and "cannot approve" in selfish.stderr
+    ok = run("policy", "approve", version["hash"][:12], "--config", str(cfg), "--as", "dave", "--json", cwd=repo)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["state"] == "active"
+    from primeguard.active_policy import active_policy
+    from primeguard.config import load_config
+    from primeguard.store.db import open_store
+
+    loaded = active_policy(load_config(cfg), open_store(f"sqlite:///{tmp_path / 'p.db'}"), tmp_path)
+    assert loaded is not None and loaded.hash == version["hash"]

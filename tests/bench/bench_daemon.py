@@ -41,7 +41,8 @@ def latency_world(policy) -> tuple[dict, list[Decimal]]:
     for i, p in enumerate(prices):
         # crosses warn exactly between the previous price and p: loan = warn * collateral at (p + 10)
         loan = (warn * 10 * (p + 10) * keep).quantize(Decimal("0.01"))
-        clients.append({"id": f"lat-{i:02d}", "loan": {"principal": str(loan)}, "wallets": [{"tokens": {"WETH": "10"}}]})
+        clients.append({"id": f"lat-{i:02d}", "loan": {"principal": str(loan)},
+                        "wallets": [{"tokens": {"WETH": "10"}}]})
     return {"name": "latency", "feeds": [{"asset": "ETH", "answer": "3000"},
                                          {"asset": "USDC", "answer": "1", "heartbeat_s": 86400}],
             "clients": clients}, prices

@@ -105,7 +105,7 @@ def test_request_approve_sign_confirm(custody):
 
 
 def test_not_allowlisted_denied_by_agent_and_reverted_by_vault(custody):
-    sb, cfg, store, svc = custody
+    sb, cfg, _store, svc = custody
     vault = cfg.vaults[0]
     r = svc.request(account_id=vault.id, asset="USDC", amount="10", destination=THIEF, requested_by="tom")
     assert r.state == "denied" and ReasonCode.NOT_ALLOWLISTED in r.decision.reasons

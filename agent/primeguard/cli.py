@@ -120,35 +120,29 @@ def demo(
     once: bool = typer.Option(False, "--once", help="One sweep over the demo world, then exit"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (with --once)"),
     scenario: Path = typer.Option(None, "--scenario", help="Scenario YAML (default: the demo world)"),
-    interval: float = typer.Option(5.0, "--interval", help="Seconds between sweeps"),
+    port: int = typer.Option(8765, "--port", help="Dashboard port"),
+    sweep_every: float = typer.Option(5.0, "--sweep-every", help="Seconds between sweeps"),
 ) -> None:
-    """Bring up the sandbox world and guard it: sweeps, ladder, alerts. Ctrl-C stops everything."""
+    """The sandbox world guarded end to end: chains, vaults, the daemon and the dashboard."""
     import tempfile
-    import time
 
-    from primeguard.report import render_sweep, sweep_report
+    from primeguard.demo import run_demo, sweep_once
     from primeguard.sandbox.scenario import load_scenario
     from primeguard.sandbox.toolchain import project_root
-    from primeguard.sandbox.world import Sandbox
 
     path = scenario or project_root() / "infra" / "scenarios" / "demo.yaml"
     world = load_scenario(path)
     workdir = Path(tempfile.mkdtemp(prefix="primeguard-demo-"))
-    with Sandbox(world, workdir) as sb:
-        if not as_json:
-            console.print(f"sandbox up: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}")
-        cfg = sb.config()
-        if once:
-            report = asyncio.run(sweep_report(cfg))
-            emit_json(report) if as_json else render_sweep(console, report)
-            return
-        sb.start_events()
-        try:
-            while True:
-                render_sweep(console, asyncio.run(sweep_report(cfg)))
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            console.print("stopping the sandbox")
+    if once:
+        report = sweep_once(world, workdir)
+        if as_json:
+            emit_json(report)
+        else:
+            from primeguard.demo import render_once
+
+            render_once(console, report)
+        return
+    run_demo(world, workdir, port=port, sweep_every_s=sweep_every, console=console)
 
 
 @app.command()

@@ -1,0 +1,111 @@
+"""``primeguard demo``: bring up the sandbox world, the guardian daemon and the dashboard, and play
+the scenario's scripted events (a price crash) so the ladder can be watched at work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from primeguard.daemon.guardian import Guardian
+from primeguard.sandbox.scenario import Scenario
+from primeguard.sandbox.world import Sandbox
+from primeguard.store import repos
+
+DEMO_USERS = (("tom", "treasury"), ("tina", "treasury"), ("carol", "compliance"), ("dave", "compliance"),
+              ("vic", "viewer"), ("ann", "admin"))
+SCHEMA = "primeguard.demo/1"
+
+
+def _report(g: Guardian, out: Any) -> dict[str, Any]:
+    ev = out.evaluation
+    clients = []
+    for cid, v in sorted(ev.valuations.items()):
+        body = v.to_json()
+        body["ladder"] = ev.ladder[cid].to_json()
+        body["stress"] = ev.stress.get(cid, [])
+        clients.append(body)
+    findings = {}
+    for f in [*out.observation.findings, *[f for s in out.observation.snapshots for f in s.findings], *ev.findings]:
+        findings[f.key] = {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject,
+                           "client": f.client_id, "message": f.message}
+    return {"schema": SCHEMA, "taken_at": out.observation.taken_at.isoformat(), "sweep_seconds": round(out.seconds, 4),
+            "clients": clients, "findings": sorted(findings.values(), key=lambda x: (x["severity"], x["code"]))}
+
+
+def sweep_once(world: Scenario, workdir: Path) -> dict[str, Any]:
+    logging.disable(logging.CRITICAL)  # the report carries the findings; no log lines
+    with Sandbox(world, workdir) as sb:
+        g = Guardian(sb.config(), config_dir=sb.workdir)
+        asyncio.run(g.capability_scan())
+        return _report(g, asyncio.run(g.sweep("demo")))
+
+
+def render_once(console: Console, report: dict[str, Any]) -> None:
+    t = Table(title=f"clients at {report['taken_at']}")
+    for col in ("client", "tier", "equity USD", "loan USD", "LTV", "ladder", "blind"):
+        t.add_column(col, justify="right" if col in ("equity USD", "loan USD", "LTV") else "left")
+    for c in report["clients"]:
+        ltv = c["ltv"]
+        t.add_row(c["client"], c["tier"], f"{float(c['equity']):,.0f}", f"{float(c['loan']):,.0f}",
+                  ltv if ltv in (None, "inf") else f"{float(ltv):.3f}", c["ladder"]["state"],
+                  "BLIND" if c["blind"] else "")
+    console.print(t)
+    f = Table(title="findings")
+    for col in ("severity", "code", "client", "message"):
+        f.add_column(col)
+    for x in report["findings"]:
+        f.add_row(x["severity"], x["code"], x["client"] or "", x["message"])
+    console.print(f)
+
+
+def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float, console: Console) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    with Sandbox(world, workdir) as sb:
+        cfg = sb.config().model_copy(update={"playbooks": sb.config().playbooks.model_copy(
+            update={"modes": {"margin_call": "automatic", "halt_vault": "needs_approval"}})})
+        g = Guardian(cfg, config_dir=sb.workdir)
+        tokens = []
+        with g.store.session() as s:
+            for name, role in DEMO_USERS:
+                if repos.get_user(s, name) is None:
+                    _, token = repos.create_user(s, name, role, actor="demo")
+                    tokens.append((name, role, token))
+        web = _start_dashboard(g, cfg, sb, port)
+        console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}")
+        if web is not None:
+            console.print(f"dashboard: http://127.0.0.1:{port}  (log in with a token below)")
+        else:
+            console.print("dashboard: not available in this build (primeguard.web missing)")
+        users = Table(title="demo logins (throwaway tokens for this run)")
+        for col in ("user", "role", "token"):
+            users.add_column(col)
+        for name, role, token in tokens:
+            users.add_row(name, role, token)
+        console.print(users)
+        console.print(f"store: {cfg.store.url}\\nscripted events: "
+                      + "; ".join(f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''}"
+                                  for e in world.events) + "\\nCtrl-C stops everything.")
+        sb.start_events()
+        try:
+            asyncio.run(g.run(sweep_every_s=sweep_every_s, scan_every_s=60))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if web is not None:
+                web.should_exit = True
+
+
+def _start_dashboard(g: Guardian, cfg: Any, sb: Sandbox, port: int) -> Any:
+    try:
+        from primeguard.web.server import build_server  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    server = build_server(g.store, cfg=cfg, config_dir=sb.workdir, playbook=g.playbook, host="127.0.0.1", port=port)
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    return server

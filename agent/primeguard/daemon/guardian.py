@@ -35,7 +35,7 @@ from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.model import Credential
 from primeguard.domain.observation import Observation
 from primeguard.playbooks.engine import ActionSpec, Playbook
-from primeguard.playbooks.levers import margin_call_lever, vault_pause_lever
+from primeguard.playbooks.levers import margin_call_lever, revoke_approval_lever, vault_pause_lever
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.store import repos
 from primeguard.store.db import Store, open_store
@@ -73,6 +73,8 @@ class Guardian:
         levers: dict[str, Any] = {"margin_call": margin_call_lever()}
         if cfg.vaults and cfg.custody is not None:
             levers["halt_vault"] = vault_pause_lever(cfg, config_dir=config_dir)
+        if cfg.custody is not None:
+            levers["revoke_approval"] = revoke_approval_lever(cfg, config_dir=config_dir)
         levers.update(_cex_levers(cfg, config_dir))
         self.playbook = Playbook(self.store, levers)
         self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
@@ -201,6 +203,28 @@ class Guardian:
         self._cursor = store
         creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store))
         self.scan_credentials = tuple(creds)
+        self._propose_revocations(creds)
+
+    def _propose_revocations(self, creds: list[Credential]) -> None:
+        """An unlimited approval to a spender we do not know becomes a revoke action. It needs a
+        person's approval unless the config says otherwise (revoking can break a running strategy)."""
+        if "revoke_approval" not in self.playbook.levers:
+            return
+        wallets = {w.id: w for w in self.cfg.wallets}
+        specs = []
+        for c in creds:
+            d = c.details
+            if c.kind != "erc20_approval" or not d.get("unlimited") or d.get("known_spender"):
+                continue
+            w = wallets.get(c.account_id)
+            if w is None:
+                continue
+            specs.append(ActionSpec("revoke_approval", w.client, episode=c.id,
+                                    mode=self.action_modes.get("revoke_approval", "needs_approval"),
+                                    params={"chain": c.chain, "token_address": d["token_address"], "owner": w.address,
+                                            "spender": d["spender"], "symbol": d["token"]}))
+        if specs:
+            self.playbook.propose(specs)
 
     # --- run --------------------------------------------------------------------------------
 

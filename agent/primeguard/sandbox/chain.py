@@ -152,6 +152,10 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
                     out.safe_infra = safe_infra
                 owners = list(spec.owners) or [derived_account(index * 100 + k)[0] for k in range(spec.owner_count)]
                 address = create_safe(w3, safe_infra, spec, owners, salt=index, sender=deployer)
+            elif wallet.custody_key:
+                from primeguard.sandbox.vaults import TREASURY_KEY_INDEX
+
+                address = derived_account(TREASURY_KEY_INDEX)[0]
             else:
                 address = wallet.address or derived_account(index)[0]
             index += 1

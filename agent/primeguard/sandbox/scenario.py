@@ -122,13 +122,16 @@ class WalletScenario(_M):
     approvals: tuple[ApprovalScenario, ...] = ()
     safe: SafeScenario | None = None
     label: str = ""
+    custody_key: bool = False  # the PB's treasury keystore controls this wallet (lever target)
 
     _a = field_validator("address")(_addr)
 
     @model_validator(mode="after")
     def _kind(self) -> WalletScenario:
-        if self.kind == "safe" and self.address is not None:
-            raise ValueError("a Safe is created by the sandbox: give its owners, not an address")
+        if self.kind == "safe" and (self.address is not None or self.custody_key):
+            raise ValueError("a Safe is created by the sandbox: give its owners, not an address or custody_key")
+        if self.custody_key and self.address is not None:
+            raise ValueError("custody_key wallets use the sandbox treasury key's address: give no address")
         return self
 
 

@@ -5,6 +5,7 @@ for unknown addresses, its geo-block 403, and the scenario's injected faults."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,14 +49,14 @@ def build_app(world: DydxWorld) -> web.Application:
         if d.action == "down":
             return _error(503, "Service Unavailable")
         if d.action == "rate_limit":
-            resp = _error(429, "Too many requests")
-            resp.headers["Retry-After"] = str(d.retry_after_s)
-            return resp
+            limited = _error(429, "Too many requests")
+            limited.headers["Retry-After"] = str(d.retry_after_s)
+            return limited
         if d.action == "timeout":
             await asyncio.sleep(d.timeout_s)
         if d.action == "error":
             return _error(500, "Internal Server Error")
-        resp = await handler(request)
+        resp: web.StreamResponse = await handler(request)
         if d.action == "malformed":
             return web.Response(text=MALFORMED_BODY, content_type="application/json")
         return resp
@@ -186,8 +187,7 @@ def build_app(world: DydxWorld) -> web.Application:
         return web.json_response({"height": str(h), "time": _iso(ts)})
 
     async def server_time(request: web.Request) -> web.Response:
-        with world.lock:
-            _, ts = world.height()
+        ts = time.time()  # the server clock; only the indexed chain lags
         return web.json_response({"iso": _iso(ts), "epoch": round(ts, 3)})
 
     app = web.Application(middlewares=[faults])

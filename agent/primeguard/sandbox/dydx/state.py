@@ -126,14 +126,14 @@ class DydxWorld:
                        "dydx-node": FaultBox(scenario.faults.get("dydx-node"))}
         for f in scenario.feeds:  # first feed per asset wins (the scenario's primary chain first)
             if f.asset not in STABLES and f"{f.asset}-USD" not in self.oracle:
-                self._set_price(f"{f.asset}-USD", f.answer)
+                self.set_price(f"{f.asset}-USD", f.answer)
         for market, price in (oracle_prices or {}).items():
-            self._set_price(market, Decimal(price))
+            self.set_price(market, Decimal(price))
         for client in scenario.clients:
             for index, acct in enumerate(client.dydx):
                 self._add_account(client.id, index, acct)
 
-    def _set_price(self, market: str, price: Decimal) -> None:
+    def set_price(self, market: str, price: Decimal) -> None:
         self.oracle[market] = price
         if market not in self.clob_ids:
             self.clob_ids[market] = KNOWN_CLOB_IDS.get(market, 1000 + len(
@@ -149,16 +149,16 @@ class DydxWorld:
             for p in s.perps:
                 sub.perps[p.market] = (p.size, p.entry_price)
                 if p.market not in self.oracle:  # a market without a feed trades at its entry price
-                    self._set_price(p.market, p.entry_price)
+                    self.set_price(p.market, p.entry_price)
             subs[s.number] = sub
         state = AddressState(address, client, index, subs, {}, tuple(acct.v3_stark_key_holders))
         for a in acct.authenticators:
-            state.authenticators[a.id] = self._record(address, a)
+            state.authenticators[a.id] = self.record(address, a)
         self.addresses[address] = state
         self.order.append(state)
 
     @staticmethod
-    def _record(address: str, a: DydxAuthenticatorScenario) -> AuthRecord:
+    def record(address: str, a: DydxAuthenticatorScenario) -> AuthRecord:
         return AuthRecord(a.id, a.type, a.config_bytes(seed=f"{address}:{a.id}"), a.holder)
 
     # --- reads (under lock, copies) --------------------------------------------------------------

@@ -1,0 +1,300 @@
+"""The FastAPI application: JSON API under ``/api`` (OpenAPI at ``/openapi.json``) and the
+server-rendered dashboard (:mod:`primeguard.web.pages`).
+
+    app = create_app(store, withdrawals=service, playbook=playbook, policy_dir=Path("policies"))
+
+The web layer reads the store and writes only through the owning modules (playbook engine, policy
+versions, withdrawal service), which write through the store's repositories. Roles:
+
+=============  =====  ===============  =============  ===================  ===================
+role           read   approve action   approve policy  request withdrawal  approve withdrawal
+=============  =====  ===============  =============  ===================  ===================
+viewer         yes
+treasury       yes                                     yes                  yes (not own)
+compliance     yes    yes              yes (not own)                        yes (not own)
+admin          yes    yes                                                   yes (not own)
+=============  =====  ===============  =============  ===================  ===================
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from primeguard.domain.errors import InputError, PrimeguardError, StoreError
+from primeguard.store.db import Store
+from primeguard.web import commands, pages, queries
+from primeguard.web.auth import ROLE_PERMS, AuthMiddleware, Perm, SessionStore, is_api_path, principal_of
+from primeguard.web.context import WebContext, ctx_of
+from primeguard.web.errors import WebError
+from primeguard.web.html import Safe, e, layout
+
+if TYPE_CHECKING:
+    from primeguard.custody.withdrawals import WithdrawalService
+    from primeguard.playbooks.engine import Playbook
+
+log = logging.getLogger(__name__)
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+
+
+# --- API shapes --------------------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="stable code: unauthenticated, forbidden_role, self_approval, not_found, ...")
+    message: str
+
+
+class WithdrawalRequestBody(BaseModel):
+    """A withdrawal out of a configured vault. ``amount`` is a decimal string in whole units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = Field(min_length=1, max_length=128, description="the vault's account id")
+    asset: str = Field(min_length=1, max_length=32, examples=["USDC"])
+    amount: str = Field(min_length=1, max_length=64, examples=["150000.00"])
+    destination: str = Field(min_length=1, max_length=128, examples=["0x4b280EdCc946EAA52913262F098391Af6aA31751"])
+
+
+class WithdrawalStateFilter(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    denied = "denied"
+    signed = "signed"
+    broadcast = "broadcast"
+    confirmed = "confirmed"
+    failed = "failed"
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {401: "no or unknown bearer token", 403: "role not allowed, or four eyes (self_approval)",
+            404: "not found", 409: "not pending any more / illegal transition", 422: "invalid input",
+            503: "service not configured or store unavailable"}
+    return {c: {"model": ErrorBody, "description": text[c]} for c in codes}
+
+
+Id = Annotated[str, PathParam(min_length=1, max_length=200)]
+bearer = HTTPBearer(auto_error=False, description="a primeguard user token (repos.create_user)")
+
+
+def build_api() -> APIRouter:
+    api = APIRouter(prefix="/api", dependencies=[Depends(bearer)], responses=_responses(401))
+
+    @api.get("/me", summary="Who the token belongs to and what it may do")
+    def me(request: Request) -> dict[str, Any]:
+        who = principal_of(request)
+        return {"name": who.name, "role": who.role, "permissions": sorted(p.value for p in ROLE_PERMS[who.role])}
+
+    @api.get("/overview", summary="Per client: latest LTV, ladder state, equity, loan, bands, blind flag")
+    def overview(request: Request) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        return queries.overview(ctx_of(request).store)
+
+    @api.get("/clients/{client_id}", summary="One client: history, latest snapshots, findings, stress",
+             responses=_responses(404))
+    def client(request: Request, client_id: Id,
+               days: Annotated[int, Query(ge=1, le=90, description="history before the latest point")] = 3,
+               ) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        data = queries.client_detail(ctx_of(request).store, client_id, days=days)
+        if data is None:
+            raise WebError("not_found", f"no data about client {client_id}")
+        return data
+
+    @api.get("/capabilities", summary="Open capability findings (violations first) and credentials seen")
+    def capabilities(request: Request) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        return queries.capabilities(ctx_of(request).store)
+
+    @api.get("/timeline", summary="Alerts, playbook actions and audit entries, newest first")
+    def timeline(request: Request, limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
+                 offset: Annotated[int, Query(ge=0, le=queries.MAX_WINDOW - queries.MAX_PAGE)] = 0) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        return queries.timeline(ctx_of(request).store, limit=limit, offset=offset)
+
+    @api.post("/actions/{action_id}/approve", summary="Approve a proposed playbook action (compliance, admin)",
+              responses=_responses(403, 404, 409))
+    def approve_action(request: Request, action_id: Id) -> dict[str, Any]:
+        ctx = ctx_of(request)
+        return commands.approve_action(ctx.playbook, ctx.store, principal_of(request), action_id)
+
+    @api.get("/policy", summary="The policy in force and pending proposals with their effect in words")
+    def policy(request: Request) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        ctx = ctx_of(request)
+        return queries.policy_view(ctx.store, policy_dir=ctx.policy_dir, cache=ctx.policy_cache)
+
+    @api.post("/policy/{policy_hash}/approve", summary="Approve and activate a proposal (compliance, not proposer)",
+              responses=_responses(403, 404, 409, 422))
+    def approve_policy(request: Request, policy_hash: Id) -> dict[str, Any]:
+        return commands.approve_policy(ctx_of(request).store, principal_of(request), policy_hash)
+
+    @api.get("/withdrawals", summary="Withdrawals, newest first, with approvals and the latest decision")
+    def list_withdrawals(request: Request, state: WithdrawalStateFilter | None = None,
+                         limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        items = queries.withdrawals(ctx_of(request).store, limit=limit, state=state.value if state else None)
+        return {"items": items}
+
+    @api.post("/withdrawals", status_code=201, summary="Request a withdrawal (treasury); the policy decides at once",
+              responses=_responses(403, 422, 503))
+    def request_withdrawal(request: Request, body: WithdrawalRequestBody) -> dict[str, Any]:
+        return commands.request_withdrawal(ctx_of(request).withdrawals, principal_of(request),
+                                           account_id=body.account_id, asset=body.asset, amount=body.amount,
+                                           destination=body.destination)
+
+    @api.get("/withdrawals/{withdrawal_id}", summary="One withdrawal", responses=_responses(404))
+    def get_withdrawal(request: Request, withdrawal_id: Id) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        data = queries.withdrawal(ctx_of(request).store, withdrawal_id)
+        if data is None:
+            raise WebError("not_found", f"withdrawal {withdrawal_id} not found")
+        return data
+
+    @api.post("/withdrawals/{withdrawal_id}/approve",
+              summary="Approve a requested withdrawal (treasury, compliance, admin; never the requester)",
+              responses=_responses(403, 404, 409, 503))
+    def approve_withdrawal(request: Request, withdrawal_id: Id) -> dict[str, Any]:
+        ctx = ctx_of(request)
+        return commands.approve_withdrawal(ctx.withdrawals, ctx.store, principal_of(request), withdrawal_id)
+
+    return api
+
+
+# --- middleware and errors ---------------------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """Adds CSP, no-sniff, no-framing, no-referrer and no-store to every response."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                         (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+                         (b"cross-origin-opener-policy", b"same-origin")]
+                if not static and b"cache-control" not in present:
+                    extra.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    extra.append((b"strict-transport-security", b"max-age=31536000"))
+                message["headers"] = headers + [(k, v) for k, v in extra if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_response(request: Request, err: WebError) -> Any:
+    if is_api_path(request.url.path):
+        headers = {"WWW-Authenticate": 'Bearer realm="primeguard"'} if err.status == 401 else None
+        return JSONResponse(err.json(), status_code=err.status, headers=headers)
+    who = getattr(request.state, "principal", None)
+    body = Safe(f'<div class="flash flash-error" role="alert">{e(err.message)} ({e(err.code)})</div>'
+                '<p><a href="/">Back to the overview</a></p>')
+    return HTMLResponse(layout("Error" if err.status != 404 else "Not found", body, user=who), status_code=err.status)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WebError)
+    async def web_error(request: Request, exc: WebError) -> Any:
+        return _error_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        return _error_response(request, WebError(code, message, status=exc.status_code))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        details = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+                   for err in exc.errors()]  # the input itself is never echoed
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        if is_api_path(request.url.path):
+            return JSONResponse({"error": "invalid_input", "message": f"{where}: {first['msg']}", "details": details},
+                                status_code=422)
+        return _error_response(request, WebError("invalid_input", f"{where}: {first['msg']}"))
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> Any:
+        return _error_response(request, WebError("invalid_input", str(exc)))
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> Any:
+        log.error("store error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return _error_response(request, WebError("store_unavailable", "the store is unavailable; try again"))
+
+    @app.exception_handler(PrimeguardError)
+    async def primeguard_error(request: Request, exc: PrimeguardError) -> Any:
+        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return _error_response(request, WebError("unavailable", str(exc)))
+
+
+# --- the app ---------------------------------------------------------------------------------------------------
+
+
+def create_app(
+    store: Store,
+    *,
+    withdrawals: WithdrawalService | None = None,
+    playbook: Playbook | None = None,
+    policy_dir: Path | None = None,
+    secure_cookies: bool = False,
+    sessions: SessionStore | None = None,
+) -> FastAPI:
+    """Build the web app over an open store.
+
+    Args:
+        store: the store the daemon writes (open, migrated).
+        withdrawals: the withdrawal service (policy decider + context); None disables requests and
+            approvals of withdrawals (503 ``withdrawals_unavailable``); listing still works.
+        playbook: the playbook engine used to approve actions (default: one without levers; the
+            daemon executes approved actions).
+        policy_dir: the configured policy directory, in force while the store has no active version.
+        secure_cookies: mark cookies ``Secure`` and send HSTS (set behind TLS).
+        sessions: the page session store (default: a new in-memory one).
+    """
+    from primeguard.playbooks.engine import Playbook
+
+    app = FastAPI(title="primeguard", version="1", docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  description="Custody and wallet-policy agent: collateral, capabilities, playbook actions, policy "
+                              "versions and withdrawals. Every route needs `Authorization: Bearer <token>`.")
+    sessions = sessions or SessionStore()
+    app.state.ctx = WebContext(store=store, sessions=sessions, playbook=playbook or Playbook(store, {}),
+                               withdrawals=withdrawals, policy_dir=Path(policy_dir) if policy_dir else None,
+                               secure_cookies=secure_cookies)
+    _install_handlers(app)
+    app.include_router(build_api())
+    app.include_router(pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_middleware(AuthMiddleware, store=store, sessions=sessions)
+    app.add_middleware(SecurityHeaders, hsts=secure_cookies)
+    return app

@@ -1,0 +1,160 @@
+"""The writes the web layer may perform, each through the module that owns it (playbook engine,
+policy versions, withdrawal service), with four-eyes and role rules checked here *and* by the
+store. Each function raises :class:`WebError` with a stable code; nothing is written on refusal."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from primeguard.domain.errors import ApprovalError, InputError, PolicyError, PolicyLoadError
+from primeguard.store import repos
+from primeguard.store.db import Store
+from primeguard.store.errors import IllegalTransition, NotFound, StaleState
+from primeguard.web.auth import Perm, Principal
+from primeguard.web.errors import WebError
+
+if TYPE_CHECKING:
+    from primeguard.custody.withdrawals import WithdrawalService
+    from primeguard.playbooks.engine import Playbook
+
+log = logging.getLogger(__name__)
+
+
+def _state_error(exc: Exception) -> WebError:
+    if isinstance(exc, NotFound):
+        return WebError("not_found", str(exc))
+    if isinstance(exc, StaleState):
+        return WebError("not_pending", f"{exc}; reload and decide again")
+    if isinstance(exc, IllegalTransition):
+        return WebError("illegal_transition", str(exc))
+    if isinstance(exc, ApprovalError):
+        return WebError("approval_refused", str(exc))
+    if isinstance(exc, InputError):
+        return WebError("invalid_input", str(exc))
+    return WebError("store_unavailable", "the store refused the change")
+
+
+# --- playbook actions ---------------------------------------------------------------------------------
+
+
+def approve_action(playbook: Playbook, store: Store, who: Principal, action_id: str) -> dict[str, Any]:
+    """Approve a proposed playbook action (compliance or admin). The daemon executes it."""
+    who.require(Perm.APPROVE_ACTION)
+    with store.session(readonly=True) as s:
+        row = repos.get_action(s, action_id)
+    if row is None:
+        raise WebError("not_found", f"action {action_id} not found")
+    if row.state != "proposed":
+        raise WebError("not_pending", f"action {action_id} is {row.state}; only proposed actions can be approved")
+    if row.mode == "dry_run":
+        raise WebError("illegal_transition", f"action {action_id} is a dry run: it is recorded, never approved "
+                                             "or executed")
+    try:
+        approved = playbook.approve(action_id, approver=who.name)
+    except (NotFound, StaleState, IllegalTransition, ApprovalError, InputError) as exc:
+        raise _state_error(exc) from exc
+    log.info("action %s approved by %s", action_id, who.name)
+    from primeguard.web.queries import action_json
+
+    return action_json(approved)
+
+
+# --- policy versions ----------------------------------------------------------------------------------
+
+
+def approve_policy(store: Store, who: Principal, policy_hash: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Approve and activate a proposed policy version: a compliance user other than its proposer.
+
+    The pure core (``policy.versions.approve``) re-validates and lints the version before it can
+    decide anything; the store refuses self-approval again (``repos.approve_policy_version``).
+    """
+    from primeguard.policy.versions import PolicyApprovalError, approve
+    from primeguard.policy_store import DbVersionStore
+
+    who.require(Perm.APPROVE_POLICY)
+    with store.session(readonly=True) as s:
+        row = repos.get_policy_version(s, policy_hash)
+    if row is None:
+        raise WebError("not_found", f"policy version {policy_hash} not found (give the full hash)")
+    if row.state not in ("proposed", "approved"):
+        raise WebError("not_pending", f"policy version {policy_hash[:12]} is {row.state}; only proposed versions "
+                                      "can be approved")
+    if row.proposed_by == who.name:
+        raise WebError("self_approval", f"{who.name} proposed policy version {policy_hash[:12]} and cannot approve "
+                                        "it; a different compliance user must")
+    try:
+        version = approve(DbVersionStore(store), policy_hash, approver=who.name, role=who.role,
+                          now=now or datetime.now(UTC))
+    except PolicyApprovalError as exc:
+        code = "self_approval" if "cannot approve" in str(exc) else "approval_refused"
+        raise WebError(code, str(exc)) from exc
+    except ApprovalError as exc:
+        raise WebError("self_approval", str(exc)) from exc
+    except PolicyLoadError as exc:
+        raise WebError("invalid_policy", f"the proposal does not load: {exc}") from exc
+    except PolicyError as exc:
+        text = str(exc)
+        raise WebError("invalid_policy" if "lint" in text or "content" in text else "not_pending", text) from exc
+    except (NotFound, StaleState, IllegalTransition) as exc:
+        raise _state_error(exc) from exc
+    log.info("policy version %s approved and activated by %s", policy_hash[:12], who.name)
+    return version.meta()
+
+
+# --- withdrawals --------------------------------------------------------------------------------------
+
+
+def _service(service: WithdrawalService | None) -> WithdrawalService:
+    if service is None:
+        raise WebError("withdrawals_unavailable", "this server has no withdrawal service configured; "
+                                                  "start it with a config that has vaults")
+    return service
+
+
+def request_withdrawal(service: WithdrawalService | None, who: Principal, *, account_id: str, asset: str,
+                       amount: str, destination: str) -> dict[str, Any]:
+    """A treasury user asks for a withdrawal; the policy decides at once (allow, deny, or wait
+    for approvals). A denial is a result (state ``denied`` with the reason), not an error."""
+    who.require(Perm.REQUEST_WITHDRAWAL)
+    svc = _service(service)
+    try:
+        result = svc.request(account_id=account_id, asset=asset, amount=amount, destination=destination,
+                             requested_by=who.name)
+    except InputError as exc:
+        raise WebError("invalid_input", str(exc)) from exc
+    except (NotFound, StaleState, IllegalTransition, ApprovalError) as exc:
+        raise _state_error(exc) from exc
+    log.info("withdrawal %s requested by %s: %s", result.withdrawal_id, who.name, result.state)
+    return result.to_json()
+
+
+def approve_withdrawal(service: WithdrawalService | None, store: Store, who: Principal,
+                       withdrawal_id: str) -> dict[str, Any]:
+    """Add the caller's approval (never the requester's own) and let the policy decide again."""
+    who.require(Perm.APPROVE_WITHDRAWAL)
+    svc = _service(service)
+    with store.session(readonly=True) as s:
+        row = repos.get_withdrawal(s, withdrawal_id)
+        mine = row is not None and any(a.approver == who.name for a in repos.list_approvals(s, withdrawal_id))
+    if row is None:
+        raise WebError("not_found", f"withdrawal {withdrawal_id} not found")
+    if row.requested_by == who.name:
+        raise WebError("self_approval", f"{who.name} requested withdrawal {withdrawal_id} and cannot approve it; "
+                                        "a different treasury, compliance or admin user must")
+    if row.state != "requested":
+        raise WebError("not_pending", f"withdrawal {withdrawal_id} is {row.state}; approvals are taken only while "
+                                      "it is requested")
+    if mine:
+        raise WebError("approval_refused", f"{who.name} already approved withdrawal {withdrawal_id}",
+                       status=409)
+    try:
+        result = svc.approve(withdrawal_id, approver=who.name, role=who.role)
+    except ApprovalError as exc:
+        code = "self_approval" if "cannot approve" in str(exc) else "approval_refused"
+        raise WebError(code, str(exc)) from exc
+    except (NotFound, StaleState, IllegalTransition, InputError) as exc:
+        raise _state_error(exc) from exc
+    log.info("withdrawal %s approved by %s: %s", withdrawal_id, who.name, result.state)
+    return result.to_json()

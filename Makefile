@@ -10,7 +10,7 @@ STAMP_NPM := $(TOOLCHAIN)/node_modules/.installed
 FORGE := $(TOOLCHAIN)/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench lint contracts clean
+.PHONY: setup test test-fast demo bench lint contracts clean browser
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -29,8 +29,14 @@ $(STAMP_NPM): $(TOOLCHAIN)/package.json $(TOOLCHAIN)/package-lock.json
 contracts: setup
 	cd contracts && ../$(FORGE) build --offline --use ../$(TOOLCHAIN)/solc-shim
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Debian's chromium for the dashboard's browser tests (installed when we may; skipped otherwise).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium not installed: browser tests will be skipped"
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not chain and not postgres and not browser" $(PYTEST_ARGS)

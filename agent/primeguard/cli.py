@@ -410,6 +410,81 @@ def withdraw_list(
     console.print(t)
 
 
+@app.command()
+@friendly
+def web(
+    config: Path = typer.Option(..., "--config", help="Agent config YAML (its store and policies)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Behind TLS: mark cookies Secure"),
+) -> None:
+    """Serve the dashboard and JSON API over the daemon's store."""
+    from primeguard.active_policy import active_policy, store_url
+    from primeguard.config import load_config
+    from primeguard.custody.context import LiveContext, policy_decider
+    from primeguard.custody.withdrawals import WithdrawalService
+    from primeguard.store.db import open_store
+    from primeguard.web.server import serve
+
+    cfg = load_config(config)
+    base = config.parent.resolve()
+    url = store_url(cfg, base)
+    store = open_store(url, migrate=True)
+    policy = active_policy(cfg, store, base)
+    svc = WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy), config_dir=base)
+    pdir = Path(cfg.policy_dir) if Path(cfg.policy_dir).is_absolute() else base / cfg.policy_dir
+    serve(url, host=host, port=port, withdrawals=svc, policy_dir=pdir, secure_cookies=secure_cookies)
+
+
+users_app = typer.Typer(help="Dashboard and API users (tokens are shown once, stored hashed).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _store_for(config: Path) -> Any:
+    from primeguard.active_policy import store_url
+    from primeguard.config import load_config
+    from primeguard.store.db import open_store
+
+    return open_store(store_url(load_config(config), config.parent.resolve()), migrate=True)
+
+
+@users_app.command("add")
+@friendly
+def users_add(name: str = typer.Argument(...), role: str = typer.Option(..., "--role"),
+              config: Path = typer.Option(..., "--config"), actor: str = typer.Option("admin", "--as")) -> None:
+    """Create a user (viewer, treasury, compliance, admin) and print its token once."""
+    from primeguard.store import repos
+
+    with _store_for(config).session() as s:
+        _, token = repos.create_user(s, name, role, actor=actor)
+    console.print(f"user {name} ({role}) created; token (shown once): {token}")
+
+
+@users_app.command("revoke")
+@friendly
+def users_revoke(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
+                 actor: str = typer.Option("admin", "--as")) -> None:
+    """Revoke a user's token at once (sessions end on their next request)."""
+    from primeguard.store import repos
+
+    with _store_for(config).session() as s:
+        done = repos.revoke_user(s, name, actor=actor)
+    console.print(f"user {name} revoked" if done else f"no active user {name}")
+
+
+@users_app.command("rotate")
+@friendly
+def users_rotate(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
+                 actor: str = typer.Option("admin", "--as")) -> None:
+    """Replace a user's token; the new one is printed once."""
+    from primeguard.store import repos
+
+    with _store_for(config).session() as s:
+        token = repos.rotate_token(s, name, actor=actor)
+    console.print(f"user {name}: new token (shown once): {token}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +77,17 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                     tokens.append((name, role, token))
         web = _start_dashboard(g, cfg, sb, port)
         console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}")
-        if web is not None:
-            console.print(f"dashboard: http://127.0.0.1:{port}  (log in with a token below)")
-        else:
-            console.print("dashboard: not available in this build (primeguard.web missing)")
+        console.print(f"dashboard: {web.url}  (log in with a token below)")
         users = Table(title="demo logins (throwaway tokens for this run)")
         for col in ("user", "role", "token"):
             users.add_column(col)
         for name, role, token in tokens:
             users.add_row(name, role, token)
         console.print(users)
-        console.print(f"store: {cfg.store.url}\\nscripted events: "
-                      + "; ".join(f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''}"
-                                  for e in world.events) + "\\nCtrl-C stops everything.")
+        console.print(f"store: {cfg.store.url}")
+        console.print("scripted events: " + "; ".join(
+            f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''} on {e.chain}" for e in world.events))
+        console.print("Ctrl-C stops everything.")
         sb.start_events()
         try:
             asyncio.run(g.run(sweep_every_s=sweep_every_s, scan_every_s=60))
@@ -98,14 +95,21 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
             pass
         finally:
             if web is not None:
-                web.should_exit = True
+                web.stop()
 
 
 def _start_dashboard(g: Guardian, cfg: Any, sb: Sandbox, port: int) -> Any:
-    try:
-        from primeguard.web.server import build_server  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    server = build_server(g.store, cfg=cfg, config_dir=sb.workdir, playbook=g.playbook, host="127.0.0.1", port=port)
-    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    """The dashboard on the daemon's store, with the live withdrawal service and playbooks."""
+    from primeguard.active_policy import active_policy
+    from primeguard.custody.context import LiveContext, policy_decider
+    from primeguard.custody.withdrawals import WithdrawalService
+    from primeguard.web.app import create_app
+    from primeguard.web.server import BackgroundServer
+
+    policy = active_policy(cfg, g.store, sb.workdir)
+    svc = WithdrawalService(cfg, g.store, policy_decider(policy), LiveContext(cfg, g.store, policy),
+                            config_dir=sb.workdir)
+    app = create_app(g.store, withdrawals=svc, playbook=g.playbook, policy_dir=Path(cfg.policy_dir))
+    server = BackgroundServer(app, "127.0.0.1", port)
+    server.start()
     return server

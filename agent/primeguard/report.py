@@ -24,11 +24,27 @@ def finding_json(f: Finding) -> dict[str, Any]:
 
 
 async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> dict[str, Any]:
+    """One sweep: collateral per holding and client, plus each client's risk view (metrics, ladder
+    rung from this observation alone, prices used and their age) under the policy in force."""
+    from datetime import UTC, datetime
+
+    from primeguard.daemon.evaluate import evaluate
+    from primeguard.policy.loader import load
+
     obs, stats = await collect(cfg)
     table = oracle_collateral(obs)
     findings = list(obs.findings)
     for s in obs.snapshots:
         findings.extend(f for f in s.findings if f not in findings)
+    pdir = Path(cfg.policy_dir)
+    if not pdir.is_absolute() and config_dir is not None:
+        pdir = config_dir / pdir
+    try:
+        policy = load(pdir) if pdir.is_dir() else None
+    except Exception:  # a broken policy means no policy: the evaluation fails closed and says so
+        policy = None
+    ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={}, loan_start=datetime.now(UTC))
+    findings.extend(f for f in ev.findings if f not in findings)
     return {
         "schema": REPORT_SCHEMA,
         "taken_at": obs.taken_at.isoformat(),
@@ -45,6 +61,9 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
             {"client": cid, "collateral_usd": None if total is None else decimal_str(total), "blind": total is None}
             for cid, total in sorted(table.per_client.items())
         ],
+        "risk": [{**v.to_json(), "ladder": ev.ladder[cid].to_json(), "stress": ev.stress.get(cid, [])}
+                 for cid, v in sorted(ev.valuations.items())],
+        "policy_hash": None if policy is None else policy.hash,
         "findings": [finding_json(f) for f in findings],
     }
 

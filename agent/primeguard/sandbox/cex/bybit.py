@@ -83,6 +83,11 @@ def time_(state: VenueState, req: SimRequest) -> SimResponse:
     return ok(state, {"timeSecond": str(ms // 1000), "timeNano": str(ms * 1_000_000)})
 
 
+def _places(step: Decimal) -> int:
+    exp = step.normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 0
+
+
 def instruments(state: VenueState, req: SimRequest) -> SimResponse:
     cat = req.param("category")
     if cat is None:
@@ -101,7 +106,7 @@ def instruments(state: VenueState, req: SimRequest) -> SimResponse:
         elif cat == "linear":
             out.append({"symbol": f"{m.base}{m.quote}", "contractType": "LinearPerpetual", "status": "Trading",
                         "baseCoin": m.base, "quoteCoin": m.quote, "launchTime": "1585526400000",
-                        "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": str(max(0, -m.tick.as_tuple().exponent)),  # type: ignore[operator]
+                        "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": str(_places(m.tick)),
                         "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
                         "priceFilter": {"minPrice": d(m.tick), "maxPrice": "1999999.80", "tickSize": d(m.tick)},
                         "lotSizeFilter": {"maxOrderQty": "1000", "maxMktOrderQty": "100", "minOrderQty": d(m.step),
@@ -145,7 +150,8 @@ def wallet_balance(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
         coins.append({"availableToBorrow": "", "bonus": "0", "accruedInterest": "0", "availableToWithdraw": "",
                       "totalOrderIM": "0", "equity": d(eq), "totalPositionMM": d(mm) if coin == "USDT" else "0",
                       "usdValue": d(usd), "spotHedgingQty": "0", "unrealisedPnl": d(c_upl),
-                      "collateralSwitch": True, "borrowAmount": "0", "totalPositionIM": d(im) if coin == "USDT" else "0",
+                      "collateralSwitch": True, "borrowAmount": "0",
+                      "totalPositionIM": d(im) if coin == "USDT" else "0",
                       "walletBalance": d(wallet), "cumRealisedPnl": "0", "locked": d(acct.spot_locked(coin)),
                       "marginCollateral": True, "coin": coin})
     return ok(state, {"list": [{"totalEquity": d(total_eq), "accountIMRate": "0", "totalMarginBalance": d(total_eq),
@@ -167,7 +173,7 @@ def position_list(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
         for p in acct.positions.values():
             m = state.markets[p.base]
             sym = f"{p.base}USDT"
-            if req.param("symbol") not in (None, sym):
+            if req.param("symbol") not in (None, sym) or req.param("settleCoin") not in (None, "USDT"):
                 continue
             out.append({"positionIdx": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": sym,
                         "side": "Buy" if p.size > 0 else "Sell", "size": d(abs(p.size)), "avgPrice": d(p.entry),
@@ -297,8 +303,9 @@ def _iso(ms: int) -> str:
 def query_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     p = key.perms
-    wallet = [name for flag, name in (("internal_transfer", "AccountTransfer"),
-                                      ("universal_transfer", "SubMemberTransfer"), ("withdraw", "Withdraw")) if flag in p]
+    names = (("internal_transfer", "AccountTransfer"), ("universal_transfer", "SubMemberTransfer"),
+             ("withdraw", "Withdraw"))
+    wallet = [name for flag, name in names if flag in p]
     writes = p - {"read"}
     return ok(state, {
         "id": key.created_ms % 100_000_000, "note": key.label, "apiKey": key.api_key, "readOnly": 0 if writes else 1,

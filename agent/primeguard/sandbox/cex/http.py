@@ -161,7 +161,8 @@ class VenueApp:
             return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
                                 content_type="text/html")
         elif fault == "malformed":
-            return web.Response(status=200, text='{"code":0,"data":[{"ccy":"USDT","bal', content_type="application/json")
+            return web.Response(status=200, text='{"code":0,"data":[{"ccy":"USDT","bal',
+                                content_type="application/json")
         return self._send(self.dispatch(req))
 
     def dispatch(self, req: SimRequest) -> SimResponse:
@@ -175,7 +176,8 @@ class VenueApp:
             if isinstance(key, SimResponse):
                 return key
             acct = self.state.account_of(key)
-            if not has_perm(key, acct, ep.perm) or (acct.frozen and ep.perm in WRITE_PERMS):
+            writes = ep.perm in WRITE_PERMS
+            if not has_perm(key, acct, ep.perm) or (writes and (acct.frozen or key.expired(self.state.server_ms()))):
                 return self.rules.denied(self.state, req, key, ep.perm or "")
             return ep.handler(self.state, req, key)
 

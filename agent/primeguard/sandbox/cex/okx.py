@@ -231,11 +231,12 @@ def orders_pending(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
     return ok(out)
 
 
-def _find(state: VenueState, acct: SimAccount, inst: str | None, ord_id: str | None, cl_id: str | None) -> SimOrder | None:
+def _find(state: VenueState, acct: SimAccount, inst: str | None, ord_id: str | None,
+          cl_id: str | None) -> SimOrder | None:
     for o in reversed(acct.orders):
-        if (ord_id and o.order_id == ord_id) or (cl_id and o.client_id == cl_id):
-            if inst is None or _order_json(state, o)["instId"] == inst:
-                return o
+        named = (ord_id and o.order_id == ord_id) or (cl_id and o.client_id == cl_id)
+        if named and (inst is None or _order_json(state, o)["instId"] == inst):
+            return o
     return None
 
 

@@ -191,7 +191,8 @@ class VenueState:
     def key_by_id(self, account_name: str, key_id: str) -> SimKey:
         """The key ``key_id`` written for the sub-account ``account_name`` (master keys included)."""
         for k in self.keys.values():
-            if k.id == key_id and (self.accounts[k.account_uid].name == account_name or k.config_account == account_name):
+            owner = self.accounts[k.account_uid].name
+            if k.id == key_id and account_name in (owner, k.config_account):
                 return k
         raise KeyError(f"{self.venue}: no key {key_id!r} for {account_name!r}")
 
@@ -224,9 +225,9 @@ class VenueState:
 
     # --- trading ---------------------------------------------------------------------------------
 
-    def place_order(self, acct: SimAccount, *, base: str, market: Literal["spot", "futures"], side: Literal["buy", "sell"],
-                    amount: Decimal, price: Decimal | None, type_: str, tif: str, reduce_only: bool,
-                    client_id: str) -> SimOrder:
+    def place_order(self, acct: SimAccount, *, base: str, market: Literal["spot", "futures"],
+                    side: Literal["buy", "sell"], amount: Decimal, price: Decimal | None, type_: str, tif: str,
+                    reduce_only: bool, client_id: str) -> SimOrder:
         """Place an order; IOC / market orders fill at once at the last price when marketable."""
         m = self.markets[base]
         symbol = m.unified_spot if market == "spot" else m.unified_swap

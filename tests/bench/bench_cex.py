@@ -1,0 +1,142 @@
+"""Issue B benchmark: collect 300 CEX sub-accounts (100 each on Binance, OKX, Bybit; a client key
+and a monitor key each) from the simulators with 50 ms injected latency per request.
+
+- ours: ``collect_many`` with per-venue limits (16 requests in flight per venue), cold (a fresh
+  pool: client construction and market loads included) and warm (a daemon's pool, second sweep);
+- baseline: the same collector one account at a time with one request in flight (a naive
+  sequential loop), on a subset of 30 accounts (10 per venue) and extrapolated to 300.
+
+The simulators run in a child process (their own interpreter: no GIL shared with the client).
+Targets: ours ≥ 20× faster than the baseline, and within 2× of the floor
+``latency × requests ÷ in-flight limit`` of the slowest venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench.benchlib import Result, report
+
+PER_VENUE = 100
+LATENCY_MS = 50
+SUBSET_PER_VENUE = 10
+VENUES = ("binance", "okx", "bybit")
+
+
+def scenario() -> dict[str, Any]:
+    clients = []
+    for i in range(PER_VENUE):
+        cex = []
+        for v in VENUES:
+            cex.append({"venue": v, "spot": {"BTC": "0.5", "USDT": str(1000 + i)}, "futures": {"USDT": "20000"},
+                        "positions": [{"symbol": "BTC/USDT:USDT", "size": "0.1" if i % 2 else "-0.2",
+                                       "entry_price": "58000"}],
+                        "whitelist": [{"coin": "USDT", "address": "0x1111111111111111111111111111111111111111"}],
+                        "keys": [{"id": "client", "spot": True, "futures": True, "ip_whitelist": ["127.0.0.1"]}]})
+        clients.append({"id": f"c{i:03d}", "cex": cex})
+    fault = {"latency_ms": LATENCY_MS}
+    return {"name": "bench-cex", "clients": clients, "faults": {v: fault for v in VENUES}}
+
+
+def _serve(conn: Any, data: dict[str, Any], secrets: str) -> None:
+    from primeguard.sandbox.cex.server import CexSimulators
+    from primeguard.sandbox.scenario import Scenario
+
+    with CexSimulators(Scenario.model_validate(data)) as sims:
+        accounts = [a.model_dump(mode="json") for a in sims.config_accounts(Path(secrets))]
+        conn.send(accounts)
+        while True:
+            msg = conn.recv()
+            if msg == "counts":
+                conn.send({v: sims.request_count(v) for v in VENUES})
+            else:
+                break
+
+
+async def run(conn: Any, accounts: list[Any]) -> list[Result]:
+    from primeguard.venues.cex import CexClientPool, VenueLimits, collect, collect_many
+    from primeguard.venues.cex.limits import DEFAULT_LIMITS
+
+    def counts() -> dict[str, int]:
+        conn.send("counts")
+        return conn.recv()
+
+    # ours, cold: a fresh pool (clients built, markets loaded) as a one-off ``collect_many``
+    c0 = counts()
+    t0 = time.perf_counter()
+    snaps = await collect_many(accounts)
+    cold = time.perf_counter() - t0
+    c1 = counts()
+    assert all(s.ok for s in snaps), [f.message for s in snaps for f in s.findings if not s.ok][:3]
+    cold_requests = {v: c1[v] - c0[v] for v in VENUES}
+
+    # ours, warm: the daemon keeps its pool; the second sweep is the steady state
+    async with CexClientPool() as pool:
+        await collect_many(accounts, pool=pool)
+        c2 = counts()
+        t0 = time.perf_counter()
+        snaps = await collect_many(accounts, pool=pool)
+        warm = time.perf_counter() - t0
+        c3 = counts()
+    assert all(s.ok for s in snaps)
+    warm_requests = {v: c3[v] - c2[v] for v in VENUES}
+
+    # baseline: one account at a time, one request in flight, on a subset; extrapolated
+    subset = [a for v in VENUES for a in [x for x in accounts if x.venue == v][:SUBSET_PER_VENUE]]
+    seq_limits = {v: VenueLimits(1, DEFAULT_LIMITS[v].weight_budgets) for v in VENUES}
+    async with CexClientPool(limits=seq_limits) as seq:
+        for v in VENUES:  # markets loaded up front: the baseline is not charged for them
+            await seq.markets(next(a for a in subset if a.venue == v))
+        t0 = time.perf_counter()
+        for a in subset:
+            assert (await collect(a, pool=seq)).ok
+        naive_subset = time.perf_counter() - t0
+    naive = naive_subset * len(accounts) / len(subset)
+
+    latency = LATENCY_MS / 1000
+    floors = {v: latency * warm_requests[v] / DEFAULT_LIMITS[v].max_in_flight for v in VENUES}
+    floor = max(floors.values())
+    cold_floor = max(latency * cold_requests[v] / DEFAULT_LIMITS[v].max_in_flight for v in VENUES)
+    extra_warm = {"requests": sum(warm_requests.values()), "requests_by_venue": warm_requests,
+                  "floor_s": round(floor, 3), "within_floor_x": round(warm / floor, 2), "accounts": len(accounts),
+                  "baseline": f"extrapolated from {len(subset)} accounts ({naive_subset:.2f} s)"}
+    extra_cold = {"requests": sum(cold_requests.values()), "requests_by_venue": cold_requests,
+                  "floor_s": round(cold_floor, 3), "within_floor_x": round(cold / cold_floor, 2),
+                  "accounts": len(accounts), "baseline": extra_warm["baseline"]}
+    return [
+        Result("cex_collect_300_warm", warm, naive, "≥20× naive, ≤2× floor",
+               naive / warm >= 20 and warm <= 2 * floor, extra_warm),
+        Result("cex_collect_300_cold", cold, naive, "≥20× naive, ≤2× floor",
+               naive / cold >= 20 and cold <= 2 * cold_floor, extra_cold),
+    ]
+
+
+def main() -> int:
+    from primeguard.config.schema import CexAccountConfig
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = ctx.Process(target=_serve, args=(child, scenario(), str(Path(tmp) / "secrets")), daemon=True)
+        proc.start()
+        try:
+            accounts = [CexAccountConfig.model_validate(a) for a in parent.recv()]
+            results = asyncio.run(run(parent, accounts))
+        finally:
+            parent.send("stop")
+            proc.join(10)
+    print(f"# {len(accounts)} sub-accounts, {LATENCY_MS} ms latency per request, simulators in a child process")
+    report(results)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -50,8 +50,9 @@ def render_once(console: Console, report: dict[str, Any]) -> None:
     for col in ("client", "tier", "equity USD", "loan USD", "LTV", "ladder", "blind"):
         t.add_column(col, justify="right" if col in ("equity USD", "loan USD", "LTV") else "left")
     for c in report["clients"]:
-        ltv = c["ltv"]
-        t.add_row(c["client"], c["tier"], f"{float(c['equity']):,.0f}", f"{float(c['loan']):,.0f}",
+        m = c["metrics"]
+        ltv = m["ltv"]
+        t.add_row(c["client"], c["tier"], f"{float(m['equity']):,.0f}", f"{float(c['loan']['owed_usd']):,.0f}",
                   ltv if ltv in (None, "inf") else f"{float(ltv):.3f}", c["ladder"]["state"],
                   "BLIND" if c["blind"] else "")
     console.print(t)

@@ -317,8 +317,8 @@ def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:
     if not cfg.cex_accounts:
         return {}
     try:
-        from primeguard.venues.cex.levers import playbook_levers  # type: ignore[attr-defined]
+        from primeguard.venues.cex.levers import playbook_levers
     except ImportError:
         return {}
-    levers: dict[str, Any] = playbook_levers(cfg)
+    levers: dict[str, Any] = playbook_levers(cfg, config_dir=config_dir)
     return levers

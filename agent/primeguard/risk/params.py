@@ -1,5 +1,9 @@
 """Risk parameters: what the policy tells the risk engine. Built by ``policy`` from a policy
-version, consumed by ``risk``. All thresholds are ``Decimal`` fractions (0.8 = 80 %)."""
+version, consumed by ``risk``. All thresholds are ``Decimal`` fractions (0.8 = 80 %).
+
+Every field added after the first version has a default, so a policy that does not know about it
+still builds valid parameters (docs/risk.md lists the defaults and why they are conservative).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,11 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from primeguard.domain.model import PriceSourceKind
+
+# Asset classes for liquidation-cost assumptions. Unknown assets are "alt": thin books.
+STABLE = "stable"
+MAJOR = "major"
+ALT = "alt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,35 @@ class LadderBands:
 
 
 @dataclass(frozen=True, slots=True)
+class LiquidityClass:
+    """Liquidation assumptions for one asset class.
+
+    ``depth_1pct_usd`` is the notional one venue's book absorbs within 1 % of the mid (the "1 %
+    depth" market-data vendors quote). With a book of even depth, selling ``N`` moves the price by
+    ``1 % × N / depth`` and fills on average half way there, so the slippage fraction is
+    ``half_spread + 0.5 % × N / depth``, capped at ``max_slippage``.
+    """
+
+    half_spread: Decimal
+    depth_1pct_usd: Decimal
+    max_slippage: Decimal = Decimal("0.5")
+
+    def slippage(self, notional: Decimal) -> Decimal:
+        """Expected fractional cost of selling ``notional`` USD at once (exact)."""
+        slip = self.half_spread + Decimal("0.005") * abs(notional) / self.depth_1pct_usd
+        return min(slip, self.max_slippage)
+
+
+DEFAULT_LIQUIDITY: Mapping[str, LiquidityClass] = MappingProxyType({
+    STABLE: LiquidityClass(Decimal("0.0001"), Decimal("50000000")),
+    MAJOR: LiquidityClass(Decimal("0.0005"), Decimal("10000000")),
+    ALT: LiquidityClass(Decimal("0.002"), Decimal("250000")),
+})
+DEFAULT_STABLECOINS = frozenset({"USD", "USDC", "USDT", "DAI", "FDUSD", "PYUSD"})
+DEFAULT_MAJORS = frozenset({"BTC", "ETH", "WBTC", "WETH", "SOL"})
+
+
+@dataclass(frozen=True, slots=True)
 class RiskParameters:
     """Everything ``risk`` needs to value one client and place it on the ladder."""
 
@@ -36,17 +74,43 @@ class RiskParameters:
     haircuts: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     default_haircut: Decimal = Decimal("0.5")  # unknown assets count at half value
     max_leverage: Decimal | None = None
-    max_net_delta_ratio: Decimal | None = None  # |net delta USD| / equity
+    max_net_delta_ratio: Decimal | None = None  # Σ |net delta USD| / equity
     max_drawdown: Decimal | None = None  # fraction from peak equity
-    max_concentration: Decimal | None = None  # largest single asset / gross collateral
+    max_concentration: Decimal | None = None  # largest single non-stable asset / gross collateral
     low_liquidity_assets: frozenset[str] = frozenset()
     oracle_max_deviation: Decimal = Decimal("0.02")  # between price sources
-    price_max_age_s: int = 3600  # default when a source has no heartbeat of its own
+    price_max_age_s: int = 3600  # default when neither the feed nor its kind has a budget
     price_source_priority: tuple[PriceSourceKind, ...] = (
         PriceSourceKind.ORACLE,
         PriceSourceKind.DYDX_ORACLE,
         PriceSourceKind.VENUE_MARK,
     )
+    # --- added with issue E (all optional) ---
+    # Freshness budget per source kind; a feed's own heartbeat (passed to select_prices) wins.
+    price_max_age_by_source: Mapping[PriceSourceKind, int] = field(default_factory=lambda: MappingProxyType({}))
+    # Not shocked in stress scenarios and left out of net delta. Still priced from quotes.
+    stablecoins: frozenset[str] = DEFAULT_STABLECOINS
+    near_liquidation: Decimal = Decimal("0.10")  # finding when a position is closer than this
+    max_low_liquidity_share: Decimal | None = None  # low-liquidity exposure / equity
+    majors: frozenset[str] = DEFAULT_MAJORS
+    asset_classes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # asset -> class
+    liquidity: Mapping[str, LiquidityClass] = field(default_factory=lambda: DEFAULT_LIQUIDITY)
 
     def haircut(self, asset: str) -> Decimal:
         return self.haircuts.get(asset, self.default_haircut)
+
+    def asset_class(self, asset: str) -> str:
+        """Explicit class, else stable / alt (low-liquidity list) / major / alt (unknown)."""
+        explicit = self.asset_classes.get(asset)
+        if explicit is not None:
+            return explicit
+        if asset in self.stablecoins:
+            return STABLE
+        if asset in self.low_liquidity_assets:
+            return ALT
+        return MAJOR if asset in self.majors else ALT
+
+    def liquidity_of(self, asset: str) -> LiquidityClass:
+        """Liquidation assumptions for ``asset``; an unknown class gets the thinnest one."""
+        cls = self.liquidity.get(self.asset_class(asset))
+        return cls if cls is not None else self.liquidity.get(ALT, DEFAULT_LIQUIDITY[ALT])

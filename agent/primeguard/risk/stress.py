@@ -1,33 +1,63 @@
 """Stress: what the LTV becomes under price shocks, funding spikes or a venue going dark, and
 what liquidating would cost.
 
-``stress`` is exact (Decimal) and reuses :func:`valuate` on a shocked world; it feeds reports and
-policy. ``stress_grid`` is the analytics path for whole books (floats allowed: nothing decides on
-it) working on per-client aggregates, so 10,000 clients × 50 positions × 5 scenarios stays fast.
+Two paths (docs/risk.md, "Stress"):
+
+- :func:`stress` is exact (Decimal): it re-values the client on a shocked world with
+  :func:`~primeguard.risk.valuation.valuate`. It feeds reports, policy and the daemon.
+- :func:`stress_grid` is the analytics path for whole books: floats, flat arrays built once
+  from the valuations (:func:`grid_inputs`), then one pass of list comprehensions per scenario.
+  Nothing decides on it. It follows the same conventions and matches :func:`stress` to float
+  rounding (tested); it leaves out liquidation cost.
+
+Scenario semantics:
+
+- ``shocks``: asset → relative move (−0.3 = −30 %); ``"*"`` applies to every non-stable asset
+  without its own entry (correlated shock). Stablecoins move only when named.
+- ``idiosyncratic``: shock each non-stable asset the client holds *alone* by this amount and keep
+  the worst LTV (``worst_asset`` says which).
+- ``venue_dark``: every balance and position on that venue counts as zero (the loan stays).
+  Matches a venue label exactly or its prefix before ``:`` (``"evm"`` matches ``"evm:ethereum"``).
+- ``funding_spike``: each position pays this fraction of its notional at once, whatever its side
+  (a funding flip against a hedged book; deliberately pessimistic).
+- Liquidation cost: every holding, borrowed balance and net position per (venue, asset) is
+  closed at its class's slippage (:class:`~primeguard.risk.params.LiquidityClass`); the loan asset and USD are not sold.
+  Recovery = equity − cost; shortfall = max(0, loan − recovery).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import accumulate, pairwise
 from types import MappingProxyType
+from typing import Any
 
 from primeguard.risk.params import RiskParameters
-from primeguard.risk.pricing import PriceBook, PricePick
-from primeguard.risk.valuation import INFINITE, STABLECOINS, ClientBook, valuate
+from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
+from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation, valuate
 
-MAJOR_SLIPPAGE = Decimal("0.005")
-LOW_LIQUIDITY_SLIPPAGE = Decimal("0.05")
+ALL = "*"
 
 
 @dataclass(frozen=True, slots=True)
 class StressScenario:
     name: str
-    shocks: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))  # asset or "*" -> -0.3
+    shocks: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     venue_dark: str | None = None
-    funding_spike: Decimal = Decimal(0)  # fraction of gross notional paid at once
+    funding_spike: Decimal = Decimal(0)  # fraction of each position's notional paid at once
+    idiosyncratic: Decimal | None = None  # shock each held asset alone, keep the worst
+
+    def factor(self, asset: str, stablecoins: frozenset[str]) -> Decimal:
+        """Price multiplier for ``asset`` under the correlated part of the scenario."""
+        own = self.shocks.get(asset)
+        if own is not None:
+            return 1 + own
+        if asset in stablecoins or asset == UNIT:
+            return Decimal(1)
+        return 1 + self.shocks.get(ALL, Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,143 +66,337 @@ class StressResult:
     ltv: Decimal | None
     equity: Decimal
     liquidation_cost: Decimal
-    ltv_after_liquidation: Decimal | None
+    ltv_after_liquidation: Decimal | None  # loan / (equity − liquidation cost)
+    haircut_collateral: Decimal = ZERO
+    loan: Decimal = ZERO
+    recovery: Decimal = ZERO  # equity − liquidation cost
+    shortfall: Decimal = ZERO  # max(0, loan − recovery): what the PB would lose
+    worst_asset: str | None = None
+    blind: bool = False
 
-    def to_json(self) -> dict[str, str | None]:
-        def s(x: Decimal | None) -> str | None:
-            return None if x is None else ("inf" if x == INFINITE else format(x, "f"))
-
+    def to_json_dict(self) -> dict[str, Any]:
+        s = dec_str
         return {"scenario": self.scenario, "ltv": s(self.ltv), "equity": s(self.equity),
-                "liquidation_cost": s(self.liquidation_cost), "ltv_after_liquidation": s(self.ltv_after_liquidation)}
+                "haircut_collateral": s(self.haircut_collateral), "loan": s(self.loan),
+                "liquidation_cost": s(self.liquidation_cost), "recovery": s(self.recovery),
+                "shortfall": s(self.shortfall), "ltv_after_liquidation": s(self.ltv_after_liquidation),
+                "worst_asset": self.worst_asset, "blind": self.blind}
+
+    to_json = to_json_dict
 
 
 def default_scenarios(venues: Iterable[str] = ()) -> list[StressScenario]:
-    out = [StressScenario(f"all risk assets {int(p * 100)}%", MappingProxyType({"*": p}))
+    """The standard set: correlated −10/−20/−30/−50 %, a +20 % squeeze, the worst single asset
+    −50 %, a 1 % funding spike, and each venue going dark."""
+    out = [StressScenario(f"all risk assets {int(p * 100)}%", MappingProxyType({ALL: p}))
            for p in (Decimal("-0.10"), Decimal("-0.20"), Decimal("-0.30"), Decimal("-0.50"))]
+    out.append(StressScenario("all risk assets +20%", MappingProxyType({ALL: Decimal("0.20")})))
+    out.append(StressScenario("worst single asset -50%", idiosyncratic=Decimal("-0.50")))
     out.append(StressScenario("funding spike 1% of notional", funding_spike=Decimal("0.01")))
     out += [StressScenario(f"{v} goes dark", venue_dark=v) for v in sorted(set(venues))]
     return out
 
 
-def _shocked(prices: PriceBook, shocks: Mapping[str, Decimal]) -> PriceBook:
+def _dark(label: str, dark: str | None) -> bool:
+    return dark is not None and (label == dark or label.split(":", 1)[0] == dark)
+
+
+def shocked_prices(prices: PriceBook, scenario: StressScenario, stablecoins: frozenset[str],
+                   extra: Mapping[str, Decimal] | None = None) -> PriceBook:
+    """The price book with every pick multiplied by the scenario's factor (and ``extra`` shocks)."""
     picks: dict[str, PricePick] = {}
     for asset, pick in prices.picks.items():
-        shock = shocks.get(asset, Decimal(0) if asset in STABLECOINS else shocks.get("*", Decimal(0)))
-        factor = 1 + shock
-        picks[asset] = replace(pick, collateral=pick.collateral * factor, liability=pick.liability * factor)
-    return PriceBook(MappingProxyType(picks), prices.findings, prices.missing)
+        f = scenario.factor(asset, stablecoins)
+        if extra and asset in extra:
+            f = 1 + extra[asset]
+        if f == 1:
+            picks[asset] = pick
+        else:
+            picks[asset] = replace(pick, collateral=pick.collateral * f, liability=pick.liability * f,
+                                   reference=pick.reference * f)
+    return PriceBook(MappingProxyType(picks), prices.findings, prices.missing, prices.as_of,
+                     prices.findings_by_asset)
+
+
+def without_venue(book: ClientBook, venue: str | None) -> ClientBook:
+    """The book with everything on ``venue`` removed (a venue gone dark)."""
+    if venue is None:
+        return book
+    dark = {a for a, v in book.account_venues.items() if _dark(v, venue)}
+    return replace(book,
+                   balances=tuple(b for b in book.balances if b.account_id not in dark),
+                   positions=tuple(p for p in book.positions if p.account_id not in dark
+                                   and not (p.account_id not in book.account_venues and _dark(p.venue.value, venue))))
 
 
 def liquidation_cost(book: ClientBook, prices: PriceBook, params: RiskParameters) -> Decimal:
-    cost = Decimal(0)
+    """Cost of selling every holding and closing every net position at once (exact Decimal)."""
+    loan_asset = book.loan.asset if book.loan else None
+    lots: dict[tuple[str, str], Decimal] = {}
     for b in book.balances:
-        price = prices.collateral(b.asset)
-        if price is None or b.asset in STABLECOINS:
+        if not b.quantity or b.asset in (UNIT, loan_asset):
             continue
-        slip = LOW_LIQUIDITY_SLIPPAGE if b.asset in params.low_liquidity_assets else MAJOR_SLIPPAGE
-        cost += abs(b.quantity) * price * slip
+        # Sell what is held; buy back what is borrowed (a negative balance).
+        price = prices.collateral(b.asset) if b.quantity > 0 else prices.liability(b.asset)
+        if price is not None:
+            key = (book.venue_of(b.account_id), b.asset)
+            lots[key] = lots.get(key, ZERO) + abs(b.quantity) * price
+    nets: dict[tuple[str, str, str], Decimal] = {}
     for p in book.positions:
-        price = prices.liability(p.underlying)
-        if price is None:
-            continue
-        slip = LOW_LIQUIDITY_SLIPPAGE if p.underlying in params.low_liquidity_assets else MAJOR_SLIPPAGE
-        cost += abs(p.size) * price * slip
+        key3 = (p.account_id, book.venue_of_position(p), p.underlying)
+        nets[key3] = nets.get(key3, ZERO) + p.size
+    for (_, venue, u), net in nets.items():
+        price = prices.collateral(u) if net > 0 else prices.liability(u)
+        if price is not None and net:
+            key = (venue, u)
+            lots[key] = lots.get(key, ZERO) + abs(net) * price
+    cost = ZERO
+    for (_, asset), notional in lots.items():
+        cost += notional * params.liquidity_of(asset).slippage(notional)
     return cost
-
-
-def stress(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
-           scenario: StressScenario) -> StressResult:
-    shocked = _shocked(prices, scenario.shocks)
-    if scenario.venue_dark is not None:
-        dark = {a for a, v in book.account_venues.items() if v == scenario.venue_dark}
-        book = replace(book, balances=tuple(b for b in book.balances if b.account_id not in dark),
-                       positions=tuple(p for p in book.positions if p.account_id not in dark))
-    val = valuate(book, shocked, params, now)
-    haircut = val.haircut_collateral - scenario.funding_spike * val.gross_notional
-    owed = val.loan
-    ltv = _ltv(owed, haircut)
-    cost = liquidation_cost(book, shocked, params)
-    return StressResult(scenario.name, ltv, val.equity - scenario.funding_spike * val.gross_notional, cost,
-                        _ltv(owed, haircut - cost))
 
 
 def _ltv(owed: Decimal, collateral: Decimal) -> Decimal:
     if owed == 0:
-        return Decimal(0)
+        return ZERO
     return INFINITE if collateral <= 0 else owed / collateral
 
 
-# --- analytics path: whole-book grid on aggregates (floats allowed) --------------------------
+def stress(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
+           scenario: StressScenario) -> StressResult:
+    """LTV and liquidation outcome of one client under one scenario (exact)."""
+    if scenario.idiosyncratic is not None:
+        return _idiosyncratic(book, prices, params, now, scenario)
+    return _one(book, prices, params, now, scenario, None)
+
+
+def _one(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime, scenario: StressScenario,
+         extra: Mapping[str, Decimal] | None) -> StressResult:
+    shocked = shocked_prices(prices, scenario, params.stablecoins, extra)
+    live = without_venue(book, scenario.venue_dark)
+    val = valuate(live, shocked, params, now)
+    funding = scenario.funding_spike * val.gross_notional
+    equity = val.equity - funding
+    coll = val.haircut_collateral - funding
+    cost = liquidation_cost(live, shocked, params)
+    recovery = equity - cost
+    return StressResult(scenario.name, _ltv(val.loan, coll), equity, cost, _ltv(val.loan, recovery), coll,
+                        val.loan, recovery, max(ZERO, val.loan - recovery), None, val.blind)
+
+
+def _idiosyncratic(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
+                   scenario: StressScenario) -> StressResult:
+    assert scenario.idiosyncratic is not None
+    held = sorted({b.asset for b in book.balances if b.quantity} | {p.underlying for p in book.positions if p.size})
+    assets = [a for a in held if a not in params.stablecoins and a != UNIT and a in prices.picks]
+    worst: StressResult | None = None
+    for a in assets:
+        r = _one(book, prices, params, now, scenario, {a: scenario.idiosyncratic})
+        if worst is None or (r.ltv or ZERO) > (worst.ltv or ZERO):
+            worst = replace(r, worst_asset=a)
+    if worst is None:  # nothing volatile held: the shock changes nothing
+        worst = _one(book, prices, params, now, replace(scenario, idiosyncratic=None), None)
+    return worst
+
+
+# --- analytics path: the whole book, flattened --------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Exposure:
-    """One client's book folded per asset: exact sums, so PnL at any price is one multiply-add."""
+class GridInputs:
+    """A whole book flattened for :func:`stress_grid` (floats: analytics only).
 
-    client_id: str
-    owed: Decimal
-    spot: Mapping[str, Decimal]  # asset -> quantity
-    long_size: Mapping[str, Decimal]
-    short_size: Mapping[str, Decimal]  # negative sizes summed
-    entry_cost: Mapping[str, Decimal]  # Σ size × entry per underlying
+    Position rows: one per client per underlying, ``prow[j] <= i < prow[j+1]`` for client ``j``;
+    at price multiplier ``m`` a row is worth ``value·m − cost`` (``value`` = net × the
+    conservative-side price, as in the valuation), haircut (× ``keep``) when positive. Balances
+    enter per client as their haircut value in stablecoins and in everything else (a uniform
+    shock moves the latter only); per-asset shocks and dark venues use the ``book``'s balances.
+    """
 
-
-def aggregate(client_id: str, owed: Decimal, balances: Iterable[tuple[str, Decimal]],
-              positions: Iterable[tuple[str, Decimal, Decimal]]) -> Exposure:
-    """Fold (asset, qty) balances and (underlying, size, entry) positions; one pass, exact."""
-    spot: dict[str, Decimal] = {}
-    long_s: dict[str, Decimal] = {}
-    short_s: dict[str, Decimal] = {}
-    cost: dict[str, Decimal] = {}
-    for asset, qty in balances:
-        spot[asset] = spot.get(asset, Decimal(0)) + qty
-    for u, size, entry in positions:
-        if size > 0:
-            long_s[u] = long_s.get(u, Decimal(0)) + size
-        else:
-            short_s[u] = short_s.get(u, Decimal(0)) + size
-        cost[u] = cost.get(u, Decimal(0)) + size * entry
-    return Exposure(client_id, owed, spot, long_s, short_s, cost)
-
-
-def exposure_ltv(e: Exposure, low: Mapping[str, Decimal], high: Mapping[str, Decimal],
-                 haircuts: Mapping[str, Decimal], default_haircut: Decimal) -> Decimal | None:
-    """Exact LTV of an aggregated book (same conventions as :func:`valuate`); None if unpriced."""
-    coll = Decimal(0)
-    for asset, qty in e.spot.items():
-        p = low.get(asset)
-        if p is None:
-            return None
-        coll += qty * p * (1 - haircuts.get(asset, default_haircut))
-    for u in e.entry_cost:
-        lo, hi = low.get(u), high.get(u)
-        if lo is None or hi is None:
-            return None
-        pnl = e.long_size.get(u, Decimal(0)) * lo + e.short_size.get(u, Decimal(0)) * hi - e.entry_cost[u]
-        coll += pnl if pnl < 0 else pnl * (1 - haircuts.get(u, default_haircut))
-    return _ltv(e.owed, coll)
+    clients: tuple[str, ...]
+    owed: list[float]  # USD at the base liability price of the loan asset
+    loan_asset: list[str | None]
+    notional_risky: list[float]  # Σ |size| × reference price of non-stable underlyings (funding base)
+    notional_stable: list[float]
+    bal_stable: list[float]
+    bal_risky: list[float]
+    prow: list[int]
+    p_asset: list[str]
+    p_net: list[float]
+    p_value: list[float]
+    p_cost: list[float]
+    p_keep: list[float]
+    p_risky: list[bool]  # moved by a "*" shock
+    valuations: tuple[ClientValuation, ...]  # for the general path (per-asset shocks, dark venues)
+    dark_net: Mapping[str, list[float]]
+    dark_cost: Mapping[str, list[float]]
+    dark_bal_stable: Mapping[str, list[float]]  # per client: haircut balance value on the venue
+    dark_bal_risky: Mapping[str, list[float]]
 
 
-def stress_grid(exposures: list[Exposure], low: Mapping[str, float], high: Mapping[str, float],
-                haircuts: Mapping[str, float], default_haircut: float,
-                shocks: list[float]) -> list[list[float]]:
-    """LTV per client per uniform shock of all non-stable assets (floats: analytics only)."""
+def grid_inputs(valuations: Sequence[ClientValuation], dark_venues: Iterable[str] = ()) -> GridInputs:
+    """Flatten valuations for :func:`stress_grid`, reusing their per-underlying sums.
+
+    All valuations must share one price context (one ``revalue_book`` call with one parameter
+    set). ``dark_venues`` lists the venues a scenario may switch off; their share of each row is
+    summed here from the positions on that venue's accounts (one pass over the positions).
+    """
+    vals = tuple(v for v in valuations if v.context is not None and v.book is not None)
+    if not vals:
+        raise ValueError("no valuations with a price context to flatten")
+    ctx = vals[0].context
+    assert ctx is not None
+    if any(v.context is not ctx for v in vals):
+        raise ValueError("grid_inputs needs valuations from one price context (one parameter set)")
+    table = ctx.table
+    stable = ctx.params.stablecoins
+    keep_of = {a: float(t.keep) for a, t in table.items()}
+    side = {a: (float(t.low), float(t.high)) for a, t in table.items()}
+    unders = [v.underlyings for v in vals]
+    p_asset = [u.asset for us in unders for u in us]
+    p_net = [float(u.net) for us in unders for u in us]
+    p_value = [n * (lh[0] if n > 0 else lh[1]) for n, lh in zip(p_net, map(side.__getitem__, p_asset), strict=True)]
+    dark_net: dict[str, list[float]] = {}
+    dark_cost: dict[str, list[float]] = {}
+    dark_st: dict[str, list[float]] = {}
+    dark_rk: dict[str, list[float]] = {}
+    for dv in dict.fromkeys(dark_venues):
+        dark_net[dv], dark_cost[dv], dark_st[dv], dark_rk[dv] = _dark_parts(vals, dv)
+    return GridInputs(
+        tuple(v.client_id for v in vals), [float(v.loan) for v in vals], [v.loan_asset for v in vals],
+        [float(v.gross_notional - v.stable_notional) for v in vals], [float(v.stable_notional) for v in vals],
+        [float(v.stable_collateral) for v in vals], [float(v.risky_collateral) for v in vals],
+        [0, *accumulate(map(len, unders))], p_asset, p_net, p_value, [float(u.cost) for us in unders for u in us],
+        [keep_of[a] for a in p_asset], [a not in stable for a in p_asset], vals,
+        MappingProxyType(dark_net), MappingProxyType(dark_cost), MappingProxyType(dark_st),
+        MappingProxyType(dark_rk))
+
+
+def _dark_parts(valuations: Sequence[ClientValuation],
+                venue: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """What sits on ``venue``: per position row, Σ size and Σ size × entry of the client's
+    positions there; per client, the haircut value of its balances there (stable, other)."""
+    n_rows = sum(len(v.underlyings) for v in valuations)
+    dn = [0.0] * n_rows
+    dc = [0.0] * n_rows
+    bst: list[float] = []
+    brk: list[float] = []
+    is_dark: dict[str, bool] = {}  # venue labels repeat across clients
+    row = 0
+    for v in valuations:
+        book, ctx = v.book, v.context
+        assert book is not None and ctx is not None
+        labels = book.account_venues
+        dark = set()
+        for a, lab in labels.items():
+            d = is_dark.get(lab)
+            if d is None:
+                d = is_dark[lab] = _dark(lab, venue)
+            if d:
+                dark.add(a)
+        on = [p for p in book.positions
+              if (a := p.account_id) in dark or (a not in labels and _dark(p.venue.value, venue))]
+        if on:
+            part: dict[str, list[Decimal]] = {}
+            for p in on:
+                x = part.get(p.underlying)
+                if x is None:
+                    part[p.underlying] = [p.size, p.size * p.entry_price]
+                else:
+                    x[0] += p.size
+                    x[1] += p.size * p.entry_price
+            for k, u in enumerate(v.underlyings, start=row):
+                x = part.get(u.asset)
+                if x is not None:
+                    dn[k] = float(x[0])
+                    dc[k] = float(x[1])
+        row += len(v.underlyings)
+        st = rk = ZERO
+        if dark:
+            table = ctx.table
+            for b in book.balances:
+                t = table.get(b.asset)
+                if b.account_id in dark and t is not None and b.quantity:
+                    hv = b.quantity * t.low * t.keep if b.quantity > 0 else b.quantity * t.high
+                    if t.stable:
+                        st += hv
+                    else:
+                        rk += hv
+        bst.append(float(st))
+        brk.append(float(rk))
+    return dn, dc, bst, brk
+
+
+def stress_grid(inputs: GridInputs, scenarios: Sequence[StressScenario],
+                params: RiskParameters) -> list[list[float]]:
+    """LTV per scenario per client (``out[s][j]``), floats, for reports and charts.
+
+    Same rules as :func:`stress` (matches it to float rounding); ``inf`` when nothing is left
+    against a loan. Idiosyncratic scenarios, and a funding spike with per-asset shocks or a dark
+    venue, are exact-path only; a venue-dark scenario needs its venue in
+    ``grid_inputs(dark_venues=...)``. Liquidation cost is left out.
+    """
+    stable = params.stablecoins
+    assets = set(inputs.p_asset) | {a for a in inputs.loan_asset if a is not None}
+    for v in inputs.valuations:
+        assets.update(v.balance_values)
+    inf = float("inf")
     out: list[list[float]] = []
-    for e in exposures:
-        owed = float(e.owed)
-        spot = [(low.get(a, 0.0), float(q), 1 - haircuts.get(a, default_haircut), a in STABLECOINS)
-                for a, q in e.spot.items()]
-        perps = [(low.get(u, 0.0), high.get(u, 0.0), float(e.long_size.get(u, 0)), float(e.short_size.get(u, 0)),
-                  float(e.entry_cost[u]), 1 - haircuts.get(u, default_haircut)) for u in e.entry_cost]
-        row = []
-        for shock in shocks:
-            f = 1 + shock
-            coll = 0.0
-            for p, q, keep, stable in spot:
-                coll += q * p * (1.0 if stable else f) * keep
-            for lo, hi, ls, ss, cost, keep in perps:
-                pnl = ls * lo * f + ss * hi * f - cost
-                coll += pnl if pnl < 0 else pnl * keep
-            row.append(float("inf") if owed and coll <= 0 else (owed / coll if owed else 0.0))
-        out.append(row)
+    for sc in scenarios:
+        if sc.idiosyncratic is not None:
+            raise ValueError(f"{sc.name}: idiosyncratic scenarios are exact-path only (stress())")
+        if sc.venue_dark is not None and sc.venue_dark not in inputs.dark_net:
+            raise ValueError(f"{sc.name}: pass {sc.venue_dark!r} in grid_inputs(dark_venues=...)")
+        uniform = set(sc.shocks) <= {ALL}  # one multiplier for every non-stable asset
+        if sc.funding_spike and not (uniform and sc.venue_dark is None):
+            raise ValueError(f"{sc.name}: a funding spike with a dark venue or per-asset shocks is "
+                             "exact-path only (stress())")
+        mult = {a: float(sc.factor(a, stable)) for a in assets}
+        f = float(1 + sc.shocks.get(ALL, ZERO))
+        value, cost = inputs.p_value, inputs.p_cost
+        if sc.venue_dark is not None:
+            # What is left may sit on the other side of zero: re-apply the side rule.
+            ctx = inputs.valuations[0].context
+            assert ctx is not None
+            t = {a: (float(x.low), float(x.high)) for a, x in ctx.table.items()}
+            value = [(q := n - d) * (t[a][0] if q > 0 else t[a][1])
+                     for n, d, a in zip(inputs.p_net, inputs.dark_net[sc.venue_dark], inputs.p_asset, strict=True)]
+            cost = [c - d for c, d in zip(cost, inputs.dark_cost[sc.venue_dark], strict=True)]
+        if uniform:
+            hc = [x * k if (x := (v * f if r else v) - c) > 0 else x
+                  for v, c, k, r in zip(value, cost, inputs.p_keep, inputs.p_risky, strict=True)]
+            bal = [s + r * f for s, r in zip(inputs.bal_stable, inputs.bal_risky, strict=True)]
+            if sc.venue_dark is not None:
+                bal = [b - s - r * f for b, s, r in zip(bal, inputs.dark_bal_stable[sc.venue_dark],
+                                                        inputs.dark_bal_risky[sc.venue_dark], strict=True)]
+        else:
+            m = [mult[a] for a in inputs.p_asset]
+            hc = [x * k if (x := v * g - c) > 0 else x
+                  for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
+            bal = _balances(inputs.valuations, mult, sc.venue_dark)
+        acc = [0.0, *accumulate(hc)]
+        coll = [acc[e] - acc[s] + b for (s, e), b in zip(pairwise(inputs.prow), bal, strict=True)]
+        if sc.funding_spike:
+            rate = float(sc.funding_spike)
+            coll = [c - rate * (r * f + st) for c, r, st in
+                    zip(coll, inputs.notional_risky, inputs.notional_stable, strict=True)]
+        out.append([0.0 if not o else ((o * mult[la] if la is not None else o) / c if c > 0 else inf)
+                    for o, la, c in zip(inputs.owed, inputs.loan_asset, coll, strict=True)])
+    return out
+
+
+def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], dark: str | None) -> list[float]:
+    """Per client: haircut balance value with per-asset multipliers, a dark venue's left out."""
+    out: list[float] = []
+    for v in valuations:
+        assert v.book is not None and v.context is not None
+        table = v.context.table
+        total = 0.0
+        for b in v.book.balances:
+            t = table.get(b.asset)
+            if t is None or not b.quantity or _dark(v.book.venue_of(b.account_id), dark):
+                continue
+            x = float(b.quantity * (t.low * t.keep if b.quantity > 0 else t.high)) * mult[b.asset]
+            total += x
+        out.append(total)
     return out

@@ -1,17 +1,36 @@
 """Value one client across every venue: collateral, loan, LTV, delta, leverage, concentration.
 
-Conventions (docs/risk.md):
-- Equity = Σ balances × collateral price + Σ unrealized PnL of positions, where a position's PnL is
-  ``size × (price − entry)`` at the conservative price (longs at the collateral price, shorts at the
-  liability price). Adapters hand over balances that exclude unrealized PnL (Binance wallet
-  balance; dYdX quote balance adjusted so that balance + PnL = the venue's equity).
-- Haircut-adjusted collateral applies each asset's haircut to balances; a positive PnL is haircut
-  like its underlying, a negative PnL counts in full.
-- LTV = (principal + accrued interest) / haircut-adjusted collateral. Collateral ≤ 0 with a loan
-  → LTV is infinite. No loan → LTV 0.
-- Blind: an account could not be read or an asset held has no fresh price. The LTV shown then
-  excludes what could not be seen or priced (an upper bound if the unseen part is collateral);
-  withdrawals are denied and the ladder does not move down.
+Conventions (docs/risk.md has worked examples):
+
+- **Balances** are whole-unit holdings per account (CEX wallet/margin balances, dYdX quote
+  balance, on-chain wallet tokens). ``quantity`` is the total, ``locked`` included. They must
+  *exclude* unrealized PnL: the Binance futures *wallet* balance (not margin balance), the dYdX
+  quote balance as the indexer reports it (equity − Σ position value), so each unit is counted once.
+  A negative balance (borrowed on a margin account) is a liability.
+- **Positions** contribute their unrealized PnL, recomputed at our price (the venue's own
+  ``unrealized_pnl`` field is not used: it is priced at the venue's mark). Positions are netted
+  per underlying across the client's accounts: ``PnL_u = (Σ size) × price − Σ size × entry``.
+  The PB can close every leg of a hedged book at once, so a cross-venue hedge does not drift
+  with the price; what one venue could do to one leg first is watched by the near-liquidation
+  findings and the venue-dark stress.
+- **Conservative prices**: a holding (positive balance, net-long underlying) uses the collateral
+  price, an amount owed (negative balance, net-short underlying, the loan) the liability price;
+  they differ only when sources disagree (see :mod:`primeguard.risk.pricing`). Exposure metrics
+  (net delta, notional, leverage) use the reference price: they measure size, not value.
+- **Equity** = Σ balance values + Σ PnL_u (gross, no haircut). **Haircut-adjusted collateral**
+  = Σ positive balance values × (1 − haircut) + Σ negative balance values + Σ PnL_u, where a
+  positive PnL_u is haircut like its underlying and a negative one counts in full.
+- **Loan** = (principal + accrued interest) × the liability price of the loan asset (USD: 1).
+  **LTV** = loan / haircut-adjusted collateral; no loan → 0; collateral ≤ 0 with a loan → infinite
+  (``Decimal('Infinity')``, never a division error). **Coverage** = collateral / loan = 1 / LTV.
+- **Blind**: an account could not be read, or something held or owed has no fresh price. The
+  metrics then cover only what could be seen and priced; withdrawals are denied and the ladder
+  does not move down. The daemon alerts on the ``BLIND_SPOT`` / ``PRICE_MISSING`` findings.
+
+Speed: the per-position loop is the hot path of a sweep (10,000 clients × 50 positions). It only
+sums per underlying and compares liquidation prices with trigger prices derived once per asset
+(:class:`ValuationContext`); every price is applied once per underlying. Views nothing decides
+on (per-position liquidation distances, the per-venue split) are computed when first asked for.
 """
 
 from __future__ import annotations
@@ -20,23 +39,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Balance, Client, Loan, Position
-from primeguard.risk.interest import accrued_interest
+from primeguard.risk.interest import InterestTerms, accrued_interest
 from primeguard.risk.params import RiskParameters
-from primeguard.risk.pricing import PriceBook
+from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
 
 INFINITE = Decimal("Infinity")
-STABLECOINS = frozenset({"USDC", "USDT", "USD", "DAI"})
 ZERO = Decimal(0)
+ONE = Decimal(1)
+UNKNOWN_VENUE = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class ClientBook:
-    """Everything seen of one client in one sweep."""
+    """Everything seen of one client in one sweep.
+
+    ``blind_accounts`` lists accounts whose data is missing or stale this sweep (their balances
+    are absent, never zero). ``account_venues`` maps account id → venue label ("binance",
+    "dydx", "evm:ethereum"); it groups collateral per venue for the venue-dark stress. A position
+    on an account without a label uses its ``venue`` field; a balance, ``"unknown"``.
+    """
 
     client: Client
     loan: Loan | None
@@ -45,158 +72,484 @@ class ClientBook:
     blind_accounts: tuple[str, ...] = ()
     account_venues: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     peak_equity: Decimal | None = None
+    interest: InterestTerms | None = None
+
+    def venue_of(self, account_id: str) -> str:
+        return self.account_venues.get(account_id, UNKNOWN_VENUE)
+
+    def venue_of_position(self, p: Position) -> str:
+        return self.account_venues.get(p.account_id) or p.venue.value
+
+
+class AssetTerms(NamedTuple):
+    """Everything the hot loop needs about one asset, derived once per context."""
+
+    low: Decimal  # collateral price
+    high: Decimal  # liability price
+    ref: Decimal  # reference price
+    keep: Decimal  # 1 − haircut
+    stable: bool
+    low_liquidity: bool
+    long_trigger: Decimal  # a long whose liquidation price is at or above this is near liquidation
+    short_trigger: Decimal  # a short whose liquidation price is at or below this is near liquidation
+
+
+class ValuationContext:
+    """Prices and parameters folded per asset, shared by every client valued with them."""
+
+    __slots__ = ("params", "price_findings", "prices", "table")
+
+    def __init__(self, prices: PriceBook, params: RiskParameters) -> None:
+        self.prices = prices
+        self.params = params
+        near = params.near_liquidation
+        rows = [(a, p.collateral, p.liability, p.reference) for a, p in prices.picks.items()]
+        rows.append((UNIT, ONE, ONE, ONE))
+        self.table: dict[str, AssetTerms] = {
+            a: AssetTerms(low, high, ref, ONE - params.haircut(a), a in params.stablecoins,
+                          a in params.low_liquidity_assets, low * (ONE - near), high * (ONE + near))
+            for a, low, high, ref in rows}
+        # Book-wide price findings each holder shares; PRICE_MISSING is restated per client.
+        self.price_findings: dict[str, tuple[Finding, ...]] = {
+            a: kept for a, fs in prices.findings_by_asset.items()
+            if (kept := tuple(f for f in fs if f.code != FindingCode.PRICE_MISSING))}
+
+    def terms(self, asset: str) -> AssetTerms | None:
+        """The asset's prices and factors; None when it has no fresh price."""
+        return self.table.get(asset)
+
+
+class Underlying(NamedTuple):
+    """A client's positions in one underlying, netted across its accounts (exact sums)."""
+
+    asset: str
+    net: Decimal  # Σ size
+    cost: Decimal  # Σ size × entry
+    price: Decimal  # conservative price for the net side
+
+    @property
+    def value(self) -> Decimal:
+        return self.net * self.price
+
+    @property
+    def pnl(self) -> Decimal:
+        return self.value - self.cost
 
 
 @dataclass(frozen=True, slots=True)
 class PositionRisk:
+    """One venue position at our prices. ``liquidation_distance`` = how far the price can move
+    against the position before the venue's liquidation price, as a fraction of the price."""
+
     account_id: str
+    venue: str
     instrument: str
+    underlying: str
     size: Decimal
+    price: Decimal
     notional: Decimal
     pnl: Decimal
-    liquidation_distance: Decimal | None  # |price − liq| / price
+    liquidation_price: Decimal | None
+    liquidation_distance: Decimal | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"account": self.account_id, "venue": self.venue, "instrument": self.instrument,
+                "underlying": self.underlying, "size": dec_str(self.size), "price": dec_str(self.price),
+                "notional": dec_str(self.notional), "pnl": dec_str(self.pnl),
+                "liquidation_price": dec_str(self.liquidation_price),
+                "liquidation_distance": dec_str(self.liquidation_distance)}
+
+
+def liquidation_distance(size: Decimal, price: Decimal, liquidation_price: Decimal | None) -> Decimal | None:
+    """Fraction the price may move against the position before liquidation; 0 if already past."""
+    if liquidation_price is None or price <= 0 or size == 0:
+        return None
+    gap = (price - liquidation_price) if size > 0 else (liquidation_price - price)
+    return max(ZERO, gap / price)
 
 
 @dataclass(frozen=True)
 class ClientValuation:
+    """All metrics of one client at ``as_of``; Decimals throughout (see the module docstring)."""
+
     client_id: str
     tier: str
-    gross_collateral: Decimal
-    haircut_collateral: Decimal
+    gross_collateral: Decimal  # Σ balance values
+    haircut_collateral: Decimal  # what LTV divides by
     unrealized_pnl: Decimal
-    equity: Decimal
-    loan: Decimal
-    accrued_interest: Decimal
-    ltv: Decimal | None
-    coverage: Decimal | None
-    net_delta: Mapping[str, Decimal]  # underlying -> USD
-    net_delta_ratio: Decimal | None
-    gross_notional: Decimal
-    leverage: Decimal | None
-    concentration: Decimal | None
-    low_liquidity_share: Decimal | None
-    drawdown: Decimal | None
-    by_venue: Mapping[str, Decimal]  # venue -> gross collateral + PnL in USD
-    positions: tuple[PositionRisk, ...]
+    equity: Decimal  # gross collateral + PnL: the accounts' value, loan money included
+    loan: Decimal  # USD owed: (principal + interest) × loan asset price
+    accrued_interest: Decimal  # in the loan asset
+    ltv: Decimal | None  # 0 without a loan; INFINITE when collateral ≤ 0 with one
+    coverage: Decimal | None  # haircut collateral / loan; None without a loan
+    net_delta_ratio: Decimal | None  # Σ |net delta| / equity
+    gross_notional: Decimal  # Σ position notional
+    leverage: Decimal | None  # gross exposure / equity; INFINITE with exposure and equity ≤ 0
+    concentration: Decimal | None  # largest non-stable asset value / gross collateral
+    low_liquidity_share: Decimal | None  # low-liquidity exposure / equity
+    drawdown: Decimal | None  # 1 − equity / peak equity
     findings: tuple[Finding, ...]
     blind: bool
-    prices_used: Mapping[str, Any]
+    as_of: datetime | None = None
+    principal: Decimal = ZERO
+    loan_asset: str | None = None
+    net_equity: Decimal = ZERO  # equity − loan: the client's own money, the PB's cushion
+    net_delta_qty: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    gross_exposure: Decimal = ZERO  # position notional + |non-stable balance values|
+    low_liquidity_exposure: Decimal = ZERO
+    concentration_asset: str | None = None
+    balance_values: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))  # asset -> USD
+    stable_collateral: Decimal = ZERO  # haircut value of stablecoin balances
+    risky_collateral: Decimal = ZERO  # haircut value of every other balance (negative ones in full)
+    stable_notional: Decimal = ZERO  # the part of gross_notional in stablecoin underlyings
+    underlyings: tuple[Underlying, ...] = ()
+    blind_accounts: tuple[str, ...] = ()
+    unpriced: tuple[str, ...] = ()
+    book: ClientBook | None = field(default=None, repr=False, compare=False)
+    context: ValuationContext | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def _build(cls, **fields: Any) -> ClientValuation:
+        """Construct without the frozen ``__init__``'s per-field ``object.__setattr__`` (a third
+        of a client's valuation time at 10,000 clients). Every field must be given: a unit test
+        checks the names against :func:`dataclasses.fields`."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
+
+    @cached_property
+    def net_delta(self) -> Mapping[str, Decimal]:
+        """Underlying → net delta in USD at the reference price (stablecoins left out)."""
+        if self.context is None:
+            return MappingProxyType({})
+        table = self.context.table
+        return MappingProxyType({u: q * table[u].ref for u, q in self.net_delta_qty.items()})
+
+    @cached_property
+    def prices_used(self) -> Mapping[str, PricePick]:
+        """Asset → the price used and its provenance (sources, age, deviation), for everything
+        the client holds or owes."""
+        if self.context is None:
+            return MappingProxyType({})
+        held = set(self.balance_values) | {u.asset for u in self.underlyings}
+        if self.loan_asset is not None:
+            held.add(self.loan_asset)
+        picks = self.context.prices.picks
+        return MappingProxyType({a: picks[a] for a in sorted(held) if a in picks})
+
+    @cached_property
+    def positions(self) -> tuple[PositionRisk, ...]:
+        """Per venue position: notional, PnL and distance to liquidation at our prices.
+
+        Each position is priced on its own side (long: collateral price, short: liability price).
+        """
+        if self.book is None or self.context is None:
+            return ()
+        out: list[PositionRisk] = []
+        table = self.context.table
+        for p in self.book.positions:
+            t = table.get(p.underlying)
+            if t is None or p.size == 0:
+                continue
+            price = t.low if p.size > 0 else t.high
+            out.append(PositionRisk(p.account_id, self.book.venue_of_position(p), p.instrument, p.underlying,
+                                    p.size, price, abs(p.size) * t.ref, p.size * (price - p.entry_price),
+                                    p.liquidation_price, liquidation_distance(p.size, price, p.liquidation_price)))
+        return tuple(out)
+
+    @property
+    def min_liquidation_distance(self) -> Decimal | None:
+        ds = [p.liquidation_distance for p in self.positions if p.liquidation_distance is not None]
+        return min(ds) if ds else None
+
+    @cached_property
+    def _venue_split(self) -> tuple[Mapping[str, Decimal], Mapping[str, Decimal]]:
+        if self.book is None or self.context is None:
+            return MappingProxyType({}), MappingProxyType({})
+        book, table = self.book, self.context.table
+        price = {u.asset: u.price for u in self.underlyings}
+        value: dict[str, Decimal] = {}
+        haircut: dict[str, Decimal] = {}
+        for b in book.balances:
+            t = table.get(b.asset)
+            if t is not None and b.quantity:
+                v = book.venue_of(b.account_id)
+                x = b.quantity * (t.low if b.quantity > 0 else t.high)
+                value[v] = value.get(v, ZERO) + x
+                haircut[v] = haircut.get(v, ZERO) + (x * t.keep if x > 0 else x)
+        legs: dict[tuple[str, str], Decimal] = {}
+        for p in book.positions:
+            px = price.get(p.underlying)
+            if px is not None and p.size:
+                key = (book.venue_of_position(p), p.underlying)
+                legs[key] = legs.get(key, ZERO) + p.size * (px - p.entry_price)
+        for (v, u), pnl in legs.items():
+            value[v] = value.get(v, ZERO) + pnl
+            haircut[v] = haircut.get(v, ZERO) + (pnl * table[u].keep if pnl > 0 else pnl)
+        return MappingProxyType(value), MappingProxyType(haircut)
+
+    @property
+    def by_venue(self) -> Mapping[str, Decimal]:
+        """Venue → its balances + the PnL of the positions held there (each underlying at the
+        price used for the client's net side). Sums to :attr:`equity`."""
+        return self._venue_split[0]
+
+    @property
+    def by_venue_haircut(self) -> Mapping[str, Decimal]:
+        """Venue → what it counts for on its own after haircuts (its PnL per underlying haircut
+        separately). Does not sum to :attr:`haircut_collateral`, which nets PnL across venues."""
+        return self._venue_split[1]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; Decimals as exact strings ("inf" for an infinite LTV)."""
+        s = dec_str
+        return {
+            "client": self.client_id, "tier": self.tier,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "blind": self.blind, "blind_accounts": list(self.blind_accounts), "unpriced": list(self.unpriced),
+            "loan": {"asset": self.loan_asset, "principal": s(self.principal),
+                     "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan)},
+            "metrics": {
+                "gross_collateral": s(self.gross_collateral), "haircut_collateral": s(self.haircut_collateral),
+                "stable_collateral": s(self.stable_collateral), "risky_collateral": s(self.risky_collateral),
+                "unrealized_pnl": s(self.unrealized_pnl), "equity": s(self.equity),
+                "net_equity": s(self.net_equity), "ltv": s(self.ltv), "coverage": s(self.coverage),
+                "gross_notional": s(self.gross_notional), "gross_exposure": s(self.gross_exposure),
+                "leverage": s(self.leverage), "net_delta_ratio": s(self.net_delta_ratio),
+                "concentration": s(self.concentration), "concentration_asset": self.concentration_asset,
+                "low_liquidity_exposure": s(self.low_liquidity_exposure),
+                "low_liquidity_share": s(self.low_liquidity_share), "drawdown": s(self.drawdown),
+                "min_liquidation_distance": s(self.min_liquidation_distance),
+            },
+            "net_delta": {u: {"qty": s(self.net_delta_qty.get(u, ZERO)), "usd": s(v)}
+                          for u, v in sorted(self.net_delta.items())},
+            "by_venue": {v: {"value": s(x), "haircut_value": s(self.by_venue_haircut.get(v, ZERO))}
+                         for v, x in sorted(self.by_venue.items())},
+            "positions": [p.to_json_dict() for p in self.positions],
+            "prices": {a: p.to_json_dict() for a, p in sorted(self.prices_used.items())},
+            "findings": [finding_json(f) for f in self.findings],
+        }
 
     def to_json(self) -> dict[str, Any]:
-        def s(x: Decimal | None) -> str | None:
-            if x is None:
-                return None
-            return "inf" if x == INFINITE else format(x.normalize() if x else x, "f")
+        """First-version name of :meth:`to_json_dict`."""
+        return self.to_json_dict()
 
-        return {
-            "client": self.client_id, "tier": self.tier, "blind": self.blind,
-            "gross_collateral": s(self.gross_collateral), "haircut_collateral": s(self.haircut_collateral),
-            "unrealized_pnl": s(self.unrealized_pnl), "equity": s(self.equity), "loan": s(self.loan),
-            "accrued_interest": s(self.accrued_interest), "ltv": s(self.ltv), "coverage": s(self.coverage),
-            "net_delta": {k: s(v) for k, v in self.net_delta.items()}, "net_delta_ratio": s(self.net_delta_ratio),
-            "gross_notional": s(self.gross_notional), "leverage": s(self.leverage),
-            "concentration": s(self.concentration), "low_liquidity_share": s(self.low_liquidity_share),
-            "drawdown": s(self.drawdown), "by_venue": {k: s(v) for k, v in self.by_venue.items()},
-            "positions": [{"account": p.account_id, "instrument": p.instrument, "size": s(p.size),
-                           "notional": s(p.notional), "pnl": s(p.pnl),
-                           "liquidation_distance": s(p.liquidation_distance)} for p in self.positions],
-            "prices": dict(self.prices_used),
-            "findings": [{"code": f.code.value, "severity": f.severity.name.lower(), "message": f.message}
-                         for f in self.findings],
-        }
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject,
+            "venue": f.venue, "message": f.message, "details": {k: _plain(v) for k, v in f.details.items()}}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return dec_str(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
-            *, tier: str = "standard") -> ClientValuation:
+            *, tier: str | None = None, context: ValuationContext | None = None) -> ClientValuation:
+    """Value one client. Pure: same inputs, same result; ``now`` drives interest accrual.
+
+    Args:
+        book: the client's balances, positions, loan and blind accounts.
+        prices: the sweep's price book (:func:`primeguard.risk.pricing.select_prices`).
+        params: the client's tier parameters.
+        now: the valuation instant.
+        tier: label for reports; defaults to ``book.client.tier``.
+        context: a :class:`ValuationContext` built from the same ``prices`` and ``params``, to
+            share the per-asset work between clients (``revalue_book`` does this).
+    """
+    ctx = context if context is not None and context.prices is prices and context.params is params \
+        else ValuationContext(prices, params)
+    tget = ctx.table.get
     cid = book.client.id
-    findings: list[Finding] = []
-    blind = bool(book.blind_accounts)
-    for acct in book.blind_accounts:
-        findings.append(Finding(FindingCode.BLIND_SPOT, Severity.CRITICAL, cid,
-                                f"{cid}: account {acct} could not be read; withdrawals are denied",
-                                client_id=cid, details={"account": acct}))
-    gross = haircut = pnl_total = gross_notional = low_liq = ZERO
-    per_asset: dict[str, Decimal] = {}
-    delta: dict[str, Decimal] = {}
-    by_venue: dict[str, Decimal] = {}
-    used: dict[str, Any] = {}
     unpriced: set[str] = set()
-    for b in book.balances:
-        if b.quantity == 0:
+
+    # --- positions: one pass, exact sums per underlying --------------------------------------
+    # sums[u] = [Σ size, Σ |size|, Σ size × entry, highest long liq. price, lowest short liq. price]
+    sums: dict[str, list[Any]] = {}
+    for p in book.positions:
+        s = p.size
+        if not s:
             continue
-        price = Decimal(1) if b.asset == "USD" else prices.collateral(b.asset)
-        if price is None:
+        lq = p.liquidation_price
+        g = sums.get(p.underlying)
+        if g is None:
+            sums[p.underlying] = [s, abs(s), s * p.entry_price, lq if s > 0 else None, lq if s < 0 else None]
+        else:
+            g[0] += s
+            g[1] += abs(s)
+            g[2] += s * p.entry_price
+            if lq is not None:
+                if s > 0:
+                    if g[3] is None or lq > g[3]:
+                        g[3] = lq
+                elif g[4] is None or lq < g[4]:
+                    g[4] = lq
+
+    pnl_total = haircut = notional_total = low_liq = stable_notional = ZERO
+    delta_qty: dict[str, Decimal] = {}
+    rows: list[Underlying] = []
+    near_assets: list[str] = []
+    new_row = tuple.__new__  # what Underlying(...) does, minus a Python-level call per row
+    for u, (net, gross, cost, long_liq, short_liq) in sums.items():
+        t = tget(u)
+        if t is None:
+            unpriced.add(u)
+            continue
+        price = t.low if net > 0 else t.high
+        value = net * price
+        pnl = value - cost
+        hc = pnl if pnl < 0 else pnl * t.keep
+        pnl_total += pnl
+        haircut += hc
+        notional = gross * t.ref
+        notional_total += notional
+        if t.low_liquidity:
+            low_liq += notional
+        if t.stable:
+            stable_notional += notional
+        else:
+            delta_qty[u] = net
+        rows.append(new_row(Underlying, (u, net, cost, price)))
+        if (long_liq is not None and long_liq >= t.long_trigger) or \
+                (short_liq is not None and short_liq <= t.short_trigger):
+            near_assets.append(u)
+
+    # --- balances: few per client --------------------------------------------------------
+    gross_coll = spot_exposure = stable_hc = risky_hc = ZERO
+    per_asset: dict[str, Decimal] = {}
+    for b in book.balances:
+        q = b.quantity
+        if not q:
+            continue
+        t = tget(b.asset)
+        if t is None:
             unpriced.add(b.asset)
             continue
-        value = b.quantity * price
-        gross += value
-        haircut += value * (1 - params.haircut(b.asset))
+        value = q * (t.low if q > 0 else t.high)
+        gross_coll += value
+        hc = value * t.keep if q > 0 else value
         per_asset[b.asset] = per_asset.get(b.asset, ZERO) + value
-        venue = book.account_venues.get(b.account_id, "?")
-        by_venue[venue] = by_venue.get(venue, ZERO) + value
-        if b.asset not in STABLECOINS:
-            delta[b.asset] = delta.get(b.asset, ZERO) + value
-        if b.asset in params.low_liquidity_assets:
-            low_liq += value
-    risks: list[PositionRisk] = []
-    for p in book.positions:
-        price = prices.collateral(p.underlying) if p.size > 0 else prices.liability(p.underlying)
-        if price is None:
-            unpriced.add(p.underlying)
-            continue
-        pnl = p.size * (price - p.entry_price)
-        notional = abs(p.size) * price
-        pnl_total += pnl
-        gross_notional += notional
-        haircut += pnl if pnl < 0 else pnl * (1 - params.haircut(p.underlying))
-        delta[p.underlying] = delta.get(p.underlying, ZERO) + p.size * price
-        venue = book.account_venues.get(p.account_id, p.venue.value)
-        by_venue[venue] = by_venue.get(venue, ZERO) + pnl
-        if p.underlying in params.low_liquidity_assets:
-            low_liq += notional
-        dist = None if p.liquidation_price is None or price == 0 else abs(price - p.liquidation_price) / price
-        risks.append(PositionRisk(p.account_id, p.instrument, p.size, notional, pnl, dist))
-        if dist is not None and dist < Decimal("0.1"):
-            findings.append(Finding(FindingCode.NEAR_LIQUIDATION, Severity.HIGH, f"{p.account_id}:{p.instrument}",
-                                    f"{cid}: {p.instrument} on {venue} is {dist:.1%} from liquidation",
-                                    venue=venue, client_id=cid))
-    for asset in sorted(unpriced):
-        blind = True
-        findings.append(Finding(FindingCode.PRICE_MISSING, Severity.CRITICAL, f"{cid}:{asset}",
-                                f"{cid} holds {asset} but no fresh price exists for it", client_id=cid))
-    for asset in sorted(set(per_asset) | {p.underlying for p in book.positions}):
-        if asset in prices.picks:
-            used[asset] = prices.picks[asset].to_json()
-    equity = gross + pnl_total
-    interest = accrued_interest(book.loan, now) if book.loan else ZERO
-    owed = (book.loan.principal + interest) if book.loan else ZERO
+        if t.stable:
+            stable_hc += hc
+        else:
+            risky_hc += hc
+            delta_qty[b.asset] = delta_qty.get(b.asset, ZERO) + q
+            spot_exposure += abs(value)
+            if t.low_liquidity:
+                low_liq += abs(value)
+
+    haircut += stable_hc + risky_hc
+
+    # --- loan -------------------------------------------------------------------------------
+    loan = book.loan
+    interest = owed = ZERO
+    if loan is not None:
+        interest = accrued_interest(loan, now, book.interest)
+        lt = tget(loan.asset)
+        if lt is None:
+            unpriced.add(loan.asset)
+        else:
+            owed = (loan.principal + interest) * lt.high
+
+    # --- ratios -----------------------------------------------------------------------------
+    equity = gross_coll + pnl_total
     if owed == 0:
         ltv: Decimal | None = ZERO
+        coverage: Decimal | None = None if loan is None else INFINITE
     elif haircut <= 0:
-        ltv = INFINITE
+        ltv, coverage = INFINITE, ZERO
     else:
-        ltv = owed / haircut
-    coverage = None if owed == 0 else (haircut / owed if haircut > 0 else ZERO)
-    net_ratio = (sum((abs(v) for v in delta.values()), ZERO) / equity) if equity > 0 else None
-    leverage = (gross_notional / equity) if equity > 0 else None
-    concentration = (max(per_asset.values()) / gross) if gross > 0 and per_asset else None
-    low_share = (low_liq / gross) if gross > 0 else None
+        ltv, coverage = owed / haircut, haircut / owed
+    table = ctx.table
+    exposure = notional_total + spot_exposure
+    if equity > 0:
+        net_ratio: Decimal | None = sum([abs(q * table[u].ref) for u, q in delta_qty.items()], ZERO) / equity
+        leverage: Decimal | None = exposure / equity
+        low_share: Decimal | None = low_liq / equity
+    else:
+        net_ratio = INFINITE if any(delta_qty.values()) else None
+        leverage = INFINITE if exposure else None
+        low_share = INFINITE if low_liq else None
+    stable = params.stablecoins
+    risky = [(v, a) for a, v in per_asset.items() if v > 0 and a not in stable]
+    conc_value, conc_asset = max(risky) if risky else (ZERO, None)
+    concentration = conc_value / gross_coll if risky and gross_coll > 0 else None
     drawdown: Decimal | None = None
     if book.peak_equity is not None and book.peak_equity > 0:
-        drawdown = max(ZERO, 1 - equity / book.peak_equity)
+        drawdown = max(ZERO, ONE - equity / book.peak_equity)
+
+    # --- findings ---------------------------------------------------------------------------
+    findings: list[Finding] = []
+    for acct in book.blind_accounts:
+        findings.append(Finding(FindingCode.BLIND_SPOT, Severity.CRITICAL, acct,
+                                f"{cid}: account {acct} could not be read; withdrawals are denied",
+                                venue=book.account_venues.get(acct, ""), client_id=cid, details={"account": acct}))
+    for asset in sorted(unpriced):
+        findings.append(Finding(FindingCode.PRICE_MISSING, Severity.CRITICAL, f"{cid}:{asset}",
+                                f"{cid} holds or owes {asset} but no fresh price exists for it: client is blind",
+                                client_id=cid, details={"asset": asset}))
+    pf = ctx.price_findings
+    if pf:
+        # The book-wide price findings about what this client holds, shared (not copied): same key.
+        flagged = (sums.keys() | per_asset.keys()) & pf.keys()
+        if loan is not None and loan.asset in pf:
+            flagged.add(loan.asset)
+        for a in sorted(flagged):
+            findings.extend(pf[a])
+    if near_assets:  # rare: find the positions themselves
+        for p in book.positions:
+            if p.underlying in near_assets and p.liquidation_price is not None and p.size:
+                t = ctx.table[p.underlying]
+                if p.liquidation_price >= t.long_trigger if p.size > 0 else p.liquidation_price <= t.short_trigger:
+                    findings.append(_near_finding(cid, book, p, ctx, params))
     checks: tuple[tuple[Decimal | None, Decimal | None, FindingCode, str], ...] = (
-             (params.max_leverage, leverage, FindingCode.LEVERAGE_EXCEEDED, "gross leverage"),
-              (params.max_net_delta_ratio, net_ratio, FindingCode.NET_DELTA_EXCEEDED, "|net delta| / equity"),
-              (params.max_drawdown, drawdown, FindingCode.DRAWDOWN_EXCEEDED, "drawdown from peak"),
-              (params.max_concentration, concentration, FindingCode.CONCENTRATION_EXCEEDED, "concentration"))
+        (params.max_leverage, leverage, FindingCode.LEVERAGE_EXCEEDED, "gross leverage"),
+        (params.max_net_delta_ratio, net_ratio, FindingCode.NET_DELTA_EXCEEDED, "|net delta| / equity"),
+        (params.max_drawdown, drawdown, FindingCode.DRAWDOWN_EXCEEDED, "drawdown from peak equity"),
+        (params.max_concentration, concentration, FindingCode.CONCENTRATION_EXCEEDED, "share of collateral in"),
+        (params.max_low_liquidity_share, low_share, FindingCode.LOW_LIQUIDITY_EXPOSURE,
+         "low-liquidity exposure / equity"),
+    )
     for limit, metric, code, what in checks:
         if limit is not None and metric is not None and metric > limit:
-            findings.append(Finding(code, Severity.HIGH, cid, f"{cid}: {what} {metric:.4f} above limit {limit}",
-                                    client_id=cid, details={"value": str(metric), "limit": str(limit)}))
-    if low_liq > 0:
-        findings.append(Finding(FindingCode.LOW_LIQUIDITY_EXPOSURE, Severity.INFO, cid,
-                                f"{cid}: {low_liq:.2f} USD in low-liquidity assets", client_id=cid))
-    return ClientValuation(
-        cid, tier, gross, haircut, pnl_total, equity, owed, interest, ltv, coverage,
-        MappingProxyType(delta), net_ratio, gross_notional, leverage, concentration, low_share, drawdown,
-        MappingProxyType(by_venue), tuple(risks), tuple(findings), blind, MappingProxyType(used))
+            label = f"{what} {conc_asset}" if code == FindingCode.CONCENTRATION_EXCEEDED else what
+            findings.append(Finding(code, Severity.HIGH, cid, f"{cid}: {label} {_fmt(metric)} above limit {limit}",
+                                    client_id=cid, details={"value": dec_str(metric), "limit": dec_str(limit)}))
+
+    return ClientValuation._build(
+        client_id=cid, tier=tier if tier is not None else book.client.tier, gross_collateral=gross_coll,
+        haircut_collateral=haircut, unrealized_pnl=pnl_total, equity=equity, loan=owed, accrued_interest=interest,
+        ltv=ltv, coverage=coverage, net_delta_ratio=net_ratio,
+        gross_notional=notional_total, leverage=leverage, concentration=concentration, low_liquidity_share=low_share,
+        drawdown=drawdown, findings=tuple(findings), blind=bool(book.blind_accounts or unpriced),
+        as_of=now, principal=loan.principal if loan else ZERO, loan_asset=loan.asset if loan else None,
+        net_equity=equity - owed, net_delta_qty=MappingProxyType(delta_qty), gross_exposure=exposure,
+        low_liquidity_exposure=low_liq, concentration_asset=conc_asset, balance_values=MappingProxyType(per_asset),
+        stable_collateral=stable_hc, risky_collateral=risky_hc, stable_notional=stable_notional,
+        underlyings=tuple(rows), blind_accounts=tuple(book.blind_accounts), unpriced=tuple(sorted(unpriced)),
+        book=book, context=ctx)
+
+
+def _near_finding(cid: str, book: ClientBook, p: Position, ctx: ValuationContext,
+                  params: RiskParameters) -> Finding:
+    t = ctx.table[p.underlying]
+    price = t.low if p.size > 0 else t.high
+    dist = liquidation_distance(p.size, price, p.liquidation_price)
+    venue = book.venue_of_position(p)
+    return Finding(FindingCode.NEAR_LIQUIDATION, Severity.HIGH, f"{p.account_id}:{p.instrument}",
+                   f"{cid}: {p.instrument} on {venue} is {_pct(dist)} from its liquidation price "
+                   f"{p.liquidation_price} (limit {params.near_liquidation:.0%})", venue=venue, client_id=cid,
+                   details={"distance": dec_str(dist), "price": dec_str(price),
+                            "liquidation_price": dec_str(p.liquidation_price)})
+
+
+def _pct(x: Decimal | None) -> str:
+    return "?" if x is None else f"{x:.2%}"
+
+
+def _fmt(x: Decimal) -> str:
+    return "infinite" if not x.is_finite() else f"{x:.4f}"

@@ -229,8 +229,8 @@ def _qty_price(req: SimRequest) -> tuple[Decimal, Decimal | None] | SimResponse:
     return qty, price
 
 
-def spot_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
-    acct = state.account_of(key)
+def _order_params(state: VenueState, req: SimRequest) -> tuple[Any, Decimal, Decimal | None, str, str] | SimResponse:
+    """Symbol, quantity, price, side and type of a new order, or the venue's error for bad ones."""
     m = _market_of(state, req.param("symbol"))
     if m is None:
         return err(-1121, "Invalid symbol.")
@@ -242,6 +242,15 @@ def spot_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     type_ = (req.param("type") or "").lower()
     if side not in ("buy", "sell") or type_ not in ("limit", "market"):
         return err(-1102, "Mandatory parameter 'side' or 'type' was not sent, was empty/null, or malformed.")
+    return m, qty, price, side, type_
+
+
+def spot_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    acct = state.account_of(key)
+    parsed = _order_params(state, req)
+    if isinstance(parsed, SimResponse):
+        return parsed
+    m, qty, price, side, type_ = parsed
     cid = req.param("newClientOrderId") or f"sim{state.next_id()}"
     if any(o.client_id == cid for o in acct.open_orders("spot")):
         return err(-2010, "Duplicate order sent.")
@@ -374,17 +383,10 @@ def fapi_get_order(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
 
 def fapi_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
-    m = _market_of(state, req.param("symbol"))
-    if m is None:
-        return err(-1121, "Invalid symbol.")
-    parsed = _qty_price(req)
+    parsed = _order_params(state, req)
     if isinstance(parsed, SimResponse):
         return parsed
-    qty, price = parsed
-    side = (req.param("side") or "").lower()
-    type_ = (req.param("type") or "").lower()
-    if side not in ("buy", "sell") or type_ not in ("limit", "market"):
-        return err(-1102, "Mandatory parameter 'side' or 'type' was not sent, was empty/null, or malformed.")
+    m, qty, price, side, type_ = parsed
     if type_ == "limit" and price is None:
         return err(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
     if qty % m.step != 0 or (price is not None and price % m.tick != 0):

@@ -65,9 +65,14 @@ class LiveContext:
         if row is not None:
             state = max(LadderState[row.ladder_state.upper()], ev.ladder[req.client_id].state).label
         recent = [(t, q * price) for t, q in recent_units] if price is not None else []
+        # CEX: the venue's own withdrawal whitelist must contain the destination too (None: unknown).
+        listed = None
+        snap = next((x for x in obs.snapshots if x.account.id == req.account_id), None)
+        if snap is not None and snap.ok and snap.whitelist is not None:
+            listed = snap.whitelist.contains(req.asset, req.destination)
         return WithdrawalContext(
             usd_price=price, price_age_s=price_age, recent=recent, ltv=ltv, post_ltv=post, ladder_state=state,
-            client_blind=val is None or val.blind, venue_whitelisted=None, approvals=approvals)
+            client_blind=val is None or val.blind, venue_whitelisted=listed, approvals=approvals)
 
 
 def policy_decider(policy: Any) -> Any:

@@ -7,6 +7,7 @@ is rejected before anything is written; a denial is recorded as a decision, neve
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from primeguard.config.schema import PrimeguardConfig, VaultConfig
+from primeguard.config.schema import CexAccountConfig, PrimeguardConfig, VaultConfig
 from primeguard.custody.signer import KeystoreSigner
 from primeguard.custody.vault import NATIVE, VaultExecutor
 from primeguard.domain.decision import Decision, Outcome
@@ -25,6 +26,10 @@ from primeguard.domain.money import parse_address, parse_base_units, parse_quant
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
 from primeguard.store import repos
 from primeguard.store.db import Store
+
+CEX_ASSETS = frozenset({"USDT", "USDC", "BTC", "ETH"})
+CEX_DECIMALS = 8  # the venues' withdrawal precision for these assets
+CEX_NETWORK = {"ethereum": "ETH"}
 
 Decide = Callable[[WithdrawalRequest, WithdrawalContext], Decision]
 ContextFor = Callable[[WithdrawalRequest, list[ApprovalGiven], list[tuple[datetime, Decimal]]], WithdrawalContext]
@@ -77,8 +82,18 @@ class WithdrawalService:
                 return t.address, t.decimals, t.asset
         raise InputError(f"unknown asset {symbol!r} on {chain}")
 
+    def _cex(self, account_id: str) -> CexAccountConfig | None:
+        return next((a for a in self.cfg.cex_accounts if a.id == account_id), None)
+
     def validate(self, account_id: str, asset: str, amount: object, destination: object
-                 ) -> tuple[VaultConfig, str, Decimal, int, str]:
+                 ) -> tuple[VaultConfig | CexAccountConfig, str, Decimal, int, str]:
+        cex = self._cex(account_id)
+        if cex is not None:
+            if asset not in CEX_ASSETS:
+                raise InputError(f"unknown asset {asset!r} for {cex.venue} withdrawals")
+            dest = parse_address(destination, what="destination")
+            qty = parse_quantity(amount, what="amount", max_decimals=CEX_DECIMALS)
+            return cex, asset, qty, parse_base_units(qty, CEX_DECIMALS, what="amount"), dest
         vault = self._vault(account_id)
         _addr, decimals, _ = self._asset(vault.chain, asset)
         dest = parse_address(destination, what="destination")
@@ -91,7 +106,8 @@ class WithdrawalService:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def _request_value(self, row: Any) -> WithdrawalRequest:
-        return WithdrawalRequest(id=row.id, client_id=row.client_id, account_id=row.account_id, venue=VenueKind.EVM,
+        return WithdrawalRequest(id=row.id, client_id=row.client_id, account_id=row.account_id,
+                                 venue=VenueKind(row.venue),
                                  chain=row.chain or "", asset=row.asset, amount=Decimal(row.amount),
                                  destination=row.destination, requested_by=row.requested_by,
                                  requested_at=row.requested_at)
@@ -112,11 +128,12 @@ class WithdrawalService:
     def request(self, *, account_id: str, asset: str, amount: object, destination: object, requested_by: str,
                 now: datetime | None = None) -> Result:
         """Validate, record and decide. Raises InputError on bad input (nothing written)."""
-        vault, asset, qty, _units, dest = self.validate(account_id, asset, amount, destination)
+        acct, asset, qty, _units, dest = self.validate(account_id, asset, amount, destination)
         now = now or datetime.now(UTC)
+        venue, chain = ("evm", acct.chain) if isinstance(acct, VaultConfig) else (acct.venue, "ethereum")
         with self.store.session() as s:
-            row = repos.create_withdrawal(s, client_id=vault.client, account_id=vault.id, venue="evm",
-                                          chain=vault.chain, asset=asset, amount=qty, destination=dest,
+            row = repos.create_withdrawal(s, client_id=acct.client, account_id=acct.id, venue=venue,
+                                          chain=chain, asset=asset, amount=qty, destination=dest,
                                           requested_by=requested_by, now=now)
             decision, did = self._evaluate(s, row, now)
             state = self._apply(s, row.id, decision, did, actor=requested_by, now=now)
@@ -170,6 +187,9 @@ class WithdrawalService:
             state = row.state
         if state in ("denied", "confirmed", "failed", "requested"):
             return Result(withdrawal_id, state, error=None if state != "requested" else "needs approval")
+        cex = self._cex(row.account_id)
+        if cex is not None:
+            return self._execute_cex(cex, row, state, actor=actor, now=now)
         vault = self._vault(row.account_id)
         ex = self.executor(vault)
         asset_addr, decimals, _ = self._asset(vault.chain, row.asset)
@@ -220,6 +240,38 @@ class WithdrawalService:
             else:
                 repos.transition_withdrawal(s, withdrawal_id, "failed", actor=actor, error=out.error, now=now)
         return Result(withdrawal_id, out.status, tx_hash=tx_hash, error=out.error)
+
+
+    def _execute_cex(self, acct: CexAccountConfig, row: Any, state: str, *, actor: str, now: datetime) -> Result:
+        """Re-check, then one venue withdrawal with the withdrawal id as the venue's client id.
+
+        Only ``approved`` is sent; a row already ``broadcast`` was accepted by the venue (its id is
+        stored) and is never sent again. The venue's whitelist is checked by policy (the fresh
+        context) and again by the venue itself (-4035 / 58203 / 131093 fail the withdrawal).
+        """
+        from primeguard.domain.errors import VenueError
+        from primeguard.venues.cex.withdraw import submit_withdrawal
+
+        if state != "approved":
+            return Result(row.id, state, tx_hash=row.external_id)
+        with self.store.session() as s:
+            fresh = repos.get_withdrawal(s, row.id)
+            decision, did = self._evaluate(s, fresh, now)
+            if decision.outcome is not Outcome.ALLOW:
+                repos.transition_withdrawal(s, row.id, "denied", actor=actor, decision_id=did, now=now)
+                return Result(row.id, "denied", decision)
+        key = acct.operator or acct.monitor
+        try:
+            wid = asyncio.run(submit_withdrawal(acct, key, asset=row.asset, amount=Decimal(row.amount),
+                                                address=row.destination, network=CEX_NETWORK.get(row.chain, "ETH"),
+                                                request_id=row.id.replace("-", "")[:32], base_dir=self.config_dir))
+        except VenueError as exc:
+            with self.store.session() as s:
+                repos.transition_withdrawal(s, row.id, "failed", actor=actor, error=str(exc)[:500], now=now)
+            return Result(row.id, "failed", error=str(exc))
+        with self.store.session() as s:
+            repos.transition_withdrawal(s, row.id, "broadcast", actor=actor, external_id=wid, now=now)
+        return Result(row.id, "broadcast", tx_hash=wid)
 
 
 def _request_json(r: WithdrawalRequest) -> dict[str, Any]:

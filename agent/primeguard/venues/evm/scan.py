@@ -213,7 +213,8 @@ async def read_safe(reader: ChainReader, address: str) -> SafeInfo | None:
         return None
     has_mg = _version_tuple(str(version)) >= (1, 5, 0)
     module_guard = _slot_address(await reader.storage_at(address, MODULE_GUARD_SLOT), reader) if has_mg else None
-    return SafeInfo(address, str(version), tuple(owners), int(threshold), tuple(modules),
+    cs = reader.w3.to_checksum_address
+    return SafeInfo(address, str(version), tuple(cs(o) for o in owners), int(threshold), tuple(cs(m) for m in modules),
                     _slot_address(guard_raw, reader), _slot_address(handler_raw, reader), module_guard, has_mg)
 
 

@@ -272,6 +272,10 @@ class PrimeguardConfig(Strict):
     def tokens_on(self, chain: str) -> list[TokenConfig]:
         return [t for t in self.tokens if t.chain == chain]
 
+    def feed_budgets(self) -> dict[str, int]:
+        """Freshness budget per oracle quote source id (``chain:address``): the feed's heartbeat."""
+        return {f"{f.chain}:{f.address}": f.heartbeat_s for f in self.feeds}
+
     def feeds_on(self, chain: str) -> list[FeedConfig]:
         return [f for f in self.feeds if f.chain == chain]
 

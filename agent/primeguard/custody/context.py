@@ -51,8 +51,7 @@ class LiveContext:
         asset = self.priced_asset(req.chain, req.asset)
         price = price_age = None
         if params is not None:
-            heartbeats = {f"{f.chain}:{f.address}": f.heartbeat_s for f in self.cfg.feeds}
-            pick = select_prices(obs.prices, now, params, max_age_s=heartbeats).picks.get(asset)
+            pick = select_prices(obs.prices, now, params, max_age_s=self.cfg.feed_budgets()).picks.get(asset)
             if pick is not None:
                 price, price_age = pick.liability, pick.age_s  # the higher price: limits bite sooner
         ltv = post = None

@@ -29,6 +29,13 @@ class TxOutcome:
     error: str | None = None
 
 
+def fee_fields(w3: Web3, tip_wei: int = 10**9) -> dict[str, int]:
+    """EIP-1559 fees: twice the latest base fee plus the tip, so a block or two of rising base fee
+    does not strand a custody transaction."""
+    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    return {"maxPriorityFeePerGas": tip_wei, "maxFeePerGas": 2 * base + tip_wei}
+
+
 def vault_abi() -> list[dict[str, Any]]:
     abi: list[dict[str, Any]] = contract_artifact("CollateralVault")["abi"]
     return abi
@@ -61,11 +68,9 @@ class VaultExecutor:
     # writes -----------------------------------------------------------------------------------
 
     def _tx(self, fn: Any, nonce: int) -> dict[str, Any]:
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
-        tip = 10**9
         return fn.build_transaction({
             "from": self.signer.address, "nonce": nonce, "gas": self.gas_limit, "chainId": self.w3.eth.chain_id,
-            "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * int(base) + tip,
+            **fee_fields(self.w3),
         })
 
     def sign_withdraw(self, asset: str, destination: str, amount: int, ref: bytes, nonce: int) -> SignedTx:

@@ -65,7 +65,7 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
         out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.CRITICAL, "policy",
                                     "no active approved policy: withdrawals are denied and the strictest "
                                     "built-in ladder is used", details={"reason": "policy_missing"}))
-    heartbeats = {f"{f.chain}:{f.address}": f.heartbeat_s for f in cfg.feeds}
+    heartbeats = cfg.feed_budgets()
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue

@@ -13,7 +13,7 @@ from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.signer import KeystoreSigner
-from primeguard.custody.vault import VaultExecutor
+from primeguard.custody.vault import VaultExecutor, fee_fields
 from primeguard.domain.errors import CustodyError
 from primeguard.playbooks.engine import Lever
 from primeguard.store.tables import ActionRow
@@ -97,10 +97,9 @@ def _revoke_once(rpc_url: str, signer: KeystoreSigner, token: str, spender: str,
     contract = w3.eth.contract(address=Web3.to_checksum_address(token), abi=ERC20_APPROVE_ABI)
     if contract.functions.allowance(signer.address, spender).call() == 0:
         return {"result": "already_revoked", "token": token, "spender": spender}
-    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
     tx = contract.functions.approve(spender, 0).build_transaction({
         "from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending"), "gas": gas,
-        "chainId": w3.eth.chain_id, "maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * base + 10**9})
+        "chainId": w3.eth.chain_id, **fee_fields(w3)})
     signed = signer.sign(tx)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw), timeout=timeout_s)
     if receipt["status"] != 1:

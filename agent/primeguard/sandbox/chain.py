@@ -85,7 +85,8 @@ def _place(w3: Web3, name: str, address: str, runtime: str) -> Contract:
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=_artifact(name)["abi"])
 
 
-def _send(fn: Any, sender: str) -> None:
+def send_tx(fn: Any, sender: str) -> None:
+    """Send a contract call from an unlocked sandbox account; a revert is a SandboxError."""
     receipt = fn.transact({"from": sender})
     got = fn.w3.eth.wait_for_transaction_receipt(receipt)
     if got["status"] != 1:
@@ -108,7 +109,7 @@ def set_feed_round(agg: Contract, answer: Decimal, decimals: int, sender: str, *
     round_id = int(latest[0]) + 1
     ts = (now or int(agg.w3.eth.get_block("latest")["timestamp"])) - age_s
     answered = round_id - 1 if incomplete else round_id
-    _send(agg.functions.setRoundData(round_id, scaled, ts, ts, answered), sender)
+    send_tx(agg.functions.setRoundData(round_id, scaled, ts, ts, answered), sender)
 
 
 def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> DeployedChain:
@@ -126,14 +127,14 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
             tok = _place(w3, "SandboxToken", addr, token_art["deployedBytecode"])
         else:
             tok = _deploy(w3, "SandboxToken", deployer)
-        _send(tok.functions.initialize(f"Sandbox {symbol}", symbol, decimals, deployer), deployer)
+        send_tx(tok.functions.initialize(f"Sandbox {symbol}", symbol, decimals, deployer), deployer)
         token_contracts[symbol] = tok
         out.tokens[symbol] = (tok.address, decimals, asset)
 
     now = int(w3.eth.get_block("latest")["timestamp"])
     for feed in (f for f in scenario.feeds if f.chain == chain.id):
         agg, _ = feed_address(feed.asset, chain, w3, deployer)
-        _send(agg.functions.initialize(feed.decimals, f"{feed.asset} / USD", deployer), deployer)
+        send_tx(agg.functions.initialize(feed.decimals, f"{feed.asset} / USD", deployer), deployer)
         set_feed_round(agg, feed.answer, feed.decimals, deployer, age_s=feed.age_s,
                        incomplete=feed.incomplete, now=now)
         out.feeds[feed.asset] = (agg.address, feed.decimals, feed.heartbeat_s)
@@ -165,7 +166,7 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
             for symbol, qty in wallet.tokens.items():
                 units = parse_base_units(qty, MAINNET_TOKENS[symbol][1], what=f"{symbol} balance", allow_zero=True)
                 if units:
-                    _send(token_contracts[symbol].functions.mint(address, units), deployer)
+                    send_tx(token_contracts[symbol].functions.mint(address, units), deployer)
             _apply_approvals(w3, wallet.approvals, token_contracts, address)
             out.wallets.append({"client": client.id, "address": address, "kind": wallet.kind,
                                 "label": wallet.label or f"{client.id} wallet {n + 1}", "index": index - 1})
@@ -185,7 +186,7 @@ def _apply_approvals(w3: Web3, approvals: Any, tokens: dict[str, Contract], owne
             tok = tokens[ap.token]
             amount = UINT256_MAX if ap.amount == "unlimited" else parse_base_units(
                 ap.amount, MAINNET_TOKENS[ap.token][1], what="approval", allow_zero=True)
-            _send(tok.functions.approve(ap.spender, amount), owner)
+            send_tx(tok.functions.approve(ap.spender, amount), owner)
 
 
 def wait_mined(w3: Web3, timeout: float = 10) -> None:

@@ -10,7 +10,6 @@ rounds and of the agent. Entries marked ``pending`` activate one timelock from n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak
@@ -18,7 +17,7 @@ from web3 import Web3
 
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
-from primeguard.sandbox.chain import derived_account
+from primeguard.sandbox.chain import derived_account, send_tx
 from primeguard.sandbox.scenario import VaultScenario
 from primeguard.sandbox.toolchain import contract_artifact
 
@@ -42,11 +41,6 @@ def asset_address(symbol: str, tokens: dict[str, tuple[str, int, str]]) -> tuple
     return addr, decimals
 
 
-def _send(fn: Any, sender: str) -> None:
-    receipt = fn.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
-    if receipt["status"] != 1:
-        raise SandboxError(f"vault setup transaction {fn.fn_name} reverted")
-
 
 def deploy_vault(w3: Web3, client: str, spec: VaultScenario, tokens: dict[str, tuple[str, int, str]],
                  admin: str, compliance: str) -> DeployedVault:
@@ -61,12 +55,12 @@ def deploy_vault(w3: Web3, client: str, spec: VaultScenario, tokens: dict[str, t
     for role, who in ((vault.functions.COMPLIANCE_ROLE().call(), compliance),
                       (vault.functions.TREASURY_ROLE().call(), treasury),
                       (vault.functions.GUARDIAN_ROLE().call(), guardian)):
-        _send(vault.functions.grantRole(role, who), admin)
+        send_tx(vault.functions.grantRole(role, who), admin)
     for who in (treasury, guardian):  # the PB's operational gas
         w3.provider.make_request("anvil_setBalance", [who, hex(10**20)])  # type: ignore[arg-type]
     for symbol, limit in spec.limits.items():
         addr, decimals = asset_address(symbol, tokens)
-        _send(vault.functions.setVelocityLimit(addr, parse_base_units(limit, decimals, what=f"{symbol} limit",
+        send_tx(vault.functions.setVelocityLimit(addr, parse_base_units(limit, decimals, what=f"{symbol} limit",
                                                                       allow_zero=True), spec.window_s), admin)
     if spec.native:
         wei = parse_base_units(spec.native, 18, what="vault native balance")
@@ -76,7 +70,7 @@ def deploy_vault(w3: Web3, client: str, spec: VaultScenario, tokens: dict[str, t
         addr, decimals = asset_address(symbol, tokens)
         units = parse_base_units(qty, decimals, what=f"vault {symbol} balance", allow_zero=True)
         if units:
-            _send(w3.eth.contract(address=addr, abi=token_abi).functions.mint(vault.address, units), admin)
+            send_tx(w3.eth.contract(address=addr, abi=token_abi).functions.mint(vault.address, units), admin)
     now = int(w3.eth.get_block("latest")["timestamp"])
     for entry in spec.allowlist:
         addr, _ = asset_address(entry.asset, tokens)

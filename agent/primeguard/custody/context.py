@@ -71,7 +71,19 @@ class LiveContext:
             listed = snap.whitelist.contains(req.asset, req.destination)
         return WithdrawalContext(
             usd_price=price, price_age_s=price_age, recent=recent, ltv=ltv, post_ltv=post, ladder_state=state,
-            client_blind=val is None or val.blind, venue_whitelisted=listed, approvals=approvals)
+            client_blind=val is None or val.blind, venue_whitelisted=listed, approvals=approvals,
+            blind_reasons=blind_reasons(val))
+
+
+def blind_reasons(val: Any) -> tuple[str, ...]:
+    """What makes a client blind, for the denial's explanation: accounts not read, venues read in
+    part (named with what is missing), assets without a fresh price."""
+    if val is None:
+        return ("the client could not be valued",)
+    out = [f"account {a} not read" for a in val.blind_accounts]
+    out += [f"{g.venue} {g.subject}: {g.missing}" for g in val.gaps]
+    out += [f"no fresh price for {a}" for a in val.unpriced]
+    return tuple(out)
 
 
 def policy_decider(policy: Any) -> Any:

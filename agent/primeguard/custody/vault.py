@@ -15,7 +15,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from primeguard.custody.signer import KeystoreSigner, SignedTx
-from primeguard.domain.errors import ChainError, CustodyError
+from primeguard.domain.errors import ChainError, ChainIdMismatch, CustodyError
 from primeguard.sandbox.toolchain import contract_artifact
 
 NATIVE = "0x0000000000000000000000000000000000000000"
@@ -42,10 +42,16 @@ def vault_abi() -> list[dict[str, Any]]:
 
 
 class VaultExecutor:
-    """Talks to one vault on one chain with one signer (treasury or guardian)."""
+    """Talks to one vault on one chain with one signer (treasury or guardian).
 
-    def __init__(self, rpc_url: str, vault: str, signer: KeystoreSigner, *, gas_limit: int = 250_000,
+    ``chain_id`` is the config's: every transaction is signed for it (never for whatever the node
+    says), and nothing is signed or sent while the node reports another chain
+    (:class:`ChainIdMismatch`; checked before each signature and again right before each send).
+    """
+
+    def __init__(self, rpc_url: str, vault: str, signer: KeystoreSigner, *, chain_id: int, gas_limit: int = 250_000,
                  timeout_s: float = 10) -> None:
+        self.chain_id = chain_id
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
         self.vault = self.w3.eth.contract(address=Web3.to_checksum_address(vault), abi=vault_abi())
         self.signer = signer
@@ -65,11 +71,27 @@ class VaultExecutor:
     def next_nonce(self) -> int:
         return int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
 
+    def check_chain(self) -> None:
+        """Raise :class:`ChainIdMismatch` unless the node answers ``eth_chainId`` with the configured id."""
+        try:
+            answer = self.w3.provider.make_request("eth_chainId", [])  # type: ignore[arg-type]
+            actual: int | None = int(answer["result"], 16)
+        except (KeyError, TypeError, ValueError):
+            actual = None
+        except Exception as exc:  # transport failure: nothing can be checked, so nothing is sent
+            raise ChainError(f"eth_chainId failed: {type(exc).__name__}", venue="evm") from None
+        if actual != self.chain_id:
+            got = "no chain id" if actual is None else f"chain id {actual}"
+            raise ChainIdMismatch(f"custody refuses: the node answers {got}, the config says chain id "
+                                  f"{self.chain_id}; nothing signed or sent", venue="evm",
+                                  expected=self.chain_id, actual=actual)
+
     # writes -----------------------------------------------------------------------------------
 
     def _tx(self, fn: Any, nonce: int) -> dict[str, Any]:
+        self.check_chain()
         return fn.build_transaction({
-            "from": self.signer.address, "nonce": nonce, "gas": self.gas_limit, "chainId": self.w3.eth.chain_id,
+            "from": self.signer.address, "nonce": nonce, "gas": self.gas_limit, "chainId": self.chain_id,
             **fee_fields(self.w3),
         })
 
@@ -82,7 +104,12 @@ class VaultExecutor:
         return self.signer.sign(self._tx(self.vault.functions.pause(), nonce))
 
     def broadcast(self, signed: SignedTx) -> str:
-        """Send a signed transaction. "Already known" counts as sent (it is the same transaction)."""
+        """Send a signed transaction. "Already known" counts as sent (it is the same transaction).
+
+        Raises:
+            ChainIdMismatch: the node reports another chain than the configured one (nothing sent).
+        """
+        self.check_chain()
         try:
             return "0x" + bytes(self.w3.eth.send_raw_transaction(signed.raw)).hex()
         except Web3RPCError as exc:

@@ -170,7 +170,7 @@ class WithdrawalService:
     def executor(self, vault: VaultConfig) -> VaultExecutor:
         chain = next(c for c in self.cfg.chains if c.id == vault.chain)
         gas = self.cfg.custody.gas_limit if self.cfg.custody else 250_000
-        return VaultExecutor(chain.rpc_url, vault.address, self.signer(), gas_limit=gas)
+        return VaultExecutor(chain.rpc_url, vault.address, self.signer(), chain_id=chain.chain_id, gas_limit=gas)
 
     def execute(self, withdrawal_id: str, *, actor: str = "custody", now: datetime | None = None,
                 crash_after_sign: bool = False) -> Result:

@@ -15,8 +15,8 @@ from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
-from primeguard.domain.model import Client, Credential, Loan
-from primeguard.domain.observation import Observation
+from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
+from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import select_prices
@@ -66,6 +66,7 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
                                     "no active approved policy: withdrawals are denied and the strictest "
                                     "built-in ladder is used", details={"reason": "policy_missing"}))
     heartbeats = cfg.feed_budgets()
+    gaps = GapIndex(cfg, obs)
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
@@ -77,14 +78,14 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
                                         client_id=client.id))
             params = FALLBACK_PARAMS
         out.params[client.id] = params
-        snaps = obs.for_client(client.id)
+        snaps = gaps.snapshots(client.id)
         balances = tuple(b for s in snaps if s.ok for b in s.balances)
         positions = tuple(p for s in snaps if s.ok for p in s.positions)
-        venues = {s.account.id: (s.account.venue.value if s.account.venue.value != "evm"
-                                 else f"evm:{s.account.chain}") for s in snaps}
-        book = ClientBook(Client(client.id, client.name or client.id, tier), loan_of(cfg, client.id, loan_start),
+        venues = {s.account.id: account_venue(s) for s in snaps}
+        loan = loan_of(cfg, client.id, loan_start)
+        book = ClientBook(Client(client.id, client.name or client.id, tier), loan,
                           balances, positions, tuple(s.account.id for s in snaps if not s.ok), venues,
-                          peaks.get(client.id))
+                          peaks.get(client.id), gaps=gaps.of(client.id, snaps, balances, positions, loan))
         wanted = {b.asset for b in balances} | {p.underlying for p in positions}
         prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
         val = valuate(book, prices, params, now, tier=tier)
@@ -110,6 +111,77 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
                                      for sc in default_scenarios(set(venues.values()))]
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
+    return out
+
+
+class GapIndex:
+    """Per client, every venue whose data this sweep is missing or partial (see :class:`DataGap`).
+
+    One rule for every venue kind, built once per evaluation:
+
+    - a configured account (wallet, vault, CEX sub-account, dYdX address) with no snapshot at all;
+    - a snapshot read only in part: any blind-spot finding on it (``snapshot_gaps``), e.g. a dYdX
+      node that could not list authenticators or a CEX key that could not be inspected;
+    - a configured oracle feed that gave no valid round this sweep (unreadable, stale, bad round,
+      its chain down or on the wrong chain) for an asset the client holds, owes or trades.
+
+    Snapshots not read at all (``ok=False``) are the book's blind accounts, not gaps.
+    """
+
+    def __init__(self, cfg: PrimeguardConfig, obs: Observation) -> None:
+        self._snaps: dict[str, list[AccountSnapshot]] = {}
+        for snap in obs.snapshots:
+            self._snaps.setdefault(snap.account.client_id, []).append(snap)
+        self._expected: dict[str, list[tuple[str, str]]] = {}
+        wallets = {(w.chain, w.address.lower()) for w in cfg.wallets}
+        for w in cfg.wallets:
+            self._expected.setdefault(w.client, []).append((w.id, f"evm:{w.chain}"))
+        for v in cfg.vaults:
+            if (v.chain, v.address.lower()) not in wallets:  # a vault nobody reads is collateral unseen
+                self._expected.setdefault(v.client, []).append((v.id, f"evm:{v.chain}"))
+        for c in cfg.cex_accounts:
+            self._expected.setdefault(c.client, []).append((c.id, c.venue))
+        for d in cfg.dydx_accounts:
+            self._expected.setdefault(d.client, []).append((d.id, "dydx"))
+        self._feeds = _feed_gaps(cfg, obs)
+
+    def snapshots(self, client_id: str) -> tuple[AccountSnapshot, ...]:
+        return tuple(self._snaps.get(client_id, ()))
+
+    def of(self, client_id: str, snaps: tuple[AccountSnapshot, ...], balances: tuple[Any, ...],
+           positions: tuple[Any, ...], loan: Loan | None) -> tuple[DataGap, ...]:
+        """The client's gaps, in a stable order (accounts as configured, then feeds by asset)."""
+        out: list[DataGap] = []
+        seen = {s.account.id for s in snaps}
+        for account_id, venue in self._expected.get(client_id, ()):
+            if account_id not in seen:
+                out.append(DataGap(venue, account_id, "no snapshot this sweep: the account was not read at all"))
+        for snap in snaps:
+            out.extend(snapshot_gaps(snap))
+        if self._feeds:
+            used = {b.asset for b in balances if b.quantity} | {p.underlying for p in positions if p.size}
+            if loan is not None:
+                used.add(loan.asset)
+            for asset in sorted(used & self._feeds.keys()):
+                out.extend(self._feeds[asset])
+        return tuple(out)
+
+
+def _feed_gaps(cfg: PrimeguardConfig, obs: Observation) -> dict[str, list[DataGap]]:
+    """Configured oracle feeds without a valid quote this sweep, by priced asset, with the cause."""
+    quoted = {q.source_id for q in obs.prices if q.source is PriceSourceKind.ORACLE}
+    out: dict[str, list[DataGap]] = {}
+    for f in cfg.feeds:
+        if f"{f.chain}:{f.address}" in quoted:
+            continue
+        cause = next((x for x in obs.findings if x.chain == f.chain
+                      and str(x.details.get("feed", "")).lower() == f.address.lower()), None)
+        if cause is None:  # no feed finding: the whole chain was not read (down, wrong chain id)
+            cause = next((x for x in obs.findings if x.subject == f"chain:{f.chain}"), None)
+        why = cause.message if cause is not None else "no valid round this sweep"
+        out.setdefault(f.asset, []).append(DataGap(
+            f"oracle:{f.chain}", f.address, f"{f.asset}/USD feed gave no valid price: {why}",
+            cause.code if cause is not None else FindingCode.ORACLE_UNREADABLE))
     return out
 
 

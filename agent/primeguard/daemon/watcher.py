@@ -3,6 +3,9 @@
 One WebSocket ``logs`` subscription per chain on the configured feeds' ``AnswerUpdated`` event.
 A dropped connection is retried with backoff and reported; while a chain is not watched, the
 scheduled sweep still covers it (the watcher only makes reaction faster, never the only path).
+Every connection (the first and each reconnect) first asks the node's ``eth_chainId``: a node on
+another chain than the config names is not subscribed to and none of its logs is trusted; it is
+recorded in ``wrong_chain`` and retried with backoff (the sweep marks the chain blind).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from web3 import AsyncWeb3, WebSocketProvider
 
 from primeguard.config.schema import ChainConfig, PrimeguardConfig
+from primeguard.domain.errors import ChainIdMismatch
 
 log = logging.getLogger(__name__)
 ANSWER_UPDATED = "0x0559884fd3a460db3073b7fc896cc77986f16e378210ded43186175bf646fc5f"
@@ -42,6 +46,7 @@ class OracleWatcher:
         self.handler = handler
         self.retry_s = retry_s
         self.connected: dict[str, bool] = {}
+        self.wrong_chain: dict[str, int | None] = {}  # chain -> the id its node answered, while wrong
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -61,6 +66,7 @@ class OracleWatcher:
         while True:
             try:
                 async with AsyncWeb3(WebSocketProvider(chain.ws_url)) as w3:
+                    await self._check_chain(w3, chain)
                     await w3.eth.subscribe("logs", {"address": [f.address for f in feeds.values()],
                                                     "topics": [ANSWER_UPDATED]})
                     self.connected[chain.id] = True
@@ -75,6 +81,20 @@ class OracleWatcher:
                             type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def _check_chain(self, w3: Any, chain: ChainConfig) -> None:
+        """Raise :class:`ChainIdMismatch` unless this connection's node serves the configured chain."""
+        try:
+            actual: int | None = int(await w3.eth.chain_id)
+        except (TypeError, ValueError):
+            actual = None
+        if actual != chain.chain_id:
+            self.wrong_chain[chain.id] = actual
+            log.error("oracle watcher for %s: node answers chain id %s, the config says %s; its logs are "
+                      "ignored", chain.id, actual, chain.chain_id)
+            raise ChainIdMismatch(f"node answers chain id {actual}", venue=f"evm:{chain.id}",
+                                  expected=chain.chain_id, actual=actual)
+        self.wrong_chain.pop(chain.id, None)
 
     async def _dispatch(self, chain: str, feeds: dict[str, Any], log_entry: Any) -> None:
         try:

@@ -92,6 +92,17 @@ class ChainError(VenueError):
     """An EVM node call failed or returned something unusable."""
 
 
+class ChainIdMismatch(ChainError):
+    """The node answers ``eth_chainId`` with another chain than the config names: nothing it says
+    is trusted and nothing is signed for or sent to it. ``expected``/``actual`` are the two ids
+    (``actual`` None when the node's answer was not a chain id at all)."""
+
+    def __init__(self, message: str, *, venue: str = "", expected: int, actual: int | None) -> None:
+        super().__init__(message, venue=venue, code="chain_id_mismatch")
+        self.expected = expected
+        self.actual = actual
+
+
 # --- policy, custody, store -----------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ class FindingCode(StrEnum):
     VENUE_BAD_RESPONSE = "venue_bad_response"
     DATA_STALE = "data_stale"  # a venue's data is older than its budget
     BLIND_SPOT = "blind_spot"  # a client cannot be valued: decisions about it fail closed
+    CHAIN_ID_MISMATCH = "chain_id_mismatch"  # the node serves another chain than the config names
     # oracles
     ORACLE_STALE = "oracle_stale"  # updatedAt older than the feed's heartbeat
     ORACLE_NON_POSITIVE = "oracle_non_positive"  # answer <= 0
@@ -104,6 +105,7 @@ BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
         FindingCode.VENUE_BAD_RESPONSE,
         FindingCode.DATA_STALE,
         FindingCode.BLIND_SPOT,
+        FindingCode.CHAIN_ID_MISMATCH,
         FindingCode.ORACLE_STALE,
         FindingCode.ORACLE_NON_POSITIVE,
         FindingCode.ORACLE_INCOMPLETE_ROUND,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from primeguard.domain.findings import Finding
+from primeguard.domain.findings import BLIND_SPOT_CODES, Finding, FindingCode
 from primeguard.domain.model import Account, Balance, Credential, Position, PriceQuote
 
 
@@ -55,6 +55,42 @@ class AccountSnapshot:
     findings: tuple[Finding, ...] = ()
     whitelist: WhitelistStatus | None = None
     equity_usd: str | None = None  # the venue's own equity figure, for cross-checks only
+
+
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """Something a client's valuation needs that a sweep did not see in full. Any gap makes the
+    client blind (withdrawals denied with ``blind_spot``), whatever the venue kind.
+
+    ``venue`` names where the data should have come from ("binance", "dydx", "dydx-node",
+    "evm:ethereum", "oracle:ethereum"); ``subject`` the account or feed; ``missing`` what is
+    missing, for people; ``cause`` the finding code that explains it.
+    """
+
+    venue: str
+    subject: str
+    missing: str
+    cause: FindingCode = FindingCode.BLIND_SPOT
+
+
+def account_venue(snap: AccountSnapshot) -> str:
+    """The venue label of a snapshot's account: ``evm:<chain>`` on chain, else the venue kind."""
+    v = snap.account.venue.value
+    return f"evm:{snap.account.chain}" if v == "evm" else v
+
+
+def snapshot_gaps(snap: AccountSnapshot) -> tuple[DataGap, ...]:
+    """What is missing from one snapshot that was read (``ok``) but only in part: every blind-spot
+    finding it carries (a dYdX node that did not list authenticators, a CEX key that could not be
+    inspected, ...) is a gap. A snapshot that was not read at all (``ok=False``) is reported through
+    the blind account itself, not here."""
+    if not snap.ok:
+        return ()
+    base = account_venue(snap)
+    return tuple(
+        DataGap(f.venue if f.venue and f.venue != "evm" else base, snap.account.id, f.message, f.code)
+        for f in snap.findings if f.code in BLIND_SPOT_CODES
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ def vault_pause_lever(cfg: PrimeguardConfig, *, config_dir: Path | None = None) 
         out: dict[str, str] = {}
         for vault in (v for v in cfg.vaults if v.client == action.client_id):
             chain = next(c for c in cfg.chains if c.id == vault.chain)
-            ex = VaultExecutor(chain.rpc_url, vault.address, signer, gas_limit=custody.gas_limit)
+            ex = VaultExecutor(chain.rpc_url, vault.address, signer, chain_id=chain.chain_id,
+                               gas_limit=custody.gas_limit)
             out[vault.id] = await asyncio.to_thread(_pause_once, ex, custody.receipt_timeout_s)
         return {"vaults": out}
 

@@ -192,8 +192,10 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
 
     # 3. blind spot: the client's collateral cannot be fully seen
     if ctx.client_blind:
+        missing = "; ".join(ctx.blind_reasons[:5]) + (" ..." if len(ctx.blind_reasons) > 5 else "")
         add(_check((BUILTIN_BLIND, "deny", ReasonCode.BLIND_SPOT,
-                    f"client {client} is a blind spot: part of its collateral cannot be read", False)))
+                    f"client {client} is a blind spot: part of its collateral cannot be read"
+                    + (f" ({missing})" if missing else ""), False)))
 
     # 4. price (never shadowed)
     price = ctx.usd_price

@@ -68,6 +68,7 @@ class WithdrawalContext:
     client_blind: bool = False
     venue_whitelisted: bool | None = None
     approvals: Sequence[ApprovalGiven] = ()
+    blind_reasons: Sequence[str] = ()  # what is missing when ``client_blind`` (for the explanation)
 
 
 @dataclass(frozen=True, slots=True)

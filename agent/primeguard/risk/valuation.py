@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Balance, Client, Loan, Position
+from primeguard.domain.observation import DataGap
 from primeguard.risk.interest import InterestTerms, accrued_interest
 from primeguard.risk.params import RiskParameters
 from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
@@ -60,7 +61,10 @@ class ClientBook:
     """Everything seen of one client in one sweep.
 
     ``blind_accounts`` lists accounts whose data is missing or stale this sweep (their balances
-    are absent, never zero). ``account_venues`` maps account id → venue label ("binance",
+    are absent, never zero); ``gaps`` what else is missing: an account read only in part (a dYdX
+    node down, a key not inspected), a configured account with no snapshot, an oracle feed for an
+    asset the client holds or owes that gave no valid round. Either makes the client blind.
+    ``account_venues`` maps account id → venue label ("binance",
     "dydx", "evm:ethereum"); it groups collateral per venue for the venue-dark stress. A position
     on an account without a label uses its ``venue`` field; a balance, ``"unknown"``.
     """
@@ -73,6 +77,7 @@ class ClientBook:
     account_venues: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     peak_equity: Decimal | None = None
     interest: InterestTerms | None = None
+    gaps: tuple[DataGap, ...] = ()
 
     def venue_of(self, account_id: str) -> str:
         return self.account_venues.get(account_id, UNKNOWN_VENUE)
@@ -205,6 +210,7 @@ class ClientValuation:
     underlyings: tuple[Underlying, ...] = ()
     blind_accounts: tuple[str, ...] = ()
     unpriced: tuple[str, ...] = ()
+    gaps: tuple[DataGap, ...] = ()
     book: ClientBook | None = field(default=None, repr=False, compare=False)
     context: ValuationContext | None = field(default=None, repr=False, compare=False)
 
@@ -307,6 +313,8 @@ class ClientValuation:
             "client": self.client_id, "tier": self.tier,
             "as_of": None if self.as_of is None else self.as_of.isoformat(),
             "blind": self.blind, "blind_accounts": list(self.blind_accounts), "unpriced": list(self.unpriced),
+            "gaps": [{"venue": g.venue, "subject": g.subject, "missing": g.missing, "cause": g.cause.value}
+                     for g in self.gaps],
             "loan": {"asset": self.loan_asset, "principal": s(self.principal),
                      "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan)},
             "metrics": {
@@ -487,7 +495,13 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
     for acct in book.blind_accounts:
         findings.append(Finding(FindingCode.BLIND_SPOT, Severity.CRITICAL, acct,
                                 f"{cid}: account {acct} could not be read; withdrawals are denied",
-                                venue=book.account_venues.get(acct, ""), client_id=cid, details={"account": acct}))
+                                venue=book.account_venues.get(acct, ""), client_id=cid,
+                                details={"account": acct, "missing": "balances and positions"}))
+    for gap in book.gaps:
+        findings.append(Finding(FindingCode.BLIND_SPOT, Severity.CRITICAL, f"{cid}:{gap.venue}:{gap.subject}",
+                                f"{cid}: {gap.venue} {gap.subject}: {gap.missing}; withdrawals are denied",
+                                venue=gap.venue, client_id=cid,
+                                details={"account": gap.subject, "missing": gap.missing, "cause": gap.cause.value}))
     for asset in sorted(unpriced):
         findings.append(Finding(FindingCode.PRICE_MISSING, Severity.CRITICAL, f"{cid}:{asset}",
                                 f"{cid} holds or owes {asset} but no fresh price exists for it: client is blind",
@@ -525,13 +539,13 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
         haircut_collateral=haircut, unrealized_pnl=pnl_total, equity=equity, loan=owed, accrued_interest=interest,
         ltv=ltv, coverage=coverage, net_delta_ratio=net_ratio,
         gross_notional=notional_total, leverage=leverage, concentration=concentration, low_liquidity_share=low_share,
-        drawdown=drawdown, findings=tuple(findings), blind=bool(book.blind_accounts or unpriced),
+        drawdown=drawdown, findings=tuple(findings), blind=bool(book.blind_accounts or book.gaps or unpriced),
         as_of=now, principal=loan.principal if loan else ZERO, loan_asset=loan.asset if loan else None,
         net_equity=equity - owed, net_delta_qty=MappingProxyType(delta_qty), gross_exposure=exposure,
         low_liquidity_exposure=low_liq, concentration_asset=conc_asset, balance_values=MappingProxyType(per_asset),
         stable_collateral=stable_hc, risky_collateral=risky_hc, stable_notional=stable_notional,
         underlyings=tuple(rows), blind_accounts=tuple(book.blind_accounts), unpriced=tuple(sorted(unpriced)),
-        book=book, context=ctx)
+        gaps=tuple(book.gaps), book=book, context=ctx)
 
 
 def _near_finding(cid: str, book: ClientBook, p: Position, ctx: ValuationContext,

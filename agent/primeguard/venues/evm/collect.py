@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from primeguard.config.schema import ChainConfig, FeedConfig, PrimeguardConfig, TokenConfig, WalletConfig
-from primeguard.domain.errors import VenueError
+from primeguard.domain.errors import ChainIdMismatch, VenueError
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Account, Balance, PriceQuote, VenueKind
 from primeguard.domain.observation import AccountSnapshot
@@ -40,7 +40,8 @@ async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime
     tokens = cfg.tokens_on(chain.id)
     feeds = cfg.feeds_on(chain.id)
     reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
-                         call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s)
+                         call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s,
+                         expected_chain_id=chain.chain_id)
     observed = now or datetime.now(UTC)
     async with reader:
         return await _collect_with(reader, chain, wallets, tokens, feeds, observed)
@@ -49,11 +50,22 @@ async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime
 async def _collect_with(reader: ChainReader, chain: ChainConfig, wallets: list[WalletConfig],
                         tokens: list[TokenConfig], feeds: list[FeedConfig], observed: datetime) -> EvmCollection:
     try:
+        await reader.verify_chain()  # before anything the node says is used
         block_ts, reads, rounds = await asyncio.gather(
             reader.block_timestamp(),
             reader.balances([w.address for w in wallets], [t.address for t in tokens]),
             reader.rounds([f.address for f in feeds]),
         )
+    except ChainIdMismatch as exc:  # another chain behind the URL: nothing it says is ours
+        finding = Finding(FindingCode.CHAIN_ID_MISMATCH, Severity.CRITICAL, f"chain:{chain.id}",
+                          f"chain {chain.id} is blind: its node answers chain id {exc.actual}, the config "
+                          f"says {chain.chain_id}; balances, oracle prices and custody on it are refused",
+                          venue="evm", chain=chain.id,
+                          details={"expected_chain_id": exc.expected, "node_chain_id": exc.actual})
+        snaps = tuple(
+            AccountSnapshot(wallet_account(w), observed, ok=False, findings=(finding,)) for w in wallets
+        )
+        return EvmCollection(snaps, (), (finding,), reader.round_trips)
     except (VenueError, ValueError) as exc:
         finding = Finding(FindingCode.VENUE_UNREACHABLE, Severity.CRITICAL, f"chain:{chain.id}",
                           f"chain {chain.id} could not be read: {exc}", venue="evm", chain=chain.id)

@@ -65,14 +65,19 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 
 class ChainReader:
-    """Reads for one chain. ``batch_reader`` None → naive per-read calls."""
+    """Reads for one chain. ``batch_reader`` None → naive per-read calls.
+
+    With ``expected_chain_id`` (the config's ``chain_id``) the node's chain identity is checked at
+    the first read and after every reconnect; a node on another chain makes every read raise
+    :class:`~primeguard.domain.errors.ChainIdMismatch` (see :class:`CountingProvider`).
+    """
 
     def __init__(self, chain: str, rpc_url: str, *, batch_reader: str | None, call_gas_cap: int = 30_000_000,
-                 timeout_s: float = 5.0, max_parallel: int = 8) -> None:
+                 timeout_s: float = 5.0, max_parallel: int = 8, expected_chain_id: int | None = None) -> None:
         self.chain = chain
         self.w3: AsyncWeb3
         self.provider: CountingProvider
-        self.w3, self.provider = connect(rpc_url, timeout_s)
+        self.w3, self.provider = connect(rpc_url, timeout_s, expected_chain_id=expected_chain_id, chain=chain)
         self.call_gas_cap = call_gas_cap
         self._sem = asyncio.Semaphore(max_parallel)
         self._reader = (
@@ -90,6 +95,15 @@ class ChainReader:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def verify_chain(self) -> None:
+        """Check the node's ``eth_chainId`` now (if not checked on this connection yet).
+
+        Raises:
+            ChainIdMismatch: the node serves another chain than ``expected_chain_id``.
+            VenueUnavailable / ChainError: the node could not be asked.
+        """
+        await guarded(self.chain, "eth_chainId", self.provider.verify_chain())
 
     @property
     def round_trips(self) -> int:

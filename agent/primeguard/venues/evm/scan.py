@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from primeguard.config.schema import ChainConfig, PrimeguardConfig, ScanConfig, TokenConfig, WalletConfig
-from primeguard.domain.errors import VenueError
+from primeguard.domain.errors import ChainIdMismatch, VenueError
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Capability, Credential, Holder, VenueKind
 from primeguard.venues.evm.reader import ChainReader
@@ -240,9 +240,15 @@ async def scan_chain(cfg: PrimeguardConfig, chain: ChainConfig, store: ScanCurso
     tokens = cfg.tokens_on(chain.id)
     result = ChainScan(chain.id)
     async with ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
-                           call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s) as reader:
+                           call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s,
+                           expected_chain_id=chain.chain_id) as reader:
         try:
             await _scan(reader, cfg, chain, wallets, tokens, store, scan, result)
+        except ChainIdMismatch as exc:
+            result.findings.append(Finding(FindingCode.CHAIN_ID_MISMATCH, Severity.CRITICAL, f"chain:{chain.id}",
+                                           f"capability scan of {chain.id} refused: {exc}", venue="evm",
+                                           chain=chain.id, details={"expected_chain_id": exc.expected,
+                                                                    "node_chain_id": exc.actual}))
         except VenueError as exc:
             result.findings.append(Finding(FindingCode.VENUE_UNREACHABLE, Severity.CRITICAL, f"chain:{chain.id}",
                                            f"capability scan of {chain.id} failed: {exc}", venue="evm",

@@ -187,7 +187,7 @@ def test_json_shape_carries_metrics_prices_and_freshness():
     prices = select_prices([q("BTC", "60000", age=12), q("USDC", "1")], T0, PARAMS)
     v = valuate(book("j", [bal("bn", "BTC", "1")], loan="30000", venues={"bn": "binance"}), prices, PARAMS, T0)
     doc = json.loads(json.dumps(v.to_json_dict()))
-    assert set(doc) == {"client", "tier", "as_of", "blind", "blind_accounts", "unpriced", "loan", "metrics",
+    assert set(doc) == {"client", "tier", "as_of", "blind", "blind_accounts", "unpriced", "gaps", "loan", "metrics",
                         "net_delta", "by_venue", "positions", "prices", "findings"}
     assert doc["metrics"]["ltv"] == str(D(30000) / D(54000)) and doc["loan"]["owed_usd"] == "30000"
     assert doc["prices"]["BTC"]["age_s"] == "12" and doc["prices"]["BTC"]["source"] == "oracle"

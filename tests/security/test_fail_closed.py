@@ -72,8 +72,8 @@ class Env:
 
     def service(self, cfg: Any = None) -> WithdrawalService:
         cfg = cfg or self.cfg
-        return WithdrawalService(cfg, self.store, policy_decider(self.policy), LiveContext(cfg, self.store, self.policy),
-                                 config_dir=self.sb.workdir)
+        return WithdrawalService(cfg, self.store, policy_decider(self.policy),
+                                 LiveContext(cfg, self.store, self.policy), config_dir=self.sb.workdir)
 
     def request(self, cfg: Any = None) -> Any:
         cfg = cfg or self.cfg
@@ -171,7 +171,7 @@ def test_cex_key_auth_failed(env):
     with st.lock:
         key.deleted = True
     try:
-        obs, named = assert_blind_and_denied(env, "binance")
+        obs, _named = assert_blind_and_denied(env, "binance")
     finally:
         with st.lock:
             key.deleted = False

@@ -62,17 +62,11 @@ async def _collect_with(reader: ChainReader, chain: ChainConfig, wallets: list[W
                           f"says {chain.chain_id}; balances, oracle prices and custody on it are refused",
                           venue="evm", chain=chain.id,
                           details={"expected_chain_id": exc.expected, "node_chain_id": exc.actual})
-        snaps = tuple(
-            AccountSnapshot(wallet_account(w), observed, ok=False, findings=(finding,)) for w in wallets
-        )
-        return EvmCollection(snaps, (), (finding,), reader.round_trips)
+        return _blind_chain(finding, wallets, observed, reader.round_trips)
     except (VenueError, ValueError) as exc:
         finding = Finding(FindingCode.VENUE_UNREACHABLE, Severity.CRITICAL, f"chain:{chain.id}",
                           f"chain {chain.id} could not be read: {exc}", venue="evm", chain=chain.id)
-        snaps = tuple(
-            AccountSnapshot(wallet_account(w), observed, ok=False, findings=(finding,)) for w in wallets
-        )
-        return EvmCollection(snaps, (), (finding,), reader.round_trips)
+        return _blind_chain(finding, wallets, observed, reader.round_trips)
 
     findings: list[Finding] = []
     # Judge oracle age against the later of our clock and the chain's: a chain whose time was moved
@@ -113,6 +107,12 @@ async def _collect_with(reader: ChainReader, chain: ChainConfig, wallets: list[W
         snaps.append(AccountSnapshot(wallet_account(w), observed, ok=not wallet_findings,
                                      balances=tuple(balances), findings=tuple(wallet_findings)))
     return EvmCollection(tuple(snaps), tuple(prices), tuple(findings), reader.round_trips)
+
+
+def _blind_chain(finding: Finding, wallets: list[WalletConfig], observed: datetime, round_trips: int) -> EvmCollection:
+    """Every wallet on an unreadable chain is a blind spot (no balances, never zeros); no prices."""
+    snaps = tuple(AccountSnapshot(wallet_account(w), observed, ok=False, findings=(finding,)) for w in wallets)
+    return EvmCollection(snaps, (), (finding,), round_trips)
 
 
 async def collect_evm(cfg: PrimeguardConfig, now: datetime | None = None) -> EvmCollection:

@@ -26,8 +26,10 @@ $(STAMP_NPM): $(TOOLCHAIN)/package.json $(TOOLCHAIN)/package-lock.json
 	test -e contracts/lib/openzeppelin/contracts  # committed symlink into the npm install
 	touch $@
 
+# Build the Foundry project and export ABIs + bytecode into the package (nothing calls forge at run time).
 contracts: setup
 	cd contracts && ../$(FORGE) build --offline --use ../$(TOOLCHAIN)/solc-shim
+	$(PY) -m primeguard.sandbox.toolchain export
 
 test: setup browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)

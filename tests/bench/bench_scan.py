@@ -16,7 +16,7 @@ from web3 import Web3
 
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import derived_account
-from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.artifacts import contract_artifact
 from primeguard.venues.evm.reader import ChainReader
 from primeguard.venues.evm.scan import discover_pairs, discover_pairs_naive
 

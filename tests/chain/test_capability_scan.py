@@ -13,7 +13,7 @@ from primeguard.domain.findings import FindingCode
 from primeguard.domain.model import Capability
 from primeguard.sandbox.chain import derived_account
 from primeguard.sandbox.scenario import MAINNET_TOKENS
-from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.artifacts import contract_artifact
 from primeguard.venues.evm.scan import MemoryCursorStore, capabilities_from_scan, scan_all, scan_chain
 
 pytestmark = pytest.mark.chain

@@ -14,7 +14,7 @@ from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import set_feed_round
 from primeguard.sandbox.scenario import MAINNET_FEEDS
-from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.artifacts import contract_artifact
 
 pytestmark = pytest.mark.chain
 

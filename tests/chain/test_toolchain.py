@@ -3,20 +3,21 @@ suite passes, and the ABI shipped in the package equals the compiled contract's.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from importlib import resources
 
 import pytest
 
-from primeguard.domain.errors import ToolchainError
+from primeguard.domain.errors import ConfigError, ToolchainError
 from primeguard.sandbox.toolchain import (
+    artifact_text,
     build_contracts,
-    contract_artifact,
+    built_artifact,
     contracts_dir,
     contracts_up_to_date,
     find_tool,
 )
+from primeguard.venues.evm.artifacts import SHIPPED, contract_artifact
 
 pytestmark = pytest.mark.chain
 
@@ -55,12 +56,14 @@ def test_solc_shim_reports_native_version():
 
 def test_contract_artifact_has_abi_and_bytecode():
     art = contract_artifact("SandboxAggregator")
-    assert set(art) == {"abi", "bytecode", "deployedBytecode"}
+    assert set(art) == {"contract", "abi", "bytecode", "deployedBytecode"}
     assert art["bytecode"].startswith("0x") and len(art["deployedBytecode"]) > 2
     names = {f["name"] for f in art["abi"] if f["type"] == "function"}
     assert {"initialize", "updateAnswer", "setRoundData", "latestRoundData", "getRoundData"} <= names
-    with pytest.raises(ToolchainError, match="no compiled artifact"):
+    with pytest.raises(ConfigError, match="no shipped artifact"):
         contract_artifact("NoSuchContract")
+    with pytest.raises(ToolchainError, match="no compiled artifact"):
+        built_artifact("NoSuchContract")
 
 
 def test_build_is_skipped_when_current():
@@ -68,9 +71,12 @@ def test_build_is_skipped_when_current():
     assert contracts_up_to_date()
 
 
-def test_shipped_batch_reader_abi_matches_build():
-    shipped = json.loads(resources.files("primeguard.venues.evm").joinpath("abi/BatchReader.json").read_text())
-    assert shipped == contract_artifact("BatchReader")["abi"]
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_artifacts_equal_a_fresh_build(name: str):
+    """The package's artifacts (what a wheel installs) are byte-for-byte what `make contracts` exports
+    from the current sources; `make contracts` rewrites them after a change to contracts/src."""
+    shipped = resources.files("primeguard.venues.evm.artifacts").joinpath(f"{name}.json").read_text()
+    assert shipped == artifact_text(built_artifact(name)), f"{name}.json is stale: run `make contracts`"
 
 
 def test_foundry_suite_passes():

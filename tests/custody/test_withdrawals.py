@@ -17,10 +17,10 @@ from primeguard.domain.errors import ApprovalError, InputError
 from primeguard.policy.loader import load
 from primeguard.sandbox.chain import derived_account
 from primeguard.sandbox.scenario import MAINNET_TOKENS
-from primeguard.sandbox.toolchain import contract_artifact
 from primeguard.sandbox.vaults import TREASURY_KEY_INDEX
 from primeguard.store import audit, repos
 from primeguard.store.db import open_store
+from primeguard.venues.evm.artifacts import contract_artifact
 
 pytestmark = pytest.mark.chain
 

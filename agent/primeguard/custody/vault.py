@@ -16,7 +16,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from primeguard.custody.signer import KeystoreSigner, SignedTx
 from primeguard.domain.errors import ChainError, ChainIdMismatch, CustodyError
-from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.artifacts import contract_artifact
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 

@@ -64,7 +64,7 @@ def _w3(node: AnvilNode) -> Web3:
 
 
 def _artifact(name: str) -> dict[str, Any]:
-    from primeguard.sandbox.toolchain import contract_artifact
+    from primeguard.venues.evm.artifacts import contract_artifact
 
     return contract_artifact(name)
 

@@ -98,17 +98,15 @@ def build_contracts(force: bool = False) -> None:
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise ToolchainError(f"forge build failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
-    contract_artifact.cache_clear()
 
 
-@lru_cache(maxsize=64)
-def contract_artifact(name: str) -> dict[str, Any]:
-    """ABI and bytecode of contract ``name`` from ``contracts/out/<File>.sol/<name>.json``.
-
-    Builds first when the artifacts are missing or older than the sources.
+def built_artifact(name: str) -> dict[str, Any]:
+    """ABI and bytecode of contract ``name`` from a Foundry build (``contracts/out``), building first
+    when the artifacts are missing or older than the sources. Development and tests only: the agent
+    reads the copies shipped in the package (:mod:`primeguard.venues.evm.artifacts`).
 
     Returns:
-        ``{"abi": [...], "bytecode": "0x...", "deployedBytecode": "0x..."}``.
+        ``{"contract": name, "abi": [...], "bytecode": "0x...", "deployedBytecode": "0x..."}``.
 
     Raises:
         ToolchainError: no such contract, or the build failed.
@@ -119,8 +117,30 @@ def contract_artifact(name: str) -> dict[str, Any]:
     if not matches:
         raise ToolchainError(f"no compiled artifact for contract {name} under {cdir / 'out'}")
     data = json.loads(matches[0].read_text())
-    return {"abi": data["abi"], "bytecode": data["bytecode"]["object"],
+    return {"contract": name, "abi": data["abi"], "bytecode": data["bytecode"]["object"],
             "deployedBytecode": data["deployedBytecode"]["object"]}
+
+
+def artifact_text(art: dict[str, Any]) -> str:
+    """The exact text a shipped artifact file holds (stable key order, one trailing newline)."""
+    return json.dumps(art, indent=1, sort_keys=True) + "\n"
+
+
+def export_artifacts(dest: Path | None = None) -> list[Path]:
+    """Build the contracts and write every shipped artifact into the package (``make contracts``).
+
+    Returns the files written. Raises ToolchainError when the build fails.
+    """
+    from primeguard.venues.evm import artifacts
+
+    target = dest or Path(artifacts.__file__).parent
+    written = []
+    for name in artifacts.SHIPPED:
+        path = target / f"{name}.json"
+        path.write_text(artifact_text(built_artifact(name)))
+        written.append(path)
+    artifacts.contract_artifact.cache_clear()
+    return written
 
 
 @lru_cache(maxsize=16)
@@ -132,3 +152,12 @@ def safe_artifact(name: str) -> dict[str, Any]:
         raise ToolchainError(f"Safe artifact {name} not found under {base}: run `make setup`")
     data = json.loads(matches[0].read_text())
     return {"abi": data["abi"], "bytecode": data["bytecode"], "deployedBytecode": data["deployedBytecode"]}
+
+
+if __name__ == "__main__":  # `python -m primeguard.sandbox.toolchain export` (make contracts)
+    import sys
+
+    if sys.argv[1:] != ["export"]:
+        sys.exit("usage: python -m primeguard.sandbox.toolchain export")
+    for p in export_artifacts():
+        print(f"exported {p.name}")

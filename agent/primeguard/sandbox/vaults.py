@@ -19,7 +19,7 @@ from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
 from primeguard.sandbox.chain import derived_account, send_tx
 from primeguard.sandbox.scenario import VaultScenario
-from primeguard.sandbox.toolchain import contract_artifact
+from primeguard.venues.evm.artifacts import contract_artifact
 
 ALLOWLIST_SLOT = 2  # CollateralVault storage layout (forge inspect CollateralVault storageLayout)
 TREASURY_KEY_INDEX, GUARDIAN_KEY_INDEX = 60, 61

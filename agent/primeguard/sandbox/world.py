@@ -180,7 +180,7 @@ class Sandbox:
         """Write a new oracle round (one transaction, mined at once on auto-mine chains)."""
         d = self.chains[chain]
         addr, decimals, _ = d.feeds[asset]
-        from primeguard.sandbox.toolchain import contract_artifact
+        from primeguard.venues.evm.artifacts import contract_artifact
 
         w3 = Web3(Web3.HTTPProvider(d.node.rpc_url))
         agg = w3.eth.contract(address=addr, abi=contract_artifact("SandboxAggregator")["abi"])

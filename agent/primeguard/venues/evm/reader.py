@@ -8,15 +8,14 @@ the benchmark baseline): one JSON-RPC call per read. Both return the same values
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils.abi import get_abi_output_types
 from web3 import AsyncWeb3
 
+from primeguard.venues.evm.artifacts import contract_abi
 from primeguard.venues.evm.oracle import RawRound
 from primeguard.venues.evm.rpc import CountingProvider, connect, guarded
 
@@ -47,9 +46,7 @@ AGGREGATOR_ABI: list[dict[str, Any]] = [
 
 def batch_reader_abi() -> list[dict[str, Any]]:
     """The BatchReader ABI shipped with the package (kept equal to the Foundry build by a test)."""
-    text = resources.files("primeguard.venues.evm").joinpath("abi/BatchReader.json").read_text()
-    abi: list[dict[str, Any]] = json.loads(text)
-    return abi
+    return contract_abi("BatchReader")
 
 
 @dataclass

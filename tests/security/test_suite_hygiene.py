@@ -132,3 +132,28 @@ def test_no_wallclock_assertions_in_the_suite():
         offenders += [f"{path.relative_to(TESTS.parent)}:{n}: {src}" for n, src in wallclock_asserts(path)]
     assert not offenders, ("wall-clock assertions (wait on a condition with a deadline instead; latency belongs "
                            "in tests/bench):\n" + "\n".join(offenders))
+
+
+def test_bench_lines_carry_the_core_keys():
+    from tests.bench.benchlib import CORE_KEYS, Result
+
+    line = Result("x", 0.5, 2.0, "≥2×", True, {"events": 3}, modelled="baseline: modelled").to_json()
+    assert tuple(line)[:len(CORE_KEYS)] == CORE_KEYS and line["floor"] is None and line["ratio"] == 4.0
+    assert line["modelled"] == "baseline: modelled" and line["events"] == 3
+    clash = Result("x", 1, 1, "t", True, {"baseline": "a note that would hide the figure"})
+    try:
+        clash.to_json()
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an extra key may not replace a core key")
+
+
+def test_every_bench_exits_non_zero_when_it_misses():
+    """``make bench`` runs them all and fails at the end when any script's exit status says it missed."""
+    import re
+
+    for path in sorted((TESTS / "bench").glob("bench_*.py")):
+        text = path.read_text()
+        assert "report(" in text, path.name
+        assert not re.search(r"^\s*return 0\s*$", text, re.M), f"{path.name} exits 0 whatever its results"

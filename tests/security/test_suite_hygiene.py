@@ -157,3 +157,23 @@ def test_every_bench_exits_non_zero_when_it_misses():
         text = path.read_text()
         assert "report(" in text, path.name
         assert not re.search(r"^\s*return 0\s*$", text, re.M), f"{path.name} exits 0 whatever its results"
+
+
+def test_what_tests_and_tools_write_inside_the_repo_is_ignored():
+    """``.ci/run`` fails on a dirty work tree after ``make test``: the places tests and tools write to
+    inside the checkout (browser screenshots, the sandbox's var/, forge output, npm's install) must
+    be ignored by git. Everything else a test writes goes to a tmp_path."""
+    import shutil
+    import subprocess
+
+    repo = TESTS.parent
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    written = ["artifacts/screenshots/overview.png", "var/sandbox/state.json", "contracts/out/X.sol/X.json",
+               "contracts/cache/solidity-files-cache.json", "infra/toolchain/node_modules",
+               "guard.db", "guard.db-wal", ".pytest_cache/v", ".hypothesis/examples/x"]
+    not_ignored = [p for p in written if subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=repo,
+                                                        capture_output=True, check=False).returncode != 0]
+    assert not not_ignored, f"written by tests or tools but not ignored by git: {not_ignored}"

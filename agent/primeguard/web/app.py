@@ -210,7 +210,8 @@ class SecurityHeaders:
 
 
 # Request bounds. The API's largest body (a withdrawal request) is well under 1 KiB; pages send
-# small url-encoded forms. Headers and URLs are bounded too (uvicorn's parser accepts ~64 KiB+).
+# small url-encoded forms. Headers and URLs are bounded too, below uvicorn's own bound on the request
+# head (``h11_max_incomplete_event_size``, 32 KiB in web/server.py), so the refusal is a JSON error.
 MAX_JSON_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_COUNT = 100

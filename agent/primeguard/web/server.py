@@ -41,14 +41,16 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-def log_config(level: str = "info") -> dict[str, Any]:
-    """uvicorn's logging configuration with :class:`RedactQueryStrings` on every handler; our own
-    loggers (``primeguard.*``) go through the same redacting handler."""
+def log_config(level: str = "info", *, own_loggers: bool = False) -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`RedactQueryStrings` on every handler. With
+    ``own_loggers`` (a process of its own: ``serve``), our loggers (``primeguard.*``) go through the
+    same redacting handler; in-process servers leave the host's logging of ``primeguard`` alone."""
     cfg = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     cfg.setdefault("filters", {})["redact_query"] = {"()": f"{__name__}.RedactQueryStrings"}
     for handler in cfg["handlers"].values():
         handler.setdefault("filters", []).append("redact_query")
-    cfg["loggers"]["primeguard"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    if own_loggers:
+        cfg["loggers"]["primeguard"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return cfg
 
 
@@ -67,7 +69,7 @@ def serve(store_url: str, host: str = "127.0.0.1", port: int = 8765, *, migrate:
     store = open_store(store_url, migrate=migrate)
     try:
         app = create_app(store, **deps)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=log_config(log_level),
+        uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=log_config(log_level, own_loggers=True),
                     server_header=False, proxy_headers=False, access_log=True, h11_max_incomplete_event_size=32 * 1024)
     finally:
         store.close()

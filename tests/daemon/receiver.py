@@ -37,7 +37,9 @@ class Receiver:
         if self._runner:
             await self._runner.cleanup()
 
-    async def wait_for(self, pred, timeout: float = 5.0, after: float = 0.0) -> tuple[float, Any]:
+    async def wait_for(self, pred, timeout: float = 60.0, after: float = 0.0) -> tuple[float, Any]:
+        """The first webhook (arrival time, body) at or after ``after`` matching ``pred``; waits up to a
+        generous ``timeout`` (a deadline, not a latency target: latency is ``make bench``'s)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for t, body in self.got:

@@ -1,10 +1,11 @@
-"""The guardian end to end on the sandbox: an oracle crash reaches the webhook within a second of
-its block and moves the ladder; a dead chain becomes a blind-spot alert; the audit chain verifies."""
+"""The guardian end to end on the sandbox: an oracle crash reaches the webhook through the oracle
+watcher (not the 60 s schedule) and moves the ladder; a dead chain becomes a blind-spot alert; the
+audit chain verifies. Detection latency is measured by ``make bench`` (tests/bench/bench_daemon.py),
+not asserted here."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from primeguard.daemon.guardian import Guardian
 from primeguard.risk.ladder import LadderState
 from primeguard.store import audit
 from tests.daemon.receiver import Receiver
+from tests.waiting import await_until
 
 pytestmark = pytest.mark.chain
 
@@ -36,7 +38,7 @@ def _guardian(sb, receiver: Receiver, tmp_path) -> Guardian:
     return Guardian(cfg, config_dir=sb.workdir)
 
 
-def test_oracle_crash_alert_within_a_second_and_ladder_moves(sandbox_factory, tmp_path):
+def test_oracle_crash_alerts_through_the_watcher_and_moves_the_ladder(sandbox_factory, tmp_path):
     sb = sandbox_factory(WORLD)
 
     async def scenario():
@@ -44,28 +46,28 @@ def test_oracle_crash_alert_within_a_second_and_ladder_moves(sandbox_factory, tm
         await receiver.start()
         g = _guardian(sb, receiver, tmp_path)
         stop = asyncio.Event()
-        task = asyncio.create_task(g.run(sweep_every_s=60, scan_every_s=600, stop=stop))
+        task = asyncio.create_task(g.run(sweep_every_s=600, scan_every_s=600, stop=stop))
         try:
-            while g.last_sweep is None:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.3)  # let the watcher subscribe
-            before = g.ladder["firm-a"].state
-            t_block = time.monotonic()
+            await await_until(lambda: g.last_sweep is not None, what="the first sweep")
+            await await_until(lambda: g.watcher is not None and g.watcher.connected.get("ethereum"),
+                              what="the oracle watcher's subscription")
+            before, first_sweep = g.ladder["firm-a"].state, g.last_sweep
             await asyncio.to_thread(sb.set_price, "ETH", Decimal("100"))  # returns once mined
-            t_alert, body = await receiver.wait_for(
-                lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder", timeout=5, after=t_block)
+            _, body = await receiver.wait_for(
+                lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
             assert body["ladder"]["previous"] == "normal"
-            return before, g.ladder["firm-a"].state, t_alert - t_block, g
+            # the alert goes out first; the sweep that sent it then records the new ladder state
+            await await_until(lambda: g.last_sweep != first_sweep, what="the oracle sweep to finish")
+            return before, g.ladder["firm-a"].state, g
         finally:
             stop.set()
             await task
             await receiver.stop()
 
-    before, after, latency, g = asyncio.run(scenario())
+    before, after, g = asyncio.run(scenario())
     assert before == LadderState.NORMAL
     # 100 WETH at 100 + 100000 USDC against 150000 owed: LTV > 1, above every band
     assert after >= LadderState.HALT
-    assert latency < 1.0, latency
     assert audit.verify(g.store).ok
 
 

@@ -34,7 +34,7 @@ def test_serve_runs_uvicorn_over_a_store_url(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

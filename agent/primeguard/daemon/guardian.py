@@ -83,6 +83,7 @@ class Guardian:
         self.started = datetime.now(UTC)
         self.last_sweep: datetime | None = None
         self.scan_credentials: tuple[Credential, ...] = ()
+        self.watcher: OracleWatcher | None = None  # while run() runs with watch=True (its ``connected``)
         self._lock = asyncio.Lock()
         self.registry = CollectorRegistry()
         self.m_sweeps = Counter("primeguard_sweeps_total", "Sweeps run", ["reason"], registry=self.registry)
@@ -243,7 +244,7 @@ class Guardian:
         scheduler.add_job(self._safe, "interval", seconds=scan_every_s, args=[self.capability_scan],
                           max_instances=1, coalesce=True, id="scan")
         scheduler.start()
-        watcher = OracleWatcher(self.cfg, self.on_oracle_update) if watch else None
+        watcher = self.watcher = OracleWatcher(self.cfg, self.on_oracle_update) if watch else None
         if watcher:
             watcher.start()
         runner = await self._serve_health(health_port) if health_port is not None else None

@@ -19,9 +19,11 @@ admin          yes    yes                                                   yes 
 from __future__ import annotations
 
 import logging
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -207,6 +209,114 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# Request bounds. The API's largest body (a withdrawal request) is well under 1 KiB; pages send
+# small url-encoded forms. Headers and URLs are bounded too, below uvicorn's own bound on the request
+# head (``h11_max_incomplete_event_size``, 32 KiB in web/server.py), so the refusal is a JSON error.
+MAX_JSON_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_COUNT = 100
+MAX_URL_BYTES = 8 * 1024
+# Query parameters that would carry a credential. A token in a URL ends up in access logs, browser
+# history and proxies, so such a request is refused (never authenticated), whatever the path.
+CREDENTIAL_PARAMS = frozenset({"token", "access_token", "bearer", "auth", "authorization", "api_key", "apikey",
+                               "key", "secret", "password", "session", "session_id", "sid", "pg_session"})
+_QUERY_NAME = re.compile(r"(?:^|&)([^=&]*)")
+
+
+def credential_params(query_string: bytes) -> list[str]:
+    """The names of credential-like parameters in a raw query string (percent-decoded, lower case)."""
+    names = (unquote_plus(m.group(1)).strip().lower() for m in _QUERY_NAME.finditer(query_string.decode("latin-1")))
+    return sorted({n for n in names if n in CREDENTIAL_PARAMS})
+
+
+def _bounds_error(scope: Scope, err: WebError) -> Any:
+    return _error_response(Request(scope), err)
+
+
+class RequestBounds:
+    """Outermost checks, before authentication: URL and header sizes (414/431) and no credential
+    in the query string (400 ``token_in_query``; the request is never authenticated)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query: bytes = scope.get("query_string", b"")
+        err: WebError | None = None
+        headers = scope.get("headers", [])
+        if len(scope.get("raw_path", b"") or scope["path"].encode()) + len(query) > MAX_URL_BYTES:
+            err = WebError("uri_too_long", f"the URL is longer than {MAX_URL_BYTES} bytes", status=414)
+        elif len(headers) > MAX_HEADER_COUNT or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+            err = WebError("headers_too_large", f"request headers exceed {MAX_HEADER_COUNT} fields or "
+                                                f"{MAX_HEADER_BYTES} bytes", status=431)
+        elif found := credential_params(query):
+            log.warning("request to %s refused: credential in the query string (%s)", scope["path"],
+                        ", ".join(found))
+            err = WebError("token_in_query", "credentials are never accepted in the URL; send "
+                                             "Authorization: Bearer <token> (API) or sign in at /login (pages)",
+                           status=400)
+        if err is not None:
+            await _bounds_error(scope, err)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Bounds every request body: ``MAX_JSON_BYTES`` on the API, ``MAX_FORM_BYTES`` on pages.
+
+    A declared Content-Length over the limit is refused before reading; otherwise the body is read
+    here, counting bytes as they stream (chunked bodies have no Content-Length), and refused as soon
+    as it passes the limit: 413 ``payload_too_large`` and the route never runs, so nothing is
+    written. An accepted body is replayed to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = MAX_JSON_BYTES if is_api_path(scope["path"]) else pages.MAX_FORM_BYTES
+        too_large = WebError("payload_too_large", f"the request body is larger than {limit} bytes")
+        declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if declared:
+            if len(declared) > 1 or not declared[0].strip().isdigit():
+                err = WebError("invalid_input", "invalid Content-Length header", status=400)
+                await _bounds_error(scope, err)(scope, receive, send)
+                return
+            if int(declared[0]) > limit:
+                await _bounds_error(scope, too_large)(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                await _bounds_error(scope, too_large)(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def _error_response(request: Request, err: WebError) -> Any:
     if is_api_path(request.url.path):
         headers = {"WWW-Authenticate": 'Bearer realm="primeguard"'} if err.status == 401 else None
@@ -295,6 +405,10 @@ def create_app(
     def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    # Outermost last: SecurityHeaders → RequestBounds → AuthMiddleware → BodyLimit → routes.
+    # Bodies are read only for authenticated requests (and the public login form).
+    app.add_middleware(BodyLimit)
     app.add_middleware(AuthMiddleware, store=store, sessions=sessions)
+    app.add_middleware(RequestBounds)
     app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     return app

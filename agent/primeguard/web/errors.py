@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # code -> default HTTP status (documented in docs/web.md)
 CODES: dict[str, int] = {
+    "token_in_query": 400,  # a credential-like query parameter (?token=, ?access_token=, ...): never accepted
     "unauthenticated": 401,  # no, unknown or revoked token / no valid session
     "forbidden_role": 403,  # the user's role may not do this
     "csrf": 403,  # form POST without a valid CSRF token
@@ -20,7 +21,9 @@ CODES: dict[str, int] = {
     "conflict": 409,  # changed concurrently: reload and decide again
     "invalid_input": 422,
     "invalid_policy": 422,  # a proposal does not load or lint
-    "payload_too_large": 413,
+    "payload_too_large": 413,  # body over the limit (64 KiB API, 16 KiB forms), chunked or not
+    "uri_too_long": 414,
+    "headers_too_large": 431,
     "withdrawals_unavailable": 503,  # no withdrawal service configured on this server
     "store_unavailable": 503,  # the database refused or failed
     "unavailable": 503,  # another part of primeguard could not do it now (venue, chain, signer)

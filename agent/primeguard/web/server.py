@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
+import re
 import socket
 import threading
 import time
@@ -15,6 +18,40 @@ from fastapi import FastAPI
 
 from primeguard.store.db import open_store
 from primeguard.web.app import create_app
+
+_QUERY_VALUE = re.compile(r"([?&][^=&?#\s\"']*)=([^&#\s\"']*)")
+
+
+def redact_query_values(text: str) -> str:
+    """``text`` with the value of every query parameter replaced by ``*`` (names kept)."""
+    return _QUERY_VALUE.sub(lambda m: f"{m.group(1)}=*", text)
+
+
+class RedactQueryStrings(logging.Filter):
+    """Drops query-string values from log records (uvicorn's access log puts the full URL in its
+    arguments). A credential sent in a URL, which the app refuses, therefore never reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query_values(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact_query_values(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = redact_query_values(record.msg)
+        return True
+
+
+def log_config(level: str = "info", *, own_loggers: bool = False) -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`RedactQueryStrings` on every handler. With
+    ``own_loggers`` (a process of its own: ``serve``), our loggers (``primeguard.*``) go through the
+    same redacting handler; in-process servers leave the host's logging of ``primeguard`` alone."""
+    cfg = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    cfg.setdefault("filters", {})["redact_query"] = {"()": f"{__name__}.RedactQueryStrings"}
+    for handler in cfg["handlers"].values():
+        handler.setdefault("filters", []).append("redact_query")
+    if own_loggers:
+        cfg["loggers"]["primeguard"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return cfg
 
 
 def serve(store_url: str, host: str = "127.0.0.1", port: int = 8765, *, migrate: bool = True,
@@ -32,8 +69,8 @@ def serve(store_url: str, host: str = "127.0.0.1", port: int = 8765, *, migrate:
     store = open_store(store_url, migrate=migrate)
     try:
         app = create_app(store, **deps)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False,
-                    access_log=True)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=log_config(log_level, own_loggers=True),
+                    server_header=False, proxy_headers=False, access_log=True, h11_max_incomplete_event_size=32 * 1024)
     finally:
         store.close()
 
@@ -46,7 +83,8 @@ class BackgroundServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", server_header=False, access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", log_config=log_config("warning"), server_header=False,
+                                access_log=False, lifespan="off", h11_max_incomplete_event_size=32 * 1024)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,
                                        name=f"primeguard-web-{self.port}")

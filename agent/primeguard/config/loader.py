@@ -11,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from primeguard.config.schema import PrimeguardConfig, SecretRef
-from primeguard.domain.errors import ConfigError
+from primeguard.domain.errors import ConfigError, YamlSourceError
+from primeguard.safeyaml import load_checked, read_yaml_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -64,20 +65,17 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file with line annotations; syntax errors become ConfigError with the line."""
+    """Parse a YAML file with line annotations through the hardened reader
+    (:mod:`primeguard.safeyaml`: 8 MiB cap, no anchors/aliases, bounded nesting); every problem is
+    a ConfigError with the file and, where known, the line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", file=str(path)) from exc
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        text = read_yaml_text(path)
+        return load_checked(text, _LineLoader)
+    except YamlSourceError as exc:
+        raise ConfigError(exc.message, file=str(path),
+                          location=f"line {exc.line}" if exc.line is not None else None) from None
     except ConfigError as exc:
         raise ConfigError(str(exc).split(": ", 1)[-1], file=str(path), location=exc.location) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"YAML syntax error: {problem}", file=str(path), location=where) from exc
 
 
 def load_yaml_model(path: str | Path, model: type[M]) -> M:

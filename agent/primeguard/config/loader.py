@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from primeguard.config.schema import PrimeguardConfig, SecretRef
+from primeguard.config.schema import LocatedValueError, PrimeguardConfig, SecretRef
 from primeguard.domain.errors import ConfigError, YamlSourceError
 from primeguard.safeyaml import load_checked, read_yaml_text
 
@@ -89,6 +89,9 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, LocatedValueError):  # a cross-field check that knows its field
+            loc = (*loc, *cause.loc)
         field = ".".join(str(x) for x in loc) or "(top level)"
         line = _line_of(raw, loc)
         msg = err["msg"].removeprefix("Value error, ")

@@ -104,10 +104,9 @@ class Sandbox:
             for asset, (addr, dec, hb) in d.feeds.items():
                 feeds.append({"asset": asset, "chain": cid, "address": addr, "decimals": dec, "heartbeat_s": hb})
             for v in d.vaults:
+                # Listed once: the config counts a vault's balances as a contract wallet of its own.
                 vaults.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
                                "address": v.address})
-                wallets.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
-                                "address": v.address, "kind": "contract", "label": "collateral vault"})
             counters: dict[str, int] = {}
             for w in d.wallets:
                 counters[w["client"]] = counters.get(w["client"], 0) + 1

@@ -62,20 +62,20 @@ def check_yaml_text(text: str) -> None:
     if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
         raise YamlSourceError(f"YAML text is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB: refused", None)
     depth = 0
-    first_anchor: tuple[str, int] | None = None
+    first_anchor: tuple[str, int | None] | None = None
     try:
         for event in yaml.parse(text, Loader=_Scanner):
             if isinstance(event, yaml.AliasEvent):
                 raise YamlSourceError(
                     f"YAML alias '*{event.anchor}' is not allowed (anchors and aliases are refused: "
-                    "write the value out)", event.start_mark.line + 1)
+                    "write the value out)", _line(event))
             if isinstance(event, yaml.NodeEvent) and event.anchor is not None and first_anchor is None:
-                first_anchor = (str(event.anchor), event.start_mark.line + 1)
+                first_anchor = (str(event.anchor), _line(event))
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise YamlSourceError(f"YAML nested deeper than {MAX_DEPTH} levels: refused",
-                                          event.start_mark.line + 1)
+                                          _line(event))
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.MarkedYAMLError as exc:
@@ -109,6 +109,11 @@ def load_checked(
         raise YamlSourceError(f"YAML error: {exc}", None) from None
     finally:
         loader.dispose()
+
+
+def _line(event: yaml.Event) -> int | None:
+    mark = event.start_mark
+    return None if mark is None else mark.line + 1
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlSourceError:

@@ -111,6 +111,19 @@ def load_checked(
         loader.dispose()
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """SafeDumper that writes a value shared by two places twice instead of as an anchor + alias
+    (which :func:`check_yaml_text` would refuse on reading back)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text for ``data`` that the hardened reader accepts: safe types only, no anchors/aliases."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+
+
 def _line(event: yaml.Event) -> int | None:
     mark = event.start_mark
     return None if mark is None else mark.line + 1

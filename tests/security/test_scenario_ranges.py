@@ -4,6 +4,7 @@ under the test's directory, never by a global process-name scan)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -127,10 +128,8 @@ def _kill_all(pids: dict[int, str]) -> None:
     import signal
 
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.chain

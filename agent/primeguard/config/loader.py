@@ -36,7 +36,20 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     return result
 
 
+class _Seq(list[Any]):
+    """A constructed sequence that remembers the line of each item (dropped by ``_strip``)."""
+
+    item_lines: list[int]
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
+    seq = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    seq.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return seq
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
 
 
 def _strip(data: Any) -> Any:
@@ -56,9 +69,13 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
             line = node.get("__lines__", {}).get(part, line)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if isinstance(node, _Seq):
+                line = node.item_lines[part]
             node = node[part]
             if isinstance(node, dict):
                 line = node.get("__line__", line)
+        elif isinstance(node, dict) and isinstance(part, str):
+            continue  # not in the data: a union branch tag ("webhook") or a missing key; keep walking
         else:
             break
     return line

@@ -17,11 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from web3 import Web3
 
 from primeguard.config.loader import load_config
 from primeguard.config.schema import PrimeguardConfig
+from primeguard.safeyaml import dump_yaml
 from primeguard.sandbox.anvil import AnvilNode, start_anvil
 from primeguard.sandbox.chain import DeployedChain, build_chain, set_feed_round
 from primeguard.sandbox.scenario import EventScenario, Scenario
@@ -171,7 +171,7 @@ class Sandbox:
     def _write_config(self) -> Path:
         path = self.workdir / "config.yaml"
         path.write_text("# written by primeguard sandbox: local throwaway endpoints\n"
-                        + yaml.safe_dump(self.config_dict(), sort_keys=False))
+                        + dump_yaml(self.config_dict()))
         load_config(path)  # what we write must load: fail here, not in the agent
         return path
 

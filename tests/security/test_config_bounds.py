@@ -17,14 +17,25 @@ from typing import Any
 
 import annotated_types
 import pytest
+import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from primeguard.config import load_config
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.errors import ConfigError
-from primeguard.safeyaml import dump_yaml
 from tests.security.test_scenario_ranges import line_of_path
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML without anchors/aliases (shared dicts in BASE are written out each time)."""
+    return yaml.dump(data, Dumper=_NoAliases, sort_keys=False)
+
 
 ADDR = ["0x" + f"{n:040x}" for n in range(0x1001, 0x1010)]  # all-lowercase hex: no checksum needed
 DYDX = "dydx1" + "q" * 38

@@ -35,9 +35,9 @@ def test_docs_example_config_loads() -> None:
 def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "alerts.yaml"
     path.write_text("channels:\n  - name: desk\n    kind: slack\n    url: {env: X}\n    codes: [ltv_margn_call]\n")
-    with pytest.raises(ConfigError, match=r"alerts.yaml:line 2: channels.0.slack.codes: code pattern "
+    with pytest.raises(ConfigError, match=r"alerts.yaml:line 5: channels.0.slack.codes: code pattern "
                        r"'ltv_margn_call' matches no finding code \(did you mean ltv_margin_call"):
-        load_yaml_model(path, AlertsConfig)  # line of the channel: the loader stops at the "slack" tag
+        load_yaml_model(path, AlertsConfig)  # the loader walks past the "slack" union tag to the field
 
 
 @pytest.mark.parametrize(("channels", "message"), [

@@ -98,10 +98,10 @@ class _ChannelBase(_Strict):
     min_severity: Severity = Severity.WARNING
     codes: tuple[str, ...] = ()
     blind_spots: bool = True
-    cooldown_s: int = Field(default=900, ge=0)
-    repeat_s: int | None = Field(default=None, gt=0)
+    cooldown_s: int = Field(default=900, ge=0, le=7 * 86400)
+    repeat_s: int | None = Field(default=None, gt=0, le=30 * 86400)
     send_resolved: bool = True
-    retry_s: int = Field(default=60, gt=0)
+    retry_s: int = Field(default=60, gt=0, le=86400)
 
     _sev = field_validator("min_severity", mode="before")(_severity)
 
@@ -142,10 +142,10 @@ class WebhookChannelConfig(_ChannelBase):
 
     kind: Literal["webhook", "slack"]
     url: SecretRefField
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    timeout_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
     retries: int = Field(default=2, ge=0, le=5)
-    backoff_s: float = Field(default=0.5, ge=0, le=30)
-    max_backoff_s: float = Field(default=5.0, ge=0, le=60)
+    backoff_s: float = Field(default=0.5, ge=0, le=30, allow_inf_nan=False)
+    max_backoff_s: float = Field(default=5.0, ge=0, le=60, allow_inf_nan=False)
 
 
 class EmailChannelConfig(_ChannelBase):
@@ -162,10 +162,10 @@ class EmailChannelConfig(_ChannelBase):
     username: SecretRefField | None = None
     password: SecretRefField | None = None
     subject_prefix: str = "[primeguard]"
-    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    timeout_s: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
     retries: int = Field(default=1, ge=0, le=5)
-    backoff_s: float = Field(default=1.0, ge=0, le=30)
-    max_backoff_s: float = Field(default=5.0, ge=0, le=60)
+    backoff_s: float = Field(default=1.0, ge=0, le=30, allow_inf_nan=False)
+    max_backoff_s: float = Field(default=5.0, ge=0, le=60, allow_inf_nan=False)
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -194,10 +194,10 @@ class AlertsConfig(_Strict):
     """
 
     enabled: bool = True
-    channels: tuple[ChannelConfig, ...] = (LogChannelConfig(name="log"),)
-    dispatch_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    channels: tuple[ChannelConfig, ...] = Field(default=(LogChannelConfig(name="log"),), max_length=256)
+    dispatch_timeout_s: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
     max_concurrency: int = Field(default=8, gt=0, le=64)
-    resolve_max_attempts: int = Field(default=5, gt=0)
+    resolve_max_attempts: int = Field(default=5, gt=0, le=1000)
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertsConfig:

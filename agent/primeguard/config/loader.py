@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from primeguard.config.schema import PrimeguardConfig, SecretRef
-from primeguard.domain.errors import ConfigError
+from primeguard.config.schema import LocatedValueError, PrimeguardConfig, SecretRef
+from primeguard.domain.errors import ConfigError, YamlSourceError
+from primeguard.safeyaml import load_checked, read_yaml_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,7 +36,20 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     return result
 
 
+class _Seq(list[Any]):
+    """A constructed sequence that remembers the line of each item (dropped by ``_strip``)."""
+
+    item_lines: list[int]
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
+    seq = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    seq.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return seq
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _strip(data: Any) -> Any:
@@ -55,29 +69,30 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
             line = node.get("__lines__", {}).get(part, line)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if isinstance(node, _Seq):
+                line = node.item_lines[part]
             node = node[part]
             if isinstance(node, dict):
                 line = node.get("__line__", line)
+        elif isinstance(node, dict) and isinstance(part, str):
+            continue  # not in the data: a union branch tag ("webhook") or a missing key; keep walking
         else:
             break
     return line
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file with line annotations; syntax errors become ConfigError with the line."""
+    """Parse a YAML file with line annotations through the hardened reader
+    (:mod:`primeguard.safeyaml`: 8 MiB cap, no anchors/aliases, bounded nesting); every problem is
+    a ConfigError with the file and, where known, the line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", file=str(path)) from exc
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        text = read_yaml_text(path)
+        return load_checked(text, _LineLoader)
+    except YamlSourceError as exc:
+        raise ConfigError(exc.message, file=str(path),
+                          location=f"line {exc.line}" if exc.line is not None else None) from None
     except ConfigError as exc:
         raise ConfigError(str(exc).split(": ", 1)[-1], file=str(path), location=exc.location) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"YAML syntax error: {problem}", file=str(path), location=where) from exc
 
 
 def load_yaml_model(path: str | Path, model: type[M]) -> M:
@@ -91,6 +106,9 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, LocatedValueError):  # a cross-field check that knows its field
+            loc = (*loc, *cause.loc)
         field = ".".join(str(x) for x in loc) or "(top level)"
         line = _line_of(raw, loc)
         msg = err["msg"].removeprefix("Value error, ")

@@ -2,6 +2,11 @@
 
 Secrets are never inline in production: a :class:`SecretRef` names an environment variable or a
 file. ``value`` exists for throwaway sandbox keys only and is refused when ``production: true``.
+
+Every number is bounded: durations (``*_s``) are finite, positive where zero makes no sense and
+capped at a sensible maximum per field; counts and sizes have a ceiling; NaN and infinity are
+refused. Two holdings at the same place (wallet/vault at one chain and address, one CEX
+sub-account, one dYdX address + subaccount) are refused: their collateral would count twice.
 """
 
 from __future__ import annotations
@@ -17,6 +22,20 @@ from primeguard.domain.model import Holder
 from primeguard.domain.money import parse_address
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+MAX_CHAIN_ID = 4_611_686_018_427_387_867  # EIP-2294: the largest chain id wallets and nodes accept
+MAX_DYDX_SUBACCOUNT = 128_000  # dYdX v4 subaccount numbers are 0..128000
+
+
+class LocatedValueError(ValueError):
+    """A cross-field problem that knows where it is: ``loc`` is a path below the model that raised
+    it (``("wallets", 3, "address")``). The loader appends it to pydantic's location, so the error
+    names the exact field and line instead of the model's first line."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class Strict(BaseModel):
@@ -46,15 +65,15 @@ class SecretRef(Strict):
 
 class ChainConfig(Strict):
     id: Identifier
-    chain_id: int = Field(gt=0)
+    chain_id: int = Field(gt=0, le=MAX_CHAIN_ID)
     rpc_url: str
     ws_url: str | None = None
     batch_reader: str | None = None  # BatchReader contract address; None → naive reads
-    call_gas_cap: int = Field(default=30_000_000, gt=0)
-    timeout_s: float = Field(default=5.0, gt=0)
+    call_gas_cap: int = Field(default=30_000_000, gt=0, le=1_000_000_000)
+    timeout_s: float = Field(default=5.0, gt=0, le=5 * MINUTE, allow_inf_nan=False)
     # Latest block older than this → the node is lagging: the chain is a blind spot. None for dev
     # chains that only mine on demand (anvil without --block-time).
-    max_block_age_s: int | None = Field(default=120, gt=0)
+    max_block_age_s: int | None = Field(default=120, gt=0, le=DAY)
 
     _addr = field_validator("batch_reader")(lambda v: None if v is None else _checked_address(v))
 
@@ -78,15 +97,15 @@ class FeedConfig(Strict):
     chain: Identifier
     address: str
     decimals: int = Field(ge=0, le=36)
-    heartbeat_s: int = Field(gt=0)
+    heartbeat_s: int = Field(gt=0, le=7 * DAY)
 
     _addr = field_validator("address")(_checked_address)
 
 
 class LoanConfig(Strict):
-    principal: Decimal = Field(ge=0)
+    principal: Decimal = Field(ge=0, le=Decimal(10) ** 15, allow_inf_nan=False)
     asset: str = "USDC"
-    annual_rate: Decimal = Field(default=Decimal("0"), ge=0, le=10)
+    annual_rate: Decimal = Field(default=Decimal("0"), ge=0, le=10, allow_inf_nan=False)
     start: str | None = None  # ISO 8601; None → config load time
 
     @field_validator("principal", "annual_rate")
@@ -133,14 +152,16 @@ class CexAccountConfig(Strict):
     sub_account: str  # Binance sub-account email, OKX subAcct name, Bybit sub uid
     monitor: Identifier  # credential id primeguard reads with
     operator: Identifier | None = None  # credential id used for circuit-breaker levers
-    credentials: tuple[CredentialConfig, ...] = ()
-    max_age_s: int = Field(default=120, gt=0)
+    credentials: tuple[CredentialConfig, ...] = Field(default=(), max_length=64)
+    max_age_s: int = Field(default=120, gt=0, le=DAY)
 
     @model_validator(mode="after")
     def _refs(self) -> CexAccountConfig:
         ids = [c.id for c in self.credentials]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate credential id in account {self.id}")
+        for i, cid in enumerate(ids):
+            if cid in ids[:i]:
+                raise LocatedValueError(f"duplicate credential id {cid!r} in account {self.id}",
+                                        ("credentials", i, "id"))
         for ref in (self.monitor, self.operator):
             if ref is not None and ref not in ids:
                 raise ValueError(f"credential reference {ref!r} is not among this account's credentials")
@@ -151,12 +172,13 @@ class DydxAccountConfig(Strict):
     id: Identifier
     client: Identifier
     address: str = Field(pattern=r"^dydx1[02-9ac-hj-np-z]{38,58}$")
-    subaccounts: tuple[int, ...] = (0,)
+    subaccounts: tuple[Annotated[int, Field(ge=0, le=MAX_DYDX_SUBACCOUNT)], ...] = Field(
+        default=(0,), min_length=1, max_length=1024)
     indexer_url: str
     node_grpc: str | None = None  # host:port of a node's gRPC; None → no authenticator scan
     v3_stark_key_holders: tuple[Holder, ...] = ()  # legacy v3 keys someone still holds
-    max_age_s: int = Field(default=120, gt=0)
-    timeout_s: float = Field(default=5.0, gt=0)
+    max_age_s: int = Field(default=120, gt=0, le=DAY)
+    timeout_s: float = Field(default=5.0, gt=0, le=5 * MINUTE, allow_inf_nan=False)
 
 
 class KnownSpenderConfig(Strict):
@@ -172,14 +194,16 @@ class KnownSpenderConfig(Strict):
 class ScanConfig(Strict):
     """On-chain capability scan: Approval logs in bounded ranges, resumable, reorg-safe."""
 
-    from_block: int = Field(default=0, ge=0)
-    log_chunk_blocks: int = Field(default=10_000, gt=0)
-    reorg_depth: int = Field(default=64, ge=0)  # re-scan this many blocks each run
+    from_block: int = Field(default=0, ge=0, le=2**63 - 1)
+    log_chunk_blocks: int = Field(default=10_000, gt=0, le=1_000_000)
+    reorg_depth: int = Field(default=64, ge=0, le=10_000)  # re-scan this many blocks each run
     cursor_file: str | None = None  # JSON cursor when no database is configured
 
 
 class VaultConfig(Strict):
-    """A CollateralVault holding a client's collateral (its balances count in the sweep)."""
+    """A CollateralVault holding a client's collateral. Its balances count in the sweep: the loaded
+    config lists it among ``wallets`` as a ``contract`` wallet with the vault's id (do not list it
+    there yourself: a wallet at a vault's chain and address is refused as counted twice)."""
 
     id: Identifier
     client: Identifier
@@ -195,14 +219,14 @@ class CustodyConfig(Strict):
     treasury_keystore: str
     guardian_keystore: str | None = None
     password: SecretRef | None = None  # None: prompt on a terminal
-    gas_limit: int = Field(default=250_000, gt=21_000)
-    receipt_timeout_s: float = Field(default=60, gt=0)
+    gas_limit: int = Field(default=250_000, gt=21_000, le=30_000_000)
+    receipt_timeout_s: float = Field(default=60, gt=0, le=HOUR, allow_inf_nan=False)
 
 
 class PlaybookConfig(Strict):
     """How each ladder action runs: dry_run (default: recorded only), needs_approval, automatic."""
 
-    modes: dict[str, Literal["dry_run", "needs_approval", "automatic"]] = Field(default_factory=dict)
+    modes: dict[str, Literal["dry_run", "needs_approval", "automatic"]] = Field(default_factory=dict, max_length=256)
 
 
 class StoreConfig(Strict):
@@ -256,6 +280,8 @@ class PrimeguardConfig(Strict):
         for v in self.vaults:
             if v.client not in clients:
                 raise ValueError(f"vault {v.id}: unknown client {v.client!r}")
+        _unique("accounts and vaults", [*account_ids, *(v.id for v in self.vaults)])
+        self._no_double_counting()
         if self.production:
             for a in self.cex_accounts:
                 for c in a.credentials:
@@ -267,7 +293,36 @@ class PrimeguardConfig(Strict):
                     ref = getattr(ch, name, None)
                     if ref is not None and getattr(ref, "value", None) is not None:
                         raise ValueError(f"alert channel {ch.name}: inline {name} is not allowed in production")
+        # A vault's balances count in the sweep exactly once: as a contract wallet with its id.
+        derived = tuple(WalletConfig(id=v.id, client=v.client, chain=v.chain, address=v.address,
+                                     kind="contract", label="collateral vault") for v in self.vaults)
+        object.__setattr__(self, "wallets", (*self.wallets, *derived))  # frozen model: set once, here
         return self
+
+    def _no_double_counting(self) -> None:
+        """Refuse two holdings at one place: a wallet or vault at the same (chain, address), one CEX
+        sub-account (venue, endpoint, sub-account) or one dYdX (address, subaccount) twice."""
+        where: dict[tuple[str, ...], str] = {}
+
+        def claim(key: tuple[str, ...], name: str, loc: tuple[str | int, ...], what: str) -> None:
+            if key in where:
+                raise LocatedValueError(f"{name} is {what} as {where[key]}: its collateral would be counted twice",
+                                        loc)
+            where[key] = name
+
+        for i, w in enumerate(self.wallets):
+            claim(("evm", w.chain, w.address.lower()), f"wallet {w.id}", ("wallets", i, "address"),
+                  f"at the same chain {w.chain} and address")
+        for i, v in enumerate(self.vaults):
+            claim(("evm", v.chain, v.address.lower()), f"vault {v.id}", ("vaults", i, "address"),
+                  f"at the same chain {v.chain} and address")
+        for i, a in enumerate(self.cex_accounts):
+            claim(("cex", a.venue, (a.base_url or "").rstrip("/").lower(), a.sub_account.strip().lower()),
+                  f"CEX account {a.id}", ("cex_accounts", i, "sub_account"), f"the same {a.venue} sub-account")
+        for i, d in enumerate(self.dydx_accounts):
+            for k, sub in enumerate(d.subaccounts):
+                claim(("dydx", d.address, str(sub)), f"dYdX account {d.id} subaccount {sub}",
+                      ("dydx_accounts", i, "subaccounts", k), "the same dYdX address and subaccount")
 
     def tokens_on(self, chain: str) -> list[TokenConfig]:
         return [t for t in self.tokens if t.chain == chain]

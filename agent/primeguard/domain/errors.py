@@ -26,6 +26,16 @@ class ConfigError(PrimeguardError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class YamlSourceError(PrimeguardError):
+    """A YAML file is unreadable, too large, not valid YAML, or uses a refused construct (anchor,
+    alias, deep nesting, duplicate key). ``line`` is 1-based when known. Callers add the file name."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
 class ToolchainError(PrimeguardError):
     """A required external tool (anvil, forge, solc shim) is missing or failed."""
 

@@ -58,6 +58,7 @@ from primeguard.policy.loader import display_name, is_test_file, load, validatio
 from primeguard.policy.policyset import PolicySet
 from primeguard.policy.schema import Identifier, Strict, field_vocabulary
 from primeguard.policy.yamlsrc import Source, YamlSourceError, parse
+from primeguard.safeyaml import read_yaml_text
 
 # --- test file schema --------------------------------------------------------------------------
 
@@ -282,10 +283,19 @@ def run_tests(directory: str | Path) -> PolicyTestReport:
     except PolicyLoadError as exc:
         return PolicyTestReport("", [], Counter(), Counter(), {}, load_error=str(exc))
     tests: dict[str, str] = {}
+    unreadable: list[FileResult] = []
     for path in sorted(root.rglob("*")):
         if path.is_file() and is_test_file(path.name):
-            tests[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
-    return run_test_texts(policy, tests)
+            rel = path.relative_to(root).as_posix()
+            try:
+                tests[rel] = read_yaml_text(path)  # size-capped, UTF-8 only
+            except YamlSourceError as exc:
+                name = display_name(policy.root, rel)
+                line = exc.line if exc.line is not None else "?"
+                unreadable.append(FileResult(name, "", error=f"{name}:{line}: {exc.message}"))
+    report = run_test_texts(policy, tests)
+    report.files.extend(unreadable)
+    return report
 
 
 def run_test_texts(policy: PolicySet, tests: Mapping[str, str]) -> PolicyTestReport:

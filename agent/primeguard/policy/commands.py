@@ -27,6 +27,7 @@ from primeguard.policy.lint import lint_dir
 from primeguard.policy.loader import PolicyLoadErrors, load, read_policy_dir
 from primeguard.policy.versions import FileVersionStore, approve, propose
 from primeguard.policy.yamlsrc import YamlSourceError, parse
+from primeguard.safeyaml import read_yaml_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandRe
         return _load_error(exc)
     path = Path(input_path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)  # size-capped, UTF-8 only (JSON too)
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)

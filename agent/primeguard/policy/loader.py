@@ -64,6 +64,7 @@ from primeguard.policy.schema import (
     field_vocabulary,
 )
 from primeguard.policy.yamlsrc import Path_, Source, YamlSourceError, parse
+from primeguard.safeyaml import read_yaml_text
 
 CANONICAL_FORMAT = "primeguard-policy/1"
 TEST_SUFFIXES = ("_test.yaml", "_test.yml")
@@ -96,9 +97,9 @@ def read_policy_dir(directory: str | Path) -> dict[str, str]:
         if path.is_file() and is_policy_file(path.name) and not any(p.startswith(".") for p in path.parts):
             rel = path.relative_to(root).as_posix()
             try:
-                files[rel] = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PolicyLoadError(f"cannot read file: {exc}", file=str(path)) from exc
+                files[rel] = read_yaml_text(path)  # size-capped, UTF-8 only
+            except YamlSourceError as exc:
+                raise PolicyLoadError(exc.message, file=str(path), line=exc.line) from None
     return files
 
 

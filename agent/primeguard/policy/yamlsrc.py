@@ -16,6 +16,8 @@ Scalars are read more strictly than YAML 1.1 would:
   ``250000.10`` means exactly that.
 - Duplicate mapping keys are an error (YAML would keep the last one silently, which could hide an
   allowlist edit in review).
+- Anchors and aliases are refused, files are capped at 8 MiB and nesting is bounded: see
+  :mod:`primeguard.safeyaml`, the one hardened reader every YAML file goes through.
 """
 
 from __future__ import annotations
@@ -28,19 +30,15 @@ from typing import Any
 
 import yaml
 
+from primeguard.domain.errors import YamlSourceError
+from primeguard.safeyaml import load_checked
+
+__all__ = ["Path_", "Source", "YamlSourceError", "parse"]
+
 Path_ = tuple[str | int, ...]
 
 _INT_RE = re.compile(r"^[-+]?[0-9][0-9_]*$")
 _DEC_RE = re.compile(r"^[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+]?[0-9]+)?$|^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
-
-
-class YamlSourceError(Exception):
-    """A file is not valid YAML (or breaks our stricter reading). ``line`` is 1-based."""
-
-    def __init__(self, message: str, line: int | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,23 +142,15 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
 
 
 def parse(name: str, text: str) -> Source:
-    """Parse one YAML document. Raises :class:`YamlSourceError` with a 1-based line."""
-    loader = _StrictLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise YamlSourceError("the file is empty", 1)
-        lines: dict[Path_, int] = {(): node.start_mark.line + 1}
+    """Parse one YAML document through the hardened reader (:func:`primeguard.safeyaml.load_checked`:
+    size cap, no anchors/aliases, bounded nesting). Raises :class:`YamlSourceError` with a 1-based line."""
+    lines: dict[Path_, int] = {}
+
+    def track(node: yaml.Node) -> None:
+        lines[()] = node.start_mark.line + 1
         _walk(node, (), lines)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or str(exc)
-        if "expected a single document" in str(exc):
-            problem = "one YAML document per policy file (found a second '---' document)"
-        raise YamlSourceError(f"YAML syntax error: {problem}", mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise YamlSourceError(f"YAML error: {exc}", None) from None
-    finally:
-        loader.dispose()
+
+    data = load_checked(text, _StrictLoader, on_node=track)
+    if not lines:
+        raise YamlSourceError("the file is empty", 1)
     return Source(name=name, text=text, data=data, lines=lines)

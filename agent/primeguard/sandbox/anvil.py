@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,10 @@ def start_anvil(
     code_size_limit: int | None = None,
     startup_timeout: float = 20.0,
     extra_args: tuple[str, ...] = (),
+    on_spawn: Callable[[int], None] | None = None,
 ) -> AnvilNode:
-    """Start anvil and wait until it answers ``eth_chainId``."""
+    """Start anvil and wait until it answers ``eth_chainId``. ``on_spawn`` is told the process id
+    as soon as it exists. If anvil does not come up, the process is stopped before raising."""
     from primeguard.sandbox.toolchain import find_tool
 
     binary = find_tool("anvil")
@@ -133,19 +136,23 @@ def start_anvil(
         out = subprocess.DEVNULL  # type: ignore[assignment]
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     node = AnvilNode(port=port, chain_id=chain_id or 0, process=proc, fork_url=fork_url, log_path=log_path)
-    deadline = time.monotonic() + startup_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SandboxError(f"anvil exited with code {proc.returncode} while starting on port {port}")
-        try:
-            got = int(node.rpc("eth_chainId"), 16)
-        except (OSError, urllib.error.URLError, SandboxError):
-            time.sleep(0.05)
-            continue
-        if chain_id is not None and got != chain_id:
-            node.stop()
-            raise SandboxError(f"anvil answered chain id {got}, expected {chain_id}")
-        node.chain_id = got
-        return node
-    node.stop()
-    raise SandboxError(f"anvil did not answer on port {port} within {startup_timeout:.0f} s")
+    try:
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SandboxError(f"anvil exited with code {proc.returncode} while starting on port {port}")
+            try:
+                got = int(node.rpc("eth_chainId"), 16)
+            except (OSError, urllib.error.URLError, SandboxError):
+                time.sleep(0.05)
+                continue
+            if chain_id is not None and got != chain_id:
+                raise SandboxError(f"anvil answered chain id {got}, expected {chain_id}")
+            node.chain_id = got
+            return node
+        raise SandboxError(f"anvil did not answer on port {port} within {startup_timeout:.0f} s")
+    except BaseException:
+        node.stop()
+        raise

@@ -3,6 +3,9 @@ every venue, faults and scripted events. ``primeguard sandbox up --scenario FILE
 
 Validation is strict and happens before anything is started: a bad checksum address, an unknown
 token, a negative balance or a missing field is a ``ConfigError`` naming the file, line and field.
+So is every value the chain cannot hold: a feed answer outside ``int256`` once scaled by its
+decimals, a balance, mint total, limit or approval outside ``uint256`` in base units (or with more
+decimal places than the token has), an unbounded or infinite duration.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from primeguard.config.loader import load_yaml_model
-from primeguard.config.schema import LoanConfig
+from primeguard.config.schema import DAY, HOUR, MAX_CHAIN_ID, LoanConfig, LocatedValueError
 from primeguard.domain.errors import InputError
 from primeguard.domain.money import parse_address
 from primeguard.sandbox.cex.scenario import CexAccountScenario
@@ -38,6 +41,30 @@ MAINNET_FEEDS: dict[str, str] = {
     "USDT": "0x3E7d1eAB13ad0104d2750B8863b489D65364e32D",
 }
 NonNeg = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+UINT256_MAX = 2**256 - 1
+INT256_MAX = 2**255 - 1
+MAX_FEED_AGE_S = 10 * 365 * DAY
+
+
+def _fits(value: Decimal, decimals: int, limit: int) -> bool:
+    """``|value| * 10**decimals <= limit``, compared as Decimals (never building a huge int)."""
+    return abs(value).scaleb(decimals) <= Decimal(limit)
+
+
+def check_base_units(value: Decimal, decimals: int, what: str, loc: tuple[str | int, ...]) -> None:
+    """Refuse an amount the chain cannot hold in a ``uint256`` of base units, or with more decimal
+    places than ``decimals``. ``loc`` is where it sits below the model that calls this."""
+    if not _fits(value, decimals, UINT256_MAX):
+        raise LocatedValueError(f"{what} {value} does not fit a uint256 in base units ({decimals} decimals)", loc)
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -decimals:
+        raise LocatedValueError(f"{what} {value} has more than {decimals} decimal places", loc)
+
+
+def check_feed_answer(answer: Decimal, decimals: int, loc: tuple[str | int, ...]) -> None:
+    """Refuse a feed answer that does not fit the aggregator's ``int256`` once scaled."""
+    if not _fits(answer, decimals, INT256_MAX):
+        raise LocatedValueError(f"answer {answer} does not fit an int256 with {decimals} decimals", loc)
 
 
 class _M(BaseModel):
@@ -55,8 +82,9 @@ def _addr(value: str | None) -> str | None:
 
 class ChainScenario(_M):
     id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
-    chain_id: int = Field(gt=0)
-    block_time_s: float | None = None  # None: mine on every transaction
+    chain_id: int = Field(gt=0, le=MAX_CHAIN_ID)
+    # None: mine on every transaction
+    block_time_s: float | None = Field(default=None, gt=0, le=HOUR, allow_inf_nan=False)
     tokens: tuple[str, ...] = ("USDC", "USDT", "WETH", "WBTC")  # deployed at canonical addresses
 
     @field_validator("tokens")
@@ -73,9 +101,14 @@ class FeedScenario(_M):
     chain: str = "ethereum"
     answer: Decimal = Field(allow_inf_nan=False)  # may be <= 0 on purpose (oracle failure tests)
     decimals: int = Field(default=8, ge=0, le=36)
-    heartbeat_s: int = Field(default=3600, gt=0)
-    age_s: int = Field(default=0, ge=0)  # how long ago the round was updated
+    heartbeat_s: int = Field(default=3600, gt=0, le=7 * DAY)
+    age_s: int = Field(default=0, ge=0, le=MAX_FEED_AGE_S)  # how long ago the round was updated
     incomplete: bool = False  # answeredInRound < roundId
+
+    @model_validator(mode="after")
+    def _int256(self) -> FeedScenario:
+        check_feed_answer(self.answer, self.decimals, ("answer",))
+        return self
 
 
 class ApprovalScenario(_M):
@@ -149,8 +182,8 @@ class VaultScenario(_M):
     limits per asset and window, a guardian (the agent) that may pause."""
 
     chain: str = "ethereum"
-    timelock_s: int = Field(default=48 * 3600, ge=0)
-    window_s: int = Field(default=86400, gt=0)
+    timelock_s: int = Field(default=48 * 3600, ge=0, le=365 * DAY)
+    window_s: int = Field(default=86400, gt=0, le=365 * DAY)
     limits: dict[str, NonNeg] = Field(default_factory=dict)  # asset -> max per window (whole units)
     native: NonNeg = Decimal(0)
     tokens: dict[str, NonNeg] = Field(default_factory=dict)
@@ -171,11 +204,11 @@ class ClientScenario(_M):
 class EventScenario(_M):
     """Scripted change at ``at_s`` seconds after start: a price move, a venue outage or recovery."""
 
-    at_s: float = Field(ge=0)
+    at_s: float = Field(ge=0, le=DAY, allow_inf_nan=False)
     kind: Literal["price", "outage", "recover"]
     asset: str | None = None
     chain: str = "ethereum"
-    answer: Decimal | None = None
+    answer: Decimal | None = Field(default=None, allow_inf_nan=False)
     venue: str | None = None
 
 
@@ -216,7 +249,47 @@ class Scenario(_M):
         for v in self.faults:
             if v not in ("binance", "okx", "bybit", "dydx", "dydx-node", "evm"):
                 raise ValueError(f"faults: unknown venue {v!r}")
+        self._chain_ranges()
         return self
+
+    def _chain_ranges(self) -> None:
+        """Every amount fits what the contracts hold (see the module docstring); per token and
+        chain, everything minted together fits the token's ``uint256`` total supply."""
+        minted: dict[tuple[str, str], Decimal] = {}
+
+        def mint(chain: str, sym: str, qty: Decimal, loc: tuple[str | int, ...]) -> None:
+            decimals = 18 if sym == "ETH" else MAINNET_TOKENS[sym][1]
+            check_base_units(qty, decimals, f"{sym} balance", loc)
+            total = minted.get((chain, sym), Decimal(0)) + qty
+            if not _fits(total, decimals, UINT256_MAX):
+                raise LocatedValueError(f"{sym} minted on chain {chain} adds up to more than a uint256 "
+                                        "total supply", loc)
+            minted[(chain, sym)] = total
+
+        for ci, c in enumerate(self.clients):
+            for wi, w in enumerate(c.wallets):
+                at: tuple[str | int, ...] = ("clients", ci, "wallets", wi)
+                check_base_units(w.native, 18, "native balance", (*at, "native"))
+                for sym, qty in w.tokens.items():
+                    mint(w.chain, sym, qty, (*at, "tokens", sym))
+                for ai, ap in enumerate(w.approvals):
+                    if ap.amount != "unlimited":
+                        check_base_units(ap.amount, MAINNET_TOKENS[ap.token][1], "approval",
+                                         (*at, "approvals", ai, "amount"))
+            if c.vault is not None:
+                v = c.vault
+                at = ("clients", ci, "vault")
+                check_base_units(v.native, 18, "vault native balance", (*at, "native"))
+                for sym, qty in v.tokens.items():
+                    mint(v.chain, sym, qty, (*at, "tokens", sym))
+                for sym, qty in v.limits.items():
+                    decimals = 18 if sym == "ETH" else MAINNET_TOKENS[sym][1]
+                    check_base_units(qty, decimals, f"{sym} limit", (*at, "limits", sym))
+        feeds = {(f.chain, f.asset): f for f in self.feeds}
+        for ei, ev in enumerate(self.events):
+            feed = feeds.get((ev.chain, ev.asset or ""))
+            if ev.kind == "price" and ev.answer is not None and feed is not None:
+                check_feed_answer(ev.answer, feed.decimals, ("events", ei, "answer"))
 
 
 def load_scenario(path: str | Path) -> Scenario:

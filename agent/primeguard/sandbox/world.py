@@ -11,16 +11,17 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from web3 import Web3
 
 from primeguard.config.loader import load_config
 from primeguard.config.schema import PrimeguardConfig
+from primeguard.safeyaml import dump_yaml
 from primeguard.sandbox.anvil import AnvilNode, start_anvil
 from primeguard.sandbox.chain import DeployedChain, build_chain, set_feed_round
 from primeguard.sandbox.scenario import EventScenario, Scenario
@@ -39,16 +40,20 @@ class Sandbox:
     dydx: Any = None
     config_path: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
+    on_spawn: Callable[[int], None] | None = None  # told each child process id as it starts
+    _nodes: list[AnvilNode] = field(default_factory=list)  # every anvil started, deployed or not
     _events: threading.Thread | None = None
     _stop_events: threading.Event = field(default_factory=threading.Event)
 
     def start(self, *, run_events: bool = False) -> Path:
-        """Start everything, write ``config.yaml`` into ``workdir``, return its path."""
+        """Start everything, write ``config.yaml`` into ``workdir``, return its path. On any failure
+        everything started so far (anvil nodes included) is stopped before the error propagates."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             for chain in self.scenario.chains:
                 node = start_anvil(chain_id=chain.chain_id, block_time=chain.block_time_s,
-                                   log_dir=self.workdir / "logs")
+                                   log_dir=self.workdir / "logs", on_spawn=self.on_spawn)
+                self._nodes.append(node)  # before building: a failed build must still stop it
                 self.chains[chain.id] = build_chain(node, chain, self.scenario)
             if any(c.cex for c in self.scenario.clients):
                 from primeguard.sandbox.cex.server import CexSimulators
@@ -75,12 +80,13 @@ class Sandbox:
             self._events.start()
 
     def stop(self) -> None:
+        """Stop the simulators and every anvil this sandbox started (idempotent)."""
         self._stop_events.set()
         for sim in (self.cex, self.dydx):
             if sim is not None:
                 sim.stop()
-        for deployed in self.chains.values():
-            deployed.node.stop()
+        for node in [*self._nodes, *(d.node for d in self.chains.values() if d.node not in self._nodes)]:
+            node.stop()
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -104,10 +110,9 @@ class Sandbox:
             for asset, (addr, dec, hb) in d.feeds.items():
                 feeds.append({"asset": asset, "chain": cid, "address": addr, "decimals": dec, "heartbeat_s": hb})
             for v in d.vaults:
+                # Listed once: the config counts a vault's balances as a contract wallet of its own.
                 vaults.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
                                "address": v.address})
-                wallets.append({"id": f"{v.client}-vault-{cid}", "client": v.client, "chain": cid,
-                                "address": v.address, "kind": "contract", "label": "collateral vault"})
             counters: dict[str, int] = {}
             for w in d.wallets:
                 counters[w["client"]] = counters.get(w["client"], 0) + 1
@@ -166,7 +171,7 @@ class Sandbox:
     def _write_config(self) -> Path:
         path = self.workdir / "config.yaml"
         path.write_text("# written by primeguard sandbox: local throwaway endpoints\n"
-                        + yaml.safe_dump(self.config_dict(), sort_keys=False))
+                        + dump_yaml(self.config_dict()))
         load_config(path)  # what we write must load: fail here, not in the agent
         return path
 

@@ -39,7 +39,7 @@ def test_config_file_errors_name_file_and_line(tmp_path: Path, accounts: dict[st
     with pytest.raises(ConfigError, match="credential reference 'nobody'"):
         load_config(_cfg_file(tmp_path, [_raw(accounts["alpha-binance"], monitor="nobody")]))
     with pytest.raises(ConfigError, match="duplicate id 'alpha-binance'"):
-        load_config(_cfg_file(tmp_path, [good, good]))
+        load_config(_cfg_file(tmp_path, [good, _raw(accounts["alpha-binance"])]))  # no YAML alias
 
 
 def test_check_accounts_catches_what_bypassed_validation(accounts: dict[str, CexAccountConfig]) -> None:

@@ -391,11 +391,13 @@ def withdraw_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Withdrawals and their states, newest first."""
+    from primeguard.domain.money import MAX_AMOUNT_CHARS, display_amount
     from primeguard.store import repos
 
     svc = _withdrawal_service(config)
     with svc.store.session(readonly=True) as s:
-        rows = [{"id": w.id, "client": w.client_id, "account": w.account_id, "asset": w.asset, "amount": w.amount,
+        rows = [{"id": w.id, "client": w.client_id, "account": w.account_id, "asset": w.asset,
+                 "amount": display_amount(w.amount, max_chars=2 * MAX_AMOUNT_CHARS),
                  "destination": w.destination, "state": w.state, "requested_by": w.requested_by,
                  "requested_at": w.requested_at.isoformat(), "tx_hash": w.tx_hash}
                 for w in repos.list_withdrawals(s)]
@@ -406,7 +408,8 @@ def withdraw_list(
     for col in ("id", "client", "asset", "amount", "destination", "state", "requested_by"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["id"][:12], r["client"], r["asset"], r["amount"], r["destination"], r["state"], r["requested_by"])
+        t.add_row(r["id"][:12], r["client"], r["asset"], display_amount(r["amount"]), r["destination"], r["state"],
+                  r["requested_by"])
     console.print(t)
 
 

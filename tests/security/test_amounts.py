@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from primeguard.domain.errors import InputError
-from primeguard.domain.money import display_amount, parse_amount
 from primeguard.store import audit, open_store, repos
 from tests.store.util import sql
 from tests.web.conftest import csrf_of, login
@@ -54,11 +53,15 @@ BAD = [
 
 @pytest.mark.parametrize(("raw", "why"), BAD)
 def test_parse_amount_refuses(raw: str, why: str) -> None:
+    from primeguard.domain.money import parse_amount
+
     with pytest.raises(InputError, match=why):
         parse_amount(raw, 6)
 
 
 def test_parse_amount_accepts_plain_decimals_exactly() -> None:
+    from primeguard.domain.money import parse_amount
+
     assert parse_amount("1500.25", 6) == (Decimal("1500.25"), 1_500_250_000)
     assert parse_amount("0.000001", 6)[1] == 1
     assert parse_amount(" 42 ", 0)[1] == 42
@@ -170,6 +173,8 @@ def test_pages_and_api_render_any_stored_amount(client, seeded, stored: str) -> 
 
 
 def test_display_amount_is_bounded_for_anything() -> None:
+    from primeguard.domain.money import display_amount
+
     for value in [*STORED, Decimal("1E-999999999999999999"), Decimal("NaN"), Decimal("1E+999999"), None, object(),
                   b"\xff" * 10, "١٢٣"]:
         text = display_amount(value)

@@ -48,8 +48,8 @@ def write_book(store: Store) -> Book:
         repos.transition_withdrawal(s, w.id, "approved", actor="carol", now=at(13))
         b.seq["withdrawal_approved"] = _last(s)
     with store.session() as s:
-        action = ActionRow(id="act-1", client_id="beta", kind="reduce_only", mode="needs_approval", params={"ltv": "0.9"},
-                           created_at=at(20), updated_at=at(20))
+        action = ActionRow(id="act-1", client_id="beta", kind="reduce_only", mode="needs_approval",
+                           params={"ltv": "0.9"}, created_at=at(20), updated_at=at(20))
         repos.insert_action_once(s, action, now=at(20))
         b.seq["action"], b.ids["action"] = _last(s), "act-1"
         repos.transition_action(s, "act-1", "approved", expected="proposed", actor="carol", now=at(21))

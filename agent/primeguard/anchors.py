@@ -144,7 +144,7 @@ def read_anchors(path: Path) -> list[Anchor]:
 def _parse(body: str, where: str) -> Anchor:
     try:
         record, end = json.JSONDecoder().raw_decode(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not a JSON anchor record: {exc.msg}") from None
     if body[end:].strip():
         raise InputError(f"{where}: unexpected text after the anchor record")

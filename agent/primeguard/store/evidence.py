@@ -190,8 +190,9 @@ def cross_check(session: Session, index: EntryIndex, *, batch: int = 2000,
                     yield problem
     required = {ev.kind: str(ev.table.__tablename__) for ev in evidence if ev.row_required}
     for key, (seq, _actor, _body) in index.entries.items():
-        name = required.get(key[0])
-        if name is not None and key not in index.seen:
+        missing_from = required.get(key[0])
+        if missing_from is not None and key not in index.seen:
+            name = missing_from
             rid = key[1] if key[2] is None else f"{key[1]}/{key[2]}"
             yield Problem(name, rid, f"{key[0]} entry {seq} records a {name} row ({rid}) that is missing from "
                                      f"the {name} table: deleted after it was recorded", seq)

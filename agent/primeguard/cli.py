@@ -178,12 +178,21 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     config: Path = typer.Option(None, "--config", help="Agent config YAML (its store)"),
     store_url: str = typer.Option(None, "--store", help="Store URL instead of a config"),
+    anchor: list[Path] = typer.Option(
+        [], "--anchor", help="Anchor file (JSON lines, or a log with audit-anchor lines); repeatable"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check every audit entry's hash and link; exit 1 if the chain is broken."""
+    """Check every audit entry's hash and link, every audited row against its entry, and (with
+    --anchor) that the chain contains every anchored head; exit 1 if anything is wrong."""
     from primeguard.store import audit
     from primeguard.store.db import open_store
 
+    anchors = []
+    if anchor:
+        from primeguard.anchors import read_anchors
+
+        for path in anchor:
+            anchors.extend(read_anchors(path))
     url = store_url
     if url is None:
         from primeguard.active_policy import store_url as resolve_store_url
@@ -192,14 +201,62 @@ def audit_verify(
         if config is None:
             raise typer.BadParameter("give --config or --store")
         url = resolve_store_url(load_config(config), config.parent.resolve())
-    result = audit.verify(open_store(url))
+    result = audit.verify(open_store(url), anchors=anchors)
     if as_json:
         emit_json(result.as_dict())
     else:
         console.print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} entries checked"
-                      + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"))
+                      + (f", {result.anchors_checked} anchor(s) matched" if anchors and result.ok else "")
+                      + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"),
+                      markup=False, highlight=False)
+        for p in result.problems[:50]:
+            console.print(f"  {p.table} {p.row_id}: {p.reason}", markup=False, highlight=False)
+        if result.problems_total > 50:
+            console.print(f"  ... and {result.problems_total - 50} more (--json lists up to 1000)", markup=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def anchors_after(fn: F) -> F:
+    """After a command that wrote to the store succeeds, publish the audit head to the config's
+    anchor sinks (``audit.anchors.after_cli_writes``). A failed anchor is a warning: the write stands."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        config = kwargs.get("config")
+        if isinstance(config, Path):
+            _publish_anchor(config)
+        return out
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _publish_anchor(config: Path) -> None:
+    import logging
+
+    from primeguard.active_policy import store_url
+    from primeguard.anchors import Publisher
+    from primeguard.config import load_config
+    from primeguard.store.db import open_store
+
+    try:
+        cfg = load_config(config)
+        anchors = cfg.audit.anchors
+        if not anchors.sinks or not anchors.after_cli_writes:
+            return
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        base = config.parent.resolve()
+        store = open_store(store_url(cfg, base))
+        try:
+            _, failures = Publisher(anchors, base).anchor(store, source="cli")
+        finally:
+            store.close()
+    except PrimeguardError as exc:
+        failures = [f"audit anchor not published: {exc}"]
+    for f in failures:
+        err.print(f"[yellow]warning:[/yellow] {f}", markup=True, highlight=False)
 
 
 policy_app = typer.Typer(help="Compliance: lint, test, diff, explain, propose and approve policies.",
@@ -268,6 +325,7 @@ def _version_store(config: Path) -> Any:
 
 @policy_app.command("propose")
 @friendly
+@anchors_after
 def policy_propose(
     policy_dir: Path = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
@@ -294,6 +352,7 @@ def policy_propose(
 
 @policy_app.command("approve")
 @friendly
+@anchors_after
 def policy_approve(
     ref: str = typer.Argument(..., help="Version hash or unique prefix"),
     config: Path = typer.Option(..., "--config"),
@@ -346,6 +405,7 @@ def _print_result(result: Any, as_json: bool) -> None:
 
 @withdraw_app.command("request")
 @friendly
+@anchors_after
 def withdraw_request(
     config: Path = typer.Option(..., "--config"),
     account: str = typer.Option(..., "--account", help="Vault account id"),
@@ -362,6 +422,7 @@ def withdraw_request(
 
 @withdraw_app.command("approve")
 @friendly
+@anchors_after
 def withdraw_approve(
     withdrawal_id: str = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
@@ -375,6 +436,7 @@ def withdraw_approve(
 
 @withdraw_app.command("execute")
 @friendly
+@anchors_after
 def withdraw_execute(
     withdrawal_id: str = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
@@ -391,11 +453,13 @@ def withdraw_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Withdrawals and their states, newest first."""
+    from primeguard.domain.money import MAX_AMOUNT_CHARS, display_amount
     from primeguard.store import repos
 
     svc = _withdrawal_service(config)
     with svc.store.session(readonly=True) as s:
-        rows = [{"id": w.id, "client": w.client_id, "account": w.account_id, "asset": w.asset, "amount": w.amount,
+        rows = [{"id": w.id, "client": w.client_id, "account": w.account_id, "asset": w.asset,
+                 "amount": display_amount(w.amount, max_chars=2 * MAX_AMOUNT_CHARS),
                  "destination": w.destination, "state": w.state, "requested_by": w.requested_by,
                  "requested_at": w.requested_at.isoformat(), "tx_hash": w.tx_hash}
                 for w in repos.list_withdrawals(s)]
@@ -406,7 +470,8 @@ def withdraw_list(
     for col in ("id", "client", "asset", "amount", "destination", "state", "requested_by"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["id"][:12], r["client"], r["asset"], r["amount"], r["destination"], r["state"], r["requested_by"])
+        t.add_row(r["id"][:12], r["client"], r["asset"], display_amount(r["amount"]), r["destination"], r["state"],
+                  r["requested_by"])
     console.print(t)
 
 
@@ -451,6 +516,7 @@ def _store_for(config: Path) -> Any:
 
 @users_app.command("add")
 @friendly
+@anchors_after
 def users_add(name: str = typer.Argument(...), role: str = typer.Option(..., "--role"),
               config: Path = typer.Option(..., "--config"), actor: str = typer.Option("admin", "--as")) -> None:
     """Create a user (viewer, treasury, compliance, admin) and print its token once."""
@@ -463,6 +529,7 @@ def users_add(name: str = typer.Argument(...), role: str = typer.Option(..., "--
 
 @users_app.command("revoke")
 @friendly
+@anchors_after
 def users_revoke(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
                  actor: str = typer.Option("admin", "--as")) -> None:
     """Revoke a user's token at once (sessions end on their next request)."""
@@ -475,6 +542,7 @@ def users_revoke(name: str = typer.Argument(...), config: Path = typer.Option(..
 
 @users_app.command("rotate")
 @friendly
+@anchors_after
 def users_rotate(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
                  actor: str = typer.Option("admin", "--as")) -> None:
     """Replace a user's token; the new one is printed once."""

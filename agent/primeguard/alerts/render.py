@@ -14,6 +14,12 @@ from typing import Any
 from primeguard.alerts.model import Action, ItemKind, Send
 
 SCHEMA = "primeguard.alert/1"
+MAX_MESSAGE_CHARS = 4000  # a message built from stored values is cut here, never sent huge
+
+
+def _bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with ``…``): alert bodies stay small whatever is stored."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def title(send: Send) -> str:
@@ -22,7 +28,7 @@ def title(send: Send) -> str:
     where = f" on {it.subject}" if it.kind is ItemKind.FINDING else ""
     venue = f" @ {it.venue}" if it.venue else ""
     client = f" (client {it.client_id})" if it.client_id and it.kind is ItemKind.FINDING else ""
-    what = f"{it.code}{where}{venue}{client}" if it.kind is ItemKind.FINDING else it.message
+    what = f"{it.code}{where}{venue}{client}" if it.kind is ItemKind.FINDING else _bounded(it.message, 300)
     blind = "BLIND SPOT: " if it.blind_spot else ""
     match send.action:
         case Action.RESOLVED:
@@ -65,7 +71,7 @@ def payload(send: Send, now: datetime) -> dict[str, Any]:
         "client_id": it.client_id,
         "venue": it.venue or None,
         "chain": it.chain,
-        "message": it.message,
+        "message": _bounded(it.message),
         "ladder": ladder,
         "channel": send.channel,
         "at": now.isoformat(),
@@ -96,7 +102,7 @@ def slack_payload(send: Send, now: datetime) -> dict[str, Any]:
         "text": f"{emoji} {head}",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {_mrkdwn(it.message)}"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {_mrkdwn(_bounded(it.message, 2900))}"}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ],
@@ -107,7 +113,7 @@ def email_parts(send: Send, now: datetime, *, prefix: str) -> tuple[str, str, di
     """``(subject, body, extra headers)``; high priority sets ``X-Priority: 1`` and ``Importance: high``."""
     it = send.item
     body = payload(send, now)
-    lines = [title(send), "", it.message, ""]
+    lines = [title(send), "", _bounded(it.message), ""]
     for name in ("event", "priority", "severity", "code", "key", "client_id", "venue", "chain", "subject", "at"):
         if body[name] not in (None, ""):
             lines.append(f"{name}: {body[name]}")
@@ -129,5 +135,5 @@ def log_line(send: Send) -> str:
     if send.retry:
         parts["retry"] = "true"
     kv = " ".join(f"{k}={v}" for k, v in parts.items())
-    msg = it.message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    msg = _bounded(it.message).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
     return f'alert {kv} msg="{msg}"'

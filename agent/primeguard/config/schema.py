@@ -233,6 +233,45 @@ class StoreConfig(Strict):
     url: str = "sqlite:///primeguard.db"
 
 
+class FileAnchorSink(Strict):
+    """Append one JSON line per anchor to ``path`` (relative to the config's folder). Point it at a
+    place the database's operators cannot rewrite (another host's mount, WORM storage)."""
+
+    kind: Literal["file"]
+    path: str = Field(min_length=1)
+
+
+class LogAnchorSink(Strict):
+    """One structured ``audit-anchor {json}`` line on the ``primeguard.audit.anchor`` logger
+    (ship the log off the host and keep it)."""
+
+    kind: Literal["log"]
+
+
+class WebhookAnchorSink(Strict):
+    """POST each anchor as JSON to ``url`` (a secret: it may carry a token)."""
+
+    kind: Literal["webhook"]
+    url: SecretRef
+    timeout_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
+
+
+AnchorSink = Annotated[FileAnchorSink | LogAnchorSink | WebhookAnchorSink, Field(discriminator="kind")]
+
+
+class AnchorsConfig(Strict):
+    """Where the audit chain's head (seq, hash, time) is published outside the database, and when:
+    every ``every_s`` seconds by the daemon, and after each CLI command that wrote to the store."""
+
+    sinks: tuple[AnchorSink, ...] = ()
+    every_s: float = Field(default=300.0, ge=1, le=86_400, allow_inf_nan=False)
+    after_cli_writes: bool = True
+
+
+class AuditConfig(Strict):
+    anchors: AnchorsConfig = AnchorsConfig()
+
+
 class PrimeguardConfig(Strict):
     """The whole agent config."""
 
@@ -240,6 +279,7 @@ class PrimeguardConfig(Strict):
     production: bool = False
     policy_dir: str = "policies"
     store: StoreConfig = StoreConfig()
+    audit: AuditConfig = AuditConfig()
     chains: tuple[ChainConfig, ...] = ()
     tokens: tuple[TokenConfig, ...] = ()
     feeds: tuple[FeedConfig, ...] = ()
@@ -288,6 +328,9 @@ class PrimeguardConfig(Strict):
                     for ref in (c.api_key, c.secret, c.passphrase):
                         if ref is not None and ref.value is not None:
                             raise ValueError(f"credential {c.id}: inline secret values are not allowed in production")
+            for sink in self.audit.anchors.sinks:
+                if isinstance(sink, WebhookAnchorSink) and sink.url.value is not None:
+                    raise ValueError("audit anchor webhook: inline url is not allowed in production")
             for ch in self.alerts.channels:
                 for name in ("url", "username", "password"):
                     ref = getattr(ch, name, None)

@@ -22,7 +22,7 @@ from primeguard.custody.vault import NATIVE, VaultExecutor
 from primeguard.domain.decision import Decision, Outcome
 from primeguard.domain.errors import CustodyError, InputError
 from primeguard.domain.model import VenueKind
-from primeguard.domain.money import parse_address, parse_base_units, parse_quantity
+from primeguard.domain.money import parse_address, parse_amount, parse_base_units
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
 from primeguard.store import repos
 from primeguard.store.db import Store
@@ -87,20 +87,22 @@ class WithdrawalService:
 
     def validate(self, account_id: str, asset: str, amount: object, destination: object
                  ) -> tuple[VaultConfig | CexAccountConfig, str, Decimal, int, str]:
+        """Check a request before anything is written: a configured account, a known asset, a
+        plain positive amount within the asset's precision (:func:`parse_amount`: no exponent,
+        ASCII digits, never rounded), a checksummed destination. Raises InputError."""
         cex = self._cex(account_id)
         if cex is not None:
             if asset not in CEX_ASSETS:
                 raise InputError(f"unknown asset {asset!r} for {cex.venue} withdrawals")
             dest = parse_address(destination, what="destination")
-            qty = parse_quantity(amount, what="amount", max_decimals=CEX_DECIMALS)
-            return cex, asset, qty, parse_base_units(qty, CEX_DECIMALS, what="amount"), dest
+            qty, units = parse_amount(amount, CEX_DECIMALS, what="amount")
+            return cex, asset, qty, units, dest
         vault = self._vault(account_id)
         _addr, decimals, _ = self._asset(vault.chain, asset)
         dest = parse_address(destination, what="destination")
         if dest == vault.address:
             raise InputError("destination: a vault cannot withdraw to itself")
-        qty = parse_quantity(amount, what="amount", max_decimals=decimals)
-        units = parse_base_units(qty, decimals, what="amount")
+        qty, units = parse_amount(amount, decimals, what="amount")
         return vault, asset, qty, units, dest
 
     # --- lifecycle ---------------------------------------------------------------------------------

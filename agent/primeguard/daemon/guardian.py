@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from primeguard.active_policy import active_policy, store_url
 from primeguard.alerts.model import LadderEvent
 from primeguard.alerts.notifier import Notifier
+from primeguard.anchors import Publisher, head_record
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.evaluate import Evaluation, evaluate
 from primeguard.daemon.leases import ShardLeases
@@ -77,6 +78,8 @@ class Guardian:
             levers["revoke_approval"] = revoke_approval_lever(cfg, config_dir=config_dir)
         levers.update(_cex_levers(cfg, config_dir))
         self.playbook = Playbook(self.store, levers)
+        self.anchors = Publisher(cfg.audit.anchors, config_dir)
+        self._anchored: tuple[int, str] | None = None
         self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
         self.ladder: dict[str, LadderStatus] = {}
         self.peaks: dict[str, Decimal] = {}
@@ -227,6 +230,22 @@ class Guardian:
         if specs:
             self.playbook.propose(specs)
 
+    async def anchor(self) -> None:
+        """Publish the audit head to the configured anchor sinks (the scheduled ``anchor`` job).
+        Skipped when the head has not moved since the last anchor every sink took; a sink that
+        fails is logged (never its URL) and tried again on the next run."""
+        if not self.anchors.enabled:
+            return
+        record = await asyncio.to_thread(head_record, self.store, source=f"daemon:{self.replica_id}")
+        key = (int(record["seq"]), str(record["hash"]))
+        if key == self._anchored:
+            return
+        failures = await asyncio.to_thread(self.anchors.publish, record)
+        for failure in failures:
+            log.warning("%s; the next anchor run will try again", failure)
+        if not failures:
+            self._anchored = key
+
     # --- run --------------------------------------------------------------------------------
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
@@ -243,6 +262,10 @@ class Guardian:
                           max_instances=1, coalesce=True, id="sweep")
         scheduler.add_job(self._safe, "interval", seconds=scan_every_s, args=[self.capability_scan],
                           max_instances=1, coalesce=True, id="scan")
+        if self.anchors.enabled:
+            await self._safe(self.anchor)
+            scheduler.add_job(self._safe, "interval", seconds=self.cfg.audit.anchors.every_s, args=[self.anchor],
+                              max_instances=1, coalesce=True, id="anchor")
         scheduler.start()
         watcher = self.watcher = OracleWatcher(self.cfg, self.on_oracle_update) if watch else None
         if watcher:
@@ -258,6 +281,7 @@ class Guardian:
                 await runner.cleanup()
             if self.leases is not None:
                 self.leases.release()
+            await self._safe(self.anchor)  # the last head this replica saw, published on the way out
             log.info("guardian %s stopped", self.replica_id)
 
     async def _safe(self, fn: Any, *args: Any) -> None:

@@ -7,6 +7,7 @@ Every user- or file-supplied amount and address goes through :func:`parse_quanti
 from __future__ import annotations
 
 import decimal
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,6 +22,12 @@ decimal.setcontext(MONEY_CONTEXT)
 decimal.DefaultContext.prec = MONEY_CONTEXT.prec
 
 UINT256_MAX = 2**256 - 1
+MAX_AMOUNT_CHARS = 100  # a uint256 has 78 digits; anything longer is not an amount
+MAX_INTEGER_DIGITS = 60  # whole units: nothing real is anywhere near 10**60
+MAX_EXPONENT = 80  # |exponent| of any Decimal accepted from outside (prec is 80)
+DISPLAY_CHARS = 48  # the longest amount text a renderer ever produces
+# Plain positional decimal, ASCII digits only: "123", "123.45". No sign, exponent, "_" or spaces.
+_AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -67,15 +74,25 @@ def parse_quantity(raw: object, *, what: str = "amount", allow_zero: bool = Fals
         raise InputError(f"{what}: must not be negative, got {value}")
     if value == 0 and not allow_zero:
         raise InputError(f"{what}: must be greater than zero")
-    exponent = value.as_tuple().exponent
-    if max_decimals is not None and isinstance(exponent, int) and -exponent > max_decimals:
-        normalized = value.normalize()
-        norm_exp = normalized.as_tuple().exponent
-        if isinstance(norm_exp, int) and -norm_exp > max_decimals:
-            raise InputError(f"{what}: {value} has more than {max_decimals} decimal places")
-    if abs(value) >= Decimal(10) ** 60:
-        raise InputError(f"{what}: {value} is out of range")
+    if value != 0 and not -MAX_EXPONENT <= value.adjusted() < MAX_INTEGER_DIGITS:
+        raise InputError(f"{what}: {str(value)[:40]} is out of range")
+    if max_decimals is not None and _decimal_places(value) > max_decimals:
+        raise InputError(f"{what}: {str(value)[:40]} has more than {max_decimals} decimal places")
+    if abs(value) >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        raise InputError(f"{what}: {str(value)[:40]} is out of range")
     return value
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Significant decimal places of a finite Decimal (trailing zeros do not count), without
+    ``normalize()`` (which underflows to zero for tiny exponents under the money context)."""
+    sign, digits, exponent = value.as_tuple()
+    del sign
+    assert isinstance(exponent, int)
+    if not any(digits):
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing))
 
 
 def parse_base_units(raw: object, decimals: int, *, what: str = "amount", allow_zero: bool = False) -> int:
@@ -87,7 +104,93 @@ def parse_base_units(raw: object, decimals: int, *, what: str = "amount", allow_
     result = int(units)
     if result > UINT256_MAX:
         raise InputError(f"{what}: {value} overflows uint256")
+    if result == 0 and not allow_zero:
+        raise InputError(f"{what}: must be greater than zero")
     return result
+
+
+def parse_amount(raw: object, decimals: int, *, what: str = "amount") -> tuple[Decimal, int]:
+    """Parse an amount a person typed (CLI, API, form) for a token with ``decimals``.
+
+    Accepts only plain positional decimals of ASCII digits, ``"123"`` or ``"123.45"``, at most
+    :data:`MAX_AMOUNT_CHARS` long: no sign, exponent, ``_``, other scripts' digits, NaN or
+    Infinity. The amount must be more than zero and have at most ``decimals`` decimal places (a
+    finer amount is an error, never rounded). Returns ``(quantity, base_units)``, both exact, with
+    ``base_units`` in ``1..UINT256_MAX``.
+
+    Raises:
+        InputError: with a message saying what is wrong (the input is quoted, truncated).
+    """
+    if not 0 <= decimals <= 77:
+        raise InputError(f"{what}: the asset's decimals are out of range: {decimals}")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise InputError(f"{what}: expected a decimal string like 123.45, got {type(raw).__name__}")
+    if isinstance(raw, Decimal):
+        if not raw.is_finite() or abs(raw.as_tuple().exponent) > MAX_EXPONENT:  # type: ignore[arg-type]
+            raise InputError(f"{what}: {str(raw)[:40]!r} is not a plain decimal amount")
+        raw = format(raw, "f")
+    text = str(raw).strip()
+    shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
+    if not text:
+        raise InputError(f"{what}: empty; give a decimal like 123.45")
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise InputError(f"{what}: {len(text)} characters is too long for an amount (at most {MAX_AMOUNT_CHARS})")
+    if not _AMOUNT_TEXT.fullmatch(text):
+        if text.startswith("-"):
+            why = "must not be negative"
+        elif any(c in text for c in "eE") and not text.lower().lstrip("+-").startswith(("inf", "nan")):
+            why = "exponent notation is not accepted; write the amount out (e.g. 0.001)"
+        elif text.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+            why = "must be a finite number"
+        elif any(c.isdigit() and not ("0" <= c <= "9") for c in text):
+            why = "only the ASCII digits 0-9 are accepted"
+        else:
+            why = "not a plain decimal; use digits and at most one '.', e.g. 1500.25 (no sign, '_', ',' or spaces)"
+        raise InputError(f"{what}: {shown}: {why}")
+    whole, _, frac = text.partition(".")
+    significant = frac.rstrip("0")
+    if len(significant) > decimals:
+        raise InputError(f"{what}: {shown} has more than {decimals} decimal places (this asset's precision); "
+                         "it would be rounded, so it is refused")
+    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise InputError(f"{what}: {shown} is out of range")
+    units = int(whole) * 10**decimals + (int(significant.ljust(decimals, "0")) if decimals else 0)
+    if units == 0:
+        raise InputError(f"{what}: must be greater than zero")
+    if units > UINT256_MAX:
+        raise InputError(f"{what}: {shown} overflows uint256")
+    return Decimal(text), units
+
+
+def display_amount(value: object, *, max_chars: int = DISPLAY_CHARS) -> str:
+    """Text for any stored amount, bounded to ``max_chars``: positional for sane Decimals
+    (``"1500.25"``), scientific when the exponent is extreme, and the raw text cut short (with
+    ``…``) when it is not a number. Never raises and never builds a huge string: renderers (CLI,
+    pages, API, alerts) use it for values read back from the store, which may have been tampered with.
+    """
+    try:
+        if value is None:
+            return "—"
+        if isinstance(value, Decimal):
+            dec = value
+        else:
+            raw = str(value) if not isinstance(value, str) else value
+            if len(raw) > MAX_AMOUNT_CHARS:
+                return _cut(raw, max_chars)
+            dec = Decimal(raw.strip())
+        if not dec.is_finite():
+            return _cut(str(dec), max_chars)
+        exponent = dec.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if abs(exponent) > MAX_EXPONENT or abs(dec.adjusted()) > MAX_EXPONENT:
+            return _cut(f"{dec:.6e}", max_chars)
+        return _cut(format(dec, "f"), max_chars)
+    except Exception:  # a renderer must always get text back
+        return _cut(repr(value)[:max_chars * 2], max_chars)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max(1, max_chars - 1)] + "…"
 
 
 def parse_address(raw: object, *, what: str = "address", allow_zero: bool = False) -> str:

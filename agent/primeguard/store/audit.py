@@ -10,17 +10,21 @@ row holds the last ``(seq, hash)``:
   concurrent appenders queue up and the chain never forks.
 * :func:`verify` walks the chain in one read snapshot and reports the first broken entry: an edited
   entry (hash mismatch), a deleted or reordered entry (seq gap / prev_hash mismatch), entries removed
-  from the end (head mismatch), and a decision row changed after it was recorded (digest mismatch).
-  It never raises.
+  from the end (head mismatch). It then checks every row that records an audit entry (decisions,
+  withdrawals, approvals, playbook actions, policy versions, users: the table-driven mapping in
+  :mod:`primeguard.store.evidence`) against the chain: a row whose entry is missing (the log was
+  truncated, rolled back or deleted, head and all) or whose content differs from it fails, with
+  the table, the row id and the reason. Given external anchors, the chain must contain each
+  anchored (seq, hash). It never raises.
 
 A hash chain detects tampering by anyone who does not also rewrite every later hash and the head;
-an operator with full write access can rebuild the whole chain. Ship :func:`head` (seq, hash) to an
-external system (log, ticket, chat) regularly to anchor it.
+an operator with full write access can rebuild the whole chain. :mod:`primeguard.store.anchors`
+publishes the head (seq, hash, time) outside the database; ``verify(anchors=...)`` checks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,10 +35,13 @@ from sqlmodel import Session
 from primeguard.domain.errors import StoreError
 from primeguard.store._sql import insert_ignore, rowcount, table_of
 from primeguard.store.codec import canonical_json, iso, sha256_hex, store_json, utcnow
-from primeguard.store.tables import AuditHeadRow, AuditRow, DecisionRow
+from primeguard.store.evidence import DECISION_KIND, EntryIndex, Problem, cross_check, decision_digest
+from primeguard.store.tables import AuditHeadRow, AuditRow
+
+__all__ = ["DECISION_KIND", "GENESIS_HASH", "Anchor", "AuditEntry", "Problem", "VerifyResult", "append",
+           "decision_digest", "entries", "entry_hash", "head", "head_time", "lock_head", "verify"]
 
 GENESIS_HASH = "0" * 64
-DECISION_KIND = "decision.recorded"
 
 _log = table_of(AuditRow)
 _head = table_of(AuditHeadRow)
@@ -54,19 +61,42 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """Outcome of :func:`verify`. ``first_broken_seq`` and ``reason`` are None when ``ok``."""
+    """Outcome of :func:`verify`. ``first_broken_seq`` and ``reason`` are None when ``ok``.
+
+    ``problems`` lists everything found (each: table, row id, reason, seq when known), at most
+    :data:`MAX_PROBLEMS` of them (``problems_total`` counts all); ``reason`` is the first one's.
+    ``anchors_checked`` counts the external anchors compared with the chain.
+    """
 
     ok: bool
     checked: int
     head_seq: int | None
     first_broken_seq: int | None = None
     reason: str | None = None
+    problems: tuple[Problem, ...] = ()
+    problems_total: int = 0
+    anchors_checked: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "checked": self.checked, "head_seq": self.head_seq,
             "first_broken_seq": self.first_broken_seq, "reason": self.reason,
+            "problems": [p.as_dict() for p in self.problems], "problems_total": self.problems_total,
+            "anchors_checked": self.anchors_checked,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A chain head published outside the database: entry ``seq`` had ``hash``. ``source`` says
+    where it was read (``file:line``)."""
+
+    seq: int
+    hash: str
+    source: str = ""
+
+
+MAX_PROBLEMS = 1000
 
 
 def entry_hash(
@@ -140,6 +170,12 @@ def head(session: Session) -> tuple[int, str]:
     return (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
 
 
+def head_time(session: Session, seq: int) -> datetime | None:
+    """The time of entry ``seq`` (None when there is no such entry)."""
+    row = session.execute(sa.select(_log.c.at).where(_log.c.seq == seq)).first()
+    return None if row is None else row.at
+
+
 def entries(
     session: Session, *, after_seq: int = 0, limit: int = 100, kind: str | None = None, subject: str | None = None
 ) -> list[AuditEntry]:
@@ -152,30 +188,43 @@ def entries(
     return [_entry(r) for r in session.execute(stmt)]
 
 
-def decision_digest(row: DecisionRow) -> str:
-    """Digest binding a decision row's content to its audit entry."""
-    body = {
-        "id": row.id, "kind": row.kind, "subject": row.subject, "outcome": row.outcome,
-        "reasons": list(row.reasons), "rule_ids": list(row.rule_ids), "shadow": list(row.shadow),
-        "approvals_required": row.approvals_required, "explanation": row.explanation,
-        "policy_hash": row.policy_hash, "input": row.input, "masked_fields": list(row.masked_fields),
-        "actor": row.actor, "decided_at": iso(row.decided_at),
-    }
-    return sha256_hex(canonical_json(body))
+def verify(store: Any, *, batch: int = 2000, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+    """Check the whole chain, every row that points into it, and the given external anchors.
+    Never raises.
 
-
-def verify(store: Any, *, batch: int = 2000) -> VerifyResult:
-    """Check the whole chain (and decision rows against their entries). Never raises.
+    One pass over the chain in seq order checks each entry's hash and link and the head, and
+    indexes the entries rows are checked against (:mod:`primeguard.store.evidence`); then each
+    table with audited rows is read once. Linear in entries plus rows.
 
     Args:
         store: a :class:`primeguard.store.db.Store`.
         batch: rows read per query.
+        anchors: heads published earlier (:mod:`primeguard.store.anchors`); the chain must contain
+            every one of them, so a truncated tail or a rewritten history fails.
     """
     checked = 0
     head_seq: int | None = None
+    by_seq: dict[int, list[Anchor]] = {}
+    for a in anchors:
+        by_seq.setdefault(a.seq, []).append(a)
+    anchors_checked = 0
+
+    def result(problems: list[Problem], first: int | None = None) -> VerifyResult:
+        if not problems:
+            return VerifyResult(True, checked, head_seq, anchors_checked=anchors_checked)
+        lead = problems[0]
+        return VerifyResult(False, checked, head_seq, first if first is not None else lead.seq, lead.reason,
+                            tuple(problems[:MAX_PROBLEMS]), len(problems), anchors_checked)
+
     try:
         with store.session(readonly=True) as session:
             head_seq, head_hash = head(session)
+            index = EntryIndex()
+            anchor_problems: list[Problem] = []
+            for a in by_seq.get(0, ()):
+                anchors_checked += 1
+                if a.hash != GENESIS_HASH:
+                    anchor_problems.append(_anchor_rewritten(a, GENESIS_HASH))
             expected_seq, prev = 1, GENESIS_HASH
             last = 0
             while True:
@@ -184,52 +233,58 @@ def verify(store: Any, *, batch: int = 2000) -> VerifyResult:
                 ).all()
                 if not rows:
                     break
-                decision_checks: dict[str, tuple[int, str]] = {}
                 for r in rows:
+                    why: str | None = None
                     if r.seq != expected_seq:
                         why = (f"entry {expected_seq} is missing (next entry is {r.seq})" if r.seq > expected_seq
                                else f"entry {r.seq} is out of order")
-                        return VerifyResult(False, checked, head_seq, expected_seq, why)
-                    if r.prev_hash != prev:
-                        return VerifyResult(False, checked, head_seq, r.seq,
-                                            f"entry {r.seq} does not link to entry {r.seq - 1} (prev_hash differs): "
-                                            "an entry was removed, replaced or reordered")
-                    recomputed = entry_hash(r.seq, r.at, r.actor, r.kind, r.subject, r.payload, r.prev_hash)
-                    if recomputed != r.hash:
+                        broken = expected_seq
+                    elif r.prev_hash != prev:
+                        why = (f"entry {r.seq} does not link to entry {r.seq - 1} (prev_hash differs): "
+                               "an entry was removed, replaced or reordered")
+                        broken = r.seq
+                    elif entry_hash(r.seq, r.at, r.actor, r.kind, r.subject, r.payload, r.prev_hash) != r.hash:
                         why = f"entry {r.seq} ({r.kind}) was modified: its content does not match its hash"
-                        return VerifyResult(False, checked, head_seq, r.seq, why)
-                    if r.kind == DECISION_KIND and isinstance(r.payload, dict):
-                        decision_checks[str(r.payload.get("decision_id"))] = (r.seq, str(r.payload.get("digest")))
+                        broken = r.seq
+                    if why is not None:
+                        return result([Problem("audit_log", str(broken), why, broken), *anchor_problems], broken)
+                    for a in by_seq.get(r.seq, ()):
+                        anchors_checked += 1
+                        if a.hash != r.hash:
+                            anchor_problems.append(_anchor_rewritten(a, r.hash))
+                    index.add(r.seq, r.actor, r.kind, r.subject, r.payload)
                     checked += 1
                     prev, expected_seq, last = r.hash, r.seq + 1, r.seq
-                broken = _check_decisions(session, decision_checks)
-                if broken:
-                    return VerifyResult(False, checked, head_seq, broken[0], broken[1])
+            for seq in sorted(s for s in by_seq if s > last):
+                for a in by_seq[seq]:
+                    anchors_checked += 1
+                    anchor_problems.append(Problem(
+                        "anchor", a.source or str(a.seq),
+                        f"the anchor at {a.source or '?'} records entry {a.seq} but the chain ends at entry {last}: "
+                        "entries after it were removed (tail truncated) or the chain was rebuilt", a.seq))
+            problems: list[Problem] = []
             if (last, prev) != (head_seq, head_hash):
                 if last < head_seq:
                     why = (f"the log ends at entry {last} but the head records {head_seq}: "
                            "entries were removed from the end")
                 else:
                     why = f"the head records entry {head_seq} but the log continues to {last}: the head was altered"
-                return VerifyResult(False, checked, head_seq, min(last, head_seq) + 1, why)
-            return VerifyResult(True, checked, head_seq)
+                problems.append(Problem("audit_head", "1", why, min(last, head_seq) + 1))
+            problems.extend(anchor_problems)
+            rows_wrong = sorted(cross_check(session, index, batch=batch),
+                                key=lambda p: (p.seq is None, p.seq or 0, p.table, p.row_id))
+            problems.extend(rows_wrong)
+            return result(problems)
     except Exception as exc:  # verify reports; it never raises
         why = f"could not read the audit log: {type(exc).__name__}: {exc}"
-        return VerifyResult(False, checked, head_seq, None, why)
+        return VerifyResult(False, checked, head_seq, None, why, (Problem("audit_log", "-", why),), 1,
+                            anchors_checked)
 
 
-def _check_decisions(session: Session, wanted: dict[str, tuple[int, str]]) -> tuple[int, str] | None:
-    if not wanted:
-        return None
-    stmt = sa.select(DecisionRow).where(table_of(DecisionRow).c.id.in_(list(wanted)))
-    rows = {r.id: r for r in session.execute(stmt).scalars()}
-    for decision_id, (seq, digest) in sorted(wanted.items(), key=lambda kv: kv[1][0]):
-        row = rows.get(decision_id)
-        if row is None:
-            return seq, f"decision {decision_id} recorded by entry {seq} is missing from the decisions table"
-        if decision_digest(row) != digest:
-            return seq, f"decision {decision_id} (entry {seq}) was changed after it was recorded"
-    return None
+def _anchor_rewritten(a: Anchor, actual: str) -> Problem:
+    return Problem("anchor", a.source or str(a.seq),
+                   f"the anchor at {a.source or '?'} records entry {a.seq} with hash {a.hash[:16]}… but the chain's "
+                   f"entry {a.seq} has {actual[:16]}…: history up to the anchor was rewritten", a.seq)
 
 
 def _entry(r: Any) -> AuditEntry:

@@ -30,6 +30,7 @@ from sqlmodel import Session
 from primeguard.domain.decision import Decision
 from primeguard.domain.errors import ApprovalError, InputError
 from primeguard.domain.findings import Finding
+from primeguard.domain.money import parse_quantity
 from primeguard.store import audit
 from primeguard.store._sql import insert_ignore, rowcount, table_of, upsert_insert
 from primeguard.store.codec import as_utc, exact_decimal, jsonable, sha256_hex, store_json, utcnow
@@ -692,11 +693,12 @@ def create_withdrawal(
     now = _now(now)
     value = exact_decimal(amount, what="withdrawal amount")
     if value <= 0:
-        raise InputError(f"withdrawal amount must be positive, got {value}")
+        raise InputError(f"withdrawal amount must be positive, got {str(value)[:40]}")
+    value = parse_quantity(value, what="withdrawal amount")  # bounded exponent and size: renders safely
     row = WithdrawalRow(
         id=withdrawal_id or uuid.uuid4().hex, client_id=_require(client_id, "client_id"),
         account_id=_require(account_id, "account_id"), venue=_require(venue, "venue"), chain=chain,
-        asset=_require(asset, "asset"), amount=str(value), destination=_require(destination, "destination"),
+        asset=_require(asset, "asset"), amount=format(value, "f"), destination=_require(destination, "destination"),
         memo=memo, state=WithdrawalState.REQUESTED.value, requested_by=_require(requested_by, "requested_by"),
         requested_at=now, updated_at=now, decision_ids=[], version=1,
     )

@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from primeguard.domain.money import MAX_AMOUNT_CHARS, MAX_EXPONENT, display_amount
+
 NAV = (("overview", "/", "Overview"), ("capabilities", "/capabilities", "Capabilities"),
        ("timeline", "/timeline", "Alerts & actions"), ("policy", "/policy", "Policy"),
        ("withdrawals", "/withdrawals", "Withdrawals"))
@@ -63,19 +65,31 @@ def join(parts: Iterable[str], sep: str = "") -> Safe:
 
 
 def _dec(value: Any) -> Decimal | None:
+    """A Decimal small enough to format positionally, or None (absent, not a number, or with an
+    absurd exponent or length: formatting those would build a huge string)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        d = Decimal(str(value))
+        text = value if isinstance(value, Decimal) else str(value)
+        if not isinstance(text, Decimal) and len(text) > MAX_AMOUNT_CHARS:
+            return None
+        d = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
+    if d.is_finite() and (abs(d.adjusted()) > MAX_EXPONENT or abs(int(d.as_tuple().exponent)) > MAX_EXPONENT):
+        return None
     return d
+
+
+def _odd(value: Any) -> Safe:
+    """A value that is present but cannot be formatted as a number: bounded, escaped text."""
+    return Safe("—") if value is None else e(display_amount(value))
 
 
 def usd(value: Any) -> Safe:
     d = _dec(value)
     if d is None or not d.is_finite():
-        return Safe("—") if d is None else e(str(value))
+        return _odd(value)
     sign = "−" if d < 0 else ""
     return e(f"{sign}${abs(d):,.2f}")
 
@@ -94,7 +108,7 @@ def pct(value: Any, *, infinite: bool = False) -> Safe:
 def qty(value: Any) -> Safe:
     d = _dec(value)
     if d is None or not d.is_finite():
-        return e(value) if value is not None else Safe("—")
+        return _odd(value)
     text = f"{d:,f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from primeguard.domain.findings import BLIND_SPOT_CODES, FindingCode
 from primeguard.domain.model import FUND_MOVING
+from primeguard.domain.money import MAX_AMOUNT_CHARS, display_amount
 from primeguard.store import audit, repos
 from primeguard.store.db import Store
 from primeguard.store.tables import AlertRow, FindingRow, MetricRow, SnapshotRow
@@ -44,6 +45,7 @@ CAPABILITY_CODES: frozenset[str] = frozenset(c.value for c in (
 FUND_MOVING_CAPS: frozenset[str] = frozenset(c.value for c in FUND_MOVING)
 BAND_NAMES = ("warn", "margin_call", "halt", "liquidate")
 MAX_PAGE = 200
+EXACT_CHARS = 2 * MAX_AMOUNT_CHARS  # every valid amount written out fits; a tampered one is cut
 MAX_WINDOW = 5000  # offset + limit: how deep the timeline can be paged
 
 
@@ -52,12 +54,11 @@ def iso(t: datetime | None) -> str | None:
 
 
 def dec(value: Any) -> str | None:
-    """A Decimal (or numeric string) as an exact string; None stays None."""
+    """A Decimal (or numeric string) as an exact string; None stays None. A value too large to
+    write out (a tampered row) comes back as bounded text (:func:`display_amount`), never huge."""
     if value is None:
         return None
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
+    return display_amount(value, max_chars=EXACT_CHARS)
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -342,7 +343,7 @@ def timeline(store: Store, *, limit: int = 50, offset: int = 0) -> dict[str, Any
 def withdrawal_json(w: Any, approvals: Iterable[Any], decision: Any | None) -> dict[str, Any]:
     return {
         "id": w.id, "client_id": w.client_id, "account_id": w.account_id, "venue": w.venue, "chain": w.chain,
-        "asset": w.asset, "amount": w.amount, "destination": w.destination, "memo": w.memo, "state": w.state,
+        "asset": w.asset, "amount": dec(w.amount), "destination": w.destination, "memo": w.memo, "state": w.state,
         "requested_by": w.requested_by, "requested_at": iso(w.requested_at), "updated_at": iso(w.updated_at),
         "tx_hash": w.tx_hash, "error": w.error,
         "approvals": [{"approver": a.approver, "role": a.role, "approved_at": iso(a.approved_at)} for a in approvals],

@@ -188,7 +188,7 @@ def position_list(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
                         d(state.maint_margin(p)), "positionIM": d(state.initial_margin(p)), "tpslMode": "Full",
                         "takeProfit": "", "stopLoss": "", "trailingStop": "0", "unrealisedPnl": d(state.upnl(p)),
                         "curRealisedPnl": "0", "cumRealisedPnl": "0", "seq": 1, "isReduceOnly": False,
-                        "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "", "sessionAvgPrice": "",
+                        "mmrSysUpdatedTime": str(acct.created_ms), "leverageSysUpdatedTime": "", "sessionAvgPrice": "",
                         "createdTime": str(p.updated_ms), "updatedTime": str(p.updated_ms)})
     return ok(state, {"list": out, "nextPageCursor": "", "category": cat})
 
@@ -206,7 +206,8 @@ def _order_json(acct: SimAccount, o: SimOrder) -> dict[str, Any]:
     return {"symbol": o.symbol.split(":")[0].replace("/", ""),
             "orderType": "Market" if o.type == "market" else "Limit", "orderLinkId": o.client_id,
             "slLimitPrice": "0", "orderId": o.order_id, "cancelType": "UNKNOWN",
-            "avgPrice": d(o.avg_price) if o.avg_price else "", "stopOrderType": "", "lastPriceOnCreated": "",
+            "avgPrice": d(o.avg_price) if o.avg_price else "", "stopOrderType": "",
+            "lastPriceOnCreated": d(o.price or o.avg_price or 0),
             "orderStatus": status, "createType": "CreateByUser", "takeProfit": "", "cumExecValue": d(filled_value),
             "tpslMode": "", "smpType": "None", "triggerDirection": 0, "blockTradeId": "", "cumFeeDetail": {},
             "isLeverage": "", "rejectReason": "EC_NoError", "price": d(o.price or 0), "orderIv": "",

@@ -188,19 +188,23 @@ def positions(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
         contracts = p.size / m.ct_val
         im = d(state.initial_margin(p))
         out.append({
-            "adl": "1", "availPos": d(abs(contracts)) if side != "net" else "", "avgPx": d(p.entry), "baseBal": "",
+            "adl": "1", "availPos": d(abs(contracts)), "avgPx": d(p.entry), "baseBal": "",
             "baseBorrowed": "", "baseInterest": "", "bePx": d(p.entry), "bizRefId": "", "bizRefType": "",
             "cTime": str(p.updated_ms), "ccy": "USDT", "clSpotInUseAmt": "", "closeOrderAlgo": [], "deltaBS": "",
             "deltaPA": "", "fee": "0", "fundingFee": "0", "gammaBS": "", "gammaPA": "", "hedgedPos": "",
             "idxPx": d(m.mark), "imr": "" if isolated else im, "instId": inst, "instType": "SWAP", "interest": "",
             "last": d(m.last), "lever": str(p.leverage), "liab": "", "liabCcy": "", "liqPenalty": "0",
             "liqPx": d(state.liquidation_price(p)), "margin": im if isolated else "", "markPx": d(m.mark),
-            "maxSpotInUseAmt": "", "mgnMode": acct.margin_mode, "mgnRatio": "", "mmr": d(state.maint_margin(p)),
+            "maxSpotInUseAmt": "", "mgnMode": acct.margin_mode,
+            "mgnRatio": d((state.initial_margin(p) / state.maint_margin(p)).quantize(Decimal("0.0001"))),
+            "mmr": d(state.maint_margin(p)),
             "nonSettleAvgPx": "", "notionalUsd": d(abs(p.size) * m.mark), "optVal": "", "pendingCloseOrdLiabVal": "",
             "pnl": "0", "pos": d(abs(contracts) if side != "net" else contracts), "posCcy": "",
-            "posId": f"{acct.uid}{p.base}{side}", "posSide": side, "quoteBal": "", "quoteBorrowed": "",
+            "posId": f"{acct.uid}{ord(p.base[0]):03d}{1 if p.size > 0 else 2}", "posSide": side, "quoteBal": "",
+            "quoteBorrowed": "",
             "quoteInterest": "", "realizedPnl": "0", "settledPnl": "", "spotInUseAmt": "", "spotInUseCcy": "",
-            "thetaBS": "", "thetaPA": "", "tradeId": "", "uTime": str(p.updated_ms), "upl": d(state.upnl(p)),
+            "thetaBS": "", "thetaPA": "", "tradeId": str(p.updated_ms), "uTime": str(p.updated_ms),
+            "upl": d(state.upnl(p)),
             "uplLastPx": d(p.size * (m.last - p.entry)), "uplRatio": "0", "uplRatioLastPx": "0", "usdPx": "",
             "vegaBS": "", "vegaPA": ""})
     return ok(out)

@@ -181,3 +181,57 @@ def test_locked_never_exceeds_holdings_on_recorded_okx_balance() -> None:
     nz.okx_balances("a", body("okx", "balance"), AT, read)  # USDT: cashBal 0.000258796, frozenBal 441.02
     usdt = next(b for b in read.balances if b.asset == "USDT")
     assert usdt.quantity == Decimal("0.000258796") and usdt.locked == usdt.quantity  # old code: 441.02
+
+
+# --- through the collector: an undocumented type is a finding and an unknown key, never a crash -----
+
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "binance": {"enableWithdrawals": "true", "ipRestrict": "false"},
+    "okx": {"uid": None},  # None: the field is absent
+    "bybit": {"isMaster": None},
+}
+
+
+@pytest.fixture(scope="module")
+def typed_snaps(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import asyncio
+
+    from primeguard.sandbox.cex.server import CexSimulators
+    from primeguard.sandbox.scenario import Scenario
+    from primeguard.venues.cex import collect_many
+    from tests.venues.cex.helpers import fast_pool
+
+    sc = Scenario.model_validate({"name": "venue-types", "feeds": [], "clients": [{"id": "t", "cex": [
+        {"venue": v, "spot": {"USDT": "100"}, "keys": [{"id": "client", "spot": True}]}
+        for v in ("binance", "okx", "bybit")]}]})
+    sims = CexSimulators(sc)
+    sims.start()
+    try:
+        accounts = sims.config_accounts(tmp_path_factory.mktemp("types-secrets"))
+        for a in accounts:
+            st = sims.state(a.venue)
+            st.key_answer_overrides[st.key_by_id(a.sub_account, "client").api_key] = OVERRIDES[a.venue]
+
+        async def go() -> Any:
+            async with fast_pool() as pool:
+                return await collect_many(accounts, pool=pool)
+
+        yield {s.account.venue.value: s for s in asyncio.run(go())}
+    finally:
+        sims.stop()
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
+def test_collector_reports_undocumented_types(typed_snaps: Any, venue: str) -> None:
+    from primeguard.domain.findings import FindingCode
+
+    snap = typed_snaps[venue]
+    assert snap.ok  # the account itself was read
+    cred = next(c for c in snap.credentials if c.id == "client")
+    finding = next(f for f in snap.findings if f.subject.endswith("/client") and
+                   f.code == FindingCode.VENUE_BAD_RESPONSE)
+    assert set(finding.details["fields"]) >= set(OVERRIDES[venue])
+    if venue == "binance":
+        assert Capability.UNKNOWN in cred.capabilities and cred.ip_restricted is None
+    else:
+        assert cred.details["is_master"] is None

@@ -469,6 +469,7 @@ def api_restrictions(state: VenueState, req: SimRequest, key: SimKey) -> SimResp
     }
     if key.expires_ms is not None:
         out["tradingAuthorityExpirationTime"] = key.expires_ms
+    out.update(state.key_answer_overrides.get(key.api_key, {}))
     return SimResponse(200, out)
 
 

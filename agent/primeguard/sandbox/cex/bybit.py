@@ -321,6 +321,16 @@ def account_info(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
 
 
 def query_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    resp = _query_api(state, key)
+    for name, value in state.key_answer_overrides.get(key.api_key, {}).items():
+        if value is None:
+            resp.body["result"].pop(name, None)  # None removes the field
+        else:
+            resp.body["result"][name] = value
+    return resp
+
+
+def _query_api(state: VenueState, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     p = key.perms
     names = (("internal_transfer", "AccountTransfer"), ("universal_transfer", "SubMemberTransfer"),

@@ -221,7 +221,7 @@ def _perm_string(key: SimKey) -> str:
 
 def config(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
-    return ok([{"acctLv": "2", "acctStpMode": "cancel_maker", "autoLoan": False, "ctIsoMode": "automatic",
+    resp = ok([{"acctLv": "2", "acctStpMode": "cancel_maker", "autoLoan": False, "ctIsoMode": "automatic",
                 "enableSpotBorrow": False, "greeksType": "PA", "ip": ",".join(key.ips), "type":
                 "0" if acct.is_master else "1", "kycLv": "2", "label": key.label, "level": "Lv1",
                 "levelTmp": "", "liquidationGear": "-1", "mainUid": state.master.uid, "mgnIsoMode": "automatic",
@@ -229,6 +229,12 @@ def config(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
                 "posMode": "long_short_mode" if acct.position_mode == "hedge" else "net_mode", "roleType": "0",
                 "spotBorrowAutoRepay": False, "spotOffsetType": "", "spotRoleType": "0", "spotTraderInsts": [],
                 "traderInsts": [], "uid": acct.uid, "settleCcy": "USDT", "settleCcyList": ["USDT"]}])
+    for name, value in state.key_answer_overrides.get(key.api_key, {}).items():
+        if value is None:
+            resp.body["data"][0].pop(name, None)  # None removes the field
+        else:
+            resp.body["data"][0][name] = value
+    return resp
 
 
 # --- trade ----------------------------------------------------------------------------------------

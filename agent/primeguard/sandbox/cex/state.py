@@ -171,6 +171,9 @@ class VenueState:
         self.fault_rng = random.Random(self.faults.seed)
         self.fault_counter = 0
         self.clock_offset_ms = 0  # tests may skew the venue clock
+        # api key -> fields replaced in that key's self-inspection answer (apiRestrictions /
+        # account/config / query-api): lets tests send a flag in an undocumented type
+        self.key_answer_overrides: dict[str, dict[str, object]] = {}
         self._ids = itertools.count(1_000_001)
         self.master = SimAccount(uid=derive_uid(seed, venue, "master"), name=f"pb-master@{venue}.sandbox",
                                  client=None, is_master=True)

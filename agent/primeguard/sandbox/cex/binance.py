@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState
+from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, SimPosition, VenueState
 
 venue = "binance"
 UNUSED_IP = "192.0.2.1"  # TEST-NET-1: never a real client
@@ -169,6 +169,21 @@ def _spot_order_json(o: SimOrder) -> dict[str, Any]:
             "origQuoteOrderQty": "0.00000000", "selfTradePreventionMode": "NONE"}
 
 
+def _spot_new_order_json(o: SimOrder) -> dict[str, Any]:
+    """The FULL answer to a new spot order (Binance's default for LIMIT and MARKET): no ``time``,
+    ``updateTime``, ``stopPrice`` or ``isWorking``, but ``transactTime`` and the ``fills``."""
+    full = _spot_order_json(o)
+    fills = [] if o.filled == 0 else [{"price": d(o.avg_price or 0, 8), "qty": d(o.filled, 8),
+                                       "commission": "0.00000000", "commissionAsset": "BNB",
+                                       "tradeId": int(o.order_id)}]
+    return {"symbol": full["symbol"], "orderId": full["orderId"], "orderListId": -1, "clientOrderId": o.client_id,
+            "transactTime": o.created_ms, "price": full["price"], "origQty": full["origQty"],
+            "executedQty": full["executedQty"], "origQuoteOrderQty": "0.00000000",
+            "cummulativeQuoteQty": full["cummulativeQuoteQty"], "status": full["status"],
+            "timeInForce": full["timeInForce"], "type": full["type"], "side": full["side"],
+            "workingTime": o.created_ms, "fills": fills, "selfTradePreventionMode": "NONE"}
+
+
 def spot_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     balances = []
@@ -259,7 +274,7 @@ def spot_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
         return err(-2010, "Account has insufficient balance for requested action.")
     o = state.place_order(acct, base=m.base, market="spot", side=side, amount=qty, price=price,  # type: ignore[arg-type]
                           type_=type_, tif=req.param("timeInForce") or "GTC", reduce_only=False, client_id=cid)
-    return SimResponse(200, _spot_order_json(o))
+    return SimResponse(200, _spot_new_order_json(o))
 
 
 def spot_get_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -278,16 +293,42 @@ def spot_cancel_order(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
 # --- USDⓈ-M futures ---------------------------------------------------------------------------------
 
 
-def _fut_order_json(o: SimOrder) -> dict[str, Any]:
+def _position_side(acct: SimAccount, o: SimOrder) -> str:
+    if acct.position_mode != "hedge":
+        return "BOTH"
+    return "LONG" if (o.side == "buy") != o.reduce_only else "SHORT"
+
+
+def _fut_order_json(acct: SimAccount, o: SimOrder, *, new: bool = False) -> dict[str, Any]:
+    """A USDⓈ-M order. The answer to a new order carries ``cumQty`` and no ``time``; a queried
+    order carries ``time`` and no ``cumQty`` (as the venue answers)."""
     status = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}[o.status]
     sym = o.symbol.split(":")[0].replace("/", "")
-    return {"orderId": int(o.order_id), "symbol": sym, "status": status, "clientOrderId": o.client_id,
-            "price": d(o.price or 0), "avgPrice": d(o.avg_price or 0), "origQty": d(o.amount),
-            "executedQty": d(o.filled), "cumQty": d(o.filled), "cumQuote": d(o.filled * (o.avg_price or 0)),
-            "timeInForce": o.tif, "type": o.type.upper(), "origType": o.type.upper(), "reduceOnly": o.reduce_only,
-            "closePosition": False, "side": o.side.upper(), "positionSide": "BOTH", "stopPrice": "0",
-            "workingType": "CONTRACT_PRICE", "priceProtect": False, "priceMatch": "NONE",
-            "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": o.created_ms, "updateTime": o.updated_ms}
+    out: dict[str, Any] = {
+        "orderId": int(o.order_id), "symbol": sym, "status": status, "clientOrderId": o.client_id,
+        "price": d(o.price or 0), "avgPrice": d(o.avg_price or 0), "origQty": d(o.amount),
+        "executedQty": d(o.filled), "cumQty": d(o.filled), "cumQuote": d(o.filled * (o.avg_price or 0)),
+        "timeInForce": o.tif, "type": o.type.upper(), "reduceOnly": o.reduce_only, "closePosition": False,
+        "side": o.side.upper(), "positionSide": _position_side(acct, o), "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": o.type.upper(), "priceMatch": "NONE",
+        "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": o.created_ms, "updateTime": o.updated_ms}
+    del out["time" if new else "cumQty"]
+    return out
+
+
+def _pos_side(acct: SimAccount, p: SimPosition) -> str:
+    """``BOTH`` in one-way mode; ``LONG``/``SHORT`` in hedge mode (the short leg's amount negative)."""
+    if acct.position_mode != "hedge":
+        return "BOTH"
+    return "LONG" if p.size > 0 else "SHORT"
+
+
+def _iso(state: VenueState, acct: SimAccount, p: SimPosition, with_pnl: bool) -> str:
+    """Isolated margin (wallet, or wallet plus unrealized PnL) of an isolated position; "0" in cross."""
+    if acct.margin_mode != "isolated":
+        return "0"
+    wallet = state.initial_margin(p)
+    return d(wallet + state.upnl(p) if with_pnl else wallet, 8)
 
 
 def fapi_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -310,9 +351,9 @@ def fapi_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
                        "openOrderInitialMargin": "0.00000000", "crossWalletBalance": d(wallet, 8),
                        "crossUnPnl": d(a_upnl, 8), "availableBalance": d(avail, 8),
                        "maxWithdrawAmount": d(avail, 8), "updateTime": state.server_ms()})
-    positions = [{"symbol": f"{p.base}USDT", "positionSide": "BOTH", "positionAmt": d(p.size),
-                  "unrealizedProfit": d(state.upnl(p), 8), "isolatedMargin": "0", "notional":
-                  d(p.size * state.markets[p.base].mark, 8), "isolatedWallet": "0",
+    positions = [{"symbol": f"{p.base}USDT", "positionSide": _pos_side(acct, p), "positionAmt": d(p.size),
+                  "unrealizedProfit": d(state.upnl(p), 8), "isolatedMargin": _iso(state, acct, p, True), "notional":
+                  d(p.size * state.markets[p.base].mark, 8), "isolatedWallet": _iso(state, acct, p, False),
                   "initialMargin": d(state.initial_margin(p), 8), "maintMargin": d(state.maint_margin(p), 8),
                   "updateTime": p.updated_ms} for p in acct.positions.values()]
     return SimResponse(200, {
@@ -333,11 +374,12 @@ def fapi_position_risk(state: VenueState, req: SimRequest, key: SimKey) -> SimRe
         if sym is not None and sym != f"{p.base}USDT":
             continue
         m = state.markets[p.base]
-        out.append({"symbol": f"{p.base}USDT", "positionSide": "BOTH", "positionAmt": d(p.size),
+        out.append({"symbol": f"{p.base}USDT", "positionSide": _pos_side(acct, p), "positionAmt": d(p.size),
                     "entryPrice": d(p.entry), "breakEvenPrice": d(p.entry), "markPrice": d(m.mark, 8),
                     "unRealizedProfit": d(state.upnl(p), 8), "liquidationPrice": d(state.liquidation_price(p)),
-                    "isolatedMargin": "0", "notional": d(p.size * m.mark, 8), "marginAsset": "USDT",
-                    "isolatedWallet": "0", "initialMargin": d(state.initial_margin(p), 8),
+                    "isolatedMargin": _iso(state, acct, p, True), "notional": d(p.size * m.mark, 8),
+                    "marginAsset": "USDT", "isolatedWallet": _iso(state, acct, p, False),
+                    "initialMargin": d(state.initial_margin(p), 8),
                     "maintMargin": d(state.maint_margin(p), 8),
                     "positionInitialMargin": d(state.initial_margin(p), 8), "openOrderInitialMargin": "0",
                     "adl": 1, "bidNotional": "0", "askNotional": "0", "updateTime": p.updated_ms})
@@ -362,7 +404,7 @@ def fapi_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResp
     acct = state.account_of(key)
     sym = req.param("symbol")
     orders = [o for o in acct.open_orders("futures") if sym is None or o.symbol.split(":")[0].replace("/", "") == sym]
-    return SimResponse(200, [_fut_order_json(o) for o in orders])
+    return SimResponse(200, [_fut_order_json(acct, o) for o in orders])
 
 
 def fapi_cancel_all(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -377,8 +419,9 @@ def fapi_cancel_all(state: VenueState, req: SimRequest, key: SimKey) -> SimRespo
 
 
 def fapi_get_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
-    o = _find_order(state.account_of(key), "futures", req)
-    return err(-2013, "Order does not exist.") if o is None else SimResponse(200, _fut_order_json(o))
+    acct = state.account_of(key)
+    o = _find_order(acct, "futures", req)
+    return err(-2013, "Order does not exist.") if o is None else SimResponse(200, _fut_order_json(acct, o))
 
 
 def fapi_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -408,7 +451,7 @@ def fapi_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
             return err(-2019, "Margin is insufficient.")
     o = state.place_order(acct, base=m.base, market="futures", side=side, amount=qty, price=price,  # type: ignore[arg-type]
                           type_=type_, tif=req.param("timeInForce") or "GTC", reduce_only=reduce_only, client_id=cid)
-    return SimResponse(200, _fut_order_json(o))
+    return SimResponse(200, _fut_order_json(acct, o, new=True))
 
 
 # --- sapi: key restrictions, withdrawals, sub-accounts -----------------------------------------------
@@ -426,6 +469,7 @@ def api_restrictions(state: VenueState, req: SimRequest, key: SimKey) -> SimResp
     }
     if key.expires_ms is not None:
         out["tradingAuthorityExpirationTime"] = key.expires_ms
+    out.update(state.key_answer_overrides.get(key.api_key, {}))
     return SimResponse(200, out)
 
 

@@ -169,22 +169,26 @@ def position_list(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
         return err(10001, "params error: symbol or settleCoin is required")
     acct = state.account_of(key)
     out = []
+    isolated = acct.margin_mode == "isolated"
     if cat == "linear":
         for p in acct.positions.values():
             m = state.markets[p.base]
             sym = f"{p.base}USDT"
             if req.param("symbol") not in (None, sym) or req.param("settleCoin") not in (None, "USDT"):
                 continue
-            out.append({"positionIdx": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": sym,
+            idx = 0 if acct.position_mode != "hedge" else (1 if p.size > 0 else 2)
+            # a cross position in a unified account has no liquidation price of its own: Bybit sends ""
+            liq = d(state.liquidation_price(p)) if isolated else ""
+            out.append({"positionIdx": idx, "riskId": 1, "riskLimitValue": "2000000", "symbol": sym,
                         "side": "Buy" if p.size > 0 else "Sell", "size": d(abs(p.size)), "avgPrice": d(p.entry),
-                        "positionValue": d(abs(p.size) * p.entry), "tradeMode": 0, "positionStatus": "Normal",
-                        "autoAddMargin": 0, "adlRankIndicator": 2, "leverage": str(p.leverage),
-                        "positionBalance": d(state.initial_margin(p)), "markPrice": d(m.mark),
-                        "liqPrice": d(state.liquidation_price(p)), "bustPrice": "", "positionMM":
+                        "positionValue": d(abs(p.size) * p.entry), "tradeMode": 1 if isolated else 0,
+                        "positionStatus": "Normal", "autoAddMargin": 0, "adlRankIndicator": 2,
+                        "leverage": str(p.leverage), "positionBalance": d(state.initial_margin(p)),
+                        "markPrice": d(m.mark), "liqPrice": liq, "bustPrice": "", "positionMM":
                         d(state.maint_margin(p)), "positionIM": d(state.initial_margin(p)), "tpslMode": "Full",
                         "takeProfit": "", "stopLoss": "", "trailingStop": "0", "unrealisedPnl": d(state.upnl(p)),
                         "curRealisedPnl": "0", "cumRealisedPnl": "0", "seq": 1, "isReduceOnly": False,
-                        "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "", "sessionAvgPrice": "",
+                        "mmrSysUpdatedTime": str(acct.created_ms), "leverageSysUpdatedTime": "", "sessionAvgPrice": "",
                         "createdTime": str(p.updated_ms), "updatedTime": str(p.updated_ms)})
     return ok(state, {"list": out, "nextPageCursor": "", "category": cat})
 
@@ -192,20 +196,28 @@ def position_list(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
 # --- orders ---------------------------------------------------------------------------------------
 
 
-def _order_json(o: SimOrder) -> dict[str, Any]:
+def _order_json(acct: SimAccount, o: SimOrder) -> dict[str, Any]:
+    """An order with Bybit's current field set (``""`` for prices it has not got)."""
     status = {"open": "New", "filled": "Filled", "canceled": "Cancelled", "expired": "Cancelled"}[o.status]
-    return {"orderId": o.order_id, "orderLinkId": o.client_id, "blockTradeId": "",
-            "symbol": o.symbol.split(":")[0].replace("/", ""), "price": d(o.price or 0), "qty": d(o.amount),
-            "side": "Buy" if o.side == "buy" else "Sell", "isLeverage": "", "positionIdx": 0, "orderStatus": status,
-            "cancelType": "UNKNOWN", "rejectReason": "EC_NoError", "avgPrice": d(o.avg_price or 0),
-            "leavesQty": d(o.amount - o.filled if o.status == "open" else 0), "leavesValue": "0",
-            "cumExecQty": d(o.filled), "cumExecValue": d(o.filled * (o.avg_price or 0)), "cumExecFee": "0",
-            "timeInForce": o.tif, "orderType": "Market" if o.type == "market" else "Limit", "stopOrderType": "",
-            "orderIv": "", "triggerPrice": "", "takeProfit": "", "stopLoss": "", "tpTriggerBy": "",
-            "slTriggerBy": "", "triggerDirection": 0, "triggerBy": "", "lastPriceOnCreated": "",
-            "reduceOnly": o.reduce_only, "closeOnTrigger": False, "smpType": "None", "smpGroup": 0,
-            "smpOrderId": "", "tpslMode": "", "tpLimitPrice": "", "slLimitPrice": "", "placeType": "",
-            "createdTime": str(o.created_ms), "updatedTime": str(o.updated_ms)}
+    idx = 0
+    if o.market == "futures" and acct.position_mode == "hedge":
+        idx = 1 if (o.side == "buy") != o.reduce_only else 2
+    filled_value = o.filled * (o.avg_price or 0)
+    return {"symbol": o.symbol.split(":")[0].replace("/", ""),
+            "orderType": "Market" if o.type == "market" else "Limit", "orderLinkId": o.client_id,
+            "slLimitPrice": "0", "orderId": o.order_id, "cancelType": "UNKNOWN",
+            "avgPrice": d(o.avg_price) if o.avg_price else "", "stopOrderType": "",
+            "lastPriceOnCreated": d(o.price or o.avg_price or 0),
+            "orderStatus": status, "createType": "CreateByUser", "takeProfit": "", "cumExecValue": d(filled_value),
+            "tpslMode": "", "smpType": "None", "triggerDirection": 0, "blockTradeId": "", "cumFeeDetail": {},
+            "isLeverage": "", "rejectReason": "EC_NoError", "price": d(o.price or 0), "orderIv": "",
+            "createdTime": str(o.created_ms), "tpTriggerBy": "", "positionIdx": idx, "timeInForce": o.tif,
+            "leavesValue": d((o.amount - o.filled) * (o.price or 0) if o.status == "open" else 0),
+            "updatedTime": str(o.updated_ms), "side": "Buy" if o.side == "buy" else "Sell", "smpGroup": 0,
+            "triggerPrice": "", "tpLimitPrice": "0", "cumExecFee": "0",
+            "leavesQty": d(o.amount - o.filled if o.status == "open" else 0), "slTriggerBy": "",
+            "closeOnTrigger": False, "placeType": "", "cumExecQty": d(o.filled), "reduceOnly": o.reduce_only,
+            "qty": d(o.amount), "stopLoss": "", "marketUnit": "", "smpOrderId": "", "triggerBy": ""}
 
 
 def _market_kind(cat: str | None) -> str | None:
@@ -224,10 +236,10 @@ def orders_realtime(state: VenueState, req: SimRequest, key: SimKey) -> SimRespo
             continue
         if link or oid:  # a specific order: open or recently closed
             if (link and o.client_id == link) or (oid and o.order_id == oid):
-                out.append(_order_json(o))
+                out.append(_order_json(acct, o))
             continue
         if o.status == "open" and sym in (None, o.symbol.split(":")[0].replace("/", "")):
-            out.append(_order_json(o))
+            out.append(_order_json(acct, o))
     return ok(state, {"list": out, "nextPageCursor": "", "category": req.param("category")})
 
 
@@ -300,7 +312,25 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def account_info(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """Unified account settings: ``marginMode`` ISOLATED_MARGIN or REGULAR_MARGIN."""
+    acct = state.account_of(key)
+    return ok(state, {"marginMode": "ISOLATED_MARGIN" if acct.margin_mode == "isolated" else "REGULAR_MARGIN",
+                      "updatedTime": str(acct.created_ms), "unifiedMarginStatus": 5, "dcpStatus": "OFF",
+                      "timeWindow": 10, "smpGroup": 0, "isMasterTrader": False, "spotHedgingStatus": "OFF"})
+
+
 def query_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    resp = _query_api(state, key)
+    for name, value in state.key_answer_overrides.get(key.api_key, {}).items():
+        if value is None:
+            resp.body["result"].pop(name, None)  # None removes the field
+        else:
+            resp.body["result"][name] = value
+    return resp
+
+
+def _query_api(state: VenueState, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     p = key.perms
     names = (("internal_transfer", "AccountTransfer"), ("universal_transfer", "SubMemberTransfer"),
@@ -379,6 +409,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v5/market/instruments-info", instruments),
     Endpoint("GET", "/v5/account/wallet-balance", wallet_balance, True, "read"),
     Endpoint("GET", "/v5/position/list", position_list, True, "read"),
+    Endpoint("GET", "/v5/account/info", account_info, True, "read"),
     Endpoint("GET", "/v5/order/realtime", orders_realtime, True, "read"),
     Endpoint("POST", "/v5/order/cancel-all", cancel_all, True, "trade"),
     Endpoint("POST", "/v5/order/create", create_order, True, "trade"),

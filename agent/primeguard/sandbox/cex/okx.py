@@ -123,61 +123,90 @@ def _usd(state: VenueState, ccy: str) -> Decimal:
 
 
 def balance(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """Unified trading account balance, with OKX's current field set (numbers as strings; ``""``
+    only where OKX leaves a field empty)."""
     acct = state.account_of(key)
     upl = sum((state.upnl(p) for p in acct.positions.values()), Decimal(0))
     imr = sum((state.initial_margin(p) for p in acct.positions.values()), Decimal(0))
     mmr = sum((state.maint_margin(p) for p in acct.positions.values()), Decimal(0))
+    notional = sum((abs(p.size) * state.markets[p.base].mark for p in acct.positions.values()), Decimal(0))
     ccys = sorted(set(acct.spot) | set(acct.futures))
     wanted = req.param("ccy")
     if wanted:
         ccys = [c for c in ccys if c in wanted.split(",")]
     details = []
-    total = Decimal(0)
+    total = avail_total = Decimal(0)
+    now = str(state.server_ms())
     for ccy in ccys:
         cash = acct.spot.get(ccy, Decimal(0)) + acct.futures.get(ccy, Decimal(0))
         c_upl = upl if ccy == "USDT" else Decimal(0)
-        frozen = acct.spot_locked(ccy) + (imr if ccy == "USDT" else Decimal(0))
+        ord_frozen = acct.spot_locked(ccy)
+        frozen = ord_frozen + (imr if ccy == "USDT" else Decimal(0))
         eq = cash + c_upl
         eq_usd = eq * _usd(state, ccy)
         total += eq_usd
-        details.append({"availBal": d(cash - frozen), "availEq": d(eq - frozen), "cashBal": d(cash), "ccy": ccy,
-                        "crossLiab": "", "disEq": d(eq_usd), "eq": d(eq), "eqUsd": d(eq_usd), "fixedBal": "0",
-                        "frozenBal": d(frozen), "imr": d(imr) if ccy == "USDT" else "0", "interest": "",
-                        "isoEq": "0", "isoLiab": "", "isoUpl": "0", "liab": "", "maxLoan": "",
-                        "mgnRatio": "", "mmr": d(mmr) if ccy == "USDT" else "0", "notionalLever": "",
-                        "ordFrozen": d(acct.spot_locked(ccy)), "stgyEq": "0", "twap": "0",
-                        "uTime": str(state.server_ms()), "upl": d(c_upl), "uplLiab": "", "spotBal": "",
-                        "openAvgPx": "", "accAvgPx": "", "spotUpl": "", "spotUplRatio": "", "totalPnl": "",
-                        "totalPnlRatio": ""})
-    return ok([{"adjEq": d(total), "borrowFroz": "", "details": details, "imr": d(imr), "isoEq": "0",
-                "mgnRatio": "", "mmr": d(mmr), "notionalUsd": "", "ordFroz": "", "totalEq": d(total),
-                "uTime": str(state.server_ms()), "upl": d(upl)}])
+        avail_total += (eq - frozen) * _usd(state, ccy)
+        details.append({
+            "accAvgPx": "", "availBal": d(cash - frozen), "availEq": d(eq - frozen), "borrowFroz": "0",
+            "cashBal": d(cash), "ccy": ccy, "clSpotInUseAmt": "", "colBorrAutoConversion": "0",
+            "collateralEnabled": True, "collateralRestrict": False, "crossLiab": "0", "disEq": d(eq_usd),
+            "eq": d(eq), "eqUsd": d(eq_usd), "fixedBal": "0", "frozenBal": d(frozen), "imr": "", "interest": "0",
+            "isoEq": "0", "isoLiab": "0", "isoUpl": "0", "liab": "0", "maxLoan": "0", "maxSpotInUse": "",
+            "mgnRatio": "", "mmr": "", "notionalLever": "", "openAvgPx": "", "ordFrozen": d(ord_frozen),
+            "rewardBal": "", "smtSyncEq": "0", "spotBal": "", "spotCopyTradingEq": "0", "spotInUseAmt": "",
+            "spotIsoBal": "0", "spotUpl": "", "spotUplRatio": "", "stgyEq": "0", "totalPnl": "",
+            "totalPnlRatio": "", "twap": "0", "uTime": now, "upl": d(c_upl), "uplLiab": "0"})
+    ratio = d(total / mmr) if mmr else ""
+    return ok([{"adjEq": d(total), "availEq": d(avail_total), "borrowFroz": "0", "details": details, "imr": d(imr),
+                "isoEq": "0", "mgnRatio": ratio, "mmr": d(mmr), "notionalUsd": d(notional),
+                "notionalUsdForBorrow": "0", "notionalUsdForFutures": "0", "notionalUsdForOption": "0",
+                "notionalUsdForSwap": d(notional), "ordFroz": "0", "totalEq": d(total), "uTime": now,
+                "upl": d(upl)}])
+
+
+def _pos_side(acct: SimAccount, size: Decimal) -> str:
+    if acct.position_mode != "hedge":
+        return "net"
+    return "long" if size > 0 else "short"
 
 
 def positions(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """Positions in net mode (signed ``pos``, ``posSide`` net) or long/short mode (``pos`` positive,
+    ``posSide`` long/short); ``mgnMode`` from the account's margin mode."""
     acct = state.account_of(key)
     kind = req.param("instType")
     if kind not in (None, "SWAP"):
         return ok([])
     out = []
+    isolated = acct.margin_mode == "isolated"
     for p in acct.positions.values():
         m = state.markets[p.base]
         inst = _inst_id(m, "swap")
         if req.param("instId") not in (None, inst):
             continue
-        out.append({"adl": "1", "availPos": "", "avgPx": d(p.entry), "cTime": str(p.updated_ms), "ccy": "USDT",
-                    "deltaBS": "", "deltaPA": "", "gammaBS": "", "gammaPA": "", "imr": d(state.initial_margin(p)),
-                    "instId": inst, "instType": "SWAP", "interest": "", "idxPx": d(m.mark), "last": d(m.last),
-                    "usdPx": "", "bePx": d(p.entry), "lever": str(p.leverage), "liab": "", "liabCcy": "",
-                    "liqPx": d(state.liquidation_price(p)), "markPx": d(m.mark), "margin": "",
-                    "mgnMode": "cross", "mgnRatio": "", "mmr": d(state.maint_margin(p)),
-                    "notionalUsd": d(abs(p.size) * m.mark), "optVal": "", "pTime": str(p.updated_ms),
-                    "pos": d(p.size / m.ct_val), "posCcy": "", "posId": f"{acct.uid}{p.base}", "posSide": "net",
-                    "spotInUseAmt": "", "spotInUseCcy": "", "bizRefId": "", "bizRefType": "", "thetaBS": "",
-                    "thetaPA": "", "tradeId": "", "uTime": str(p.updated_ms), "upl": d(state.upnl(p)),
-                    "uplLastPx": "", "uplRatio": "", "uplRatioLastPx": "", "vegaBS": "", "vegaPA": "",
-                    "realizedPnl": "0", "pnl": "0", "fee": "0", "fundingFee": "0", "liqPenalty": "0",
-                    "closeOrderAlgo": []})
+        side = _pos_side(acct, p.size)
+        contracts = p.size / m.ct_val
+        im = d(state.initial_margin(p))
+        out.append({
+            "adl": "1", "availPos": d(abs(contracts)), "avgPx": d(p.entry), "baseBal": "",
+            "baseBorrowed": "", "baseInterest": "", "bePx": d(p.entry), "bizRefId": "", "bizRefType": "",
+            "cTime": str(p.updated_ms), "ccy": "USDT", "clSpotInUseAmt": "", "closeOrderAlgo": [], "deltaBS": "",
+            "deltaPA": "", "fee": "0", "fundingFee": "0", "gammaBS": "", "gammaPA": "", "hedgedPos": "",
+            "idxPx": d(m.mark), "imr": "" if isolated else im, "instId": inst, "instType": "SWAP", "interest": "",
+            "last": d(m.last), "lever": str(p.leverage), "liab": "", "liabCcy": "", "liqPenalty": "0",
+            "liqPx": d(state.liquidation_price(p)), "margin": im if isolated else "", "markPx": d(m.mark),
+            "maxSpotInUseAmt": "", "mgnMode": acct.margin_mode,
+            "mgnRatio": d((state.initial_margin(p) / state.maint_margin(p)).quantize(Decimal("0.0001"))),
+            "mmr": d(state.maint_margin(p)),
+            "nonSettleAvgPx": "", "notionalUsd": d(abs(p.size) * m.mark), "optVal": "", "pendingCloseOrdLiabVal": "",
+            "pnl": "0", "pos": d(abs(contracts) if side != "net" else contracts), "posCcy": "",
+            "posId": f"{acct.uid}{ord(p.base[0]):03d}{1 if p.size > 0 else 2}", "posSide": side, "quoteBal": "",
+            "quoteBorrowed": "",
+            "quoteInterest": "", "realizedPnl": "0", "settledPnl": "", "spotInUseAmt": "", "spotInUseCcy": "",
+            "thetaBS": "", "thetaPA": "", "tradeId": str(p.updated_ms), "uTime": str(p.updated_ms),
+            "upl": d(state.upnl(p)),
+            "uplLastPx": d(p.size * (m.last - p.entry)), "uplRatio": "0", "uplRatioLastPx": "0", "usdPx": "",
+            "vegaBS": "", "vegaPA": ""})
     return ok(out)
 
 
@@ -192,32 +221,53 @@ def _perm_string(key: SimKey) -> str:
 
 def config(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
-    return ok([{"acctLv": "2", "acctStpMode": "cancel_maker", "autoLoan": False, "ctIsoMode": "automatic",
+    resp = ok([{"acctLv": "2", "acctStpMode": "cancel_maker", "autoLoan": False, "ctIsoMode": "automatic",
                 "enableSpotBorrow": False, "greeksType": "PA", "ip": ",".join(key.ips), "type":
                 "0" if acct.is_master else "1", "kycLv": "2", "label": key.label, "level": "Lv1",
                 "levelTmp": "", "liquidationGear": "-1", "mainUid": state.master.uid, "mgnIsoMode": "automatic",
-                "opAuth": "0", "perm": _perm_string(key), "posMode": "net_mode", "roleType": "0",
+                "opAuth": "0", "perm": _perm_string(key),
+                "posMode": "long_short_mode" if acct.position_mode == "hedge" else "net_mode", "roleType": "0",
                 "spotBorrowAutoRepay": False, "spotOffsetType": "", "spotRoleType": "0", "spotTraderInsts": [],
                 "traderInsts": [], "uid": acct.uid, "settleCcy": "USDT", "settleCcyList": ["USDT"]}])
+    for name, value in state.key_answer_overrides.get(key.api_key, {}).items():
+        if value is None:
+            resp.body["data"][0].pop(name, None)  # None removes the field
+        else:
+            resp.body["data"][0][name] = value
+    return resp
 
 
 # --- trade ----------------------------------------------------------------------------------------
 
 
-def _order_json(state: VenueState, o: SimOrder) -> dict[str, Any]:
+def _order_json(state: VenueState, acct: SimAccount, o: SimOrder) -> dict[str, Any]:
+    """An order with OKX's current field set (``""`` for prices it has not got, e.g. no fill yet)."""
     base = o.symbol.split("/")[0]
     m = state.markets[base]
-    ct = m.ct_val if o.market == "futures" else Decimal(1)
+    swap = o.market == "futures"
+    ct = m.ct_val if swap else Decimal(1)
     state_ = {"open": "live", "filled": "filled", "canceled": "canceled", "expired": "canceled"}[o.status]
-    return {"accFillSz": d(o.filled / ct), "avgPx": d(o.avg_price or 0), "cTime": str(o.created_ms), "category":
-            "normal", "ccy": "", "clOrdId": o.client_id, "fee": "0", "feeCcy": "USDT", "fillPx": "",
-            "fillSz": d(o.filled / ct), "fillTime": "", "instId": _inst_id(m, "spot" if o.market == "spot" else "swap"),
-            "instType": "SPOT" if o.market == "spot" else "SWAP", "lever": "3", "ordId": o.order_id,
-            "ordType": "market" if o.type == "market" else ("ioc" if o.tif == "IOC" else "limit"),
-            "pnl": "0", "posSide": "net", "px": d(o.price or 0), "rebate": "0", "rebateCcy": "USDT",
+    if swap and acct.position_mode == "hedge":
+        opens_long = (o.side == "buy") != o.reduce_only  # a reduce-only buy closes the short leg
+        pos_side = "long" if opens_long else "short"
+    else:
+        pos_side = "net"
+    filled = o.filled > 0
+    return {"accFillSz": d(o.filled / ct), "algoClOrdId": "", "algoId": "", "attachAlgoClOrdId": "",
+            "attachAlgoOrds": [], "avgPx": d(o.avg_price) if filled and o.avg_price else "",
+            "cTime": str(o.created_ms), "cancelSource": "", "cancelSourceReason": "", "category": "normal", "ccy": "",
+            "clOrdId": o.client_id, "fee": "0", "feeCcy": "USDT", "fillPx": d(o.avg_price) if filled and o.avg_price
+            else "", "fillSz": d(o.filled / ct), "fillTime": str(o.updated_ms) if filled else "",
+            "instId": _inst_id(m, "swap" if swap else "spot"), "instType": "SWAP" if swap else "SPOT",
+            "isTpLimit": "false", "lever": "3" if swap else "", "linkedAlgoOrd": {"algoId": ""}, "ordId": o.order_id,
+            "ordType": "market" if o.type == "market" else ("ioc" if o.tif == "IOC" else "limit"), "pnl": "0",
+            "posSide": pos_side, "px": d(o.price) if o.price is not None else "", "pxType": "", "pxUsd": "",
+            "pxVol": "", "quickMgnType": "", "rebate": "0", "rebateCcy": "USDT",
             "reduceOnly": "true" if o.reduce_only else "false", "side": o.side, "slOrdPx": "", "slTriggerPx": "",
-            "state": state_, "sz": d(o.amount / ct), "tag": "", "tdMode": "cross", "tpOrdPx": "",
-            "tpTriggerPx": "", "tradeId": "", "uTime": str(o.updated_ms)}
+            "slTriggerPxType": "", "source": "", "state": state_, "stpId": "", "stpMode": "cancel_maker",
+            "sz": d(o.amount / ct), "tag": "", "tdMode": acct.margin_mode if swap else "cash",
+            "tgtCcy": "" if swap else "base_ccy", "tpOrdPx": "", "tpTriggerPx": "", "tpTriggerPxType": "",
+            "tradeId": "", "uTime": str(o.updated_ms)}
 
 
 def orders_pending(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -225,7 +275,7 @@ def orders_pending(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
     kind = req.param("instType")
     out = []
     for o in acct.open_orders():
-        j = _order_json(state, o)
+        j = _order_json(state, acct, o)
         if kind in (None, j["instType"]) and req.param("instId") in (None, j["instId"]):
             out.append(j)
     return ok(out)
@@ -235,14 +285,15 @@ def _find(state: VenueState, acct: SimAccount, inst: str | None, ord_id: str | N
           cl_id: str | None) -> SimOrder | None:
     for o in reversed(acct.orders):
         named = (ord_id and o.order_id == ord_id) or (cl_id and o.client_id == cl_id)
-        if named and (inst is None or _order_json(state, o)["instId"] == inst):
+        if named and (inst is None or _order_json(state, acct, o)["instId"] == inst):
             return o
     return None
 
 
 def get_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
-    o = _find(state, state.account_of(key), req.param("instId"), req.param("ordId"), req.param("clOrdId"))
-    return err("51603", "Order does not exist") if o is None else ok([_order_json(state, o)])
+    acct = state.account_of(key)
+    o = _find(state, acct, req.param("instId"), req.param("ordId"), req.param("clOrdId"))
+    return err("51603", "Order does not exist") if o is None else ok([_order_json(state, acct, o)])
 
 
 def _market_for(state: VenueState, inst: str) -> tuple[SimMarket, str] | None:
@@ -285,8 +336,11 @@ def place_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     o = state.place_order(acct, base=m.base, market=market, side=side, amount=amount, price=px,  # type: ignore[arg-type]
                           type_="market" if ord_type == "market" else "limit",
                           tif={"ioc": "IOC", "fok": "FOK"}.get(ord_type, "GTC"), reduce_only=reduce, client_id=cl)
-    return ok([{"clOrdId": o.client_id, "ordId": o.order_id, "tag": "", "ts": str(o.created_ms), "sCode": "0",
-                "sMsg": "Order placed"}])
+    resp = ok([{"clOrdId": o.client_id, "ordId": o.order_id, "sCode": "0", "sMsg": "Order placed", "tag": "",
+                "ts": str(o.created_ms)}])
+    micros = str(state.server_ms() * 1000)
+    resp.body.update({"inTime": micros, "outTime": micros})  # trade endpoints stamp the gateway times
+    return resp
 
 
 def _item_error(code: str, msg: str, cl: str) -> SimResponse:
@@ -344,7 +398,7 @@ def close_position(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
                 state.cancel(o)
     state.place_order(acct, base=m.base, market="futures", side="sell" if pos.size > 0 else "buy",
                       amount=abs(pos.size), price=None, type_="market", tif="IOC", reduce_only=True, client_id=cl)
-    return ok([{"clOrdId": cl, "instId": _inst_id(m, "swap"), "posSide": "net", "tag": ""}])
+    return ok([{"clOrdId": cl, "instId": _inst_id(m, "swap"), "posSide": req.param("posSide") or "net", "tag": ""}])
 
 
 # --- asset and sub-accounts -----------------------------------------------------------------------

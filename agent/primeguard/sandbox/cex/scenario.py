@@ -98,7 +98,14 @@ class WhitelistEntryScenario(_M):
 
 
 class CexAccountScenario(_M):
-    """One sub-account on one venue."""
+    """One sub-account on one venue, with the venue account's mode settings.
+
+    ``position_mode``: ``one_way`` (OKX net mode, Binance one-way, Bybit one-way) or ``hedge``
+    (OKX long/short mode, Binance hedge mode, Bybit hedge mode: a long and a short position may
+    coexist on one symbol). ``margin_mode``: ``cross`` or ``isolated`` (OKX ``mgnMode`` of the
+    positions, Binance margin type, Bybit isolated-margin account). ``multi_assets``: Binance
+    USDⓈ-M multi-asset margin (non-USDT assets in the futures wallet count as margin).
+    """
 
     venue: Literal["binance", "okx", "bybit"]
     sub_account: str | None = None  # default derived from client id
@@ -110,13 +117,23 @@ class CexAccountScenario(_M):
     whitelist_enabled: bool = True
     whitelist: tuple[WhitelistEntryScenario, ...] = ()
     frozen: bool = False  # sub-account frozen by the master (Bybit) at start
+    position_mode: Literal["one_way", "hedge"] = "one_way"
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    multi_assets: bool = False
 
     @model_validator(mode="after")
     def _unique(self) -> CexAccountScenario:
         ids = [k.id for k in self.keys]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate key id in {self.venue} sub-account")
-        syms = [p.symbol for p in self.positions]
-        if len(set(syms)) != len(syms):
-            raise ValueError("one position per symbol (one-way mode)")
+        if self.position_mode == "hedge":
+            legs = [(p.symbol, p.size > 0) for p in self.positions]
+            if len(set(legs)) != len(legs):
+                raise ValueError("hedge mode: at most one long and one short position per symbol")
+        else:
+            syms = [p.symbol for p in self.positions]
+            if len(set(syms)) != len(syms):
+                raise ValueError("one position per symbol (one-way mode)")
+        if self.multi_assets and self.venue != "binance":
+            raise ValueError("multi_assets is a Binance USD-M setting")
         return self

@@ -90,6 +90,9 @@ class SimOrder:
     updated_ms: int = field(default_factory=now_ms)
 
 
+SHORT_LEG = ":short"  # hedge mode keeps the short leg under "BASE:short" (the long leg under "BASE")
+
+
 @dataclass
 class SimPosition:
     base: str
@@ -131,6 +134,9 @@ class SimAccount:
     orders: list[SimOrder] = field(default_factory=list)
     whitelist_enabled: bool = True
     whitelist: list[WhitelistEntryScenario] = field(default_factory=list)
+    position_mode: str = "one_way"  # one_way | hedge
+    margin_mode: str = "cross"  # cross | isolated
+    multi_assets: bool = False
     withdrawals: list[dict[str, str]] = field(default_factory=list)
     created_ms: int = field(default_factory=now_ms)
 
@@ -165,6 +171,9 @@ class VenueState:
         self.fault_rng = random.Random(self.faults.seed)
         self.fault_counter = 0
         self.clock_offset_ms = 0  # tests may skew the venue clock
+        # api key -> fields replaced in that key's self-inspection answer (apiRestrictions /
+        # account/config / query-api): lets tests send a flag in an undocumented type
+        self.key_answer_overrides: dict[str, dict[str, object]] = {}
         self._ids = itertools.count(1_000_001)
         self.master = SimAccount(uid=derive_uid(seed, venue, "master"), name=f"pb-master@{venue}.sandbox",
                                  client=None, is_master=True)
@@ -341,11 +350,13 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
                 raise ValueError(f"{a.venue}: sub-account {name!r} appears twice in the scenario")
             acct = SimAccount(uid=uid, name=name, client=c.id, frozen=a.frozen, spot=dict(a.spot),
                               futures=dict(a.futures), whitelist_enabled=a.whitelist_enabled,
-                              whitelist=list(a.whitelist))
+                              whitelist=list(a.whitelist), position_mode=a.position_mode, margin_mode=a.margin_mode,
+                              multi_assets=a.multi_assets)
             st.accounts[uid] = acct
             for p in a.positions:
                 base = p.symbol.split("/")[0]
-                acct.positions[base] = SimPosition(base=base, size=p.size, entry=p.entry_price, leverage=p.leverage)
+                slot = base + SHORT_LEG if a.position_mode == "hedge" and p.size < 0 else base
+                acct.positions[slot] = SimPosition(base=base, size=p.size, entry=p.entry_price, leverage=p.leverage)
             for o in a.orders:
                 base = o.symbol.split("/")[0]
                 m = st.markets[base]

@@ -134,10 +134,12 @@ async def _bybit_positions(ex: Any, settle: str) -> list[dict[str, Any]]:
 
 async def _read_bybit(ex: Any, book: MarketBook, account: CexAccountConfig, at: datetime,
                       read: nz.MonitorRead) -> tuple[WhitelistStatus | None, str]:
-    wallet, *pages = await asyncio.gather(ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"}),
-                                          *(_bybit_positions(ex, s) for s in BYBIT_SETTLE_COINS))
+    wallet, info, *pages = await asyncio.gather(
+        ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"}), ex.privateGetV5AccountInfo(),
+        *(_bybit_positions(ex, s) for s in BYBIT_SETTLE_COINS))
     nz.bybit_balances(account.id, wallet, at, read)
-    nz.bybit_positions(account.id, [r for page in pages for r in page], book, at, read)
+    nz.bybit_positions(account.id, [r for page in pages for r in page], book, at, read,
+                       account_margin=nz.bybit_account_margin(info))
     return None, ""  # read after the keys are known: it needs a key with withdraw permission
 
 
@@ -228,6 +230,13 @@ async def _collect(account_cfg: CexAccountConfig, pool: CexClientPool, now: date
                                     f"{cred.holder.value} key {cred.id}: the venue says it has expired", venue=venue,
                                     client_id=account.client_id, details={"credential": cred.id}))
         else:
+            if i.info is not None and i.info.type_errors:
+                findings.append(Finding(
+                    FindingCode.VENUE_BAD_RESPONSE, Severity.HIGH, subject,
+                    f"{cred.holder.value} key {cred.id}: the venue reported {', '.join(i.info.type_errors)[:120]} "
+                    "in an undocumented type; read as unknown (the key is treated as able to do anything)",
+                    venue=venue, client_id=account.client_id,
+                    details={"credential": cred.id, "fields": list(i.info.type_errors)}))
             findings.extend(credential_findings(account, cred, at))
     findings.extend(whitelist_findings(account, wl, creds, wl_reason if wl is not None and wl.enabled is None else ""))
     ok = not read.unsupported

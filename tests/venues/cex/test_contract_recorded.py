@@ -1,0 +1,191 @@
+"""Contract tests: every venue endpoint primeguard calls, as our simulators answer it, held against
+a body recorded from the real venue (tests/venues/cex/recorded/, each with its ``_source``): same
+keys, same JSON kinds, same wrapping, same error envelope. See ``recorded_shapes`` for the rule.
+
+The simulator is asked through a real ccxt client; the raw HTTP body (``last_http_response``) is
+compared, so the JSON types are those on the wire, not ccxt's conversions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.venues.cex.helpers import FAST_PACING_MS
+from tests.venues.cex.recorded_shapes import compare, record, shape_problems
+
+from primeguard.config.schema import CexAccountConfig
+from primeguard.sandbox.cex.server import CexSimulators
+from primeguard.sandbox.scenario import Scenario
+from primeguard.venues.cex.client import build_exchange
+
+WL = "0x1111111111111111111111111111111111111111"
+KEYS = [{"id": "client", "spot": True, "futures": True, "withdraw": True, "universal_transfer": True},
+        {"id": "pb-master", "holder": "master", "ip_whitelist": ["127.0.0.1"]}]
+
+
+def _acct(venue: str, **modes: Any) -> dict[str, Any]:
+    futures = {"USDT": "50000", "BTC": "0.5"} if modes.get("multi_assets") else {"USDT": "50000"}
+    positions = [{"symbol": "BTC/USDT:USDT", "size": "0.5", "entry_price": "55000"},
+                 {"symbol": "ETH/USDT:USDT", "size": "-2", "entry_price": "3100"}]
+    if modes.get("position_mode") == "hedge":
+        positions.append({"symbol": "BTC/USDT:USDT", "size": "-0.2", "entry_price": "61000"})
+    return {"venue": venue, "spot": {"BTC": "1", "USDT": "10000"}, "futures": futures, "positions": positions,
+            "orders": [{"symbol": "BTC/USDT:USDT", "side": "buy", "amount": "0.1", "price": "50000"},
+                       {"symbol": "ETH/USDT", "side": "sell", "amount": "0.5", "price": "3500", "market": "spot"}],
+            "whitelist": [{"coin": "USDT", "network": "ETH", "address": WL, "label": "treasury"}],
+            "keys": KEYS, **modes}
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "modes": {"position_mode": "hedge", "margin_mode": "isolated"},
+}
+
+
+def scenario() -> Scenario:
+    clients = []
+    for cid, modes in MODES.items():
+        accts = []
+        for venue in ("binance", "okx", "bybit"):
+            extra = dict(modes)
+            if cid == "modes" and venue == "binance":
+                extra["multi_assets"] = True
+            accts.append(_acct(venue, **extra))
+        clients.append({"id": cid, "cex": accts})
+    return Scenario.model_validate({"name": "cex-contract", "feeds": [{"asset": "BTC", "answer": "60000"},
+                                                                     {"asset": "ETH", "answer": "3000"}],
+                                    "clients": clients})
+
+
+@pytest.fixture(scope="module")
+def accts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, CexAccountConfig]]:
+    sims = CexSimulators(scenario())
+    sims.start()
+    try:
+        yield {a.id: a for a in sims.config_accounts(tmp_path_factory.mktemp("contract-secrets"))}
+    finally:
+        sims.stop()
+
+
+def raw(acct: CexAccountConfig, cred: str, call: Callable[[Any], Any]) -> Any:
+    """Call through a real (sync) ccxt client; return the JSON body as it was on the wire."""
+    ex = build_exchange(acct, cred, sync=True, timeout_s=5, rate_limit_ms=FAST_PACING_MS)
+    with contextlib.suppress(Exception):  # error answers are compared too: the body is what matters here
+        call(ex)
+    return json.loads(ex.last_http_response)
+
+
+def check(venue: str, name: str, actual: Any) -> None:
+    problems = compare(venue, name, actual)
+    assert not problems, f"{venue} {record(venue, name)['endpoint']} vs {record(venue, name)['_source']}: " \
+                         + "; ".join(problems[:12])
+
+
+READS: list[tuple[str, str, Callable[[Any], Any]]] = [
+    ("binance", "spot_account", lambda ex: ex.privateGetAccount()),
+    ("binance", "fapi_account_v3", lambda ex: ex.fapiPrivateV3GetAccount()),
+    ("binance", "position_risk_v3", lambda ex: ex.fapiPrivateV3GetPositionRisk()),
+    ("binance", "spot_open_orders", lambda ex: ex.privateGetOpenOrders()),
+    ("binance", "api_restrictions", lambda ex: ex.sapiGetAccountApiRestrictions()),
+    ("binance", "withdraw_address_list", lambda ex: ex.sapiGetCapitalWithdrawAddressList()),
+    ("okx", "balance", lambda ex: ex.privateGetAccountBalance()),
+    ("okx", "positions", lambda ex: ex.privateGetAccountPositions()),
+    ("okx", "orders_pending", lambda ex: ex.privateGetTradeOrdersPending()),
+    ("okx", "config", lambda ex: ex.privateGetAccountConfig()),
+    ("okx", "time", lambda ex: ex.publicGetPublicTime()),
+    ("bybit", "wallet_balance", lambda ex: ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"})),
+    ("bybit", "position_list", lambda ex: ex.privateGetV5PositionList({"category": "linear", "settleCoin": "USDT"})),
+    ("bybit", "order_realtime", lambda ex: ex.privateGetV5OrderRealtime({"category": "linear"})),
+    ("bybit", "query_api", lambda ex: ex.privateGetV5UserQueryApi()),
+    ("bybit", "account_info", lambda ex: ex.privateGetV5AccountInfo()),
+]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("venue,name,call", READS, ids=[f"{v}-{n}" for v, n, _ in READS])
+def test_read_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig], mode: str, venue: str, name: str,
+                                              call: Callable[[Any], Any]) -> None:
+    got = raw(accts[f"{mode}-{venue}"], "client", call)
+    if name == "positions":  # held against the recording of the same margin mode
+        name = "positions_isolated_newest" if mode == "modes" else "positions_long_cross"
+    check(venue, name, got)
+    if venue in ("okx", "bybit") and name not in ("time", "config", "query_api", "account_info"):
+        rows = got["data"] if venue == "okx" else got["result"]["list"]
+        assert rows, "an empty list proves nothing about the rows' shape"
+
+
+def test_binance_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    a = accts["modes-binance"]
+    spot = raw(a, "client", lambda ex: ex.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                              "timeInForce": "GTC", "quantity": "0.001",
+                                                              "price": "1000"}))
+    check("binance", "spot_new_order", spot)
+    assert "fills" in spot and "transactTime" in spot and "updateTime" not in spot
+    check("binance", "spot_get_order", raw(a, "client", lambda ex: ex.privateGetOrder(
+        {"symbol": "BTCUSDT", "orderId": spot["orderId"]})))
+    fut = raw(a, "client", lambda ex: ex.fapiPrivatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                                 "timeInForce": "GTC", "quantity": "0.001",
+                                                                 "price": "1000", "positionSide": "LONG"}))
+    check("binance", "fapi_new_order", fut)
+    check("binance", "fapi_get_order", raw(a, "client", lambda ex: ex.fapiPrivateGetOrder(
+        {"symbol": "BTCUSDT", "orderId": fut["orderId"]})))
+    check("binance", "withdraw_apply", raw(a, "client", lambda ex: ex.sapiPostCapitalWithdrawApply(
+        {"coin": "USDT", "address": WL, "amount": "1", "network": "ETH"})))
+    check("binance", "error", raw(a, "client", lambda ex: ex.privateGetOrder({"symbol": "BTCUSDT",
+                                                                              "orderId": 1})))
+
+
+def test_okx_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    a = accts["plain-okx"]
+    placed = raw(a, "client", lambda ex: ex.privatePostTradeOrder({"instId": "BTC-USDT-SWAP", "tdMode": "cross",
+                                                                   "side": "buy", "ordType": "limit", "sz": "1",
+                                                                   "px": "1000"}))
+    check("okx", "place_order", placed)
+    ord_id = placed["data"][0]["ordId"]
+    check("okx", "order", raw(a, "client", lambda ex: ex.privateGetTradeOrder({"instId": "BTC-USDT-SWAP",
+                                                                               "ordId": ord_id})))
+    missing = raw(a, "client", lambda ex: ex.privateGetTradeOrder({"instId": "BTC-USDT-SWAP", "ordId": "1"}))
+    assert missing["code"] == "51603"
+    assert not shape_problems({"code": "1", "data": [], "msg": "x"}, missing, strict_strings=True)
+
+
+def test_bybit_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    a = accts["plain-bybit"]
+    check("bybit", "order_create", raw(a, "client", lambda ex: ex.privatePostV5OrderCreate(
+        {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit", "qty": "0.001",
+         "price": "1000"})))
+    check("bybit", "cancel_all", raw(a, "client", lambda ex: ex.privatePostV5OrderCancelAll(
+        {"category": "linear", "symbol": "BTCUSDT"})))
+    bad = raw(a, "client", lambda ex: ex.privatePostV5OrderCreate({"category": "nonsense", "symbol": "BTCUSDT"}))
+    assert bad["retCode"] == 10001
+    envelope = record("bybit", "order_create")["body"]
+    assert set(bad) == set(envelope), "an error answer keeps the success envelope's keys"
+
+
+def test_shape_rule_catches_what_the_defects_were() -> None:
+    """The rule itself: "" where OKX sends "0", a number where OKX sends a string, a missing
+    boolean, Binance's spot new-order answer in the query shape: each is a problem."""
+    detail = record("okx", "balance")["body"]["data"][0]["details"][0]
+    assert shape_problems(detail, {**detail, "crossLiab": ""}, strict_strings=True)
+    assert shape_problems(detail, {**detail, "eq": 1}, strict_strings=True)
+    assert shape_problems(detail, {k: v for k, v in detail.items() if k != "collateralEnabled"}, strict_strings=True)
+    query_shape = record("binance", "spot_get_order")["body"]
+    assert compare("binance", "spot_new_order", query_shape)
+    pos = record("bybit", "position_list")["body"]["result"]["list"][0]
+    assert not shape_problems(pos, {**pos, "tradeMode": 1, "liqPrice": ""}, strict_strings=False)
+    assert shape_problems(pos, {**pos, "isReduceOnly": "false"}, strict_strings=False)
+
+
+def test_every_record_names_its_source() -> None:
+    for f in sorted((Path(__file__).parent / "recorded").glob("*.json")):
+        for name, entry in json.loads(f.read_text()).items():
+            if name.startswith("_"):
+                continue
+            assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/", "Binance API docs",
+                                                "Bybit v5 API docs")), (f.name, name)
+            assert entry["endpoint"] and "body" in entry

@@ -77,8 +77,8 @@ def test_known_fund_movers_and_grants():
                 "/cosmos.authz.v1beta1.MsgExec", "/cosmos.distribution.v1beta1.MsgSetWithdrawAddress",
                 "/dydxprotocol.vault.MsgDepositToMegavault"):
         assert url in FUND_MOVING_MESSAGES, url
-    assert GRANT_MESSAGES == {"/cosmos.authz.v1beta1.MsgGrant", "/dydxprotocol.accountplus.MsgAddAuthenticator",
-                              "/cosmos.feegrant.v1beta1.MsgGrantAllowance"}
+    assert {"/cosmos.authz.v1beta1.MsgGrant", "/dydxprotocol.accountplus.MsgAddAuthenticator",
+            "/cosmos.feegrant.v1beta1.MsgGrantAllowance"} == GRANT_MESSAGES
     for url in ORDER_MESSAGES:
         assert classify_message(url).cls == "trading_only"
 

@@ -33,9 +33,9 @@ import base64
 import binascii
 import hashlib
 import json
-from importlib import resources
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from types import MappingProxyType
 from typing import Any
 

@@ -35,6 +35,21 @@ def derive_address(client: str, index: int) -> str:
     return str(bech32_encode("dydx", data))
 
 
+def bech32_address_error(address: str, hrp: str = "dydx") -> str | None:
+    """The error the chain's ``AccAddressFromBech32`` gives for ``address`` (None: it is valid)."""
+    if not address.strip():
+        return "empty address string is not allowed"
+    got_hrp, data = bech32_decode(address)
+    if got_hrp is None or data is None:
+        return "decoding bech32 failed: invalid checksum or character"
+    if got_hrp != hrp:
+        return f"invalid Bech32 prefix; expected {hrp}, got {got_hrp}"
+    raw = convertbits(data, 5, 8, False)
+    if not raw or len(raw) > 255:
+        return "decoding bech32 failed: invalid address length"
+    return None
+
+
 def check_address(address: str) -> str:
     hrp, data = bech32_decode(address)
     if hrp != "dydx" or data is None:
@@ -179,7 +194,8 @@ class DydxWorld:
     def authenticators(self, address: str) -> list[AuthRecord]:
         with self.lock:
             st = self.addresses.get(address)
-            return [] if st is None else [st.authenticators[k] for k in sorted(st.authenticators)]
+            # The keeper iterates its store, keyed "<address>/<id>/": ids come back in string order.
+            return [] if st is None else [st.authenticators[k] for k in sorted(st.authenticators, key=lambda i: f"{i}/")]
 
     # --- changes ---------------------------------------------------------------------------------
 

@@ -215,7 +215,9 @@ class DydxWorld:
         with self.lock:
             st = self.addresses.get(address)
             # The keeper iterates its store, keyed "<address>/<id>/": ids come back in string order.
-            return [] if st is None else [st.authenticators[k] for k in sorted(st.authenticators, key=lambda i: f"{i}/")]
+            if st is None:
+                return []
+            return [st.authenticators[k] for k in sorted(st.authenticators, key=lambda i: f"{i}/")]
 
     # --- changes ---------------------------------------------------------------------------------
 

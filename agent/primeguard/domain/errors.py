@@ -82,6 +82,11 @@ class VenueBadResponse(VenueError):
     """The venue answered with a body we cannot parse or that contradicts itself."""
 
 
+class VenueBadRequest(VenueError):
+    """The venue refused our request as invalid or naming nothing that exists (a malformed address,
+    an unknown subaccount or id): our input is wrong, the venue is up. Never retried."""
+
+
 class VenueAuthError(VenueError):
     """Bad signature, unknown or revoked key, IP not allowed. Never retried."""
 

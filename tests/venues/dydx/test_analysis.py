@@ -82,6 +82,11 @@ def run(a: Auth, auth_id: int = 1) -> AuthenticatorAnalysis:
     return analyze_authenticator(auth_id, a[0], a[1])
 
 
+def run_unbounded(a: Auth) -> AuthenticatorAnalysis:
+    """Semantics of trees larger than the chain's 1,024-byte limit (nesting re-encodes sub-configs)."""
+    return analyze_authenticator(1, a[0], a[1], max_config_bytes=1 << 20)
+
+
 def standard_trading_key(enc: str = "base64") -> Auth:
     return allof(sig(), anyof(mf(MSG_PLACE_ORDER), mf(MSG_CANCEL_ORDER), mf(MSG_BATCH_CANCEL), enc=enc), sf(0),
                  enc=enc)
@@ -157,17 +162,54 @@ def test_top_level_message_filter_alone_is_unsigned():
 def test_unsigned_non_trading_path_does_not_move_funds():
     r = run(mf("/cosmos.gov.v1.MsgVote"))
     assert r.anyone_may_submit and not r.can_move_funds
-    assert r.unclassified_messages == {"/cosmos.gov.v1.MsgVote"}
+    assert r.unclassified_messages == frozenset()  # MsgVote is on the chain's list: no funds out
+    assert r.keeper_would_refuse is not None  # the keeper never stores an unsigned tree
+
+
+def test_unclassified_message_counts_as_fund_moving():
+    made_up = "/dydxprotocol.sending.MsgTeleportFunds"
+    r = run(allof(sig(), mf(MSG_PLACE_ORDER, made_up)))
+    assert r.unclassified_messages == {made_up}
+    assert r.can_move_funds and made_up in r.fund_moving_messages
+    assert Capability.UNKNOWN in r.capabilities
+    assert "unclassified" in r.paths[0].explanation()
+
+
+@pytest.mark.parametrize("msg", [
+    "/dydxprotocol.sending.MsgDepositToSubaccount",  # into any subaccount, not only the sender's
+    "/dydxprotocol.vault.MsgDepositToMegavault",
+    "/dydxprotocol.listing.MsgCreateMarketPermissionless",
+    "/cosmos.distribution.v1beta1.MsgDepositValidatorRewardsPool",
+    "/cosmos.staking.v1beta1.MsgDelegate",
+    "/cosmos.gov.v1.MsgSubmitProposal",
+    "/cosmos.gov.v1.MsgDeposit",
+    "/cosmos.authz.v1beta1.MsgExec",
+    "/cosmos.feegrant.v1beta1.MsgGrantAllowance",
+])
+def test_registered_messages_missing_from_the_old_list_move_funds(msg):
+    r = run(allof(sig(), mf(MSG_PLACE_ORDER, msg)))
+    assert r.can_move_funds and r.fund_moving_messages == {msg}
+    assert Capability.UNKNOWN not in r.capabilities
+
+
+def test_messages_a_user_cannot_send_move_nothing():
+    # Governance-internal (authority signer) and app-injected messages never pass a user's key.
+    internal = "/dydxprotocol.sending.MsgSendFromAccountToAccount"
+    injected = "/dydxprotocol.clob.MsgProposedOperations"
+    r = run(allof(sig(), mf(MSG_PLACE_ORDER, internal, injected)))
+    assert safe(r) and not r.unclassified_messages
 
 
 def test_deep_nesting_is_expanded():
     inner = anyof(allof(mf(MSG_PLACE_ORDER, MSG_IBC_TRANSFER), cf(3)), mf(MSG_CANCEL_ORDER))
     tree = allof(sig(), anyof(allof(inner, sf(1, 2)), allof(sig(KEY_B), mf(MSG_BATCH_CANCEL))))
-    r = run(tree)
+    assert run(tree).unknown  # 1.5 kB: over the chain's limit
+    r = run_unbounded(tree)
     assert r.fund_moving_messages == {MSG_IBC_TRANSFER}
     assert r.trade_subaccounts == {1, 2} and r.trade_clob_pairs == {3}
-    assert r.signers == {KEY_A, KEY_B}
+    assert r.signers == {KEY_A}  # the KEY_A+KEY_B path cannot be satisfied
     assert len(r.paths) == 3 and r.requires_signature
+    assert [p.satisfiable for p in r.paths] == [True, True, False]
 
 
 def test_disjoint_filters_make_a_dead_path():
@@ -193,17 +235,55 @@ def test_grant_messages_are_flagged():
     assert r2.can_grant and r2.can_move_funds
 
 
-def test_multisig_path_needs_both_keys():
-    r = run(allof(sig(KEY_A), sig(KEY_B), mf(MSG_PLACE_ORDER)))
-    assert r.paths[0].path.signers == {KEY_A, KEY_B} and safe(r)
+def test_two_key_allof_cannot_be_satisfied():
+    # Every child of an AllOf gets the transaction's one signature: two different keys never both
+    # verify it (v4-chain's permissioned-keys end-to-end tests expect the rejection).
+    for tree in (allof(sig(KEY_A), sig(KEY_B)), allof(sig(KEY_A), sig(KEY_B), mf(MSG_WITHDRAW_FROM_SUBACCOUNT))):
+        r = run(tree)
+        assert not r.unknown and safe(r) and r.capabilities == frozenset()
+        assert r.signers == frozenset() and not r.paths[0].satisfiable
+        assert "cannot be satisfied" in r.summary() and "cannot be satisfied" in r.paths[0].explanation()
+        assert r.to_json()["satisfiable"] is False
+        _, findings = authenticator_credential(ACCOUNT, r)
+        assert findings == ()
 
 
-@pytest.mark.parametrize("enc", ["base64", "bytes", "nested"])
+def test_same_key_twice_is_satisfiable():
+    r = run(allof(sig(KEY_A), sig(KEY_A), mf(MSG_SEND)))
+    assert r.paths[0].satisfiable and r.can_move_funds
+
+
+def test_anyof_keeps_the_satisfiable_branch():
+    r = run(anyof(allof(sig(KEY_A), sig(KEY_B)), allof(sig(KEY_B), mf(MSG_SEND))))
+    assert [p.satisfiable for p in r.paths] == [False, True]
+    assert r.fund_moving_messages == {MSG_SEND} and r.signers == {KEY_B}
+
+
+@pytest.mark.parametrize("enc", ["base64", "bytes"])
 def test_sub_config_encodings_agree(enc):
-    r = run(standard_trading_key(enc))
+    r = run_unbounded(standard_trading_key(enc))  # byte arrays of byte arrays: 2.6 kB
     base = run(standard_trading_key())
     assert r.to_json()["paths"] == base.to_json()["paths"]
     assert r.capabilities == base.capabilities
+
+
+def test_inline_json_sub_config_is_a_chain_decode_error():
+    # Go decodes a sub-config into []byte: an inline array of sub-authenticators does not decode.
+    r = run(standard_trading_key("nested"))
+    assert r.unknown and "inline JSON array" in (r.error or "")
+
+
+@pytest.mark.parametrize("kind", ["AllOf", "AnyOf"])
+def test_composite_with_one_child_is_refused_like_the_chain(kind):
+    one = (kind, json.dumps([_sub(sig(), "base64")]).encode())
+    r = run(one)
+    assert r.unknown and "at least 2" in (r.error or "")
+
+
+def test_config_over_the_chain_limit_is_unknown():
+    big = mf(*[f"/x.y.Msg{i:04d}" for i in range(80)])
+    assert len(big[1]) > 1024
+    assert run(big).unknown
 
 
 def test_mixed_encodings_in_one_tree():
@@ -216,12 +296,20 @@ def test_python_client_compose_is_understood():
     # dydx-v4-client writes sub-configs as JSON byte arrays.
     key = Authenticator.compose(AuthenticatorType.AllOf, [
         Authenticator.signature_verification(KEY_A),
-        Authenticator.compose(AuthenticatorType.AnyOf, [Authenticator.message_filter(MSG_PLACE_ORDER),
-                                                        Authenticator.message_filter(MSG_CANCEL_ORDER)]),
+        Authenticator.message_filter(f"{MSG_PLACE_ORDER},{MSG_CANCEL_ORDER}"),
         Authenticator.subaccount_filter([0]),
     ])
     r = analyze_authenticator(7, key.type.value, key.config)
     assert safe(r) and r.trade_subaccounts == {0}
+    # A composite inside a composite, written as byte arrays, passes the chain's 1,024-byte limit.
+    nested = Authenticator.compose(AuthenticatorType.AllOf, [
+        Authenticator.signature_verification(KEY_A),
+        Authenticator.compose(AuthenticatorType.AnyOf, [Authenticator.message_filter(MSG_PLACE_ORDER),
+                                                        Authenticator.message_filter(MSG_CANCEL_ORDER)]),
+        Authenticator.subaccount_filter([0]),
+    ])
+    assert len(nested.config) > 1024 and analyze_authenticator(9, nested.type.value, nested.config).unknown
+    assert safe(analyze_authenticator(9, nested.type.value, nested.config, max_config_bytes=4096))
     risky = Authenticator.compose(AuthenticatorType.AllOf, [Authenticator.signature_verification(KEY_A),
                                                             Authenticator.subaccount_filter([0])])
     assert analyze_authenticator(8, risky.type.value, risky.config).can_move_funds
@@ -273,9 +361,11 @@ def test_depth_and_size_limits_fail_closed():
     for _ in range(MAX_DEPTH + 2):
         node = allof(sig(), node)
     assert run(node).unknown
+    assert "deeper" in (run_unbounded(node).error or "")
     wide = anyof(*[mf(MSG_PLACE_ORDER)] * 40)
     explosive = allof(wide, wide, wide)  # 64000 paths
-    r = run(explosive)
+    assert run(explosive).unknown
+    r = run_unbounded(explosive)
     assert r.unknown and "paths" in (r.error or "")
 
 
@@ -319,8 +409,8 @@ def leaves() -> st.SearchStrategy[Any]:
 
 TREES = st.recursive(
     leaves(),
-    lambda kids: st.tuples(st.sampled_from(["all", "any"]), st.lists(kids, min_size=1, max_size=3).map(tuple)),
-    max_leaves=8,
+    lambda kids: st.tuples(st.sampled_from(["all", "any"]), st.lists(kids, min_size=2, max_size=3).map(tuple)),
+    max_leaves=6,
 )
 
 
@@ -343,7 +433,7 @@ def removable_filters(tree: Any, path: tuple[int, ...] = ()) -> list[tuple[int, 
     out: list[tuple[int, ...]] = []
     if tree[0] in ("all", "any"):
         for i, child in enumerate(tree[1]):
-            if tree[0] == "all" and len(tree[1]) > 1 and child[0] in ("mf", "sf", "cf"):
+            if tree[0] == "all" and len(tree[1]) > 2 and child[0] in ("mf", "sf", "cf"):
                 out.append((*path, i))
             out.extend(removable_filters(child, (*path, i)))
     return out
@@ -357,7 +447,8 @@ def drop(tree: Any, path: tuple[int, ...]) -> Any:
     return kind, (*kids[:i], drop(kids[i], rest), *kids[i + 1:])
 
 
-PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=150, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 @PROPS
@@ -382,6 +473,7 @@ def test_property_removing_a_filter_never_makes_a_key_safer(tree, data):
     spots = removable_filters(tree)
     assume(spots)
     before = run(encode(tree))
+    assume(not before.unknown)  # over the chain's size limit: nothing to compare
     after = run(encode(drop(tree, data.draw(st.sampled_from(spots)))))
     assert before.capabilities <= after.capabilities
     assert before.fund_moving_messages <= after.fund_moving_messages
@@ -396,9 +488,9 @@ def test_property_removing_a_filter_never_makes_a_key_safer(tree, data):
 @PROPS
 @given(TREES)
 def test_property_encoding_does_not_change_the_verdict(tree):
-    auths = [encode(tree, enc) for enc in ("base64", "bytes", "nested")]
+    auths = [encode(tree, enc) for enc in ("base64", "bytes")]
     assume(all(len(a[1]) <= MAX_CONFIG_BYTES for a in auths))
     views = [run(a).to_json() for a in auths]
     for v in views:
         v.pop("config_sha256")
-    assert views[0] == views[1] == views[2]
+    assert views[0] == views[1]

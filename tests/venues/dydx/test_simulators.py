@@ -110,13 +110,16 @@ def test_unknown_address_is_404(sims):
     assert err.value.response.status_code == 404
 
 
-def test_geo_block_is_403_with_the_indexer_body(sims):
+def test_geo_block_is_403_on_address_routes_only(sims):
     sims.set_geo_blocked(True)
     with pytest.raises(httpx.HTTPStatusError) as err:
-        asyncio.run(indexer(sims).markets.get_perpetual_markets())
+        asyncio.run(indexer(sims).account.get_subaccount(sims.address_of("alpha"), 0))
     assert err.value.response.status_code == 403 and err.value.response.json() == GEOBLOCK_BODY
-    sims.set_geo_blocked(False)
+    # comlink applies complianceAndGeoCheck to address routes; markets and height still answer.
     assert asyncio.run(indexer(sims).markets.get_perpetual_markets())["markets"]
+    assert asyncio.run(indexer(sims).utility.get_height())["height"]
+    sims.set_geo_blocked(False)
+    assert asyncio.run(indexer(sims).account.get_subaccount(sims.address_of("alpha"), 0))["subaccount"]
 
 
 def test_indexer_faults_are_mutable_at_runtime(sims):
@@ -177,7 +180,8 @@ def test_node_lists_authenticators_as_protobuf(sims):
 def test_node_get_authenticator_and_base64_lookalike_ids(sims):
     addr = sims.address_of("alpha")
     # The trap: JSON transcoding base64-decodes strings like "1234". Protobuf fields stay exact.
-    sims.add_authenticator(addr, {"id": 1234, "type": "MessageFilter", "config": [PLACE]})
+    sims.add_authenticator(addr, {"id": 1234, "type": "AllOf", "config": [
+        {"type": "SignatureVerification"}, {"type": "MessageFilter", "config": [PLACE]}]})
     client, channel = node(sims)
     try:
         ids = [a.id for a in asyncio.run(client.get_authenticators(addr)).account_authenticators]
@@ -186,13 +190,14 @@ def test_node_get_authenticator_and_base64_lookalike_ids(sims):
         assert transcoded["accountAuthenticators"][1]["id"] != 1234  # what we must not rely on
         stub = query_pb2_grpc.QueryStub(channel)
         one = stub.GetAuthenticator(query_pb2.GetAuthenticatorRequest(account=addr, authenticator_id=1234), timeout=3)
-        assert one.account_authenticator.config == PLACE.encode()
+        assert one.account_authenticator.type == "AllOf"
+        # The chain's query server answers an unknown id and a bad address with INTERNAL.
         with pytest.raises(grpc.RpcError) as err:
             stub.GetAuthenticator(query_pb2.GetAuthenticatorRequest(account=addr, authenticator_id=5), timeout=3)
-        assert err.value.code() is grpc.StatusCode.NOT_FOUND
+        assert err.value.code() is grpc.StatusCode.INTERNAL and "not found" in err.value.details()
         with pytest.raises(grpc.RpcError) as err:
             stub.GetAuthenticators(query_pb2.GetAuthenticatorsRequest(account="cosmos1xyz"), timeout=3)
-        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.code() is grpc.StatusCode.INTERNAL and "bech32" in err.value.details()
     finally:
         channel.close()
 
@@ -202,7 +207,7 @@ def test_byte_array_and_raw_encodings(sims_factory, world):
     data["clients"][1]["dydx"][0]["authenticators"] = [
         {"id": 5, "type": "AllOf", "encoding": "bytes", "config": [
             {"type": "SignatureVerification"}, {"type": "MessageFilter", "config": [PLACE]}]},
-        {"id": 6, "type": "AllOf", "raw_config_b64": "W3tub3QganNvbg=="},
+        {"id": 6, "type": "AllOf", "raw_config_b64": "W3tub3QganNvbg==", "bypass_keeper": True},
     ]
     sims = sims_factory(data)
     client, channel = node(sims)

@@ -13,7 +13,7 @@ Leaf configs are stored as the node stores them: raw key bytes, or comma-separat
 configs are JSON ``[{"type": ..., "config": ...}]`` whose sub-configs are written per ``encoding``:
 ``base64`` (what Go's ``encoding/json`` does with ``[]byte``), ``bytes`` (a JSON array of byte
 values, as dydx-v4-client's ``Authenticator.compose`` writes) or ``nested`` (composite sub-configs
-inlined as JSON arrays; leaves stay base64).
+inlined as JSON arrays; leaves stay base64), which the chain cannot decode: its keeper refuses it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """dYdX node simulator: the ``dydxprotocol.accountplus.Query`` gRPC service (GetAuthenticators,
 GetAuthenticator, Params), built on v4_proto's generated servicer base class, with the scenario's
-``dydx-node`` faults (down, latency, timeouts, errors, rate limits, garbage configs)."""
+``dydx-node`` faults (down, latency, timeouts, errors, rate limits, garbage configs).
+
+Answers as the chain's query server does: an address that does not decode as ``dydx1…`` bech32
+and an authenticator id that does not exist both come back as gRPC ``INTERNAL`` with the keeper's
+error text (not ``INVALID_ARGUMENT``/``NOT_FOUND``); an address with no authenticators gets an
+empty list; authenticators are listed in the store's key order (ids as strings: 1, 10, 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import grpc
 from v4_proto.dydxprotocol.accountplus import models_pb2, params_pb2, query_pb2, query_pb2_grpc
 
-from primeguard.sandbox.dydx.state import AuthRecord, DydxWorld
+from primeguard.sandbox.dydx.state import AuthRecord, DydxWorld, bech32_address_error
 
 GARBAGE_CONFIG = b"\xff\xfe{not json"
 
@@ -37,8 +42,9 @@ class AccountPlusQuery(query_pb2_grpc.QueryServicer):  # type: ignore[misc]
 
     @staticmethod
     def _check(context: Any, account: str) -> None:
-        if not account.startswith("dydx1"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid account address {account[:60]!r}")
+        error = bech32_address_error(account)
+        if error is not None:
+            context.abort(grpc.StatusCode.INTERNAL, error)
 
     @staticmethod
     def _pb(a: AuthRecord, garbage: bool) -> models_pb2.AccountAuthenticator:
@@ -56,7 +62,8 @@ class AccountPlusQuery(query_pb2_grpc.QueryServicer):  # type: ignore[misc]
         for a in self.world.authenticators(request.account):
             if a.id == request.authenticator_id:
                 return query_pb2.GetAuthenticatorResponse(account_authenticator=self._pb(a, garbage))
-        context.abort(grpc.StatusCode.NOT_FOUND, f"authenticator {request.authenticator_id} not found")
+        context.abort(grpc.StatusCode.INTERNAL, f"authenticator {request.authenticator_id} not found for account "
+                                                f"{request.account}: Authenticator is not found")
         return None  # pragma: no cover - abort raises
 
     def Params(self, request: Any, context: Any) -> Any:  # noqa: N802

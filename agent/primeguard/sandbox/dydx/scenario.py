@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from primeguard.sandbox.dydx.encode import EncodeError, encode_config
+from primeguard.sandbox.dydx.keeper import KeeperRefusal, check_add
 
 
 class _M(BaseModel):
@@ -33,8 +34,12 @@ class DydxAuthenticatorScenario(_M):
 
     See :mod:`primeguard.sandbox.dydx.encode` for the config forms. ``encoding`` picks how
     AllOf/AnyOf sub-configs are written (``base64`` like the Go node, ``bytes`` like the Python
-    client, ``nested`` JSON). ``raw_config_b64`` gives the exact stored bytes instead (malformed
-    configs on purpose).
+    client, ``nested`` JSON). ``raw_config_b64`` gives the exact stored bytes instead.
+
+    Like the chain's keeper, loading refuses what it refuses (:mod:`primeguard.sandbox.dydx.keeper`):
+    a path without a signature, a composite with fewer than two children, data over 1,024 bytes,
+    an unregistered type, sub-configs that do not decode as bytes (``nested``). ``bypass_keeper``
+    stores such an authenticator anyway, to play a node that does not behave like dYdX.
     """
 
     id: int = Field(ge=0)
@@ -43,6 +48,7 @@ class DydxAuthenticatorScenario(_M):
     holder: Literal["client", "monitor", "operator", "master", "unknown"] = "client"
     encoding: Literal["base64", "bytes", "nested"] = "base64"
     raw_config_b64: str | None = None
+    bypass_keeper: bool = False
 
     @field_validator("raw_config_b64")
     @classmethod
@@ -56,11 +62,16 @@ class DydxAuthenticatorScenario(_M):
 
     @model_validator(mode="after")
     def _encodable(self) -> DydxAuthenticatorScenario:
-        if self.raw_config_b64 is None:
+        try:
+            data = self.config_bytes(seed="check")
+        except EncodeError as exc:
+            raise ValueError(f"authenticator {self.id} ({self.type}): {exc}") from exc
+        if not self.bypass_keeper:
             try:
-                encode_config(self.type, self.config, encoding=self.encoding, seed="check")
-            except EncodeError as exc:
-                raise ValueError(f"authenticator {self.id} ({self.type}): {exc}") from exc
+                check_add(self.type, data)
+            except KeeperRefusal as exc:
+                raise ValueError(f"authenticator {self.id} ({self.type}): the chain's keeper refuses it: {exc} "
+                                 "(set bypass_keeper to store it anyway)") from exc
         return self
 
     def config_bytes(self, seed: str) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from pydantic import ValidationError
 from v4_proto.dydxprotocol.accountplus import query_pb2_grpc
 
 from primeguard.config.schema import DydxAccountConfig
@@ -29,7 +30,7 @@ from primeguard.domain.model import Holder
 from primeguard.sandbox.dydx.indexer import build_app
 from primeguard.sandbox.dydx.node import AccountPlusQuery
 from primeguard.sandbox.dydx.scenario import DydxAuthenticatorScenario, DydxPerpScenario
-from primeguard.sandbox.dydx.state import AuthRecord, DydxWorld
+from primeguard.sandbox.dydx.state import AuthRecord, ClosedPerp, DydxWorld
 from primeguard.sandbox.faults import FaultConfig
 from primeguard.sandbox.scenario import Scenario
 
@@ -184,7 +185,8 @@ class DydxSimulators:
         self.world.faults[name].set(faults)
 
     def set_geo_blocked(self, blocked: bool = True) -> None:
-        """Indexer answers every request with the geo-block 403."""
+        """Requests come from a restricted country: the indexer's address routes (addresses,
+        positions, transfers) answer the geo-block 403; markets, height and time still answer."""
         with self.world.lock:
             self.world.geo_blocked = blocked
 
@@ -221,12 +223,18 @@ class DydxSimulators:
         with self.world.lock:
             sub = self.world.sub(who, subaccount)
             if Decimal(size) == 0:
-                sub.perps.pop(market, None)
+                old = sub.perps.pop(market, None)
+                if old is not None:
+                    _, now = self.world.height()
+                    sub.closed.append(ClosedPerp(market, old[0], old[1], self.world.price(market, old[1]),
+                                                 sub.opened.pop(market, 0), now))
                 return
             entry = Decimal(entry_price) if entry_price is not None else self.world.oracle.get(market)
             if entry is None:
                 raise SandboxError(f"give an entry price for {market}: it has no oracle price")
             DydxPerpScenario(market=market, size=Decimal(size), entry_price=entry)  # validate
+            if market not in sub.perps:
+                sub.opened[market] = self.world.next_seq()
             sub.perps[market] = (Decimal(size), entry)
             if market not in self.world.oracle:
                 self.world.set_price(market, entry)
@@ -240,15 +248,27 @@ class DydxSimulators:
                 self.add_authenticator(who, a)
 
     def add_authenticator(self, who: str, authenticator: DydxAuthenticatorScenario | dict[str, Any]) -> int:
-        a = (authenticator if isinstance(authenticator, DydxAuthenticatorScenario)
-             else DydxAuthenticatorScenario.model_validate(authenticator))
+        """MsgAddAuthenticator: store one authenticator, or refuse it as the chain's keeper would.
+
+        Raises:
+            SandboxError: the keeper refuses it (unsigned path, composite with fewer than two
+                children, data over 1,024 bytes, unregistered type, undecodable sub-config) and
+                ``bypass_keeper`` is not set, or the scenario form is invalid.
+        """
+        try:
+            a = (authenticator if isinstance(authenticator, DydxAuthenticatorScenario)
+                 else DydxAuthenticatorScenario.model_validate(authenticator))
+        except ValidationError as exc:
+            reasons = "; ".join(str(e.get("msg", "")) for e in exc.errors())
+            raise SandboxError(f"authenticator refused: {reasons}") from exc
         with self.world.lock:
             st = self.world.resolve(who)
             st.authenticators[a.id] = self.world.record(st.address, a)
         return a.id
 
     def set_raw_authenticator(self, who: str, auth_id: int, auth_type: str, config: bytes) -> None:
-        """Store exact bytes, as a node would hold them (malformed configs on purpose)."""
+        """Store exact bytes without the keeper's checks: plays a node that does not behave like
+        dYdX (malformed or refused configs on purpose, for fail-closed tests)."""
         with self.world.lock:
             st = self.world.resolve(who)
             st.authenticators[auth_id] = AuthRecord(auth_id, auth_type, bytes(config))
@@ -264,7 +284,7 @@ class DydxSimulators:
             st = self.world.resolve(who)
             height, now = self.world.height()
             st.transfers.append({
-                "_number": subaccount, "id": f"sim-{len(st.transfers) + 1}",
+                "_number": subaccount, "_seq": self.world.next_seq(), "id": f"sim-{len(st.transfers) + 1}",
                 "sender": {"address": st.address, "subaccountNumber": subaccount},
                 "recipient": {"address": recipient}, "size": str(Decimal(amount)), "symbol": symbol,
                 "type": kind, "createdAt": datetime.fromtimestamp(now, tz=UTC).isoformat().replace("+00:00", "Z"),

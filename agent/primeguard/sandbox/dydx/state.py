@@ -35,6 +35,21 @@ def derive_address(client: str, index: int) -> str:
     return str(bech32_encode("dydx", data))
 
 
+def bech32_address_error(address: str, hrp: str = "dydx") -> str | None:
+    """The error the chain's ``AccAddressFromBech32`` gives for ``address`` (None: it is valid)."""
+    if not address.strip():
+        return "empty address string is not allowed"
+    got_hrp, data = bech32_decode(address)
+    if got_hrp is None or data is None:
+        return "decoding bech32 failed: invalid checksum or character"
+    if got_hrp != hrp:
+        return f"invalid Bech32 prefix; expected {hrp}, got {got_hrp}"
+    raw = convertbits(data, 5, 8, False)
+    if not raw or len(raw) > 255:
+        return "decoding bech32 failed: invalid address length"
+    return None
+
+
 def check_address(address: str) -> str:
     hrp, data = bech32_decode(address)
     if hrp != "dydx" or data is None:
@@ -47,6 +62,20 @@ class SubState:
     number: int
     usdc: Decimal
     perps: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # market -> (size, entry)
+    opened: dict[str, int] = field(default_factory=dict)  # market -> open sequence (the indexer's openEventId)
+    closed: list[ClosedPerp] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClosedPerp:
+    """A position that was closed: listed by /v4/perpetualPositions with status CLOSED."""
+
+    market: str
+    size: Decimal  # signed size it had when closed
+    entry: Decimal
+    exit: Decimal
+    seq: int
+    closed_at: float
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,7 @@ class DydxWorld:
         self.order: list[AddressState] = []
         self.oracle: dict[str, Decimal] = {}
         self.clob_ids: dict[str, int] = {}
+        self.seq = 0
         self.faults = {"dydx": FaultBox(scenario.faults.get("dydx")),
                        "dydx-node": FaultBox(scenario.faults.get("dydx-node"))}
         for f in scenario.feeds:  # first feed per asset wins (the scenario's primary chain first)
@@ -148,6 +178,7 @@ class DydxWorld:
             sub = SubState(s.number, s.usdc)
             for p in s.perps:
                 sub.perps[p.market] = (p.size, p.entry_price)
+                sub.opened[p.market] = self.next_seq()
                 if p.market not in self.oracle:  # a market without a feed trades at its entry price
                     self.set_price(p.market, p.entry_price)
             subs[s.number] = sub
@@ -160,6 +191,10 @@ class DydxWorld:
     @staticmethod
     def record(address: str, a: DydxAuthenticatorScenario) -> AuthRecord:
         return AuthRecord(a.id, a.type, a.config_bytes(seed=f"{address}:{a.id}"), a.holder)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
 
     # --- reads (under lock, copies) --------------------------------------------------------------
 
@@ -179,7 +214,10 @@ class DydxWorld:
     def authenticators(self, address: str) -> list[AuthRecord]:
         with self.lock:
             st = self.addresses.get(address)
-            return [] if st is None else [st.authenticators[k] for k in sorted(st.authenticators)]
+            # The keeper iterates its store, keyed "<address>/<id>/": ids come back in string order.
+            if st is None:
+                return []
+            return [st.authenticators[k] for k in sorted(st.authenticators, key=lambda i: f"{i}/")]
 
     # --- changes ---------------------------------------------------------------------------------
 

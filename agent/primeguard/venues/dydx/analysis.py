@@ -4,16 +4,23 @@ An authenticator is a tree. Leaves: ``SignatureVerification`` (a secp256k1 publi
 ``MessageFilter`` (comma-separated message type URLs), ``SubaccountFilter`` and
 ``ClobPairIdFilter`` (comma-separated numbers). Inner nodes: ``AllOf`` (every child must pass) and
 ``AnyOf`` (one child must pass), whose config is JSON ``[{"type": ..., "config": ...}, ...]`` with
-each sub-config as a base64 string (Go's ``[]byte``), an array of byte values (the Python client),
-or, for nested ``AllOf``/``AnyOf``, the JSON array itself.
+each sub-config decoded the way the chain decodes Go's ``[]byte``: a base64 string (what Go writes)
+or an array of byte values (what the Python client writes). A sub-config written as an inline JSON
+array of sub-authenticators is a decode error on the chain (the keeper would refuse to store it).
+Composites need at least two children and the stored config is at most 1,024 bytes, as on the chain.
 
 Semantics (docs/venues-dydx.md):
 
 1. The tree is expanded into disjunctive normal form: ``AnyOf`` = alternative *paths*, ``AllOf`` =
    conjunction. A message passes the authenticator when it passes every leaf of some path.
 2. A path is *signed* when it contains a ``SignatureVerification``; an unsigned path may be used
-   by anyone ("anyone may submit").
+   by anyone ("anyone may submit"). The chain's keeper refuses to store a tree with an unsigned
+   path, so a node that returns one is not behaving like dYdX: it is reported, never trusted.
+   Every child of an ``AllOf`` receives the same single signature, so a path naming two different
+   public keys can never verify: it *cannot be satisfied* and grants nothing.
 3. A path's messages are the intersection of its ``MessageFilter`` sets (no filter: every message).
+   Each message type is classified by ``msgs.json`` (every type URL the chain registers, from
+   v4-chain ``protocol/app/msgs/``); a type not in that table counts as fund-moving (``unknown``).
 4. ``SubaccountFilter``/``ClobPairIdFilter`` restrict *order* messages only (place, cancel, batch
    cancel): every other message passes them. They never stop a withdrawal or a transfer.
 5. Anything that cannot be read exactly (unknown type, malformed config, too deep or too many
@@ -28,6 +35,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
@@ -51,33 +59,66 @@ MSG_AUTHZ_EXEC = "/cosmos.authz.v1beta1.MsgExec"
 MSG_ADD_AUTHENTICATOR = "/dydxprotocol.accountplus.MsgAddAuthenticator"
 MSG_SET_WITHDRAW_ADDRESS = "/cosmos.distribution.v1beta1.MsgSetWithdrawAddress"
 
-# Every message through which value can leave the subaccount (or the power to make it leave can be
-# handed on), with the normalized capability it gives. The first nine are the documented list
-# (shared/reference/venues.md); the rest are further Cosmos SDK messages that pay out of the
-# account, kept here so a filter admitting them is not mistaken for a safe one.
-FUND_MOVING_MESSAGES: Mapping[str, Capability] = MappingProxyType({
-    MSG_WITHDRAW_FROM_SUBACCOUNT: Capability.WITHDRAW,
-    MSG_CREATE_TRANSFER: Capability.UNIVERSAL_TRANSFER,
-    MSG_SEND: Capability.UNIVERSAL_TRANSFER,
-    MSG_MULTI_SEND: Capability.UNIVERSAL_TRANSFER,
-    MSG_IBC_TRANSFER: Capability.WITHDRAW,
-    MSG_AUTHZ_GRANT: Capability.GRANT,
-    MSG_AUTHZ_EXEC: Capability.WITHDRAW,
-    MSG_ADD_AUTHENTICATOR: Capability.GRANT,
-    MSG_SET_WITHDRAW_ADDRESS: Capability.WITHDRAW,
-    "/cosmos.distribution.v1beta1.MsgFundCommunityPool": Capability.WITHDRAW,
-    "/cosmos.feegrant.v1beta1.MsgGrantAllowance": Capability.GRANT,
-    "/cosmos.vesting.v1beta1.MsgCreateVestingAccount": Capability.UNIVERSAL_TRANSFER,
-    "/cosmos.vesting.v1beta1.MsgCreatePermanentLockedAccount": Capability.UNIVERSAL_TRANSFER,
-    "/cosmos.vesting.v1beta1.MsgCreatePeriodicVestingAccount": Capability.UNIVERSAL_TRANSFER,
+# Classes of msgs.json whose messages move value out of the account or hand power on.
+FUND_MOVING_CLASSES = frozenset({"moves_funds", "grants_power"})
+UNCLASSIFIED = "unclassified"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageClass:
+    """What a message type can do to the account that signs it (one row of ``msgs.json``)."""
+
+    type_url: str
+    cls: str  # moves_funds | grants_power | trading_only | reduces_power | no_funds_out | ... | unclassified
+    capabilities: frozenset[Capability]
+    reason: str
+    source_file: str | None  # the v4-chain protocol/app/msgs/ file that lists it; None: not on the chain's lists
+
+    @property
+    def fund_moving(self) -> bool:
+        """Moves value out or grants power; an unclassified type counts as fund-moving (fail closed)."""
+        return self.cls in FUND_MOVING_CLASSES or self.cls == UNCLASSIFIED
+
+
+def _load_message_table() -> tuple[Mapping[str, MessageClass], Mapping[str, Any]]:
+    raw = json.loads(resources.files("primeguard.venues.dydx").joinpath("msgs.json").read_text("utf-8"))
+    classes = set(raw["classes"])
+    table: dict[str, MessageClass] = {}
+    for url, row in raw["messages"].items():
+        if row["class"] not in classes:  # pragma: no cover - guarded by the table's own test
+            raise ValueError(f"msgs.json: {url} has unknown class {row['class']!r}")
+        caps = frozenset(Capability(c) for c in row["capabilities"])
+        table[url] = MessageClass(url, row["class"], caps, row["reason"], row["file"])
+    return MappingProxyType(table), MappingProxyType(raw["source"])
+
+
+# Every type URL the dYdX chain registers (v4-chain protocol/app/msgs/*.go), classified with a reason.
+MESSAGE_TABLE, MESSAGE_TABLE_SOURCE = _load_message_table()
+
+
+def classify_message(type_url: str) -> MessageClass:
+    """The table row for ``type_url``; a type not in the table is ``unclassified``: treated as able to
+    move funds (capability ``unknown``)."""
+    row = MESSAGE_TABLE.get(type_url)
+    if row is not None:
+        return row
+    return MessageClass(type_url, UNCLASSIFIED, frozenset({Capability.UNKNOWN}),
+                        "not among the chain's registered messages known to primeguard: treated as fund-moving",
+                        None)
+
+
+# Every registered message through which value can leave the account (or the power to make it
+# leave can be handed on), with the normalized capabilities it gives. Derived from msgs.json.
+FUND_MOVING_MESSAGES: Mapping[str, frozenset[Capability]] = MappingProxyType({
+    url: row.capabilities for url, row in MESSAGE_TABLE.items() if row.fund_moving
 })
-GRANT_MESSAGES: frozenset[str] = frozenset(m for m, c in FUND_MOVING_MESSAGES.items() if c is Capability.GRANT)
+GRANT_MESSAGES: frozenset[str] = frozenset(m for m, row in MESSAGE_TABLE.items() if row.cls == "grants_power")
 
 KNOWN_TYPES = ("SignatureVerification", "MessageFilter", "SubaccountFilter", "ClobPairIdFilter", "AllOf", "AnyOf")
 MAX_DEPTH = 12
 MAX_NODES = 256
 MAX_PATHS = 1024
-MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_BYTES = 1024  # MsgAddAuthenticator refuses longer data (AUTHENTICATOR_DATA_MAX_LENGTH)
 UINT32_MAX = 2**32 - 1
 
 
@@ -115,21 +156,25 @@ class Composite:
 Node = Signature | Filter | Composite
 
 
-def parse_authenticator(auth_type: str, config: bytes) -> Node:
+def parse_authenticator(auth_type: str, config: bytes, *, max_config_bytes: int = MAX_CONFIG_BYTES) -> Node:
     """Parse a top-level authenticator as the node stores it (``type`` + config bytes).
+
+    ``max_config_bytes`` defaults to the chain's limit; a larger one only serves to study trees the
+    chain would refuse.
 
     Raises:
         AuthenticatorConfigError: unknown type, malformed config, too deep or too large.
     """
     if not isinstance(config, bytes | bytearray):
         raise AuthenticatorConfigError(f"config must be bytes, got {type(config).__name__}")
-    if len(config) > MAX_CONFIG_BYTES:
-        raise AuthenticatorConfigError(f"config of {len(config)} bytes exceeds {MAX_CONFIG_BYTES}")
+    if len(config) > max_config_bytes:
+        raise AuthenticatorConfigError(
+            f"config of {len(config)} bytes exceeds {max_config_bytes} (the chain refuses longer authenticator data)")
     counter = [0]
     return _parse(auth_type, bytes(config), str(auth_type)[:60], 0, counter)
 
 
-def _parse(auth_type: object, config: bytes | list[Any], where: str, depth: int, counter: list[int]) -> Node:
+def _parse(auth_type: object, config: bytes, where: str, depth: int, counter: list[int]) -> Node:
     counter[0] += 1
     if counter[0] > MAX_NODES:
         raise AuthenticatorConfigError(f"more than {MAX_NODES} nodes", where)
@@ -139,17 +184,16 @@ def _parse(auth_type: object, config: bytes | list[Any], where: str, depth: int,
         shown = auth_type if isinstance(auth_type, str) else type(auth_type).__name__
         raise AuthenticatorConfigError(f"unknown authenticator type {str(shown)[:60]!r}", where)
     if auth_type in ("AllOf", "AnyOf"):
-        items = config if isinstance(config, list) else _json_array(config, where)
-        if not items:
-            raise AuthenticatorConfigError(f"{auth_type} has no sub-authenticators", where)
+        items = _json_array(config, where)
+        if len(items) < 2:  # AllOf/AnyOf Initialize and OnAuthenticatorAdded: "at least 2"
+            raise AuthenticatorConfigError(
+                f"{auth_type} has {len(items)} sub-authenticator(s); the chain requires at least 2", where)
         children = []
         for i, item in enumerate(items):
             sub_type, sub_config = _sub_entry(item, f"{where}[{i}]")
             label = str(sub_type)[:40]
             children.append(_parse(sub_type, sub_config, f"{where}[{i}].{label}", depth + 1, counter))
         return Composite(auth_type == "AllOf", tuple(children))
-    if isinstance(config, list):  # nested JSON is only meaningful for AllOf/AnyOf
-        raise AuthenticatorConfigError(f"{auth_type} config must be bytes, got a JSON array", where)
     if auth_type == "SignatureVerification":
         if len(config) != 33 or config[0] not in (2, 3):
             raise AuthenticatorConfigError(
@@ -209,8 +253,9 @@ def _field(obj: dict[str, Any], name: str, where: str) -> Any:
     return obj[hits[0]]
 
 
-def _sub_entry(item: object, where: str) -> tuple[object, bytes | list[Any]]:
-    """One ``{"type", "config"}`` entry of an AllOf/AnyOf: config as base64, byte array or nested JSON."""
+def _sub_entry(item: object, where: str) -> tuple[object, bytes]:
+    """One ``{"type", "config"}`` entry of an AllOf/AnyOf; the config decoded as Go decodes ``[]byte``
+    (a base64 string or an array of byte values). Anything else is the chain's decode error."""
     if not isinstance(item, dict):
         raise AuthenticatorConfigError(f"sub-authenticator must be an object, got {type(item).__name__}", where)
     sub_type = _field(item, "type", where)
@@ -221,12 +266,14 @@ def _sub_entry(item: object, where: str) -> tuple[object, bytes | list[Any]]:
         except (binascii.Error, ValueError) as exc:
             raise AuthenticatorConfigError("sub-config string is not standard base64", where) from exc
     if isinstance(raw, list):
-        if raw and all(isinstance(x, dict) for x in raw):
-            return sub_type, raw  # nested JSON sub-authenticators
         if all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in raw):
             return sub_type, bytes(raw)
-        raise AuthenticatorConfigError("sub-config array is neither bytes (0..255) nor sub-authenticators", where)
-    raise AuthenticatorConfigError(f"sub-config must be base64, a byte array or JSON, got {type(raw).__name__}", where)
+        if raw and all(isinstance(x, dict) for x in raw):
+            raise AuthenticatorConfigError(
+                "sub-config is an inline JSON array of sub-authenticators: the chain decodes sub-configs as "
+                "bytes (base64 or byte values) and would refuse this tree", where)
+        raise AuthenticatorConfigError("sub-config array is not bytes (0..255)", where)
+    raise AuthenticatorConfigError(f"sub-config must be base64 or a byte array, got {type(raw).__name__}", where)
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -250,6 +297,12 @@ class Path:
         return bool(self.signers)
 
     @property
+    def satisfiable(self) -> bool:
+        """False when the path needs two different keys: every child of an AllOf is checked against
+        the transaction's one signature, which cannot verify under two different public keys."""
+        return len(self.signers) <= 1
+
+    @property
     def orders_pass(self) -> bool:
         """Whether some order message can get past the subaccount and market filters."""
         return (self.subaccounts is None or bool(self.subaccounts)) and (
@@ -262,7 +315,9 @@ class Path:
 
     @property
     def alive(self) -> bool:
-        """Whether any message at all passes this path."""
+        """Whether any message at all passes this path (with a signature that can verify)."""
+        if not self.satisfiable:
+            return False
         if self.messages is None:
             return True
         return any(self.admits(m) for m in self.messages)
@@ -320,16 +375,22 @@ class PathVerdict:
     capabilities: frozenset[Capability]
     unclassified: frozenset[str]
 
+    @property
+    def satisfiable(self) -> bool:
+        return self.path.satisfiable
+
     def to_json(self) -> dict[str, Any]:
         p = self.path
         return {
             "signers": sorted(k.hex() for k in p.signers),
             "requires_signature": p.signed,
+            "satisfiable": p.satisfiable,
             "messages": "all" if p.messages is None else sorted(p.messages),
             "subaccounts": "all" if p.subaccounts is None else sorted(p.subaccounts),
             "clob_pair_ids": "all" if p.clob_pairs is None else sorted(p.clob_pairs),
             "admits_any_message": self.alive,
             "fund_moving_messages": sorted(self.fund_moving),
+            "unclassified_messages": sorted(self.unclassified),
             "capabilities": sorted(c.value for c in self.capabilities),
             "explanation": self.explanation(),
         }
@@ -338,6 +399,9 @@ class PathVerdict:
         p = self.path
         who = (f"signed by {', '.join(_short_key(k) for k in sorted(p.signers))}" if p.signed
                else "NO signature required: anyone may submit")
+        if not p.satisfiable:
+            return (f"{who}; cannot be satisfied: every child of an AllOf is checked against the same single "
+                    f"signature, which cannot verify under {len(p.signers)} different keys (grants nothing)")
         if not self.alive:
             return f"{who}; its filters admit no message (dead path)"
         msgs = "every message type" if p.messages is None else ", ".join(_short(m) for m in sorted(p.messages))
@@ -350,6 +414,9 @@ class PathVerdict:
             parts.append("can move funds: every message type passes (withdraw, transfer, send, grant...)")
         elif self.fund_moving:
             parts.append("can move funds via " + ", ".join(_short(m) for m in sorted(self.fund_moving)))
+            if self.unclassified:
+                parts.append("unclassified message types count as fund-moving: "
+                             + ", ".join(_short(m) for m in sorted(self.unclassified)))
         elif self.anyone_may_trade:
             parts.append("can move funds: anyone may trade this account against their own")
         else:
@@ -392,6 +459,15 @@ class AuthenticatorAnalysis:
         return not self.unknown and not self.anyone_may_submit
 
     @property
+    def keeper_would_refuse(self) -> str | None:
+        """Why the chain's keeper would not have stored this authenticator (None: it would)."""
+        if self.unknown:
+            return self.error
+        if any(not p.path.signed for p in self.paths):
+            return "a path requires no signature (the keeper refuses trees with an unsigned branch)"
+        return None
+
+    @property
     def can_move_funds(self) -> bool:
         return self.unknown or bool(self.fund_moving_messages) or self.anyone_may_trade
 
@@ -408,10 +484,14 @@ class AuthenticatorAnalysis:
             return f"cannot be analysed ({self.error}): treated as able to do anything"
         live = [p for p in self.paths if p.alive]
         if not live:
+            if self.paths and not any(p.satisfiable for p in self.paths):
+                return ("cannot be satisfied: every path needs signatures from two different keys, but an AllOf "
+                        "passes one signature to all its children; grants nothing")
             return "admits no message on any path"
         bits = []
         if self.anyone_may_submit:
-            bits.append("ANYONE may submit through an unsigned path")
+            bits.append("ANYONE may submit through an unsigned path (the chain's keeper refuses such trees: "
+                        "this node is not behaving like dYdX)")
         if self.unfiltered:
             bits.append("can move funds: a path has no MessageFilter, so every message type passes")
         elif self.fund_moving_messages:
@@ -448,6 +528,8 @@ class AuthenticatorAnalysis:
             "trade_clob_pair_ids": _set_json(self.trade_clob_pairs),
             "unclassified_messages": sorted(self.unclassified_messages),
             "signers": sorted(k.hex() for k in self.signers),
+            "satisfiable": self.unknown or any(p.satisfiable for p in self.paths),
+            "keeper_would_refuse": self.keeper_would_refuse,
             "paths": [p.to_json() for p in self.paths],
             "explanation": self.summary(),
         }
@@ -462,15 +544,18 @@ def judge_path(path: Path) -> PathVerdict:
     alive = path.alive
     if not alive:
         return PathVerdict(path, False, frozenset(), False, False, frozenset(), frozenset())
+    caps: set[Capability] = set()
     if path.messages is None:
         fund = frozenset(FUND_MOVING_MESSAGES)
         unclassified: frozenset[str] = frozenset()
     else:
-        fund = frozenset(m for m in path.messages if m in FUND_MOVING_MESSAGES)
-        unclassified = frozenset(path.messages - set(FUND_MOVING_MESSAGES) - ORDER_MESSAGES)
+        rows = [classify_message(m) for m in path.messages]
+        fund = frozenset(r.type_url for r in rows if r.fund_moving)
+        unclassified = frozenset(r.type_url for r in rows if r.cls == UNCLASSIFIED)
+    for m in fund:
+        caps |= classify_message(m).capabilities
     can_trade = path.admits(MSG_PLACE_ORDER)
     anyone_may_trade = can_trade and not path.signed
-    caps = {FUND_MOVING_MESSAGES[m] for m in fund}
     if can_trade:
         caps.add(Capability.TRADE_FUTURES)
     if anyone_may_trade:
@@ -481,11 +566,14 @@ def judge_path(path: Path) -> PathVerdict:
     return PathVerdict(path, True, fund, can_trade, anyone_may_trade, frozenset(caps), unclassified)
 
 
-def analyze_authenticator(auth_id: int, auth_type: str, config: bytes) -> AuthenticatorAnalysis:
-    """Analyse one authenticator as returned by ``GetAuthenticators``. Never raises."""
+def analyze_authenticator(auth_id: int, auth_type: str, config: bytes, *,
+                          max_config_bytes: int = MAX_CONFIG_BYTES) -> AuthenticatorAnalysis:
+    """Analyse one authenticator as returned by ``GetAuthenticators``. Never raises.
+
+    A config longer than ``max_config_bytes`` (default: the chain's 1,024) is unknown."""
     digest = hashlib.sha256(config if isinstance(config, bytes | bytearray) else b"").hexdigest()
     try:
-        tree = parse_authenticator(auth_type, config)
+        tree = parse_authenticator(auth_type, config, max_config_bytes=max_config_bytes)
         paths = expand_paths(tree)
     except AuthenticatorConfigError as exc:
         return AuthenticatorAnalysis(auth_id, str(auth_type)[:80], digest, error=str(exc))

@@ -2,9 +2,11 @@
 
 Every request carries a timeout (the client's default is effectively 50 minutes). Vendor failures
 become our typed errors: timeouts, refused connections and 5xx → :class:`VenueUnavailable`; 429 →
-:class:`VenueRateLimited`; 403 (geo-block) → :class:`VenueAuthError`; 404 (unknown address or
-subaccount), bodies that are not JSON or lack a field, and numbers that are not numbers →
-:class:`VenueBadResponse`. Messages carry no response bodies beyond a short code.
+:class:`VenueRateLimited`; 403 (geo-block, which the indexer applies to address routes only) →
+:class:`VenueAuthError`; 400 (the indexer's validation: an address that is not alphanumeric, a bad
+subaccount number) and 404 (unknown address or subaccount) → :class:`VenueBadRequest` (our input
+is wrong, the indexer is up); bodies that are not JSON or lack a field, and numbers that are not
+numbers → :class:`VenueBadResponse`. Messages carry no response bodies beyond a short code.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dydx_v4_client.indexer.rest.indexer_client import IndexerClient
 from primeguard.domain.errors import (
     InputError,
     VenueAuthError,
+    VenueBadRequest,
     VenueBadResponse,
     VenueRateLimited,
     VenueUnavailable,
@@ -94,7 +97,10 @@ class IndexerReader:
             status = exc.response.status_code
             code = str(status)
             if status == 404:
-                raise VenueBadResponse(f"{what}: not found on the indexer", venue=VENUE, code=code) from exc
+                raise VenueBadRequest(f"{what}: not found on the indexer", venue=VENUE, code=code) from exc
+            if status == 400:
+                raise VenueBadRequest(f"{what}: the indexer refused the request as invalid (bad address or "
+                                      "subaccount number)", venue=VENUE, code=code) from exc
             if status == 403:
                 raise VenueAuthError(f"{what}: refused by the indexer (geo-blocked or banned)", venue=VENUE,
                                      code=code) from exc

@@ -21,10 +21,14 @@ from typing import Any
 import grpc
 from dydx_v4_client.node.client import QueryNodeClient
 
-from primeguard.domain.errors import VenueBadResponse, VenueRateLimited, VenueUnavailable
+from primeguard.domain.errors import VenueBadRequest, VenueBadResponse, VenueRateLimited, VenueUnavailable
 
 VENUE = "dydx-node"
 OUTER_FACTOR = 4
+# The chain's query server answers a bad address or an unknown id with INTERNAL and the keeper's
+# error text; these fragments tell those apart from a real internal failure.
+BAD_INPUT_TEXT = ("decoding bech32 failed", "invalid bech32 prefix", "empty address string", "invalid address",
+                  "authenticator is not found", "not found for account")
 # Node queries block a thread each: a pool of their own keeps them from starving asyncio.to_thread users.
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dydx-node-query")
 
@@ -69,6 +73,8 @@ async def list_authenticators(target: str, address: str, timeout_s: float) -> tu
     Raises:
         VenueUnavailable: unreachable, deadline exceeded, node error.
         VenueRateLimited: the node refused for load.
+        VenueBadRequest: the node says the address is not a valid ``dydx1…`` address (or names
+            nothing): bad input, not an outage.
         VenueBadResponse: any other gRPC status, or a response we cannot read.
     """
     raw_channel = grpc.insecure_channel(target)
@@ -85,6 +91,9 @@ async def list_authenticators(target: str, address: str, timeout_s: float) -> tu
     except grpc.RpcError as exc:
         code = exc.code() if hasattr(exc, "code") else None
         name = code.name if code is not None else "UNKNOWN"
+        if is_bad_input(code, exc.details() if hasattr(exc, "details") else None):
+            raise VenueBadRequest(f"authenticators of {address}: the node refused the address as invalid ({name})",
+                                  venue=VENUE, code="bad_address") from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
                     grpc.StatusCode.CANCELLED):
             raise VenueUnavailable(f"authenticators of {address}: {name}", venue=VENUE, code=name) from exc
@@ -98,3 +107,14 @@ async def list_authenticators(target: str, address: str, timeout_s: float) -> tu
                      for a in response.account_authenticators)
     except (AttributeError, TypeError, ValueError) as exc:
         raise VenueBadResponse(f"authenticators of {address}: unreadable response", venue=VENUE) from exc
+
+
+def is_bad_input(code: grpc.StatusCode | None, details: str | None) -> bool:
+    """Whether a gRPC failure says our request was wrong (bad address, unknown id) rather than the
+    node being unwell. The chain answers those with INTERNAL plus the keeper's text."""
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+        return True
+    if code is grpc.StatusCode.INTERNAL and isinstance(details, str):
+        text = details.lower()
+        return any(fragment in text for fragment in BAD_INPUT_TEXT)
+    return False

@@ -69,6 +69,8 @@ BASE: dict[str, Any] = {
          "to": ["b@example.com"], "timeout_s": 10, "backoff_s": 1, "max_backoff_s": 5},
     ]},
     "playbooks": {"modes": {}},
+    "audit": {"anchors": {"every_s": 300, "sinks": [{"kind": "file", "path": "anchors.jsonl"},
+                                                  {"kind": "webhook", "url": SECRET, "timeout_s": 5}]}},
     "scan": {"from_block": 0, "log_chunk_blocks": 10000, "reorg_depth": 64},
 }
 

@@ -50,7 +50,7 @@ def friendly(fn: F) -> F:
         except PrimeguardError as exc:
             code = getattr(type(exc), "code", None)
             prefix = f"{code}: " if isinstance(code, str) else ""
-            err.print(f"[red]error:[/red] {escape(prefix + str(exc))}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(prefix + str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -62,7 +62,7 @@ def emit_json(data: Any) -> None:
 
 def say(text: str) -> None:
     """Print a line that may contain user, file or venue text: never parsed as markup."""
-    console.print(text, markup=False, highlight=False)
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 TOKEN_ENV = "PRIMEGUARD_TOKEN"  # noqa: S105 - the variable's name, not a secret

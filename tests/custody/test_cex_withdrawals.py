@@ -8,7 +8,6 @@ import pytest
 from primeguard.custody.context import LiveContext, policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.domain.decision import ReasonCode
-from primeguard.domain.identity import Actor
 from primeguard.policy.loader import load
 from primeguard.store import identity, repos
 from primeguard.store.db import open_store

@@ -12,8 +12,8 @@ from primeguard.custody.vault import vault_abi
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.playbooks.levers import vault_pause_lever
 from primeguard.store import repos
-from primeguard.store.identity import actor_of
 from primeguard.store.db import open_store
+from primeguard.store.identity import actor_of
 
 pytestmark = pytest.mark.chain
 

@@ -21,12 +21,12 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.context import policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.domain.findings import Finding, FindingCode, Severity
+from primeguard.domain.identity import Actor
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.policy.inputs import WithdrawalContext
 from primeguard.policy.loader import load, read_policy_dir
 from primeguard.policy.versions import approve, propose
 from primeguard.policy_store import DbVersionStore
-from primeguard.domain.identity import Actor
 from primeguard.store import Store, repos
 from primeguard.store.identity import actor_of
 

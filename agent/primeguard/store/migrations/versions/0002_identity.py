@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from primeguard.domain.errors import StoreError
+
 revision: str = "0002_identity"
 down_revision: str | Sequence[str] | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
@@ -42,8 +44,8 @@ def upgrade() -> None:
     for uid, name in conn.execute(sa.select(users.c.id, users.c.name)).all():
         key = _key(str(name))
         if key in seen:
-            raise RuntimeError(f"users {seen[key]!r} and {name!r} are the same name after NFKC casefolding; "
-                               "rename one before upgrading")
+            raise StoreError(f"migration 0002_identity: users {seen[key]!r} and {name!r} are the same name "
+                             "after NFKC casefolding; rename one before upgrading")
         seen[key] = str(name)
         conn.execute(sa.update(users).where(users.c.id == uid).values(name_key=key))
     with op.batch_alter_table("users") as batch:

@@ -1,10 +1,21 @@
 """The ``primeguard`` command line. Thin: parse, call the library, print. Every read command has
-``--json`` with a stable schema. Errors print one clear line and exit 2; nothing is half-done."""
+``--json`` with a stable schema. Errors print one clear line and exit 2; nothing is half-done.
+
+Identity: every write command acts as a user that exists in the store, resolved from a token
+(``PRIMEGUARD_TOKEN``, or ``--token-file PATH`` holding it); the role is the one the store gives
+that user. There is no way to name yourself or claim a role on the command line. The first user is
+created with ``primeguard users bootstrap NAME`` (only while no user exists).
+
+Output: text that comes from users, files or venues is never interpreted as rich markup (a
+``[...]`` in an error message or a venue's answer is printed as is).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,9 +24,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from primeguard.domain.errors import PrimeguardError
+from primeguard.domain.errors import AuthenticationError, PrimeguardError
 
 app = typer.Typer(help="primeguard: custody and wallet-policy agent for crypto prime brokers.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -35,7 +48,9 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PrimeguardError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            code = getattr(type(exc), "code", None)
+            prefix = f"{code}: " if isinstance(code, str) else ""
+            err.print(f"[red]error:[/red] {escape(prefix + str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -43,6 +58,52 @@ def friendly(fn: F) -> F:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def say(text: str) -> None:
+    """Print a line that may contain user, file or venue text: never parsed as markup."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+TOKEN_ENV = "PRIMEGUARD_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TOKEN_FILE_HELP = f"File holding your user token (mode 600); default: the {TOKEN_ENV} environment variable"
+
+
+def read_token(token_file: Path | None) -> str:
+    """The caller's token: from ``token_file`` (owner-only permissions, whitespace stripped) or
+    ``$PRIMEGUARD_TOKEN``.
+
+    Raises:
+        AuthenticationError: neither given, the file is unreadable, open to group/others, or empty.
+    """
+    if token_file is not None:
+        try:
+            mode = token_file.stat().st_mode
+            if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise AuthenticationError(f"{token_file}: token file is readable by group or others; "
+                                          f"chmod 600 {token_file}")
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthenticationError(f"{token_file}: cannot read the token file ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise AuthenticationError(f"{token_file}: the token file is not text") from None
+        if not token:
+            raise AuthenticationError(f"{token_file}: the token file is empty")
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise AuthenticationError(f"no identity: set {TOKEN_ENV} or pass --token-file with your user token "
+                                  "(tokens come from `primeguard users add` or `users bootstrap`)")
+    return token
+
+
+def acting_user(store: Any, token_file: Path | None) -> Any:
+    """The :class:`~primeguard.domain.identity.Actor` holding the caller's token (raises AuthenticationError)."""
+    from primeguard.store.identity import resolve_token
+
+    token = read_token(token_file)
+    with store.session(readonly=True) as s:
+        return resolve_token(s, token)
 
 
 @sandbox_app.command("up")
@@ -59,10 +120,10 @@ def sandbox_up_cmd(
     table.add_column("what")
     table.add_column("where")
     for k, v in state["endpoints"].items():
-        table.add_row(k, str(v))
-    table.add_row("config", state["config"])
+        table.add_row(Text(str(k)), Text(str(v)))
+    table.add_row("config", Text(str(state["config"])))
     console.print(table)
-    console.print(f"stop with: primeguard sandbox down --dir {workdir}")
+    say(f"stop with: primeguard sandbox down --dir {workdir}")
 
 
 @sandbox_app.command("down")
@@ -205,14 +266,13 @@ def audit_verify(
     if as_json:
         emit_json(result.as_dict())
     else:
-        console.print(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} entries checked"
-                      + (f", {result.anchors_checked} anchor(s) matched" if anchors and result.ok else "")
-                      + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"),
-                      markup=False, highlight=False)
+        say(f"audit chain {'OK' if result.ok else 'BROKEN'}: {result.checked} entries checked"
+            + (f", {result.anchors_checked} anchor(s) matched" if anchors and result.ok else "")
+            + ("" if result.ok else f"; first broken at seq {result.first_broken_seq}: {result.reason}"))
         for p in result.problems[:50]:
-            console.print(f"  {p.table} {p.row_id}: {p.reason}", markup=False, highlight=False)
+            say(f"  {p.table} {p.row_id}: {p.reason}")
         if result.problems_total > 50:
-            console.print(f"  ... and {result.problems_total - 50} more (--json lists up to 1000)", markup=False)
+            say(f"  ... and {result.problems_total - 50} more (--json lists up to 1000)")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -315,12 +375,9 @@ def policy_explain(policy_dir: Path = typer.Argument(...), input_file: Path = ty
 
 
 def _version_store(config: Path) -> Any:
-    from primeguard.active_policy import store_url
-    from primeguard.config import load_config
     from primeguard.policy_store import DbVersionStore
-    from primeguard.store.db import open_store
 
-    return DbVersionStore(open_store(store_url(load_config(config), config.parent.resolve()), migrate=True))
+    return DbVersionStore(_store_for(config))
 
 
 @policy_app.command("propose")
@@ -329,8 +386,7 @@ def _version_store(config: Path) -> Any:
 def policy_propose(
     policy_dir: Path = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
-    user: str = typer.Option(..., "--as"),
-    role: str = typer.Option("compliance", "--role"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     note: str = typer.Option("", "--note"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -340,14 +396,16 @@ def policy_propose(
     from primeguard.policy.loader import read_policy_dir
     from primeguard.policy.versions import propose
 
-    v = propose(_version_store(config), read_policy_dir(policy_dir), proposer=user, role=role,
+    versions = _version_store(config)
+    who = acting_user(versions.store, token_file)
+    v = propose(versions, read_policy_dir(policy_dir), proposer=who.name, proposer_id=who.user_id, role=who.role,
                 now=datetime.now(UTC), note=note)
     data = v.meta()
     if as_json:
         emit_json(data)
     else:
-        console.print(f"proposed policy version {v.hash[:12]} ({v.state.value}); a different compliance user "
-                      f"must approve it: primeguard policy approve {v.hash[:12]} --config {config} --as <user>")
+        say(f"proposed policy version {v.hash[:12]} ({v.state.value}) as {who.name}; a different compliance "
+            f"user must approve it: primeguard policy approve {v.hash[:12]} --config {config}")
 
 
 @policy_app.command("approve")
@@ -356,20 +414,21 @@ def policy_propose(
 def policy_approve(
     ref: str = typer.Argument(..., help="Version hash or unique prefix"),
     config: Path = typer.Option(..., "--config"),
-    user: str = typer.Option(..., "--as"),
-    role: str = typer.Option("compliance", "--role"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Approve and activate a proposed version (never by its proposer)."""
+    """Approve and activate a proposed version (a compliance user, never its proposer)."""
     from datetime import UTC, datetime
 
     from primeguard.policy.versions import approve
 
-    v = approve(_version_store(config), ref, approver=user, role=role, now=datetime.now(UTC))
+    versions = _version_store(config)
+    who = acting_user(versions.store, token_file)
+    v = approve(versions, ref, approver=who.name, approver_id=who.user_id, role=who.role, now=datetime.now(UTC))
     if as_json:
         emit_json(v.meta())
     else:
-        console.print(f"policy version {v.hash[:12]} is now active (approved by {v.approved_by})")
+        say(f"policy version {v.hash[:12]} is now active (approved by {v.approved_by})")
 
 
 withdraw_app = typer.Typer(help="On-chain withdrawals out of collateral vaults.", no_args_is_help=True)
@@ -394,13 +453,13 @@ def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
         return
-    console.print(f"withdrawal {result.withdrawal_id}: [bold]{result.state}[/bold]"
-                  + (f" tx {result.tx_hash}" if result.tx_hash else ""))
+    console.print(f"withdrawal {escape(result.withdrawal_id)}: [bold]{escape(result.state)}[/bold]"
+                  + (f" tx {escape(str(result.tx_hash))}" if result.tx_hash else ""), highlight=False)
     if result.decision is not None:
-        console.print(f"  {result.decision.outcome.value} ({', '.join(r.value for r in result.decision.reasons)}): "
-                      f"{result.decision.explanation}")
+        say(f"  {result.decision.outcome.value} ({', '.join(r.value for r in result.decision.reasons)}): "
+            f"{result.decision.explanation}")
     if result.error:
-        console.print(f"  {result.error}")
+        say(f"  {result.error}")
 
 
 @withdraw_app.command("request")
@@ -412,12 +471,14 @@ def withdraw_request(
     asset: str = typer.Option(..., "--asset"),
     amount: str = typer.Option(..., "--amount", help="Whole units, e.g. 1500.25"),
     to: str = typer.Option(..., "--to", help="Destination (EIP-55 checksummed)"),
-    user: str = typer.Option(..., "--as", help="Who asks (treasury user)"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Ask for a withdrawal; the policy decides at once (allow, deny or needs approval)."""
-    _print_result(_withdrawal_service(config).request(account_id=account, asset=asset, amount=amount,
-                                                      destination=to, requested_by=user), as_json)
+    """Ask for a withdrawal as the token's (treasury) user; the policy decides at once."""
+    svc = _withdrawal_service(config)
+    who = acting_user(svc.store, token_file)
+    _print_result(svc.request(account_id=account, asset=asset, amount=amount, destination=to, requested_by=who),
+                  as_json)
 
 
 @withdraw_app.command("approve")
@@ -426,12 +487,13 @@ def withdraw_request(
 def withdraw_approve(
     withdrawal_id: str = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
-    user: str = typer.Option(..., "--as", help="Approver (never the requester)"),
-    role: str = typer.Option(..., "--role", help="treasury, compliance or admin"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Approve a withdrawal that needs more eyes."""
-    _print_result(_withdrawal_service(config).approve(withdrawal_id, approver=user, role=role), as_json)
+    """Approve a withdrawal that needs more eyes, as the token's user (never its requester)."""
+    svc = _withdrawal_service(config)
+    who = acting_user(svc.store, token_file)
+    _print_result(svc.approve(withdrawal_id, approver=who), as_json)
 
 
 @withdraw_app.command("execute")
@@ -440,10 +502,14 @@ def withdraw_approve(
 def withdraw_execute(
     withdrawal_id: str = typer.Argument(...),
     config: Path = typer.Option(..., "--config"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Re-check, sign with the treasury keystore, broadcast and confirm (or resume after a crash)."""
-    _print_result(_withdrawal_service(config).execute(withdrawal_id), as_json)
+    """Re-check (policy, and that the request is still what was approved), sign with the treasury
+    keystore, broadcast and confirm (or resume after a crash). Treasury or admin."""
+    svc = _withdrawal_service(config)
+    who = acting_user(svc.store, token_file)
+    _print_result(svc.execute(withdrawal_id, actor=who), as_json)
 
 
 @withdraw_app.command("list")
@@ -470,8 +536,8 @@ def withdraw_list(
     for col in ("id", "client", "asset", "amount", "destination", "state", "requested_by"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["id"][:12], r["client"], r["asset"], display_amount(r["amount"]), r["destination"], r["state"],
-                  r["requested_by"])
+        t.add_row(*(Text(str(v)) for v in (r["id"][:12], r["client"], r["asset"], display_amount(r["amount"]),
+                                            r["destination"], r["state"], r["requested_by"])))
     console.print(t)
 
 
@@ -514,43 +580,117 @@ def _store_for(config: Path) -> Any:
     return open_store(store_url(load_config(config), config.parent.resolve()), migrate=True)
 
 
+@users_app.command("bootstrap")
+@friendly
+@anchors_after
+def users_bootstrap(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config")) -> None:
+    """Create the first user (an admin) and print its token once; refused once any user exists."""
+    from primeguard.store.identity import bootstrap_admin
+
+    with _store_for(config).session() as s:
+        who, token = bootstrap_admin(s, name)
+    say(f"admin {who.name} created (the first user); token (shown once): {token}")
+
+
+def _admin(config: Path, token_file: Path | None) -> tuple[Any, Any]:
+    from primeguard.domain.identity import Perm
+
+    store = _store_for(config)
+    who = acting_user(store, token_file)
+    who.require(Perm.MANAGE_USERS)
+    return store, who
+
+
 @users_app.command("add")
 @friendly
 @anchors_after
 def users_add(name: str = typer.Argument(...), role: str = typer.Option(..., "--role"),
-              config: Path = typer.Option(..., "--config"), actor: str = typer.Option("admin", "--as")) -> None:
-    """Create a user (viewer, treasury, compliance, admin) and print its token once."""
+              config: Path = typer.Option(..., "--config"),
+              token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP)) -> None:
+    """Create a user (viewer, treasury, compliance, admin) and print its token once. Admins only."""
     from primeguard.store import repos
 
-    with _store_for(config).session() as s:
-        _, token = repos.create_user(s, name, role, actor=actor)
-    console.print(f"user {name} ({role}) created; token (shown once): {token}")
+    store, who = _admin(config, token_file)
+    with store.session() as s:
+        row, token = repos.create_user(s, name, role, actor=who.name, actor_id=who.user_id)
+    say(f"user {row.name} ({row.role}) created; token (shown once): {token}")
 
 
 @users_app.command("revoke")
 @friendly
 @anchors_after
 def users_revoke(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
-                 actor: str = typer.Option("admin", "--as")) -> None:
-    """Revoke a user's token at once (sessions end on their next request)."""
+                 token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP)) -> None:
+    """Revoke a user's token at once (sessions end on their next request). Admins only."""
     from primeguard.store import repos
 
-    with _store_for(config).session() as s:
-        done = repos.revoke_user(s, name, actor=actor)
-    console.print(f"user {name} revoked" if done else f"no active user {name}")
+    store, who = _admin(config, token_file)
+    with store.session() as s:
+        done = repos.revoke_user(s, name, actor=who.name, actor_id=who.user_id)
+    say(f"user {name} revoked" if done else f"no active user {name}")
 
 
 @users_app.command("rotate")
 @friendly
 @anchors_after
 def users_rotate(name: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
-                 actor: str = typer.Option("admin", "--as")) -> None:
-    """Replace a user's token; the new one is printed once."""
+                 token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP)) -> None:
+    """Replace a user's token; the new one is printed once. Admins only."""
     from primeguard.store import repos
 
-    with _store_for(config).session() as s:
-        token = repos.rotate_token(s, name, actor=actor)
-    console.print(f"user {name}: new token (shown once): {token}")
+    store, who = _admin(config, token_file)
+    with store.session() as s:
+        token = repos.rotate_token(s, name, actor=who.name, actor_id=who.user_id)
+    say(f"user {name}: new token (shown once): {token}")
+
+
+actions_app = typer.Typer(help="Playbook actions waiting for a person.", no_args_is_help=True)
+app.add_typer(actions_app, name="actions")
+
+
+@actions_app.command("list")
+@friendly
+def actions_list(config: Path = typer.Option(..., "--config"), state: str = typer.Option(None, "--state"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Playbook actions, newest first."""
+    from primeguard.store import repos
+
+    with _store_for(config).session(readonly=True) as s:
+        rows = [{"id": a.id, "client": a.client_id, "kind": a.kind, "mode": a.mode, "state": a.state,
+                 "approved_by": a.approved_by} for a in repos.list_actions(s, state=state)]
+    if as_json:
+        emit_json({"schema": "primeguard.actions/1", "actions": rows})
+        return
+    t = Table(title="playbook actions")
+    for col in ("id", "client", "kind", "mode", "state", "approved_by"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(Text(str(r[c] or "")) for c in ("id", "client", "kind", "mode", "state", "approved_by")))
+    console.print(t)
+
+
+@actions_app.command("approve")
+@friendly
+@anchors_after
+def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.Option(..., "--config"),
+                    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Approve a proposed needs-approval action as the token's user (compliance or admin; never its
+    proposer). The daemon executes it."""
+    from primeguard.playbooks.engine import Playbook
+    from primeguard.store import repos
+    from primeguard.store.errors import NotFound
+
+    store = _store_for(config)
+    who = acting_user(store, token_file)
+    with store.session(readonly=True) as s:
+        if repos.get_action(s, action_id) is None:
+            raise NotFound(f"action {action_id} not found")
+    row = Playbook(store, {}).approve(action_id, approver=who)
+    if as_json:
+        emit_json({"id": row.id, "state": row.state, "approved_by": row.approved_by})
+    else:
+        say(f"action {row.id} approved by {row.approved_by}; the daemon executes it")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from primeguard.daemon.guardian import Guardian
+from primeguard.report import plain_row
 from primeguard.sandbox.scenario import Scenario
 from primeguard.sandbox.world import Sandbox
 from primeguard.store import repos
@@ -52,7 +53,7 @@ def render_once(console: Console, report: dict[str, Any]) -> None:
     for c in report["clients"]:
         m = c["metrics"]
         ltv = m["ltv"]
-        t.add_row(c["client"], c["tier"], f"{float(m['equity']):,.0f}", f"{float(c['loan']['owed_usd']):,.0f}",
+        plain_row(t, c["client"], c["tier"], f"{float(m['equity']):,.0f}", f"{float(c['loan']['owed_usd']):,.0f}",
                   ltv if ltv in (None, "inf") else f"{float(ltv):.3f}", c["ladder"]["state"],
                   "BLIND" if c["blind"] else "")
     console.print(t)
@@ -60,7 +61,7 @@ def render_once(console: Console, report: dict[str, Any]) -> None:
     for col in ("severity", "code", "client", "message"):
         f.add_column(col)
     for x in report["findings"]:
-        f.add_row(x["severity"], x["code"], x["client"] or "", x["message"])
+        plain_row(f, x["severity"], x["code"], x["client"] or "", x["message"])
     console.print(f)
 
 
@@ -77,17 +78,18 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                     _, token = repos.create_user(s, name, role, actor="demo")
                     tokens.append((name, role, token))
         web = _start_dashboard(g, cfg, sb, port)
-        console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}")
+        console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}", markup=False)
         console.print(f"dashboard: {web.url}  (log in with a token below)")
         users = Table(title="demo logins (throwaway tokens for this run)")
         for col in ("user", "role", "token"):
             users.add_column(col)
         for name, role, token in tokens:
-            users.add_row(name, role, token)
+            plain_row(users, name, role, token)
         console.print(users)
         console.print(f"store: {cfg.store.url}")
         console.print("scripted events: " + "; ".join(
-            f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''} on {e.chain}" for e in world.events))
+            f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''} on {e.chain}" for e in world.events),
+            markup=False)
         console.print("Ctrl-C stops everything.")
         sb.start_events()
         try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from primeguard.domain.errors import ApprovalError
 from primeguard.policy.loader import canonical_content, files_from_canonical
 from primeguard.policy.versions import PolicyVersion, VersionState
 from primeguard.store import repos
@@ -27,7 +28,8 @@ class DbVersionStore:
             hash=r.hash, files=MappingProxyType(files_from_canonical(r.content)),  # type: ignore[attr-defined]
             proposed_by=r.proposed_by, proposed_at=_utc(r.proposed_at),  # type: ignore[attr-defined]
             state=_STATE[r.state], note=r.note or "",  # type: ignore[attr-defined]
-            approved_by=r.approved_by, approved_at=None if r.approved_at is None else _utc(r.approved_at))  # type: ignore[attr-defined]
+            approved_by=r.approved_by, approved_at=None if r.approved_at is None else _utc(r.approved_at),  # type: ignore[attr-defined]
+            proposed_by_id=r.proposed_by_id, approved_by_id=r.approved_by_id)  # type: ignore[attr-defined]
 
     def get(self, policy_hash: str) -> PolicyVersion | None:
         with self.store.session(readonly=True) as s:
@@ -44,13 +46,16 @@ class DbVersionStore:
                 row = repos.get_policy_version(s, v.hash)
                 if row is None:
                     repos.put_policy_version(s, canonical_content(v.files), proposed_by=v.proposed_by,
-                                             policy_hash=v.hash, fmt="yaml-bundle", note=v.note or None,
+                                             proposed_by_id=v.proposed_by_id, policy_hash=v.hash, fmt="yaml-bundle",
+                                             note=v.note or None,
                                              now=v.proposed_at)
                     row = repos.get_policy_version(s, v.hash)
                 assert row is not None
                 if v.state is VersionState.ACTIVE and row.state != "active":
                     if row.state == "proposed":
-                        repos.approve_policy_version(s, v.hash, approver=v.approved_by or "", now=v.approved_at)
+                        if v.approved_by_id is None:
+                            raise ApprovalError(f"policy version {v.hash[:12]}: the approver's user id is required")
+                        repos.approve_policy_version(s, v.hash, approver_id=v.approved_by_id, now=v.approved_at)
                     repos.activate_policy_version(s, v.hash, actor=v.approved_by or "", now=v.approved_at)
                 elif v.state is VersionState.REJECTED and row.state in ("proposed", "approved"):
                     repos.reject_policy_version(s, v.hash, actor=v.approved_by or "compliance", now=v.closed_at)

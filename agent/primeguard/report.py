@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.sweep import collect, oracle_collateral
@@ -68,12 +69,17 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     }
 
 
+def plain_row(table: Table, *values: object) -> None:
+    """Add a row whose text is shown as is: venue- and user-provided strings are never rich markup."""
+    table.add_row(*(v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in values))
+
+
 def render_sweep(console: Console, report: dict[str, Any]) -> None:
     t = Table(title=f"collateral at {report['taken_at']}")
     for col in ("client", "account", "venue", "chain", "asset", "quantity", "price", "source", "age s", "USD"):
         t.add_column(col, justify="right" if col in ("quantity", "price", "age s", "USD") else "left")
     for r in report["collateral"]:
-        t.add_row(r["client"], r["account"], r["venue"], r["chain"] or "", r["asset"], r["quantity"],
+        plain_row(t, r["client"], r["account"], r["venue"], r["chain"] or "", r["asset"], r["quantity"],
                   r["price"] or "—", r["price_source"] or "no price", "" if r["price_age_s"] is None
                   else str(r["price_age_s"]), r["usd"] or "unknown")
     console.print(t)
@@ -81,14 +87,14 @@ def render_sweep(console: Console, report: dict[str, Any]) -> None:
     c.add_column("client")
     c.add_column("collateral USD", justify="right")
     for row in report["clients"]:
-        c.add_row(row["client"], row["collateral_usd"] or "[red]BLIND[/red]")
+        plain_row(c, row["client"], row["collateral_usd"] or Text("BLIND", style="red"))
     console.print(c)
     if report["findings"]:
         f = Table(title="findings")
         for col in ("severity", "code", "subject", "message"):
             f.add_column(col)
         for x in report["findings"]:
-            f.add_row(x["severity"], x["code"], x["subject"], x["message"])
+            plain_row(f, x["severity"], x["code"], x["subject"], x["message"])
         console.print(f)
 
 
@@ -134,13 +140,13 @@ def render_capabilities(console: Console, report: dict[str, Any]) -> None:
     for col in ("severity", "code", "client", "subject", "message"):
         f.add_column(col)
     for x in report["findings"]:
-        f.add_row(x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
+        plain_row(f, x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
     console.print(f)
     t = Table(title="credentials and on-chain powers")
     for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities"):
         t.add_column(col)
     for c in report["credentials"]:
         caps = ", ".join(c["capabilities"])
-        t.add_row(c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
-                  f"[red]{caps}[/red]" if c["moves_funds"] else caps)
+        plain_row(t, c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
+                  Text(caps, style="red") if c["moves_funds"] else caps)
     console.print(t)

@@ -9,6 +9,8 @@ import sys
 
 import yaml
 
+from tests.clitools import make_users, run_cli
+
 
 def run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "primeguard.cli", *args], cwd=cwd, capture_output=True,
@@ -25,13 +27,16 @@ def test_lint_and_test_shipped_policies(repo):
 def test_propose_self_approval_refused_then_approved(repo, tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"store": {"url": f"sqlite:///{tmp_path / 'p.db'}"}}))
-    prop = run("policy", "propose", "policies", "--config", str(cfg), "--as", "carol", "--json", cwd=repo)
+    tokens = make_users(cfg, repo, {"carol": "compliance", "dave": "compliance"})
+    prop = run_cli("policy", "propose", "policies", "--config", str(cfg), "--json", cwd=repo, token=tokens["carol"])
     assert prop.returncode == 0, prop.stderr
     version = json.loads(prop.stdout)
-    assert version["state"] == "proposed"
-    selfish = run("policy", "approve", version["hash"][:12], "--config", str(cfg), "--as", "carol", cwd=repo)
-    assert selfish.returncode == 2 and "cannot approve" in selfish.stderr
-    ok = run("policy", "approve", version["hash"][:12], "--config", str(cfg), "--as", "dave", "--json", cwd=repo)
+    assert version["state"] == "proposed" and version["proposed_by"] == "carol"
+    selfish = run_cli("policy", "approve", version["hash"][:12], "--config", str(cfg), cwd=repo,
+                      token=tokens["carol"])
+    assert selfish.returncode == 2 and "self_approval" in selfish.stderr and "cannot approve" in selfish.stderr
+    ok = run_cli("policy", "approve", version["hash"][:12], "--config", str(cfg), "--json", cwd=repo,
+                 token=tokens["dave"])
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["state"] == "active"
     from primeguard.active_policy import active_policy

@@ -9,6 +9,7 @@ from primeguard.custody.context import LiveContext, policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.domain.decision import ReasonCode
 from primeguard.policy.loader import load
+from primeguard.store import identity, repos
 from primeguard.store.db import open_store
 
 pytestmark = pytest.mark.chain
@@ -32,10 +33,12 @@ def test_cex_withdrawal_needs_both_lists_and_is_sent_once(sandbox_factory, repo,
     cfg = sb.config()
     policy = load(repo / "policies")
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}", migrate=True)
+    with store.session() as s:
+        tom = identity.actor_of(repos.create_user(s, "tom", "treasury")[0])
     svc = WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy),
                             config_dir=sb.workdir)
     acct = cfg.cex_accounts[0].id
-    ok = svc.request(account_id=acct, asset="USDT", amount="1000", destination=LISTED, requested_by="tom")
+    ok = svc.request(account_id=acct, asset="USDT", amount="1000", destination=LISTED, requested_by=tom)
     assert ok.state == "approved", ok.decision.explanation
     sent = svc.execute(ok.withdrawal_id)
     assert sent.state == "broadcast" and sent.tx_hash
@@ -46,6 +49,6 @@ def test_cex_withdrawal_needs_both_lists_and_is_sent_once(sandbox_factory, repo,
     # Not on the venue's whitelist (the venue cannot see it): denied by policy before anything is sent.
     sim_acct = next(a for a in sim.accounts.values() if a.withdrawals)
     sim_acct.whitelist.clear()
-    no = svc.request(account_id=acct, asset="USDT", amount="1000", destination=LISTED, requested_by="tom")
+    no = svc.request(account_id=acct, asset="USDT", amount="1000", destination=LISTED, requested_by=tom)
     assert no.state == "denied" and ReasonCode.VENUE_WHITELIST_MISSING in no.decision.reasons
     assert len([w for a in sim.accounts.values() for w in a.withdrawals]) == 1

@@ -13,7 +13,8 @@ from primeguard.custody.context import LiveContext, policy_decider
 from primeguard.custody.vault import vault_abi
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.domain.decision import ReasonCode
-from primeguard.domain.errors import ApprovalError, InputError
+from primeguard.domain.errors import InputError, SelfApprovalError
+from primeguard.domain.identity import Actor
 from primeguard.policy.loader import load
 from primeguard.sandbox.chain import derived_account
 from primeguard.sandbox.scenario import MAINNET_TOKENS
@@ -23,6 +24,9 @@ from primeguard.store.db import open_store
 from primeguard.venues.evm.artifacts import contract_artifact
 
 pytestmark = pytest.mark.chain
+
+TOM = Actor(1, "tom", "treasury")  # the fixture creates these users, in this order
+CAROL = Actor(2, "carol", "compliance")
 
 DEST = "0x4b280EdCc946EAA52913262F098391Af6aA31751"
 OLD = "0x506fEDd589E0BB429f2b312Dae2eDdd0a7c2F794"
@@ -69,6 +73,9 @@ def custody(sandbox_factory, repo, tmp_path):
     policy = load(pdir)
     cfg = sb.config()
     store = open_store(f"sqlite:///{tmp_path / 'custody.db'}", migrate=True)
+    with store.session() as s:
+        for who in (TOM, CAROL):
+            assert repos.create_user(s, who.name, who.role)[0].id == who.user_id
     svc = WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy),
                             config_dir=sb.workdir)
     return sb, cfg, store, svc
@@ -87,13 +94,13 @@ def _withdrawn_events(sb, vault: str) -> int:
 def test_request_approve_sign_confirm(custody):
     sb, cfg, store, svc = custody
     vault = cfg.vaults[0]
-    small = svc.request(account_id=vault.id, asset="USDC", amount="1500.25", destination=DEST, requested_by="tom")
+    small = svc.request(account_id=vault.id, asset="USDC", amount="1500.25", destination=DEST, requested_by=TOM)
     assert small.state == "approved", small.decision.explanation  # below $100k: no second person needed
-    big = svc.request(account_id=vault.id, asset="USDC", amount="150000", destination=DEST, requested_by="tom")
+    big = svc.request(account_id=vault.id, asset="USDC", amount="150000", destination=DEST, requested_by=TOM)
     assert big.state == "requested" and big.decision.outcome.value == "needs_approval"
-    with pytest.raises(ApprovalError, match="cannot approve"):
-        svc.approve(big.withdrawal_id, approver="tom", role="treasury")  # four eyes
-    assert svc.approve(big.withdrawal_id, approver="carol", role="compliance").state == "approved"
+    with pytest.raises(SelfApprovalError, match="cannot approve"):
+        svc.approve(big.withdrawal_id, approver=TOM)  # four eyes
+    assert svc.approve(big.withdrawal_id, approver=CAROL).state == "approved"
     for r in (small, big):
         done = svc.execute(r.withdrawal_id)
         assert done.state == "confirmed", done
@@ -107,7 +114,7 @@ def test_request_approve_sign_confirm(custody):
 def test_not_allowlisted_denied_by_agent_and_reverted_by_vault(custody):
     sb, cfg, _store, svc = custody
     vault = cfg.vaults[0]
-    r = svc.request(account_id=vault.id, asset="USDC", amount="10", destination=THIEF, requested_by="tom")
+    r = svc.request(account_id=vault.id, asset="USDC", amount="10", destination=THIEF, requested_by=TOM)
     assert r.state == "denied" and ReasonCode.NOT_ALLOWLISTED in r.decision.reasons
     assert THIEF in r.decision.explanation
     # Forced directly with the stolen treasury key: the chain refuses.
@@ -128,21 +135,21 @@ def test_velocity_limit_and_expired_entry(custody):
     vault = cfg.vaults[0]
     states = []
     for _ in range(3):  # gamma is tier "new": $250k per tx, $500k per day
-        r = svc.request(account_id=vault.id, asset="USDC", amount="90000", destination=DEST, requested_by="tom")
+        r = svc.request(account_id=vault.id, asset="USDC", amount="90000", destination=DEST, requested_by=TOM)
         states.append(r.state)
         if r.state == "approved":
             svc.execute(r.withdrawal_id)
     assert states == ["approved"] * 3  # $270k so far
-    r = svc.request(account_id=vault.id, asset="USDC", amount="240000", destination=DEST, requested_by="tom")
+    r = svc.request(account_id=vault.id, asset="USDC", amount="240000", destination=DEST, requested_by=TOM)
     assert r.state == "denied" and ReasonCode.LIMIT_VELOCITY in r.decision.reasons  # $510k > $500k
-    old = svc.request(account_id=vault.id, asset="USDC", amount="5", destination=OLD, requested_by="tom")
+    old = svc.request(account_id=vault.id, asset="USDC", amount="5", destination=OLD, requested_by=TOM)
     assert old.state == "denied" and ReasonCode.ALLOWLIST_EXPIRED in old.decision.reasons
 
 
 def test_crash_between_signing_and_broadcast_sends_once(custody):
     sb, cfg, store, svc = custody
     vault = cfg.vaults[0]
-    r = svc.request(account_id=vault.id, asset="USDC", amount="700", destination=DEST, requested_by="tom")
+    r = svc.request(account_id=vault.id, asset="USDC", amount="700", destination=DEST, requested_by=TOM)
     crashed = svc.execute(r.withdrawal_id, crash_after_sign=True)
     assert crashed.state == "signed" and _withdrawn_events(sb, vault.address) == 0
     fresh = WithdrawalService(cfg, store, svc.decide, svc.context_for, config_dir=sb.workdir)
@@ -165,7 +172,7 @@ def test_crash_between_signing_and_broadcast_sends_once(custody):
 def test_bad_input_rejected_nothing_written(custody, kwargs, match):
     _sb, cfg, store, svc = custody
     args = {"account_id": cfg.vaults[0].id, "asset": "USDC", "amount": "10", "destination": DEST,
-            "requested_by": "tom", **kwargs}
+            "requested_by": TOM, **kwargs}
     with pytest.raises(InputError, match=match):
         svc.request(**args)
     with store.session(readonly=True) as s:

@@ -13,6 +13,7 @@ from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.playbooks.levers import vault_pause_lever
 from primeguard.store import repos
 from primeguard.store.db import open_store
+from primeguard.store.identity import actor_of
 
 pytestmark = pytest.mark.chain
 
@@ -65,7 +66,9 @@ def test_modes(sandbox_factory, tmp_path):
     book.propose([dry, needs])
     assert asyncio.run(book.run_ready()) == []
     assert _paused_events(sb, cfg) == 0
-    book.approve(needs.id, approver="carol")
+    with store.session() as s:
+        carol = actor_of(repos.create_user(s, "carol", "compliance")[0])
+    book.approve(needs.id, approver=carol)
     ran = asyncio.run(book.run_ready())
     assert [(a.id, a.state, a.approved_by) for a in ran] == [(needs.id, "done", "carol")]
     with store.session() as s:

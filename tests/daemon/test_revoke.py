@@ -10,6 +10,7 @@ import pytest
 
 from primeguard.daemon.guardian import Guardian
 from primeguard.store import repos
+from primeguard.store.identity import actor_of
 
 pytestmark = pytest.mark.chain
 
@@ -35,7 +36,9 @@ def test_revoke_needs_approval_then_revokes_once(sandbox_factory, tmp_path):
         with g.store.session(readonly=True) as s:
             actions = [a for a in repos.list_actions(s) if a.kind == "revoke_approval"]
         assert [a.state for a in actions] == ["proposed"]  # waits for a person
-        g.playbook.approve(actions[0].id, approver="carol")
+        with g.store.session() as s:
+            carol = actor_of(repos.create_user(s, "carol", "compliance")[0])
+        g.playbook.approve(actions[0].id, approver=carol)
         done = await g.playbook.run_ready()
         await g.capability_scan()  # the same approval is gone: nothing new is proposed
         return actions[0].id, done

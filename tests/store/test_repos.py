@@ -10,7 +10,7 @@ from primeguard.domain.decision import Decision, Outcome, ReasonCode
 from primeguard.domain.errors import ApprovalError, InputError, StoreError
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.store import IllegalTransition, StaleState, Store, audit, repos
-from tests.store.util import T0, at
+from tests.store.util import T0, at, user
 
 BIG = Decimal("123456789012345678901234567890.123456789012345678901234567890")
 
@@ -138,8 +138,9 @@ def test_decision_record_masking_and_listing(store: Store) -> None:
 
 
 def test_policy_versions(store: Store) -> None:
+    pat, quinn = user(store, "pat", "compliance"), user(store, "quinn", "compliance")
     with store.session() as s:
-        v1, created = repos.put_policy_version(s, "rules: [a]\n", proposed_by="pat", now=T0)
+        v1, created = repos.put_policy_version(s, "rules: [a]\n", proposed_by="pat", proposed_by_id=pat, now=T0)
         assert created and v1.state == "proposed" and v1.hash == repos.policy_content_hash("rules: [a]\n")
         assert repos.put_policy_version(s, "rules: [a]\n", proposed_by="pat", now=at(1)) == (v1, False)
         repos.put_policy_version(s, "rules: [b]\n", proposed_by="pat", policy_hash="h2", now=at(2))
@@ -147,11 +148,11 @@ def test_policy_versions(store: Store) -> None:
     with pytest.raises(IllegalTransition, match="approve it"), store.session() as s:
         repos.activate_policy_version(s, v1.hash, actor="ops")
     with pytest.raises(ApprovalError, match="cannot approve"), store.session() as s:
-        repos.approve_policy_version(s, v1.hash, approver="pat")
+        repos.approve_policy_version(s, v1.hash, approver_id=pat)
     with store.session() as s:
-        repos.approve_policy_version(s, v1.hash, approver="quinn", now=at(3))
+        repos.approve_policy_version(s, v1.hash, approver_id=quinn, now=at(3))
         assert repos.activate_policy_version(s, v1.hash, actor="ops", now=at(4)).state == "active"
-        repos.approve_policy_version(s, "h2", approver="quinn", now=at(5))
+        repos.approve_policy_version(s, "h2", approver_id=quinn, now=at(5))
         active = repos.activate_policy_version(s, "h2", actor="ops", now=at(6))
         assert active.activated_at == at(6)
         assert repos.get_policy_version(s, v1.hash).state == "retired"

@@ -6,18 +6,21 @@ from decimal import Decimal
 
 import pytest
 
-from primeguard.domain.errors import ApprovalError, InputError, StoreError
+from primeguard.domain.errors import ApprovalError, InputError, SelfApprovalError, StoreError
 from primeguard.store import IllegalTransition, StaleState, Store, audit, repos
-from tests.store.util import T0, at, deny
+from tests.store.util import T0, at, deny, user
 
 TX = "0x" + "ab" * 32
+DIGEST = "d1" * 32
 
 
 def _request(store: Store, wid: str = "w1", amount: object = "1250.000000000000000001", **kw: object) -> str:
+    alice = user(store, "alice")
     with store.session() as s:
         return repos.create_withdrawal(
             s, withdrawal_id=wid, client_id="c1", account_id="acct-eoa-1", venue="evm", chain="ethereum",
-            asset="USDC", amount=amount, destination="0x" + "11" * 20, requested_by="alice", now=T0, **kw,
+            asset="USDC", amount=amount, destination="0x" + "11" * 20, requested_by_id=alice, approval_digest=DIGEST,
+            now=T0, **kw,
         ).id
 
 
@@ -117,22 +120,31 @@ def test_nonce_is_used_once_per_account_and_chain(store: Store) -> None:
 
 def test_approvals(store: Store) -> None:
     _request(store)
+    bob, alice, vic = user(store, "bob"), user(store, "alice"), user(store, "vic", "viewer")
+    carol, dave = user(store, "carol", "compliance"), user(store, "dave", "admin")
     with store.session() as s:
-        repos.add_approval(s, "w1", approver="bob", role="treasury", now=at(1))
+        repos.add_approval(s, "w1", approver_id=bob, digest=DIGEST, now=at(1))
     with pytest.raises(ApprovalError, match="already approved"), store.session() as s:
-        repos.add_approval(s, "w1", approver="bob", role="treasury", now=at(2))
-    with pytest.raises(ApprovalError, match="cannot approve"), store.session() as s:
-        repos.add_approval(s, "w1", approver="alice", role="treasury", now=at(2))  # the requester
+        repos.add_approval(s, "w1", approver_id=bob, digest=DIGEST, now=at(2))
+    with pytest.raises(SelfApprovalError, match="cannot approve"), store.session() as s:
+        repos.add_approval(s, "w1", approver_id=alice, digest=DIGEST, now=at(2))  # the requester
     with pytest.raises(ApprovalError, match="viewer"), store.session() as s:
-        repos.add_approval(s, "w1", approver="vic", role="viewer", now=at(2))
+        repos.add_approval(s, "w1", approver_id=vic, digest=DIGEST, now=at(2))
+    with pytest.raises(ApprovalError, match="does not match"), store.session() as s:
+        repos.add_approval(s, "w1", approver_id=carol, digest="ee" * 32, now=at(2))
+    with pytest.raises(ApprovalError, match="does not exist"), store.session() as s:
+        repos.add_approval(s, "w1", approver_id=9999, digest=DIGEST, now=at(2))
     with store.session() as s:
-        repos.add_approval(s, "w1", approver="carol", role="compliance", now=at(3))
+        repos.add_approval(s, "w1", approver_id=carol, digest=DIGEST, now=at(3))
         approvals = repos.list_approvals(s, "w1")
-    assert [(a.approver, a.role, a.approved_at) for a in approvals] == [
-        ("bob", "treasury", at(1)), ("carol", "compliance", at(3))]
+        payloads = [e.payload for e in audit.entries(s, subject="w1", kind="withdrawal.approval_added")]
+    assert [(a.approver, a.approver_id, a.role, a.digest, a.approved_at) for a in approvals] == [
+        ("bob", bob, "treasury", DIGEST, at(1)), ("carol", carol, "compliance", DIGEST, at(3))]
+    assert [(p["approver_id"], p["role"], p["digest"]) for p in payloads] == [
+        (bob, "treasury", DIGEST), (carol, "compliance", DIGEST)]
     _move(store, "w1", "approved")
     with pytest.raises(ApprovalError, match="only while requested"), store.session() as s:
-        repos.add_approval(s, "w1", approver="dave", role="admin")
+        repos.add_approval(s, "w1", approver_id=dave, digest=DIGEST)
 
 
 def test_velocity_total(store: Store) -> None:

@@ -15,6 +15,16 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def user(store: Store, name: str, role: str = "treasury") -> int:
+    """Create a user (or find it) and return its id: every write acts as a stored user."""
+    from primeguard.store import repos
+
+    with store.session() as s:
+        row = repos.get_user(s, name) or repos.create_user(s, name, role, now=T0)[0]
+        assert row.id is not None
+        return int(row.id)
+
+
 def at(seconds: float) -> datetime:
     """T0 plus ``seconds``."""
     return T0 + timedelta(seconds=seconds)

@@ -21,12 +21,14 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.context import policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.domain.findings import Finding, FindingCode, Severity
+from primeguard.domain.identity import Actor
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.policy.inputs import WithdrawalContext
 from primeguard.policy.loader import load, read_policy_dir
 from primeguard.policy.versions import approve, propose
 from primeguard.policy_store import DbVersionStore
 from primeguard.store import Store, repos
+from primeguard.store.identity import actor_of
 
 REPO = Path(__file__).resolve().parents[2]
 DEST = "0x4b280EdCc946EAA52913262F098391Af6aA31751"
@@ -115,9 +117,11 @@ def _state(client: str, ltv: Decimal | None, previous: str) -> str:
 def seed(store: Store, tmp: Path, *, now: datetime | None = None) -> Seeded:
     now = now or datetime.now(UTC).replace(microsecond=0)
     tokens: dict[str, str] = {}
+    people: dict[str, Actor] = {}
     with store.session() as s:
         for name, role in USERS.items():
-            tokens[name] = repos.create_user(s, name, role, now=now)[1]
+            row, tokens[name] = repos.create_user(s, name, role, now=now)
+            people[name] = actor_of(row)
 
     # metric history: 40 sweeps over the last 20 hours
     n = 40
@@ -181,19 +185,21 @@ def seed(store: Store, tmp: Path, *, now: datetime | None = None) -> Seeded:
     with (pdir / "allowlist.yaml").open("a", encoding="utf-8") as fh:
         fh.write(ALLOWLIST_ENTRY)
     versions = DbVersionStore(store)
-    active = propose(versions, read_policy_dir(pdir), proposer="carol", role="compliance", now=now, note="baseline")
-    approve(versions, active.hash, approver="dave", role="compliance", now=now)
+    carol, dave = people["carol"], people["dave"]
+    active = propose(versions, read_policy_dir(pdir), proposer=carol.name, proposer_id=carol.user_id,
+                     role=carol.role, now=now, note="baseline")
+    approve(versions, active.hash, approver=dave.name, approver_id=dave.user_id, role=dave.role, now=now)
     looser = read_policy_dir(pdir)
     looser["withdrawals.yaml"] = looser["withdrawals.yaml"].replace("per_tx_usd: 2000000", "per_tx_usd: 3000000")
-    proposal = propose(versions, looser, proposer="carol", role="compliance", now=now,
+    proposal = propose(versions, looser, proposer=carol.name, proposer_id=carol.user_id, role=carol.role, now=now,
                        note="raise the standard tier's ticket size")
 
     service = WithdrawalService(service_config(), store, policy_decider(load(pdir)), stub_context)
     big = service.request(account_id="alpha-vault", asset="USDC", amount="150000", destination=DEST,
-                          requested_by="tom")
+                          requested_by=people["tom"])
     assert big.state == "requested", big.decision
     small = service.request(account_id="alpha-vault", asset="USDC", amount="2500.50", destination=DEST,
-                            requested_by="tina")
+                            requested_by=people["tina"])
     assert small.state == "approved", small.decision
     return Seeded(store=store, tokens=tokens, policy_dir=pdir, service=service, playbook=playbook,
                   action_id=reduce_only.id, dry_run_action_id=notify.id, pending_withdrawal=big.withdrawal_id,

@@ -3,12 +3,19 @@
 Every step goes through the store (with its audit entry) and the policy is asked twice: when the
 request is made and again right before signing, because prices and LTV move in between. Bad input
 is rejected before anything is written; a denial is recorded as a decision, never raised.
+
+Who acts is an :class:`~primeguard.domain.identity.Actor` (a stored user, resolved from a token);
+four eyes compare user ids. Approvals are bound to :func:`approval_digest` of the request (account,
+chain, asset, amount in base units, destination): the digest is stored on the request and on every
+approval, and :meth:`WithdrawalService.execute` recomputes it from the row and from the
+``withdrawal.requested`` audit entry and refuses to send anything on any difference.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,12 +27,14 @@ from primeguard.config.schema import CexAccountConfig, PrimeguardConfig, VaultCo
 from primeguard.custody.signer import KeystoreSigner
 from primeguard.custody.vault import NATIVE, VaultExecutor
 from primeguard.domain.decision import Decision, Outcome
-from primeguard.domain.errors import CustodyError, InputError
+from primeguard.domain.errors import ApprovalDigestMismatch, CustodyError, InputError
+from primeguard.domain.identity import Actor, Perm
 from primeguard.domain.model import VenueKind
 from primeguard.domain.money import parse_address, parse_amount, parse_base_units
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
-from primeguard.store import repos
+from primeguard.store import audit, repos
 from primeguard.store.db import Store
+from primeguard.store.errors import NotFound
 
 CEX_ASSETS = frozenset({"USDT", "USDC", "BTC", "ETH"})
 CEX_DECIMALS = 8  # the venues' withdrawal precision for these assets
@@ -33,6 +42,16 @@ CEX_NETWORK = {"ethereum": "ETH"}
 
 Decide = Callable[[WithdrawalRequest, WithdrawalContext], Decision]
 ContextFor = Callable[[WithdrawalRequest, list[ApprovalGiven], list[tuple[datetime, Decimal]]], WithdrawalContext]
+
+
+def approval_digest(*, account_id: str, chain: int | str, asset: str, units: int, destination: str) -> str:
+    """sha256 hex over the canonical JSON of what an approval releases: the account, the chain (EVM
+    chain id, or the venue's network name), the asset (token contract, ``native``, or a venue
+    symbol), the amount in base units and the checksummed destination."""
+    body = {"account": account_id, "chain": chain, "asset": asset, "amount_units": str(int(units)),
+            "destination": destination}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,81 @@ class WithdrawalService:
         qty, units = parse_amount(amount, decimals, what="amount")
         return vault, asset, qty, units, dest
 
+    def digest_of(self, account_id: str, chain: str | None, asset: str, amount: object, destination: object) -> str:
+        """The approval digest of a request as stored (row or ``withdrawal.requested`` payload).
+
+        Raises:
+            InputError: a field no longer parses (unknown account or asset, bad amount or address).
+        """
+        cex = self._cex(account_id)
+        dest = parse_address(destination, what="destination")
+        if cex is not None:
+            network = CEX_NETWORK.get(chain or "", chain or "")
+            units = parse_base_units(parse_quantity(amount, what="amount", max_decimals=CEX_DECIMALS), CEX_DECIMALS,
+                                     what="amount")
+            return approval_digest(account_id=cex.id, chain=f"{cex.venue}:{network}", asset=asset, units=units,
+                                   destination=dest)
+        vault = self._vault(account_id)
+        if chain != vault.chain:
+            raise InputError(f"chain {chain!r} is not the chain of vault {vault.id} ({vault.chain})")
+        chain_cfg = next((c for c in self.cfg.chains if c.id == vault.chain), None)
+        if chain_cfg is None:
+            raise InputError(f"vault {vault.id}: chain {vault.chain} is not configured")
+        addr, decimals, _ = self._asset(vault.chain, asset)
+        units = parse_base_units(parse_quantity(amount, what="amount", max_decimals=decimals), decimals,
+                                 what="amount")
+        return approval_digest(account_id=vault.id, chain=chain_cfg.chain_id,
+                               asset="native" if addr == NATIVE else parse_address(addr, what="asset"),
+                               units=units, destination=dest)
+
+    def verify_binding(self, session: Any, row: Any) -> None:
+        """What is about to be sent is what was requested and approved.
+
+        Recomputes the digest from the row and from the hash-chained ``withdrawal.requested`` entry;
+        both must equal the stored digest, every approval row's digest, and the digest in every
+        ``withdrawal.approval_added`` entry; the approval rows and those entries must name the same
+        user ids.
+
+        Raises:
+            ApprovalDigestMismatch: anything differs (the message says what).
+        """
+        def fail(why: str) -> ApprovalDigestMismatch:
+            return ApprovalDigestMismatch(f"withdrawal {row.id}: {why}; nothing was sent")
+
+        try:
+            from_row = self.digest_of(row.account_id, row.chain, row.asset, row.amount, row.destination)
+        except InputError as exc:
+            raise fail(f"the stored request no longer parses ({exc})") from None
+        requested = audit.entries(session, kind="withdrawal.requested", subject=row.id, limit=2)
+        if len(requested) != 1:
+            raise fail(f"{len(requested)} withdrawal.requested audit entries (expected exactly 1)")
+        p = requested[0].payload
+        try:
+            from_audit = self.digest_of(str(p.get("account_id")), p.get("chain"), str(p.get("asset")), p.get("amount"),
+                                        p.get("destination"))
+        except InputError as exc:
+            raise fail(f"the audited request does not parse ({exc})") from None
+        if from_row != from_audit:
+            raise fail("the request was changed after it was made (row and audit log differ)")
+        if row.approval_digest != from_audit or p.get("digest") != from_audit:
+            raise fail("the stored approval digest is not the request's")
+        rows = repos.list_approvals(session, row.id)
+        if any(a.digest != from_audit for a in rows):
+            raise fail("an approval was given for a different request")
+        entries = audit.entries(session, kind="withdrawal.approval_added", subject=row.id, limit=1000)
+        if any(e.payload.get("digest") != from_audit for e in entries):
+            raise fail("an audited approval was given for a different request")
+        if sorted(a.approver_id or -1 for a in rows) != sorted(int(e.payload.get("approver_id") or -1)
+                                                               for e in entries):
+            raise fail("the approval rows do not match the audited approvals")
+
+    def _refuse_changed(self, withdrawal_id: str, exc: ApprovalDigestMismatch, *, actor: str, now: datetime) -> None:
+        """Fail the withdrawal (with its audit entry) and raise ``exc``."""
+        with self.store.session() as s:
+            repos.transition_withdrawal(s, withdrawal_id, "failed", actor=actor, now=now,
+                                        error=f"approval digest mismatch: {exc}; needs manual review")
+        raise exc
+
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def _request_value(self, row: Any) -> WithdrawalRequest:
@@ -112,11 +206,11 @@ class WithdrawalService:
                                  venue=VenueKind(row.venue),
                                  chain=row.chain or "", asset=row.asset, amount=Decimal(row.amount),
                                  destination=row.destination, requested_by=row.requested_by,
-                                 requested_at=row.requested_at)
+                                 requested_at=row.requested_at, requested_by_id=row.requested_by_id)
 
     def _evaluate(self, session: Any, row: Any, now: datetime) -> tuple[Decision, str]:
         req = self._request_value(row)
-        approvals = [ApprovalGiven(a.approver, a.role) for a in repos.list_approvals(session, row.id)]
+        approvals = [ApprovalGiven(a.approver, a.role, a.approver_id) for a in repos.list_approvals(session, row.id)]
         since = now - self.velocity_window
         recent = [(w.updated_at, Decimal(w.amount)) for w in repos.list_withdrawals(session, client_id=row.client_id)
                   if w.id != row.id and w.state in ("approved", "signed", "broadcast", "confirmed")
@@ -127,18 +221,24 @@ class WithdrawalService:
                                     now=now)
         return decision, rec.id
 
-    def request(self, *, account_id: str, asset: str, amount: object, destination: object, requested_by: str,
+    def request(self, *, account_id: str, asset: str, amount: object, destination: object, requested_by: Actor,
                 now: datetime | None = None) -> Result:
-        """Validate, record and decide. Raises InputError on bad input (nothing written)."""
+        """Validate, record and decide, as ``requested_by`` (a treasury user).
+
+        Raises:
+            InputError: bad input; AuthorizationError: the role may not request (nothing written).
+        """
+        requested_by.require(Perm.REQUEST_WITHDRAWAL)
         acct, asset, qty, _units, dest = self.validate(account_id, asset, amount, destination)
         now = now or datetime.now(UTC)
         venue, chain = ("evm", acct.chain) if isinstance(acct, VaultConfig) else (acct.venue, "ethereum")
+        digest = self.digest_of(acct.id, chain, asset, qty, dest)
         with self.store.session() as s:
             row = repos.create_withdrawal(s, client_id=acct.client, account_id=acct.id, venue=venue,
                                           chain=chain, asset=asset, amount=qty, destination=dest,
-                                          requested_by=requested_by, now=now)
+                                          requested_by_id=requested_by.user_id, approval_digest=digest, now=now)
             decision, did = self._evaluate(s, row, now)
-            state = self._apply(s, row.id, decision, did, actor=requested_by, now=now)
+            state = self._apply(s, row.id, decision, did, actor=row.requested_by, now=now)
             return Result(row.id, state, decision)
 
     def _apply(self, s: Any, wid: str, decision: Decision, did: str, *, actor: str, now: datetime) -> str:
@@ -148,15 +248,29 @@ class WithdrawalService:
             return repos.transition_withdrawal(s, wid, "approved", actor=actor, decision_id=did, now=now).state
         return "requested"  # needs approval: stays requested
 
-    def approve(self, withdrawal_id: str, *, approver: str, role: str, now: datetime | None = None) -> Result:
-        """Add an approval (requester ≠ approver, enforced by the store) and decide again."""
+    def approve(self, withdrawal_id: str, *, approver: Actor, now: datetime | None = None) -> Result:
+        """Add ``approver``'s approval and decide again. The store enforces four eyes by user id
+        (``SelfApprovalError``), one approval per user, and binds the approval to the request's
+        digest as recomputed now (a request changed since it was made cannot be approved).
+
+        Raises:
+            AuthorizationError, SelfApprovalError, ApprovalError, NotFound.
+        """
+        approver.require(Perm.APPROVE_WITHDRAWAL)
         now = now or datetime.now(UTC)
         with self.store.session() as s:
-            repos.add_approval(s, withdrawal_id, approver=approver, role=role, now=now)
+            row = repos.get_withdrawal(s, withdrawal_id)
+            if row is None:
+                raise NotFound(f"withdrawal {withdrawal_id} not found")
+            try:
+                digest = self.digest_of(row.account_id, row.chain, row.asset, row.amount, row.destination)
+            except InputError:
+                digest = ""  # the store refuses it: the request no longer parses
+            repos.add_approval(s, withdrawal_id, approver_id=approver.user_id, digest=digest, now=now)
             row = repos.get_withdrawal(s, withdrawal_id)
             assert row is not None
             decision, did = self._evaluate(s, row, now)
-            state = self._apply(s, withdrawal_id, decision, did, actor=approver, now=now)
+            state = self._apply(s, withdrawal_id, decision, did, actor=approver.name, now=now)
             return Result(withdrawal_id, state, decision)
 
     # --- execution --------------------------------------------------------------------------------
@@ -174,13 +288,21 @@ class WithdrawalService:
         gas = self.cfg.custody.gas_limit if self.cfg.custody else 250_000
         return VaultExecutor(chain.rpc_url, vault.address, self.signer(), chain_id=chain.chain_id, gas_limit=gas)
 
-    def execute(self, withdrawal_id: str, *, actor: str = "custody", now: datetime | None = None,
+    def execute(self, withdrawal_id: str, *, actor: Actor | str = "custody", now: datetime | None = None,
                 crash_after_sign: bool = False) -> Result:
         """Sign and send an approved withdrawal, or resume one that was signed/broadcast before a crash.
+
+        ``actor``: a user (CLI: needs a role that may execute) or the daemon's name. Before anything
+        is signed or sent, :meth:`verify_binding` checks the request against its approvals and the
+        audit log; on any difference the withdrawal fails (with its audit entry) and
+        :class:`ApprovalDigestMismatch` is raised.
 
         ``crash_after_sign`` exists for the crash test only: it stops right after the signed state
         is committed, as a kill -9 between signing and broadcast would.
         """
+        if isinstance(actor, Actor):
+            actor.require(Perm.EXECUTE_WITHDRAWAL)
+            actor = actor.name
         now = now or datetime.now(UTC)
         with self.store.session() as s:
             row = repos.get_withdrawal(s, withdrawal_id)
@@ -189,6 +311,16 @@ class WithdrawalService:
             state = row.state
         if state in ("denied", "confirmed", "failed", "requested"):
             return Result(withdrawal_id, state, error=None if state != "requested" else "needs approval")
+        if state in ("approved", "signed"):  # about to sign or (re)send: is it still what was approved?
+            with self.store.session(readonly=True) as s:
+                try:
+                    self.verify_binding(s, row)
+                except ApprovalDigestMismatch as exc:
+                    mismatch = exc
+                else:
+                    mismatch = None
+            if mismatch is not None:
+                self._refuse_changed(withdrawal_id, mismatch, actor=actor, now=now)
         cex = self._cex(row.account_id)
         if cex is not None:
             return self._execute_cex(cex, row, state, actor=actor, now=now)
@@ -199,8 +331,12 @@ class WithdrawalService:
         ref = hashlib.sha256(row.id.encode()).digest()
         if state == "approved":
             with self.store.session() as s:
-                row = repos.get_withdrawal(s, withdrawal_id)
-                assert row is not None
+                fresh = repos.get_withdrawal(s, withdrawal_id)
+                assert fresh is not None
+                if (fresh.amount, fresh.destination, fresh.asset, fresh.account_id, fresh.chain) != (
+                        row.amount, row.destination, row.asset, row.account_id, row.chain):
+                    raise ApprovalDigestMismatch(f"withdrawal {withdrawal_id} changed while it was being checked; "
+                                                 "nothing was sent")
                 decision, did = self._evaluate(s, row, now)  # prices and LTV moved since approval
                 if decision.outcome is not Outcome.ALLOW:
                     repos.transition_withdrawal(s, withdrawal_id, "denied", actor=actor, decision_id=did, now=now)
@@ -258,7 +394,12 @@ class WithdrawalService:
             return Result(row.id, state, tx_hash=row.external_id)
         with self.store.session() as s:
             fresh = repos.get_withdrawal(s, row.id)
-            decision, did = self._evaluate(s, fresh, now)
+            assert fresh is not None
+            if (fresh.amount, fresh.destination, fresh.asset, fresh.account_id, fresh.chain) != (
+                    row.amount, row.destination, row.asset, row.account_id, row.chain):
+                raise ApprovalDigestMismatch(f"withdrawal {row.id} changed while it was being checked; "
+                                             "nothing was sent")
+            decision, did = self._evaluate(s, row, now)
             if decision.outcome is not Outcome.ALLOW:
                 repos.transition_withdrawal(s, row.id, "denied", actor=actor, decision_id=did, now=now)
                 return Result(row.id, "denied", decision)

@@ -36,6 +36,18 @@ class YamlSourceError(PrimeguardError):
         self.line = line
 
 
+class AuthenticationError(PrimeguardError):
+    """No token, or a token no active user holds: the caller is nobody (code ``unauthenticated``)."""
+
+    code = "unauthenticated"
+
+
+class AuthorizationError(PrimeguardError):
+    """The authenticated user's role may not do this (code ``forbidden_role``)."""
+
+    code = "forbidden_role"
+
+
 class ToolchainError(PrimeguardError):
     """A required external tool (anvil, forge, solc shim) is missing or failed."""
 
@@ -141,6 +153,16 @@ class CustodyError(PrimeguardError):
 
 class ApprovalError(CustodyError):
     """An approval breaks four-eyes or role rules (self-approval, wrong role, already decided)."""
+
+
+class SelfApprovalError(ApprovalError):
+    """Four eyes: the requester or proposer tried to approve their own request (code ``self_approval``)."""
+
+    code = "self_approval"
+
+
+class ApprovalDigestMismatch(CustodyError):
+    """What was approved is not what would be sent: the request changed after its approval."""
 
 
 class SignerError(CustodyError):

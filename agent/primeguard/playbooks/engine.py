@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from primeguard.domain.identity import Actor, Perm
 from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.tables import ActionRow
@@ -46,21 +47,32 @@ class Playbook:
         self.store = store
         self.levers = dict(levers)
 
-    def propose(self, specs: list[ActionSpec], *, now: datetime | None = None) -> list[str]:
-        """Insert new actions; returns the ids that were new."""
+    def propose(self, specs: list[ActionSpec], *, now: datetime | None = None,
+                proposed_by: Actor | None = None) -> list[str]:
+        """Insert new actions; returns the ids that were new. ``proposed_by``: the user proposing them
+        (None: the daemon); that user can never approve them."""
         now = now or datetime.now(UTC)
         new: list[str] = []
         with self.store.session() as s:
             for spec in specs:
                 row = ActionRow(id=spec.id, client_id=spec.client_id, kind=spec.kind, mode=spec.mode,
                                 params={**spec.params, "episode": spec.episode})
-                if repos.insert_action_once(s, row, now=now):
+                if repos.insert_action_once(s, row, now=now,
+                                            actor=proposed_by.name if proposed_by else "playbook",
+                                            proposed_by_id=proposed_by.user_id if proposed_by else None):
                     new.append(spec.id)
         return new
 
-    def approve(self, action_id: str, *, approver: str, now: datetime | None = None) -> ActionRow:
+    def approve(self, action_id: str, *, approver: Actor, now: datetime | None = None) -> ActionRow:
+        """Approve a proposed action as ``approver`` (compliance or admin; never its proposer).
+
+        Raises:
+            AuthorizationError, SelfApprovalError, ApprovalError, NotFound, StaleState, IllegalTransition.
+        """
+        approver.require(Perm.APPROVE_ACTION)
         with self.store.session() as s:
-            return repos.transition_action(s, action_id, "approved", expected="proposed", actor=approver, now=now)
+            return repos.transition_action(s, action_id, "approved", expected="proposed", actor=approver.name,
+                                           actor_id=approver.user_id, now=now)
 
     async def run_ready(self, *, now: datetime | None = None, actor: str = "daemon") -> list[ActionRow]:
         """Execute automatic proposals, approved actions, and resume ones left executing."""

@@ -35,7 +35,9 @@ except ImportError:  # pragma: no cover - fallback keeps the engine working with
     _pysha3_keccak_256 = None
 
 from primeguard.domain.decision import Decision, Outcome, ReasonCode
+from primeguard.domain.errors import InputError
 from primeguard.domain.findings import Finding, FindingCode, Severity
+from primeguard.domain.identity import canonical_name
 from primeguard.domain.model import Capability, Credential, Holder, VenueKind
 from primeguard.domain.money import decimal_str
 from primeguard.policy.inputs import CapabilityInput, RiskSnapshot, WithdrawalContext, WithdrawalRequest
@@ -92,6 +94,26 @@ class Evaluation:
 
 
 CapabilityResult = Evaluation
+
+
+def _person(name: str) -> str:
+    """A name's comparison key (NFKC casefold); an unusable name compares as itself."""
+    try:
+        return canonical_name(name)
+    except InputError:
+        return name
+
+
+def _identity(user_id: int | None, name: str) -> object:
+    """Who someone is for four eyes: the store user id when known, else the canonical name."""
+    return ("id", user_id) if user_id is not None else ("name", _person(name))
+
+
+def _same_person(a_id: int | None, a_name: str, b_id: int | None, b_name: str) -> bool:
+    """Four eyes: by user id when both are known, else by canonical name."""
+    if a_id is not None and b_id is not None:
+        return a_id == b_id
+    return _person(a_name) == _person(b_name)
 
 
 def deny_without_policy(subject: str = "request") -> Decision:
@@ -293,15 +315,17 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         for arule in () if denied else approval_rules:  # ascending thresholds
             if usd <= arule.above_usd:
                 break
-            valid: set[str] = set()
+            valid: dict[object, str] = {}  # identity -> display name: one user counts once
             self_approved = False
+            named = None if arule.approvers is None else {_person(n) for n in arule.approvers}
             for a in ctx.approvals:
-                if a.approver == requester:
+                who = _identity(a.approver_id, a.approver)
+                if _same_person(a.approver_id, a.approver, req.requested_by_id, requester):
                     self_approved = True
-                elif a.role in arule.roles and (arule.approvers is None or a.approver in arule.approvers):
-                    valid.add(a.approver)
+                elif a.role in arule.roles and (named is None or _person(a.approver) in named):
+                    valid.setdefault(who, a.approver)
             if len(valid) >= arule.required:
-                add(_check((arule.id, "pass", None, f"approved by {', '.join(sorted(valid))} "
+                add(_check((arule.id, "pass", None, f"approved by {', '.join(sorted(valid.values()))} "
                                                     f"({arule.required} required above {arule.above_text})",
                             arule.shadow)))
             else:

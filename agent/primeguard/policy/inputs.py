@@ -40,6 +40,7 @@ class WithdrawalRequest:
     destination: str
     requested_by: str
     requested_at: datetime
+    requested_by_id: int | None = None  # the requester's store user id: four eyes compares ids when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class ApprovalGiven:
 
     approver: str
     role: str  # viewer | treasury | compliance | admin
+    approver_id: int | None = None  # store user id; one user counts once, however its name is spelled
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from primeguard.domain.errors import PolicyError
+from primeguard.domain.errors import InputError, PolicyError, SelfApprovalError
+from primeguard.domain.identity import canonical_name
 from primeguard.policy.lint import lint_policy
 from primeguard.policy.loader import canonical_content, content_hash, files_from_canonical, load_bundle
 from primeguard.policy.policyset import PolicySet
@@ -45,6 +46,10 @@ class PolicyApprovalError(PolicyError):
     """Four eyes or role rules broken: the proposer approving, or an approver without the role."""
 
 
+class PolicySelfApprovalError(PolicyApprovalError, SelfApprovalError):
+    """The proposer tried to approve their own version (code ``self_approval``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyVersion:
     """One policy version: its files, who proposed and approved it, and its state."""
@@ -58,6 +63,8 @@ class PolicyVersion:
     approved_by: str | None = None
     approved_at: datetime | None = None
     closed_at: datetime | None = None  # superseded or rejected at
+    proposed_by_id: int | None = None  # store user ids: four eyes compares these when known
+    approved_by_id: int | None = None
 
     @property
     def content(self) -> str:
@@ -69,6 +76,7 @@ class PolicyVersion:
             "proposed_at": self.proposed_at.isoformat(), "note": self.note, "approved_by": self.approved_by,
             "approved_at": self.approved_at.isoformat() if self.approved_at else None,
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "proposed_by_id": self.proposed_by_id, "approved_by_id": self.approved_by_id,
             "files": sorted(self.files),
         }
 
@@ -87,7 +95,7 @@ class VersionStore(Protocol):
 
 
 def propose(store: VersionStore, files: Mapping[str, str], *, proposer: str, role: str, now: datetime,
-            note: str = "") -> PolicyVersion:
+            note: str = "", proposer_id: int | None = None) -> PolicyVersion:
     """Record ``files`` as a proposed version (idempotent for content already proposed or active).
 
     Raises:
@@ -105,16 +113,22 @@ def propose(store: VersionStore, files: Mapping[str, str], *, proposer: str, rol
     existing = store.get(policy.hash)
     if existing is not None and existing.state in (VersionState.PROPOSED, VersionState.ACTIVE):
         return existing
-    version = PolicyVersion(policy.hash, MappingProxyType(dict(files)), proposer, now, VersionState.PROPOSED, note)
+    version = PolicyVersion(policy.hash, MappingProxyType(dict(files)), proposer, now, VersionState.PROPOSED, note,
+                            proposed_by_id=proposer_id)
     store.save([version])
     return version
 
 
-def approve(store: VersionStore, ref: str, *, approver: str, role: str, now: datetime) -> PolicyVersion:
+def approve(store: VersionStore, ref: str, *, approver: str, role: str, now: datetime,
+            approver_id: int | None = None) -> PolicyVersion:
     """Activate a proposed version; the previously active one becomes superseded.
 
+    Four eyes: compared by user id when the version and the approver both carry one, otherwise by
+    canonical name (NFKC casefold: ``Carol`` is ``carol``).
+
     Raises:
-        PolicyApprovalError: the approver proposed it, or lacks the compliance role.
+        PolicySelfApprovalError: the approver proposed it.
+        PolicyApprovalError: the approver lacks the compliance role.
         PolicyError: unknown / ambiguous reference, not in state proposed, content altered, invalid.
     """
     version = resolve(store, ref)
@@ -123,14 +137,15 @@ def approve(store: VersionStore, ref: str, *, approver: str, role: str, now: dat
                           f"can be approved")
     if role not in APPROVER_ROLES:
         raise PolicyApprovalError(f"{approver} ({role}) may not approve policy versions; a compliance user must")
-    if not approver or approver == version.proposed_by:
-        raise PolicyApprovalError(f"{approver} proposed policy version {version.hash[:12]} and cannot approve it; "
+    if not approver or _same_person(version, approver, approver_id):
+        raise PolicySelfApprovalError(f"{approver} proposed policy version {version.hash[:12]} and cannot approve it; "
                                   f"a different compliance user must")
     if content_hash(version.files) != version.hash:
         raise PolicyError(f"policy version {version.hash[:12]}: stored content does not match its hash")
     policy = load_bundle(version.files)  # validate again before it can decide anything
     _lint_clean(policy, now)
-    activated = replace(version, state=VersionState.ACTIVE, approved_by=approver, approved_at=now)
+    activated = replace(version, state=VersionState.ACTIVE, approved_by=approver, approved_at=now,
+                        approved_by_id=approver_id)
     changes = [activated]
     current = active_version(store)
     if current is not None:
@@ -178,6 +193,15 @@ def load_active(store: VersionStore) -> PolicySet | None:
     """The active policy, loaded; ``None`` when nothing is approved (decisions then deny)."""
     version = active_version(store)
     return load_bundle(version.files, root=f"policy@{version.hash[:12]}") if version else None
+
+
+def _same_person(version: PolicyVersion, approver: str, approver_id: int | None) -> bool:
+    if version.proposed_by_id is not None or approver_id is not None:
+        return version.proposed_by_id == approver_id
+    try:
+        return canonical_name(approver) == canonical_name(version.proposed_by)
+    except InputError:
+        return True  # an unusable name never counts as a second person
 
 
 def _lint_clean(policy: PolicySet, now: datetime) -> None:
@@ -248,6 +272,7 @@ class FileVersionStore:
             note=str(row.get("note") or ""), approved_by=row.get("approved_by"),
             approved_at=datetime.fromisoformat(row["approved_at"]) if row.get("approved_at") else None,
             closed_at=datetime.fromisoformat(row["closed_at"]) if row.get("closed_at") else None,
+            proposed_by_id=_opt_int(row.get("proposed_by_id")), approved_by_id=_opt_int(row.get("approved_by_id")),
         )
 
     def get(self, policy_hash: str) -> PolicyVersion | None:
@@ -274,6 +299,10 @@ class FileVersionStore:
         _atomic_write(self._index_path, json.dumps({"versions": ordered}, indent=2, sort_keys=True) + "\n")
 
 
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -291,6 +320,7 @@ __all__ = [
     "FileVersionStore",
     "MemoryVersionStore",
     "PolicyApprovalError",
+    "PolicySelfApprovalError",
     "PolicyVersion",
     "VersionState",
     "VersionStore",

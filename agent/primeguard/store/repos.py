@@ -8,7 +8,8 @@ Times: every function takes an optional aware ``now`` (default: the current UTC 
 it explicitly instead of sleeping. Money: ``Decimal`` (or numeric strings), never ``float``.
 
 Errors: :class:`NotFound`, :class:`IllegalTransition`, :class:`StaleState` (all ``StoreError``);
-:class:`~primeguard.domain.errors.ApprovalError` for four-eyes violations;
+:class:`~primeguard.domain.errors.ApprovalError` for four-eyes violations
+(:class:`~primeguard.domain.errors.SelfApprovalError` when someone approves their own request);
 :class:`~primeguard.domain.errors.InputError` for malformed arguments.
 """
 
@@ -28,9 +29,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from primeguard.domain.decision import Decision
-from primeguard.domain.errors import ApprovalError, InputError
+from primeguard.domain.errors import ApprovalError, InputError, SelfApprovalError
 from primeguard.domain.findings import Finding
 from primeguard.domain.money import parse_quantity
+from primeguard.domain.identity import canonical_name
 from primeguard.store import audit
 from primeguard.store._sql import insert_ignore, rowcount, table_of, upsert_insert
 from primeguard.store.codec import as_utc, exact_decimal, jsonable, sha256_hex, store_json, utcnow
@@ -90,6 +92,22 @@ def _require(value: str | None, what: str) -> str:
     if not value or not str(value).strip():
         raise InputError(f"{what} is required")
     return str(value)
+
+
+def _acting_user(session: Session, user_id: int | None, what: str) -> UserRow:
+    """The active user ``user_id`` (who acts on a write). Four-eyes rules compare these ids.
+
+    Raises:
+        ApprovalError: no such user, or the user is revoked.
+    """
+    if user_id is None:
+        raise ApprovalError(f"{what}: a user id is required (identities come from tokens, not names)")
+    t = _table(UserRow)
+    user = session.execute(sa.select(UserRow).where(t.c.id == int(user_id))
+                           .execution_options(populate_existing=True)).scalar_one_or_none()
+    if user is None or user.revoked_at is not None:
+        raise ApprovalError(f"{what}: user {user_id} does not exist or is revoked")
+    return user
 
 
 # === snapshots =======================================================================================
@@ -382,8 +400,11 @@ ACTION_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 def insert_action_once(session: Session, action: ActionRow, *, actor: str = "playbook",
-                       now: datetime | None = None) -> bool:
+                       proposed_by_id: int | None = None, now: datetime | None = None) -> bool:
     """Insert a proposed action unless an action with its id exists. True when inserted.
+
+    ``proposed_by_id``: the user who proposed it (None: the daemon's playbooks); that user can never
+    approve it.
 
     Idempotent and safe under concurrency (``INSERT ... ON CONFLICT DO NOTHING``): the same
     deterministic action id can never produce two rows, nor two audit entries.
@@ -397,12 +418,13 @@ def insert_action_once(session: Session, action: ActionRow, *, actor: str = "pla
         "id": _require(action.id, "action id"), "client_id": _require(action.client_id, "client_id"),
         "kind": _require(action.kind, "kind"), "mode": _enum(ActionMode, action.mode, "action mode"),
         "state": state, "params": params, "result": None, "error": None, "approved_by": None,
-        "created_at": now, "updated_at": now, "version": 1,
+        "approved_by_id": None, "proposed_by_id": proposed_by_id, "created_at": now, "updated_at": now, "version": 1,
     }
     inserted = insert_ignore(session, _table(ActionRow), values)
     if inserted:
         audit.append(session, actor=actor, kind="action.proposed", subject=action.id, now=now, payload={
             "client_id": values["client_id"], "kind": values["kind"], "mode": values["mode"], "params": params,
+            "proposed_by_id": proposed_by_id,
         })
     return inserted
 
@@ -429,6 +451,7 @@ def transition_action(
     *,
     expected: str,
     actor: str,
+    actor_id: int | None = None,
     now: datetime | None = None,
     result: Mapping[str, Any] | None = None,
     error: str | None = None,
@@ -436,10 +459,11 @@ def transition_action(
     """Move an action from ``expected`` to ``to`` (optimistic: fails if it is not in ``expected``).
 
     Mode rules: a ``dry_run`` action never reaches ``approved``/``executing``; a ``needs_approval``
-    action must be ``approved`` before ``executing``. ``approved`` records ``approved_by = actor``.
+    action must be ``approved`` before ``executing``. ``approved`` needs ``actor_id`` (an active
+    user, never the action's proposer) and records its name and id as the approver.
 
     Raises:
-        NotFound, IllegalTransition, StaleState.
+        NotFound, IllegalTransition, StaleState, ApprovalError (SelfApprovalError).
     """
     now = _now(now)
     to = _enum(ActionState, to, "action state")
@@ -457,7 +481,12 @@ def transition_action(
         raise IllegalTransition(f"action {action_id} needs approval before it executes")
     values: dict[str, Any] = {"state": to, "updated_at": now, "version": row.version + 1}
     if to == ActionState.APPROVED:
-        values["approved_by"] = _require(actor, "actor")
+        user = _acting_user(session, actor_id, f"approving action {action_id}")
+        if row.proposed_by_id is not None and row.proposed_by_id == user.id:
+            raise SelfApprovalError(f"{user.name} proposed action {action_id} and cannot approve it")
+        actor = user.name
+        values["approved_by"] = user.name
+        values["approved_by_id"] = user.id
     if result is not None:
         values["result"] = store_json(dict(result))[0]
     if error is not None:
@@ -470,6 +499,7 @@ def transition_action(
         raise StaleState(f"action {action_id} changed concurrently")
     audit.append(session, actor=actor, kind=f"action.{to}", subject=action_id, now=now, payload={
         "from": expected, "to": to, "result": values.get("result"), "error": error,
+        **({"approver_id": values["approved_by_id"]} if to == ActionState.APPROVED else {}),
     })
     fresh = _get(session, ActionRow, action_id)
     assert fresh is not None
@@ -543,22 +573,27 @@ def put_policy_version(
     content: str,
     *,
     proposed_by: str,
+    proposed_by_id: int | None = None,
     policy_hash: str | None = None,
     fmt: str = "yaml",
     note: str | None = None,
     now: datetime | None = None,
 ) -> tuple[PolicyVersionRow, bool]:
     """Propose a policy version (keyed by ``policy_hash``, default sha256 of ``content``).
-    Returns ``(row, created)``; proposing the same content again returns the existing row."""
+    Returns ``(row, created)``; proposing the same content again returns the existing row.
+    ``proposed_by_id`` given: the proposer is that active user (its stored name is recorded)."""
     now = _now(now)
+    if proposed_by_id is not None:
+        proposed_by = _acting_user(session, proposed_by_id, "proposing a policy version").name
     digest = policy_hash or policy_content_hash(content)
     created = insert_ignore(session, _table(PolicyVersionRow), {
         "hash": digest, "content": content, "format": fmt, "state": PolicyState.PROPOSED.value, "note": note,
-        "proposed_by": _require(proposed_by, "proposed_by"), "proposed_at": now,
+        "proposed_by": _require(proposed_by, "proposed_by"), "proposed_by_id": proposed_by_id, "proposed_at": now,
     })
     if created:
         audit.append(session, actor=proposed_by, kind="policy.proposed", subject=digest, now=now,
-                     payload={"hash": digest, "format": fmt, "note": note, "size": len(content)})
+                     payload={"hash": digest, "format": fmt, "note": note, "size": len(content),
+                              "proposed_by_id": proposed_by_id})
     row = _get(session, PolicyVersionRow, digest)
     assert row is not None
     return row, created
@@ -580,12 +615,13 @@ def list_policy_versions(session: Session, *, limit: int = 100) -> list[PolicyVe
     return list(session.execute(sa.select(PolicyVersionRow).order_by(t.c.proposed_at.desc()).limit(limit)).scalars())
 
 
-def approve_policy_version(session: Session, policy_hash: str, *, approver: str,
+def approve_policy_version(session: Session, policy_hash: str, *, approver_id: int,
                            now: datetime | None = None) -> PolicyVersionRow:
-    """``proposed`` → ``approved``. Four eyes: the proposer cannot approve.
+    """``proposed`` → ``approved`` by the active user ``approver_id``. Four eyes by user id: the
+    proposer cannot approve (for versions proposed before ids were recorded: by canonical name).
 
     Raises:
-        NotFound, IllegalTransition, ApprovalError.
+        NotFound, IllegalTransition, ApprovalError (SelfApprovalError).
     """
     now = _now(now)
     row = _get(session, PolicyVersionRow, policy_hash, lock=True)
@@ -595,13 +631,18 @@ def approve_policy_version(session: Session, policy_hash: str, *, approver: str,
         raise IllegalTransition(
             f"policy version {policy_hash[:12]} is {row.state}; only proposed versions can be approved"
         )
-    if _require(approver, "approver") == row.proposed_by:
-        raise ApprovalError(f"{approver} proposed policy version {policy_hash[:12]} and cannot approve it")
+    user = _acting_user(session, approver_id, f"approving policy version {policy_hash[:12]}")
+    approver = user.name
+    same = (row.proposed_by_id == user.id if row.proposed_by_id is not None
+            else canonical_name(row.proposed_by) == user.name_key)
+    if same:
+        raise SelfApprovalError(f"{approver} proposed policy version {policy_hash[:12]} and cannot approve it")
     t = _table(PolicyVersionRow)
     session.execute(sa.update(t).where(t.c.hash == policy_hash).values(
-        state=PolicyState.APPROVED.value, approved_by=approver, approved_at=now))
+        state=PolicyState.APPROVED.value, approved_by=approver, approved_by_id=user.id, approved_at=now))
     audit.append(session, actor=approver, kind="policy.approved", subject=policy_hash, now=now,
-                 payload={"hash": policy_hash, "proposed_by": row.proposed_by})
+                 payload={"hash": policy_hash, "proposed_by": row.proposed_by, "proposed_by_id": row.proposed_by_id,
+                          "approver_id": user.id, "role": user.role})
     fresh = _get(session, PolicyVersionRow, policy_hash)
     assert fresh is not None
     return fresh
@@ -683,14 +724,25 @@ def create_withdrawal(
     asset: str,
     amount: Decimal | int | str,
     destination: str,
-    requested_by: str,
+    requested_by_id: int,
+    approval_digest: str,
     chain: str | None = None,
     memo: str | None = None,
     withdrawal_id: str | None = None,
     now: datetime | None = None,
 ) -> WithdrawalRow:
-    """Record a withdrawal request (state ``requested``) and its audit entry."""
+    """Record a withdrawal request (state ``requested``) by the active user ``requested_by_id`` and
+    its audit entry. ``approval_digest`` (computed by custody from the request: account, chain, asset,
+    base units, destination) is stored on the row and in the audit entry; every approval must carry
+    it, and execution recomputes it.
+
+    Raises:
+        InputError (bad amount or digest), ApprovalError (unknown or revoked user).
+    """
     now = _now(now)
+    requested_by = _acting_user(session, requested_by_id, "requesting a withdrawal").name
+    if not _HASH32.match(approval_digest or ""):
+        raise InputError("approval_digest must be a sha256 hex digest")
     value = exact_decimal(amount, what="withdrawal amount")
     if value <= 0:
         raise InputError(f"withdrawal amount must be positive, got {str(value)[:40]}")
@@ -699,14 +751,16 @@ def create_withdrawal(
         id=withdrawal_id or uuid.uuid4().hex, client_id=_require(client_id, "client_id"),
         account_id=_require(account_id, "account_id"), venue=_require(venue, "venue"), chain=chain,
         asset=_require(asset, "asset"), amount=format(value, "f"), destination=_require(destination, "destination"),
-        memo=memo, state=WithdrawalState.REQUESTED.value, requested_by=_require(requested_by, "requested_by"),
+        memo=memo, state=WithdrawalState.REQUESTED.value, requested_by=requested_by,
+        requested_by_id=requested_by_id, approval_digest=approval_digest,
         requested_at=now, updated_at=now, decision_ids=[], version=1,
     )
     session.add(row)
     session.flush()
     audit.append(session, actor=requested_by, kind="withdrawal.requested", subject=row.id, now=now, payload={
         "client_id": client_id, "account_id": account_id, "venue": venue, "chain": chain, "asset": asset,
-        "amount": row.amount, "destination": destination, "memo": memo,
+        "amount": row.amount, "destination": destination, "memo": memo, "requested_by_id": requested_by_id,
+        "digest": approval_digest,
     })
     return row
 
@@ -815,31 +869,43 @@ def transition_withdrawal(
     return fresh
 
 
-def add_approval(session: Session, withdrawal_id: str, *, approver: str, role: str,
+def add_approval(session: Session, withdrawal_id: str, *, approver_id: int, digest: str,
                  now: datetime | None = None) -> WithdrawalApprovalRow:
-    """Record one approval of a requested withdrawal (unique per approver).
+    """Record one approval of a requested withdrawal by the active user ``approver_id`` (its name
+    and role come from the store), for the request ``digest`` the approver saw.
+
+    The audit entry's payload carries ``approver``, ``approver_id``, ``role`` and ``digest``, so the
+    approval rows can be checked against the hash chain.
 
     Raises:
-        NotFound; ApprovalError: not ``requested``, self-approval, viewer role, or already approved by them.
+        NotFound; SelfApprovalError: the requester (same user id); ApprovalError: not ``requested``,
+        unknown or revoked user, viewer role, already approved by that user, or ``digest`` is not
+        the request's.
     """
     now = _now(now)
-    role = _enum(Role, role, "role")
+    user = _acting_user(session, approver_id, f"approving withdrawal {withdrawal_id}")
+    approver, role = user.name, _enum(Role, user.role, "role")
     row = _get(session, WithdrawalRow, withdrawal_id)
     if row is None:
         raise NotFound(f"withdrawal {withdrawal_id} not found")
     if row.state != WithdrawalState.REQUESTED:
         raise ApprovalError(f"withdrawal {withdrawal_id} is {row.state}; approvals are taken only while requested")
-    if _require(approver, "approver") == row.requested_by:
-        raise ApprovalError(f"{approver} requested withdrawal {withdrawal_id} and cannot approve it")
+    same = (row.requested_by_id == user.id if row.requested_by_id is not None
+            else canonical_name(row.requested_by) == user.name_key)
+    if same:
+        raise SelfApprovalError(f"{approver} requested withdrawal {withdrawal_id} and cannot approve it")
     if role == Role.VIEWER:
         raise ApprovalError(f"{approver} is a viewer; viewers cannot approve withdrawals")
+    if row.approval_digest is None or not hmac.compare_digest(str(digest), row.approval_digest):
+        raise ApprovalError(f"withdrawal {withdrawal_id} changed since it was shown: the approval does not match "
+                            "the request; reload and decide again")
     t = _table(WithdrawalApprovalRow)
-    if not insert_ignore(session, t, {"withdrawal_id": withdrawal_id, "approver": approver, "role": role,
-                                      "approved_at": now}):
+    if not insert_ignore(session, t, {"withdrawal_id": withdrawal_id, "approver": approver, "approver_id": user.id,
+                                      "role": role, "digest": digest, "approved_at": now}):
         raise ApprovalError(f"{approver} already approved withdrawal {withdrawal_id}")
     audit.append(session, actor=approver, kind="withdrawal.approval_added", subject=withdrawal_id, now=now,
-                 payload={"approver": approver, "role": role})
-    stmt = sa.select(WithdrawalApprovalRow).where(t.c.withdrawal_id == withdrawal_id, t.c.approver == approver)
+                 payload={"approver": approver, "approver_id": user.id, "role": role, "digest": digest})
+    stmt = sa.select(WithdrawalApprovalRow).where(t.c.withdrawal_id == withdrawal_id, t.c.approver_id == user.id)
     approval: WithdrawalApprovalRow = session.execute(stmt).scalar_one()
     return approval
 
@@ -870,20 +936,31 @@ def _new_token(token: str | None) -> str:
     return token
 
 
-def create_user(session: Session, name: str, role: str, *, actor: str = "admin", token: str | None = None,
-                now: datetime | None = None) -> tuple[UserRow, str]:
+def create_user(session: Session, name: str, role: str, *, actor: str = "admin", actor_id: int | None = None,
+                token: str | None = None, now: datetime | None = None) -> tuple[UserRow, str]:
     """Create a user; returns ``(user, token)``. The plain token is returned once and never stored.
 
+    Names are stripped and must be unique after NFKC casefolding (``Tom`` and ``TOM`` are one name).
+
     Args:
+        actor, actor_id: who creates it (for the audit entry).
         token: use this token (e.g. provisioned from a secret file) instead of a random one.
+
+    Raises:
+        InputError: bad role, bad or taken name, short token.
     """
     now = _now(now)
     role = _enum(Role, role, "role")
+    key = canonical_name(name)
+    name = name.strip()
+    if get_user(session, name) is not None:
+        raise InputError(f"a user named {name!r} exists already (names are compared case-insensitively)")
     plain = _new_token(token)
-    row = UserRow(name=_require(name, "name"), role=role, token_hash=hash_token(plain), created_at=now)
+    row = UserRow(name=name, name_key=key, role=role, token_hash=hash_token(plain), created_at=now)
     session.add(row)
     session.flush()
-    audit.append(session, actor=actor, kind="user.created", subject=name, now=now, payload={"role": role})
+    audit.append(session, actor=actor, kind="user.created", subject=name, now=now,
+                 payload={"role": role, "user_id": row.id, "by_id": actor_id})
     return row, plain
 
 
@@ -903,8 +980,14 @@ def authenticate(session: Session, token: str | None) -> UserRow | None:
 
 
 def get_user(session: Session, name: str) -> UserRow | None:
+    """The user whose canonical name equals ``name``'s (None when none, or ``name`` is not a valid name)."""
+    try:
+        key = canonical_name(name)
+    except InputError:
+        return None
     t = _table(UserRow)
-    return session.execute(sa.select(UserRow).where(t.c.name == name)).scalar_one_or_none()
+    return session.execute(sa.select(UserRow).where(t.c.name_key == key)
+                           .execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def list_users(session: Session) -> list[UserRow]:
@@ -912,29 +995,36 @@ def list_users(session: Session) -> list[UserRow]:
     return list(session.execute(sa.select(UserRow).order_by(t.c.name)).scalars())
 
 
-def revoke_user(session: Session, name: str, *, actor: str, now: datetime | None = None) -> bool:
-    """Revoke a user's token at once. False when no active user has that name."""
+def revoke_user(session: Session, name: str, *, actor: str, actor_id: int | None = None,
+                now: datetime | None = None) -> bool:
+    """Revoke a user's token at once. False when no active user has that (canonical) name."""
     now = _now(now)
+    user = get_user(session, name)
+    if user is None:
+        return False
     t = _table(UserRow)
-    res = session.execute(sa.update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(revoked_at=now))
+    res = session.execute(sa.update(t).where(t.c.id == user.id, t.c.revoked_at.is_(None)).values(revoked_at=now))
     if rowcount(res) == 1:
-        audit.append(session, actor=actor, kind="user.revoked", subject=name, now=now, payload={})
+        audit.append(session, actor=actor, kind="user.revoked", subject=user.name, now=now,
+                     payload={"user_id": user.id, "by_id": actor_id})
         return True
     return False
 
 
-def rotate_token(session: Session, name: str, *, actor: str, token: str | None = None,
+def rotate_token(session: Session, name: str, *, actor: str, actor_id: int | None = None, token: str | None = None,
                  now: datetime | None = None) -> str:
     """Give an active user a new token (the old one stops working); returns the new plain token."""
     now = _now(now)
     plain = _new_token(token)
+    user = get_user(session, name)
     t = _table(UserRow)
-    res = session.execute(
-        sa.update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(token_hash=hash_token(plain))
+    res = None if user is None else session.execute(
+        sa.update(t).where(t.c.id == user.id, t.c.revoked_at.is_(None)).values(token_hash=hash_token(plain))
     )
-    if rowcount(res) != 1:
+    if user is None or res is None or rowcount(res) != 1:
         raise NotFound(f"no active user named {name}")
-    audit.append(session, actor=actor, kind="user.token_rotated", subject=name, now=now, payload={})
+    audit.append(session, actor=actor, kind="user.token_rotated", subject=user.name, now=now,
+                 payload={"user_id": user.id, "by_id": actor_id})
     return plain
 
 

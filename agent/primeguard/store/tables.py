@@ -203,6 +203,8 @@ class ActionRow(StoreModel, table=True):
     result: dict[str, Any] | None = _json(nullable=True)
     error: str | None = Field(default=None, sa_type=sa.Text)
     approved_by: str | None = None
+    approved_by_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    proposed_by_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)  # None: the daemon
     created_at: datetime = _time()
     updated_at: datetime = _time()
     version: int = 1
@@ -248,8 +250,10 @@ class PolicyVersionRow(StoreModel, table=True):
     state: str
     note: str | None = Field(default=None, sa_type=sa.Text)
     proposed_by: str
+    proposed_by_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     proposed_at: datetime = _time()
     approved_by: str | None = None
+    approved_by_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     approved_at: datetime | None = _time(nullable=True)
     activated_at: datetime | None = _time(nullable=True)
     retired_at: datetime | None = _time(nullable=True)
@@ -279,6 +283,8 @@ class WithdrawalRow(StoreModel, table=True):
     memo: str | None = None
     state: str = Field(index=True)
     requested_by: str
+    requested_by_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    approval_digest: str | None = None  # sha256 of what is approved (custody.withdrawals.approval_digest)
     requested_at: datetime = _time(index=True)
     updated_at: datetime = _time()
     decision_ids: list[str] = _json()
@@ -291,13 +297,18 @@ class WithdrawalRow(StoreModel, table=True):
 
 
 class WithdrawalApprovalRow(StoreModel, table=True):
+    """One approval: by a user id (one per user), of the request digest it saw."""
+
     __tablename__ = "withdrawal_approvals"
-    __table_args__ = (sa.UniqueConstraint("withdrawal_id", "approver"),)
+    __table_args__ = (sa.UniqueConstraint("withdrawal_id", "approver"),
+                      sa.UniqueConstraint("withdrawal_id", "approver_id"))
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     withdrawal_id: str = Field(foreign_key="withdrawals.id", index=True)
     approver: str
+    approver_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     role: str
+    digest: str | None = None
     approved_at: datetime = _time()
 
 
@@ -309,6 +320,7 @@ class UserRow(StoreModel, table=True):
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     name: str = Field(unique=True)
+    name_key: str = Field(unique=True)  # domain.identity.canonical_name(name): names unique after NFKC casefold
     role: str
     token_hash: str = Field(unique=True)
     created_at: datetime = _time()

@@ -25,7 +25,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -34,8 +33,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from primeguard.domain.errors import StoreError
-from primeguard.store import repos
+from primeguard.domain.errors import AuthenticationError, StoreError
+from primeguard.domain.identity import ROLE_PERMS, Actor, Perm, roles_with
+from primeguard.store import identity, repos
 from primeguard.store.db import Store
 from primeguard.web.errors import WebError
 
@@ -48,33 +48,19 @@ PUBLIC_PATHS = frozenset({"/login", "/healthz", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 
 
-class Perm(StrEnum):
-    READ = "read"
-    APPROVE_ACTION = "approve_action"
-    APPROVE_POLICY = "approve_policy"
-    REQUEST_WITHDRAWAL = "request_withdrawal"
-    APPROVE_WITHDRAWAL = "approve_withdrawal"
-
-
-ROLE_PERMS: dict[str, frozenset[Perm]] = {
-    "viewer": frozenset({Perm.READ}),
-    "treasury": frozenset({Perm.READ, Perm.REQUEST_WITHDRAWAL, Perm.APPROVE_WITHDRAWAL}),
-    "compliance": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_POLICY, Perm.APPROVE_WITHDRAWAL}),
-    "admin": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_WITHDRAWAL}),
-}
-
-
-def roles_with(perm: Perm) -> list[str]:
-    return [r for r, perms in ROLE_PERMS.items() if perm in perms]
-
-
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated user. ``via``: ``bearer`` (API) or ``session`` (pages)."""
+    """An authenticated user (as the store knows it). ``via``: ``bearer`` (API) or ``session`` (pages).
+    Four-eyes checks compare :attr:`user_id`."""
 
+    user_id: int
     name: str
     role: str
     via: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user_id, self.name, self.role)
 
     def can(self, perm: Perm) -> bool:
         return perm in ROLE_PERMS.get(self.role, frozenset())
@@ -87,6 +73,9 @@ class Principal:
                                              f"roles allowed: {allowed}")
 
 
+__all__ = ["ROLE_PERMS", "Perm", "Principal", "roles_with"]
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -96,6 +85,7 @@ def _digest(value: str) -> str:
 
 @dataclass(slots=True)
 class WebSession:
+    user_id: int
     user: str
     role: str
     token_hash: str  # the user's token hash at login: a rotated token ends the session
@@ -117,12 +107,13 @@ class SessionStore:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, user: str, role: str, token_hash: str) -> str:
+    def create(self, user_id: int, user: str, role: str, token_hash: str) -> str:
         """A new session; returns the session id (the cookie value)."""
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         with self._lock:
-            self._sessions[_digest(sid)] = WebSession(user, role, token_hash, secrets.token_urlsafe(32), now, now)
+            self._sessions[_digest(sid)] = WebSession(user_id, user, role, token_hash, secrets.token_urlsafe(32),
+                                                      now, now)
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
         return sid
@@ -148,9 +139,9 @@ class SessionStore:
             with self._lock:
                 self._sessions.pop(_digest(sid), None)
 
-    def drop_user(self, user: str) -> None:
+    def drop_user(self, user_id: int) -> None:
         with self._lock:
-            for key in [k for k, s in self._sessions.items() if s.user == user]:
+            for key in [k for k, s in self._sessions.items() if s.user_id == user_id]:
                 del self._sessions[key]
 
     def __len__(self) -> int:
@@ -183,20 +174,22 @@ def bearer_token(header: str | None) -> str | None:
 
 
 def authenticate_token(store: Store, token: str | None) -> tuple[Principal, str] | None:
-    """``(principal, token hash)`` for an active user's token, else None."""
+    """``(principal, token hash)`` for an active user's token, else None (one resolver for the web
+    and the CLI: :func:`primeguard.store.identity.resolve_token`)."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     with store.session(readonly=True) as s:
-        user = repos.authenticate(s, token)
-        if user is None:
+        try:
+            actor = identity.resolve_token(s, token)
+        except AuthenticationError:
             return None
-        return Principal(user.name, user.role, "bearer"), user.token_hash
+        return Principal(actor.user_id, actor.name, actor.role, "bearer"), repos.hash_token(token.strip())
 
 
 def session_still_valid(store: Store, sess: WebSession) -> bool:
     """The user is still active, with the same role and token, as at login."""
     with store.session(readonly=True) as s:
-        user = repos.get_user(s, sess.user)
+        user = identity.user_by_id(s, sess.user_id)
     return (user is not None and user.revoked_at is None and user.role == sess.role
             and hmac.compare_digest(user.token_hash.encode(), sess.token_hash.encode()))
 
@@ -274,7 +267,7 @@ class AuthMiddleware:
             if sid:
                 response.delete_cookie(SESSION_COOKIE, path="/")
             return response
-        state["principal"] = Principal(sess.user, sess.role, "session")
+        state["principal"] = Principal(sess.user_id, sess.user, sess.role, "session")
         state["web_session"] = sess
         state["session_id"] = sid
         return None

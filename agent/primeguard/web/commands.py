@@ -1,6 +1,7 @@
 """The writes the web layer may perform, each through the module that owns it (playbook engine,
 policy versions, withdrawal service), with four-eyes and role rules checked here *and* by the
-store. Each function raises :class:`WebError` with a stable code; nothing is written on refusal."""
+store. Four eyes compare user ids (the same rule the CLI follows). Each function raises
+:class:`WebError` with a stable code; nothing is written on refusal."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from primeguard.domain.errors import ApprovalError, InputError, PolicyError, PolicyLoadError
+from primeguard.domain.errors import (
+    ApprovalError,
+    AuthorizationError,
+    InputError,
+    PolicyError,
+    PolicyLoadError,
+    SelfApprovalError,
+)
+from primeguard.domain.identity import canonical_name
 from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.errors import IllegalTransition, NotFound, StaleState
@@ -29,11 +38,25 @@ def _state_error(exc: Exception) -> WebError:
         return WebError("not_pending", f"{exc}; reload and decide again")
     if isinstance(exc, IllegalTransition):
         return WebError("illegal_transition", str(exc))
+    if isinstance(exc, SelfApprovalError):
+        return WebError("self_approval", str(exc))
     if isinstance(exc, ApprovalError):
         return WebError("approval_refused", str(exc))
+    if isinstance(exc, AuthorizationError):
+        return WebError("forbidden_role", str(exc))
     if isinstance(exc, InputError):
         return WebError("invalid_input", str(exc))
     return WebError("store_unavailable", "the store refused the change")
+
+
+def _same_user(user_id: int | None, name: str, who: Principal) -> bool:
+    """Four eyes: the same user id (rows written before ids were recorded: the same canonical name)."""
+    if user_id is not None:
+        return user_id == who.user_id
+    try:
+        return canonical_name(name) == canonical_name(who.name)
+    except InputError:
+        return True
 
 
 # --- playbook actions ---------------------------------------------------------------------------------
@@ -51,9 +74,11 @@ def approve_action(playbook: Playbook, store: Store, who: Principal, action_id: 
     if row.mode == "dry_run":
         raise WebError("illegal_transition", f"action {action_id} is a dry run: it is recorded, never approved "
                                              "or executed")
+    if row.proposed_by_id is not None and row.proposed_by_id == who.user_id:
+        raise WebError("self_approval", f"{who.name} proposed action {action_id} and cannot approve it")
     try:
-        approved = playbook.approve(action_id, approver=who.name)
-    except (NotFound, StaleState, IllegalTransition, ApprovalError, InputError) as exc:
+        approved = playbook.approve(action_id, approver=who.actor)
+    except (NotFound, StaleState, IllegalTransition, ApprovalError, InputError, AuthorizationError) as exc:
         raise _state_error(exc) from exc
     log.info("action %s approved by %s", action_id, who.name)
     from primeguard.web.queries import action_json
@@ -81,17 +106,16 @@ def approve_policy(store: Store, who: Principal, policy_hash: str, *, now: datet
     if row.state not in ("proposed", "approved"):
         raise WebError("not_pending", f"policy version {policy_hash[:12]} is {row.state}; only proposed versions "
                                       "can be approved")
-    if row.proposed_by == who.name:
+    if _same_user(row.proposed_by_id, row.proposed_by, who):
         raise WebError("self_approval", f"{who.name} proposed policy version {policy_hash[:12]} and cannot approve "
                                         "it; a different compliance user must")
     try:
         version = approve(DbVersionStore(store), policy_hash, approver=who.name, role=who.role,
-                          now=now or datetime.now(UTC))
+                          now=now or datetime.now(UTC), approver_id=who.user_id)
     except PolicyApprovalError as exc:
-        code = "self_approval" if "cannot approve" in str(exc) else "approval_refused"
-        raise WebError(code, str(exc)) from exc
+        raise WebError("self_approval" if isinstance(exc, SelfApprovalError) else "approval_refused", str(exc)) from exc
     except ApprovalError as exc:
-        raise WebError("self_approval", str(exc)) from exc
+        raise _state_error(exc) from exc
     except PolicyLoadError as exc:
         raise WebError("invalid_policy", f"the proposal does not load: {exc}") from exc
     except PolicyError as exc:
@@ -121,10 +145,10 @@ def request_withdrawal(service: WithdrawalService | None, who: Principal, *, acc
     svc = _service(service)
     try:
         result = svc.request(account_id=account_id, asset=asset, amount=amount, destination=destination,
-                             requested_by=who.name)
+                             requested_by=who.actor)
     except InputError as exc:
         raise WebError("invalid_input", str(exc)) from exc
-    except (NotFound, StaleState, IllegalTransition, ApprovalError) as exc:
+    except (NotFound, StaleState, IllegalTransition, ApprovalError, AuthorizationError) as exc:
         raise _state_error(exc) from exc
     log.info("withdrawal %s requested by %s: %s", result.withdrawal_id, who.name, result.state)
     return result.to_json()
@@ -137,10 +161,10 @@ def approve_withdrawal(service: WithdrawalService | None, store: Store, who: Pri
     svc = _service(service)
     with store.session(readonly=True) as s:
         row = repos.get_withdrawal(s, withdrawal_id)
-        mine = row is not None and any(a.approver == who.name for a in repos.list_approvals(s, withdrawal_id))
+        mine = row is not None and any(a.approver_id == who.user_id for a in repos.list_approvals(s, withdrawal_id))
     if row is None:
         raise WebError("not_found", f"withdrawal {withdrawal_id} not found")
-    if row.requested_by == who.name:
+    if _same_user(row.requested_by_id, row.requested_by, who):
         raise WebError("self_approval", f"{who.name} requested withdrawal {withdrawal_id} and cannot approve it; "
                                         "a different treasury, compliance or admin user must")
     if row.state != "requested":
@@ -150,11 +174,8 @@ def approve_withdrawal(service: WithdrawalService | None, store: Store, who: Pri
         raise WebError("approval_refused", f"{who.name} already approved withdrawal {withdrawal_id}",
                        status=409)
     try:
-        result = svc.approve(withdrawal_id, approver=who.name, role=who.role)
-    except ApprovalError as exc:
-        code = "self_approval" if "cannot approve" in str(exc) else "approval_refused"
-        raise WebError(code, str(exc)) from exc
-    except (NotFound, StaleState, IllegalTransition, InputError) as exc:
+        result = svc.approve(withdrawal_id, approver=who.actor)
+    except (NotFound, StaleState, IllegalTransition, InputError, ApprovalError, AuthorizationError) as exc:
         raise _state_error(exc) from exc
     log.info("withdrawal %s approved by %s: %s", withdrawal_id, who.name, result.state)
     return result.to_json()

@@ -168,7 +168,7 @@ async def login(request: Request) -> Response:
         return _login_response(request, next_path, "Unknown or revoked token.", 401)
     who, token_hash = found
     ctx.sessions.drop(request.cookies.get(SESSION_COOKIE))  # never reuse a session id across sign-ins
-    sid = ctx.sessions.create(who.name, who.role, token_hash)
+    sid = ctx.sessions.create(who.user_id, who.name, who.role, token_hash)
     log.info("%s (%s) signed in", who.name, who.role)
     resp = RedirectResponse(next_path, status_code=303)
     resp.set_cookie(SESSION_COOKIE, sid, path="/", httponly=True, samesite="strict", secure=ctx.secure_cookies)

@@ -134,8 +134,7 @@ class WithdrawalService:
         dest = parse_address(destination, what="destination")
         if cex is not None:
             network = CEX_NETWORK.get(chain or "", chain or "")
-            units = parse_base_units(parse_quantity(amount, what="amount", max_decimals=CEX_DECIMALS), CEX_DECIMALS,
-                                     what="amount")
+            units = parse_amount(amount, CEX_DECIMALS)[1]
             return approval_digest(account_id=cex.id, chain=f"{cex.venue}:{network}", asset=asset, units=units,
                                    destination=dest)
         vault = self._vault(account_id)
@@ -145,8 +144,7 @@ class WithdrawalService:
         if chain_cfg is None:
             raise InputError(f"vault {vault.id}: chain {vault.chain} is not configured")
         addr, decimals, _ = self._asset(vault.chain, asset)
-        units = parse_base_units(parse_quantity(amount, what="amount", max_decimals=decimals), decimals,
-                                 what="amount")
+        units = parse_amount(amount, decimals)[1]
         return approval_digest(account_id=vault.id, chain=chain_cfg.chain_id,
                                asset="native" if addr == NATIVE else parse_address(addr, what="asset"),
                                units=units, destination=dest)

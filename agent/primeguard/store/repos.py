@@ -31,8 +31,8 @@ from sqlmodel import Session
 from primeguard.domain.decision import Decision
 from primeguard.domain.errors import ApprovalError, InputError, SelfApprovalError
 from primeguard.domain.findings import Finding
-from primeguard.domain.money import parse_quantity
 from primeguard.domain.identity import canonical_name
+from primeguard.domain.money import parse_quantity
 from primeguard.store import audit
 from primeguard.store._sql import insert_ignore, rowcount, table_of, upsert_insert
 from primeguard.store.codec import as_utc, exact_decimal, jsonable, sha256_hex, store_json, utcnow

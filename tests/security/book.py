@@ -26,24 +26,28 @@ def _last(s) -> int:
 def write_book(store: Store) -> Book:
     b = Book()
     with store.session() as s:
-        repos.create_user(s, "tom", "treasury", now=at(0))
+        repos.create_user(s, "carol", "compliance", now=at(0))
+        repos.create_user(s, "dave", "compliance", now=at(0))
+        tom = repos.create_user(s, "tom", "treasury", now=at(0))[0].id
         b.seq["user"], b.ids["user"] = _last(s), "tom"
-        row, _ = repos.put_policy_version(s, "rules: []\n", proposed_by="carol", now=at(1))
+        carol, dave = repos.get_user(s, "carol").id, repos.get_user(s, "dave").id
+        row, _ = repos.put_policy_version(s, "rules: []\n", proposed_by="carol", proposed_by_id=carol,
+                                         now=at(1))
         b.seq["policy"], b.ids["policy"] = _last(s), row.hash
-        repos.approve_policy_version(s, row.hash, approver="dave", now=at(2))
+        repos.approve_policy_version(s, row.hash, approver_id=dave, now=at(2))
         b.seq["policy_approved"] = _last(s)
         repos.activate_policy_version(s, row.hash, actor="dave", now=at(3))
         b.seq["policy_activated"] = _last(s)
     with store.session() as s:
         w = repos.create_withdrawal(s, client_id="alpha", account_id="alpha-vault", venue="evm", chain="ethereum",
-                                    asset="USDC", amount="150000", destination=DEST, requested_by="tom",
-                                    withdrawal_id="w1", now=at(10))
+                                    asset="USDC", amount="150000", destination=DEST, requested_by_id=tom,
+                                    approval_digest="d" * 64, withdrawal_id="w1", now=at(10))
         b.seq["withdrawal"], b.ids["withdrawal"] = _last(s), w.id
         d = repos.record_decision(s, Decision(Outcome.NEEDS_APPROVAL, (ReasonCode.APPROVAL_REQUIRED,), ("ap.big",),
                                               "needs a second person", "p" * 64, approvals_required=1),
                                   kind="withdrawal", subject=w.id, input={"amount": "150000"}, now=at(11))
         b.seq["decision"], b.ids["decision"] = d.audit_seq, d.id
-        a = repos.add_approval(s, w.id, approver="carol", role="compliance", now=at(12))
+        a = repos.add_approval(s, w.id, approver_id=carol, digest="d" * 64, now=at(12))
         b.seq["approval"], b.ids["approval"] = _last(s), str(a.id)
         repos.transition_withdrawal(s, w.id, "approved", actor="carol", now=at(13))
         b.seq["withdrawal_approved"] = _last(s)
@@ -52,7 +56,8 @@ def write_book(store: Store) -> Book:
                            params={"ltv": "0.9"}, created_at=at(20), updated_at=at(20))
         repos.insert_action_once(s, action, now=at(20))
         b.seq["action"], b.ids["action"] = _last(s), "act-1"
-        repos.transition_action(s, "act-1", "approved", expected="proposed", actor="carol", now=at(21))
+        repos.transition_action(s, "act-1", "approved", expected="proposed", actor="carol", actor_id=carol,
+                                now=at(21))
         b.seq["action_approved"] = _last(s)
     with store.session() as s:
         audit.append(s, actor="ops", kind="note", subject="tail", payload={"n": 1}, now=at(30))

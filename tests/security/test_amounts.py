@@ -16,7 +16,8 @@ import yaml
 
 from primeguard.domain.errors import InputError
 from primeguard.store import audit, open_store, repos
-from tests.store.util import sql
+from tests.clitools import make_users, run_cli
+from tests.store.util import sql, user
 from tests.web.conftest import csrf_of, login
 from tests.web.seed import DEST, USDC, VAULT
 
@@ -96,9 +97,16 @@ CLI_BAD = ["1E-999999999999999999", "١٢٣", "1_000", "NaN", "Infinity", "-5", 
 
 
 def test_cli_refuses_every_bad_amount_and_writes_nothing(cli_config: Path) -> None:
+    tokens = make_users(cli_config, cli_config.parent, {"tom": "treasury"})
+    store = open_store(f"sqlite:///{cli_config.parent / 'cli.db'}")
+    try:
+        with store.session(readonly=True) as s:
+            head_before = audit.head(s)[0]
+    finally:
+        store.close()
     for raw in CLI_BAD:
-        out = _cli("withdraw", "request", "--config", str(cli_config), "--account", "alpha-vault", "--asset", "USDC",
-                   "--amount", raw, "--to", DEST, "--as", "tom", cwd=cli_config.parent)
+        out = run_cli("withdraw", "request", "--config", str(cli_config), "--account", "alpha-vault", "--asset", "USDC",
+                      "--amount", raw, "--to", DEST, cwd=cli_config.parent, token=tokens["tom"])
         assert out.returncode == 2, (raw, out.stdout, out.stderr)
         assert "error:" in out.stderr and "amount" in out.stderr, (raw, out.stderr)
         assert len(out.stderr) < 600  # a clear line, not the input echoed back in full
@@ -107,7 +115,7 @@ def test_cli_refuses_every_bad_amount_and_writes_nothing(cli_config: Path) -> No
         with store.session(readonly=True) as s:
             assert repos.list_withdrawals(s) == []
             assert repos.list_decisions(s) == []
-            assert audit.head(s)[0] == 0
+            assert audit.head(s)[0] == head_before
     finally:
         store.close()
 
@@ -185,9 +193,11 @@ def test_display_amount_is_bounded_for_anything() -> None:
 
 def test_cli_list_renders_a_stored_absurd_amount(cli_config: Path) -> None:
     store = open_store(f"sqlite:///{cli_config.parent / 'cli.db'}", migrate=True)
+    tom = user(store, "tom")
     with store.session() as s:
         repos.create_withdrawal(s, client_id="alpha", account_id="alpha-vault", venue="evm", chain="ethereum",
-                                asset="USDC", amount="5", destination=DEST, requested_by="tom", withdrawal_id="w1")
+                                asset="USDC", amount="5", destination=DEST, requested_by_id=tom, approval_digest="d" * 64,
+                                withdrawal_id="w1")
     sql(store, "UPDATE withdrawals SET amount = '1E-999999999999999999'")
     store.close()
     for extra in ((), ("--json",)):

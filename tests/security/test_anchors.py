@@ -23,6 +23,7 @@ from primeguard.domain.errors import InputError
 from primeguard.store import Store, audit, open_store
 from primeguard.store.audit import GENESIS_HASH, entry_hash
 from primeguard.store.tables import AuditHeadRow, AuditRow
+from tests.clitools import make_users, run_cli
 from tests.security.book import write_book
 from tests.store.util import at
 
@@ -135,17 +136,18 @@ def test_cli_write_publishes_an_anchor(tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"store": {"url": "sqlite:///cli.db"},
                                    "audit": {"anchors": {"sinks": [{"kind": "file", "path": "anchors.jsonl"}]}}}))
-    out = _cli("users", "add", "bob", "--role", "viewer", "--config", str(cfg), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    prop = _cli("policy", "propose", "policies", "--config", str(cfg), "--as", "carol", "--json", cwd=tmp_path)
+    tokens = make_users(cfg, tmp_path, {"carol": "compliance"})  # bootstrap (seq 1) + add carol (seq 2)
+    prop = run_cli("policy", "propose", "policies", "--config", str(cfg), "--json", cwd=tmp_path,
+                   token=tokens["carol"])
     assert prop.returncode == 0, prop.stderr
     records = _lines(tmp_path / "anchors.jsonl")
-    assert [r["seq"] for r in records] == [1, 2] and {r["source"] for r in records} == {"cli"}
-    refused = _cli("users", "add", "eve", "--role", "overlord", "--config", str(cfg), cwd=tmp_path)
+    assert [r["seq"] for r in records] == [1, 2, 3] and {r["source"] for r in records} == {"cli"}
+    refused = run_cli("users", "add", "eve", "--role", "overlord", "--config", str(cfg), cwd=tmp_path,
+                      token=tokens["root"])
     assert refused.returncode == 2
-    assert len(_lines(tmp_path / "anchors.jsonl")) == 2  # nothing written, nothing anchored
+    assert len(_lines(tmp_path / "anchors.jsonl")) == 3  # nothing written, nothing anchored
     ok = _cli("audit", "verify", "--config", str(cfg), "--anchor", str(tmp_path / "anchors.jsonl"), cwd=tmp_path)
-    assert ok.returncode == 0 and "2 anchor(s) matched" in ok.stdout, ok.stdout + ok.stderr
+    assert ok.returncode == 0 and "3 anchor(s) matched" in ok.stdout, ok.stdout + ok.stderr
 
 
 def test_webhook_sink_failure_is_reported_without_the_url(store: Store) -> None:

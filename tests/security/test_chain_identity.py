@@ -37,6 +37,7 @@ from primeguard.sandbox.world import Sandbox
 from primeguard.store.db import open_store
 from primeguard.venues.evm.reader import ChainReader
 from tests.conftest import REPO, scenario_from
+from tests.store.util import actor
 
 pytestmark = pytest.mark.chain
 
@@ -108,7 +109,7 @@ def test_sweep_marks_the_chain_blind_and_withdrawal_is_denied(world):
     ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={}, loan_start=obs.taken_at, with_stress=False)
     assert ev.valuations[CID].blind
     r = service(sb, cfg, policy, store).request(account_id=cfg.vaults[0].id, asset="USDC", amount="10",
-                                                destination=DEST, requested_by="tom")
+                                                destination=DEST, requested_by=actor(store, "tom"))
     assert r.state == "denied" and ReasonCode.BLIND_SPOT in r.decision.reasons, r.decision.explanation
     # Control: the same world with the node's real chain id is not blind.
     right = with_chain_id(sb, NODE_CHAIN_ID)

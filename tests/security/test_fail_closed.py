@@ -29,6 +29,7 @@ from primeguard.sandbox.faults import FaultConfig
 from primeguard.sandbox.world import Sandbox
 from primeguard.store.db import open_store
 from tests.conftest import REPO, scenario_from
+from tests.store.util import actor
 
 pytestmark = pytest.mark.chain
 
@@ -78,7 +79,7 @@ class Env:
     def request(self, cfg: Any = None) -> Any:
         cfg = cfg or self.cfg
         return self.service(cfg).request(account_id=cfg.vaults[0].id, asset="USDC", amount="10", destination=DEST,
-                                         requested_by="tom")
+                                         requested_by=actor(self.store, "tom"))
 
     def valuation(self, cfg: Any = None) -> Any:
         cfg = cfg or self.cfg

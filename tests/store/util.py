@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -49,3 +50,15 @@ def sql(store: Store, statement: str, **params: object) -> None:
     """Run raw SQL outside the repositories (tampering, inspection)."""
     with store.engine.begin() as conn:
         conn.execute(sa.text(statement), params)
+
+
+def actor(store: Store, name: str, role: str = "treasury") -> Any:
+    """The :class:`~primeguard.domain.identity.Actor` of a stored user (created when missing)."""
+    from primeguard.store import repos
+    from primeguard.store.identity import actor_of
+
+    user(store, name, role)
+    with store.session(readonly=True) as s:
+        row = repos.get_user(s, name)
+        assert row is not None
+        return actor_of(row)

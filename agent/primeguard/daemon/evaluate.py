@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
+from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import select_prices
@@ -45,20 +46,21 @@ class Evaluation:
     params: dict[str, RiskParameters] = field(default_factory=dict)
 
 
-def loan_of(cfg: PrimeguardConfig, client_id: str, default_start: datetime) -> Loan | None:
+def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
+    """The client's loan and its interest terms from the config (the start is required there)."""
     c = next((c for c in cfg.clients if c.id == client_id), None)
     if c is None or c.loan is None:
         return None
-    start = datetime.fromisoformat(c.loan.start) if c.loan.start else default_start
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    return Loan(client_id, c.loan.principal, c.loan.asset, c.loan.annual_rate, start)
+    return c.loan.to_loan(client_id)
 
 
 def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
-             loan_start: datetime, clients: set[str] | None = None,
+             loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
+    """Value every client of ``cfg`` seen in ``obs`` under ``policy``. ``loan_start`` is ignored
+    (kept for callers): a loan's start is part of its config."""
+    del loan_start
     now = obs.taken_at
     out = Evaluation()
     if policy is None:
@@ -82,10 +84,12 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
         balances = tuple(b for s in snaps if s.ok for b in s.balances)
         positions = tuple(p for s in snaps if s.ok for p in s.positions)
         venues = {s.account.id: account_venue(s) for s in snaps}
-        loan = loan_of(cfg, client.id, loan_start)
+        loan_terms = loan_of(cfg, client.id)
+        loan, terms = loan_terms if loan_terms is not None else (None, None)
         book = ClientBook(Client(client.id, client.name or client.id, tier), loan,
                           balances, positions, tuple(s.account.id for s in snaps if not s.ok), venues,
-                          peaks.get(client.id), gaps=gaps.of(client.id, snaps, balances, positions, loan))
+                          peaks.get(client.id), interest=terms,
+                          gaps=gaps.of(client.id, snaps, balances, positions, loan))
         wanted = {b.asset for b in balances} | {p.underlying for p in positions}
         prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
         val = valuate(book, prices, params, now, tier=tier)

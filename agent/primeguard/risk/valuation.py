@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Balance, Client, Loan, Position
 from primeguard.domain.observation import DataGap
-from primeguard.risk.interest import InterestTerms, accrued_interest
+from primeguard.risk.interest import InterestTerms, accrued_interest, loan_state
 from primeguard.risk.params import RiskParameters
 from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
 
@@ -196,8 +196,9 @@ class ClientValuation:
     findings: tuple[Finding, ...]
     blind: bool
     as_of: datetime | None = None
-    principal: Decimal = ZERO
+    principal: Decimal = ZERO  # outstanding at ``as_of`` (after draws and repayments)
     loan_asset: str | None = None
+    loan_rate: Decimal | None = None  # annual rate in force at ``as_of``
     net_equity: Decimal = ZERO  # equity − loan: the client's own money, the PB's cushion
     net_delta_qty: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     gross_exposure: Decimal = ZERO  # position notional + |non-stable balance values|
@@ -316,7 +317,8 @@ class ClientValuation:
             "gaps": [{"venue": g.venue, "subject": g.subject, "missing": g.missing, "cause": g.cause.value}
                      for g in self.gaps],
             "loan": {"asset": self.loan_asset, "principal": s(self.principal),
-                     "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan)},
+                     "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan),
+                     "rate": s(self.loan_rate)},
             "metrics": {
                 "gross_collateral": s(self.gross_collateral), "haircut_collateral": s(self.haircut_collateral),
                 "stable_collateral": s(self.stable_collateral), "risky_collateral": s(self.risky_collateral),
@@ -454,14 +456,20 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
 
     # --- loan -------------------------------------------------------------------------------
     loan = book.loan
-    interest = owed = ZERO
+    interest = owed = outstanding = ZERO
+    loan_rate: Decimal | None = None
     if loan is not None:
-        interest = accrued_interest(loan, now, book.interest)
+        if loan.events or book.interest is not None:
+            st = loan_state(loan, now, book.interest)
+            outstanding, interest, loan_rate = st.principal, st.interest, st.rate
+        else:  # the common case, fast
+            outstanding = loan.principal if now >= loan.start else ZERO
+            interest, loan_rate = accrued_interest(loan, now), loan.annual_rate
         lt = tget(loan.asset)
         if lt is None:
             unpriced.add(loan.asset)
         else:
-            owed = (loan.principal + interest) * lt.high
+            owed = (outstanding + interest) * lt.high
 
     # --- ratios -----------------------------------------------------------------------------
     equity = gross_coll + pnl_total
@@ -540,7 +548,7 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
         ltv=ltv, coverage=coverage, net_delta_ratio=net_ratio,
         gross_notional=notional_total, leverage=leverage, concentration=concentration, low_liquidity_share=low_share,
         drawdown=drawdown, findings=tuple(findings), blind=bool(book.blind_accounts or book.gaps or unpriced),
-        as_of=now, principal=loan.principal if loan else ZERO, loan_asset=loan.asset if loan else None,
+        as_of=now, principal=outstanding, loan_asset=loan.asset if loan else None, loan_rate=loan_rate,
         net_equity=equity - owed, net_delta_qty=MappingProxyType(delta_qty), gross_exposure=exposure,
         low_liquidity_exposure=low_liq, concentration_asset=conc_asset, balance_values=MappingProxyType(per_asset),
         stable_collateral=stable_hc, risky_collateral=risky_hc, stable_notional=stable_notional,

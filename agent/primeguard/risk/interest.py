@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 from decimal import Decimal
+from itertools import pairwise
 
 from primeguard.domain.model import Loan, LoanEvent
 from primeguard.risk.pricing import exact_seconds

@@ -159,10 +159,7 @@ def after_withdrawal(val: ClientValuation, account_id: str, asset: str, amount: 
     if book is None or ctx is None:
         return None
     net = val.net_equity - usd
-    if val.loan == 0:
-        ratio = ZERO
-    else:
-        ratio = val.loan / net if net > 0 else INFINITE
+    ratio = ZERO if val.loan == 0 else (val.loan / net if net > 0 else INFINITE)
     after = withdrawn(book, account_id, asset, amount, now)
     if scenarios is None:
         scenarios = default_scenarios(set(after.account_venues.values()))

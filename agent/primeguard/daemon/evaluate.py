@@ -19,6 +19,7 @@ from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
 from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
+from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import select_prices
 from primeguard.risk.stress import default_scenarios, stress
@@ -44,6 +45,7 @@ class Evaluation:
     findings: list[Finding] = field(default_factory=list)
     stress: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     params: dict[str, RiskParameters] = field(default_factory=dict)
+    book_exposure: BookExposure | None = None  # the whole book's collateral per venue
 
 
 def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
@@ -110,9 +112,14 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
             rung = cur.state.label.replace("_", " ")
             out.findings.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
+        out.findings.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
-                                     for sc in default_scenarios(set(venues.values()))]
+            results = [stress(book, prices, params, now, sc) for sc in default_scenarios(set(venues.values()))]
+            out.stress[client.id] = [r.to_json() for r in results]
+            out.findings.extend(stress_findings(client.id, results, params))
+    out.book_exposure = book_exposure(out.valuations.values())
+    if policy is not None and clients is None:  # book-wide limits need the whole book
+        out.findings.extend(book_venue_findings(out.book_exposure, policy.book_venue_limits))
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
     return out

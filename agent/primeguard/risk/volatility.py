@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from decimal import Decimal
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
@@ -57,7 +58,7 @@ def daily_closes(points: Iterable[tuple[datetime, Decimal]], now: datetime, wind
 
 def sigma_of(closes: list[Decimal]) -> Decimal | None:
     """Sample standard deviation of the daily log returns; None with fewer than two returns."""
-    rets = [(b / a).ln() for a, b in zip(closes, closes[1:], strict=False)]
+    rets = [(b / a).ln() for a, b in pairwise(closes)]
     n = len(rets)
     if n < 2:
         return None

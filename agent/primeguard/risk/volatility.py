@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from decimal import Decimal
+from itertools import pairwise
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.risk.pricing import dec_str

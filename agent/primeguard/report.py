@@ -27,7 +27,6 @@ def finding_json(f: Finding) -> dict[str, Any]:
 async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> dict[str, Any]:
     """One sweep: collateral per holding and client, plus each client's risk view (metrics, ladder
     rung from this observation alone, prices used and their age) under the policy in force."""
-    from datetime import UTC, datetime
 
     from primeguard.daemon.evaluate import evaluate
     from primeguard.policy.loader import load
@@ -44,7 +43,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         policy = load(pdir) if pdir.is_dir() else None
     except Exception:  # a broken policy means no policy: the evaluation fails closed and says so
         policy = None
-    ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={}, loan_start=datetime.now(UTC))
+    ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={})
     findings.extend(f for f in ev.findings if f not in findings)
     return {
         "schema": REPORT_SCHEMA,
@@ -64,6 +63,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         ],
         "risk": [{**v.to_json(), "ladder": ev.ladder[cid].to_json(), "stress": ev.stress.get(cid, [])}
                  for cid, v in sorted(ev.valuations.items())],
+        "book_exposure": None if ev.book_exposure is None else ev.book_exposure.to_json_dict(),
         "policy_hash": None if policy is None else policy.hash,
         "findings": [finding_json(f) for f in findings],
     }

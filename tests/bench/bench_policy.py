@@ -153,7 +153,8 @@ def workload(rng: random.Random) -> list[tuple[WithdrawalRequest, WithdrawalCont
         approvals = tuple(ApprovalGiven(n, "treasury") for n in rng.sample(["tom", "ann", "kim"], rng.randrange(0, 3)))
         req = WithdrawalRequest(f"w{i}", client_id(c), "acct", venue, "ethereum", asset, amount, dest, "bob", NOW)
         ctx = WithdrawalContext(PRICES[asset], 15, recent, Decimal("0.4"), Decimal("0.45"), "normal", False,
-                                True, approvals)
+                                True, approvals, post_loan_to_collateral=Decimal("0.5"),
+                                post_stress_shortfall=Decimal(0))
         usd = amount * PRICES[asset]
         window = sum((u for t, u in recent if t > NOW - timedelta(days=1)), Decimal(0))
         key = f"{req.client_id}|{venue.value}|ethereum|{asset}|{dest}"

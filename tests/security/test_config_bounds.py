@@ -47,7 +47,15 @@ BASE: dict[str, Any] = {
                 "max_block_age_s": 120}],
     "tokens": [{"symbol": "USDC", "chain": "ethereum", "address": ADDR[0], "decimals": 6, "asset": "USDC"}],
     "feeds": [{"asset": "ETH", "chain": "ethereum", "address": ADDR[1], "decimals": 8, "heartbeat_s": 3600}],
-    "clients": [{"id": "alpha", "loan": {"principal": "1000", "annual_rate": "0.05"}}],
+    "clients": [{"id": "alpha", "loan": {"principal": "1000", "annual_rate": "0.05", "start": "2026-01-01T00:00:00Z",
+                                     "draws": [{"at": "2026-02-01T00:00:00Z", "amount": "10"}],
+                                     "repayments": [{"at": "2026-03-01T00:00:00Z", "amount": "5"}]}},
+                {"id": "beta", "loan": {"principal": "1000", "start": "2026-01-01T00:00:00Z", "interest": {
+                    "kind": "utilization", "base_rate": "0.02", "slope_below": "0.1", "slope_above": "1",
+                    "optimal_utilization": "0.8", "pool_utilization": [{"at": "2026-01-01T00:00:00Z",
+                                                                         "utilization": "0.5"}]}}},
+                {"id": "gamma", "loan": {"principal": "1000", "start": "2026-01-01T00:00:00Z",
+                                         "interest": {"kind": "fixed", "rate": "0.05"}}}],
     "wallets": [{"id": "alpha-w1", "client": "alpha", "chain": "ethereum", "address": ADDR[2]},
                 {"id": "alpha-w2", "client": "alpha", "chain": "ethereum", "address": ADDR[3]}],
     "cex_accounts": [

@@ -84,7 +84,8 @@ class Seeded:
 def stub_context(req: Any, approvals: Any, recent: Any) -> WithdrawalContext:
     return WithdrawalContext(usd_price=Decimal(1), price_age_s=5, recent=list(recent), ltv=Decimal("0.5"),
                              post_ltv=Decimal("0.55"), ladder_state="normal", client_blind=False,
-                             venue_whitelisted=None, approvals=approvals)
+                             venue_whitelisted=None, approvals=approvals, post_loan_to_collateral=Decimal("0.5"),
+                             post_stress_shortfall=Decimal(0))
 
 
 def service_config() -> PrimeguardConfig:

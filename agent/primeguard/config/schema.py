@@ -14,12 +14,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from primeguard.alerts.config import AlertsConfig
 from primeguard.domain.errors import InputError
-from primeguard.domain.model import Holder
+from primeguard.domain.model import Holder, Loan, LoanEvent
 from primeguard.domain.money import parse_address
+from primeguard.risk.interest import InterestTerms, RateFixing, UtilizationCurve
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
 
@@ -102,11 +103,68 @@ class FeedConfig(Strict):
     _addr = field_validator("address")(_checked_address)
 
 
+Money = Annotated[Decimal, Field(ge=0, le=Decimal(10) ** 15, allow_inf_nan=False)]
+Rate = Annotated[Decimal, Field(ge=0, le=10, allow_inf_nan=False)]
+UnitFraction = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+COMPOUNDING_S: dict[str, int | None] = {"simple": None, "daily": DAY, "hourly": HOUR}
+
+
+class LoanFlowConfig(Strict):
+    """A draw or a repayment of ``amount`` (loan asset, > 0) at ``at``."""
+
+    at: AwareDatetime
+    amount: Annotated[Decimal, Field(gt=0, le=Decimal(10) ** 15, allow_inf_nan=False)]
+
+
+class FixedInterestConfig(Strict):
+    """A fixed annual rate (ACT/365)."""
+
+    kind: Literal["fixed"]
+    rate: Rate
+    compounding: Literal["simple", "daily", "hourly"] = "simple"
+
+
+class UtilizationFixingConfig(Strict):
+    at: AwareDatetime
+    utilization: UnitFraction
+
+
+class UtilizationInterestConfig(Strict):
+    """A kinked utilization curve (ACT/365): ``base_rate + slope_below × u`` up to
+    ``optimal_utilization``, then ``+ slope_above`` per unit of utilization above it. The
+    utilization is the outstanding principal ÷ ``facility_limit`` (a credit line: every draw moves
+    the rate), or the lending pool's, given as dated ``pool_utilization`` fixings."""
+
+    kind: Literal["utilization"]
+    base_rate: Rate
+    slope_below: Rate
+    slope_above: Rate
+    optimal_utilization: Annotated[Decimal, Field(gt=0, lt=1, allow_inf_nan=False)]
+    facility_limit: Annotated[Decimal, Field(gt=0, le=Decimal(10) ** 15, allow_inf_nan=False)] | None = None
+    pool_utilization: tuple[UtilizationFixingConfig, ...] = Field(default=(), max_length=10_000)
+    compounding: Literal["simple", "daily", "hourly"] = "simple"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UtilizationInterestConfig:
+        if (self.facility_limit is None) == (not self.pool_utilization):
+            raise ValueError("give exactly one of facility_limit or pool_utilization")
+        return self
+
+
+InterestConfig = Annotated[FixedInterestConfig | UtilizationInterestConfig, Field(discriminator="kind")]
+
+
 class LoanConfig(Strict):
-    principal: Decimal = Field(ge=0, le=Decimal(10) ** 15, allow_inf_nan=False)
+    """A loan: ``principal`` drawn at ``start`` (required, with a timezone), later ``draws`` and
+    ``repayments``, and ``interest`` terms (``annual_rate`` alone is a fixed simple rate)."""
+
+    principal: Money
     asset: str = "USDC"
-    annual_rate: Decimal = Field(default=Decimal("0"), ge=0, le=10, allow_inf_nan=False)
-    start: str | None = None  # ISO 8601; None → config load time
+    annual_rate: Rate = Decimal("0")
+    start: AwareDatetime
+    draws: tuple[LoanFlowConfig, ...] = Field(default=(), max_length=10_000)
+    repayments: tuple[LoanFlowConfig, ...] = Field(default=(), max_length=10_000)
+    interest: InterestConfig | None = None
 
     @field_validator("principal", "annual_rate")
     @classmethod
@@ -114,6 +172,39 @@ class LoanConfig(Strict):
         if not v.is_finite():
             raise ValueError("must be a finite number")
         return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LoanConfig:
+        if self.interest is not None and self.annual_rate != 0:
+            raise LocatedValueError("give either annual_rate or interest, not both", ("annual_rate",))
+        start = self.start
+        for name in ("draws", "repayments"):
+            for i, flow in enumerate(getattr(self, name)):
+                if start is not None and flow.at < start:
+                    raise LocatedValueError(f"{name}.{i}: {flow.at.isoformat()} is before the loan's start "
+                                            f"{start.isoformat()}", (name, i, "at"))
+        return self
+
+    def to_loan(self, client_id: str) -> tuple[Loan, InterestTerms]:
+        """The domain loan (principal, start, draws and repayments in time order) and its terms."""
+        events = sorted([LoanEvent(d.at, d.amount) for d in self.draws]
+                        + [LoanEvent(r.at, -r.amount) for r in self.repayments], key=lambda e: e.at)
+        spec = self.interest
+        rate = self.annual_rate
+        if spec is None:
+            terms = InterestTerms()
+        elif isinstance(spec, FixedInterestConfig):
+            rate = spec.rate
+            terms = InterestTerms(compounding_period_s=COMPOUNDING_S[spec.compounding])
+        else:
+            curve = UtilizationCurve(spec.base_rate, spec.slope_below, spec.slope_above, spec.optimal_utilization)
+            terms = InterestTerms(
+                compounding_period_s=COMPOUNDING_S[spec.compounding], curve=curve,
+                fixings=tuple(RateFixing(f.at, utilization=f.utilization) for f in spec.pool_utilization),
+                facility_limit=spec.facility_limit)
+            if spec.pool_utilization:  # before the first fixing: the curve at the first utilization
+                rate = curve.rate(min(spec.pool_utilization, key=lambda f: f.at).utilization)
+        return Loan(client_id, self.principal, self.asset, rate, self.start, tuple(events)), terms
 
 
 class ClientConfig(Strict):

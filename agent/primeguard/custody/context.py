@@ -18,6 +18,7 @@ from primeguard.daemon.evaluate import evaluate
 from primeguard.daemon.sweep import collect
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
 from primeguard.risk.ladder import LadderState, LadderStatus
+from primeguard.risk.limits import after_withdrawal
 from primeguard.risk.pricing import select_prices
 from primeguard.store import repos
 from primeguard.store.db import Store
@@ -44,7 +45,7 @@ class LiveContext:
         with self.store.session(readonly=True) as s:
             row = repos.latest_metric(s, req.client_id)
         ladder = {req.client_id: LadderStatus(LadderState[row.ladder_state.upper()], row.at)} if row else {}
-        ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={}, loan_start=now,
+        ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={},
                       clients={req.client_id}, with_stress=False)
         val = ev.valuations.get(req.client_id)
         params = ev.params.get(req.client_id)
@@ -59,6 +60,12 @@ class LiveContext:
             ltv = val.ltv
             remaining = val.haircut_collateral - req.amount * price * (1 - params.haircut(asset))
             post = Decimal(0) if val.loan == 0 else (val.loan / remaining if remaining > 0 else Decimal("Infinity"))
+        # Financing ratio and worst stressed shortfall once the amount has left (stress re-run on the book).
+        post_ltc = post_stress = None
+        if val is not None and not val.blind and price is not None and req.amount > 0:
+            after = after_withdrawal(val, req.account_id, asset, req.amount, req.amount * price, now)
+            if after is not None:
+                post_ltc, post_stress = after.loan_to_collateral, after.stress_shortfall
         # The daemon's rung if it has one (it has the history); otherwise this evaluation's.
         state = ev.ladder[req.client_id].state.label if req.client_id in ev.ladder else None
         if row is not None:
@@ -72,7 +79,7 @@ class LiveContext:
         return WithdrawalContext(
             usd_price=price, price_age_s=price_age, recent=recent, ltv=ltv, post_ltv=post, ladder_state=state,
             client_blind=val is None or val.blind, venue_whitelisted=listed, approvals=approvals,
-            blind_reasons=blind_reasons(val))
+            blind_reasons=blind_reasons(val), post_loan_to_collateral=post_ltc, post_stress_shortfall=post_stress)
 
 
 def blind_reasons(val: Any) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,9 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
+from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
+from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import select_prices
 from primeguard.risk.stress import default_scenarios, stress
@@ -43,22 +45,24 @@ class Evaluation:
     findings: list[Finding] = field(default_factory=list)
     stress: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     params: dict[str, RiskParameters] = field(default_factory=dict)
+    book_exposure: BookExposure | None = None  # the whole book's collateral per venue
 
 
-def loan_of(cfg: PrimeguardConfig, client_id: str, default_start: datetime) -> Loan | None:
+def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
+    """The client's loan and its interest terms from the config (the start is required there)."""
     c = next((c for c in cfg.clients if c.id == client_id), None)
     if c is None or c.loan is None:
         return None
-    start = datetime.fromisoformat(c.loan.start) if c.loan.start else default_start
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    return Loan(client_id, c.loan.principal, c.loan.asset, c.loan.annual_rate, start)
+    return c.loan.to_loan(client_id)
 
 
 def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
-             loan_start: datetime, clients: set[str] | None = None,
+             loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
+    """Value every client of ``cfg`` seen in ``obs`` under ``policy``. ``loan_start`` is ignored
+    (kept for callers): a loan's start is part of its config."""
+    del loan_start
     now = obs.taken_at
     out = Evaluation()
     if policy is None:
@@ -82,10 +86,12 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
         balances = tuple(b for s in snaps if s.ok for b in s.balances)
         positions = tuple(p for s in snaps if s.ok for p in s.positions)
         venues = {s.account.id: account_venue(s) for s in snaps}
-        loan = loan_of(cfg, client.id, loan_start)
+        loan_terms = loan_of(cfg, client.id)
+        loan, terms = loan_terms if loan_terms is not None else (None, None)
         book = ClientBook(Client(client.id, client.name or client.id, tier), loan,
                           balances, positions, tuple(s.account.id for s in snaps if not s.ok), venues,
-                          peaks.get(client.id), gaps=gaps.of(client.id, snaps, balances, positions, loan))
+                          peaks.get(client.id), interest=terms,
+                          gaps=gaps.of(client.id, snaps, balances, positions, loan))
         wanted = {b.asset for b in balances} | {p.underlying for p in positions}
         prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
         val = valuate(book, prices, params, now, tier=tier)
@@ -106,9 +112,14 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
             rung = cur.state.label.replace("_", " ")
             out.findings.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
+        out.findings.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            out.stress[client.id] = [stress(book, prices, params, now, sc).to_json()
-                                     for sc in default_scenarios(set(venues.values()))]
+            results = [stress(book, prices, params, now, sc) for sc in default_scenarios(set(venues.values()))]
+            out.stress[client.id] = [r.to_json() for r in results]
+            out.findings.extend(stress_findings(client.id, results, params))
+    out.book_exposure = book_exposure(out.valuations.values())
+    if policy is not None and clients is None:  # book-wide limits need the whole book
+        out.findings.extend(book_venue_findings(out.book_exposure, policy.book_venue_limits))
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
     return out

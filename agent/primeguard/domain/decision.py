@@ -40,6 +40,8 @@ class ReasonCode(StrEnum):
     POLICY_MISSING = "policy_missing"  # no active approved policy: everything denied
     SHADOW = "shadow"  # a shadow rule would have denied; recorded, not enforced
     LIMIT_EXCEEDED = "limit_exceeded"  # a risk limit (leverage, delta, drawdown, concentration)
+    FINANCING_CAP = "financing_cap"  # loan / own collateral would exceed the tier's max_loan_to_collateral
+    STRESS_LIMIT = "stress_limit"  # the worst stress shortfall would exceed the tier's limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,10 @@ class FindingCode(StrEnum):
     CONCENTRATION_EXCEEDED = "concentration_exceeded"
     LOW_LIQUIDITY_EXPOSURE = "low_liquidity_exposure"
     NEAR_LIQUIDATION = "near_liquidation"
+    FINANCING_CAP_EXCEEDED = "financing_cap_exceeded"  # loan / own collateral above the tier's cap
+    STRESS_SHORTFALL_EXCEEDED = "stress_shortfall_exceeded"  # worst scenario's shortfall above the tier's limit
+    VENUE_CONCENTRATION = "venue_concentration"  # a client's or the book's collateral share on one venue
+    HAIRCUT_HISTORY_SHORT = "haircut_history_short"  # too little price history: volatility haircut at its floor
     # policy / config
     POLICY_VIOLATION = "policy_violation"
 

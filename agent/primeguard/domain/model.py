@@ -92,14 +92,24 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class LoanEvent:
+    """A change to a loan's principal at ``at``: ``amount`` > 0 is a draw, < 0 a repayment."""
+
+    at: datetime
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Loan:
-    """Money the PB lent a client: principal in ``asset`` plus simple accrued interest."""
+    """Money the PB lent a client: ``principal`` in ``asset`` drawn at ``start``, then ``events``
+    (draws and repayments, in time order) and interest (``primeguard.risk.interest``)."""
 
     client_id: str
     principal: Decimal
     asset: str
     annual_rate: Decimal
     start: datetime
+    events: tuple[LoanEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,8 @@ class ContextSpec(Strict):
     blind: StrictBool = False
     venue_whitelisted: StrictBool | None = None
     approvals: tuple[ApprovalSpec, ...] = ()
+    post_loan_to_collateral: Decimal | None = None
+    post_stress_shortfall: Decimal | None = None
 
 
 class WithdrawalCase(Strict):
@@ -136,6 +138,9 @@ class RiskCase(Strict):
     drawdown: Decimal | None = None
     concentration: Decimal | None = None
     blind: StrictBool = False
+    loan_to_collateral: Decimal | None = None
+    gross_leverage: Decimal | None = None
+    stress_shortfall: Decimal | None = None
 
 
 class Expect(Strict):
@@ -374,6 +379,7 @@ def _evaluate_case(policy: PolicySet, spec: PolicyTestFile, case: Case, src: Sou
         ctx = WithdrawalContext(
             cx.usd_price, cx.price_age_s, tuple((r.at, r.usd) for r in cx.recent), cx.ltv, cx.post_ltv,
             cx.ladder_state, cx.blind, cx.venue_whitelisted, tuple(ApprovalGiven(a.by, a.role) for a in cx.approvals),
+            post_loan_to_collateral=cx.post_loan_to_collateral, post_stress_shortfall=cx.post_stress_shortfall,
         )
         return evaluate_withdrawal(policy, req, ctx)
     if case.capabilities is not None:
@@ -389,7 +395,8 @@ def _evaluate_case(policy: PolicySet, spec: PolicyTestFile, case: Case, src: Sou
     assert case.risk is not None
     r: RiskCase = _validate(RiskCase, {**spec.defaults.risk, **case.risk}, src, (*base, "risk"))
     return evaluate_risk(policy, RiskSnapshot(r.client, r.ltv, r.leverage, r.net_delta_ratio, r.drawdown,
-                                              r.concentration, r.blind))
+                                              r.concentration, r.blind, r.loan_to_collateral, r.gross_leverage,
+                                              r.stress_shortfall))
 
 
 def _compare(expect: Expect, ev: Evaluation) -> list[str]:
@@ -438,7 +445,9 @@ def build_case_inputs(data: Mapping[str, Any]) -> tuple[WithdrawalRequest, Withd
                             rq.requested_by, rq.requested_at)
     ctx = WithdrawalContext(cx.usd_price, cx.price_age_s, tuple((r.at, r.usd) for r in cx.recent), cx.ltv,
                             cx.post_ltv, cx.ladder_state, cx.blind, cx.venue_whitelisted,
-                            tuple(ApprovalGiven(a.by, a.role) for a in cx.approvals))
+                            tuple(ApprovalGiven(a.by, a.role) for a in cx.approvals),
+                            post_loan_to_collateral=cx.post_loan_to_collateral,
+                            post_stress_shortfall=cx.post_stress_shortfall)
     return req, ctx
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from primeguard.domain.money import decimal_str
 from primeguard.policy.policyset import AllowEntry, AllowKey, ApprovalRuleC, CapabilityRuleC, LimitRuleC, PolicySet
 from primeguard.policy.schema import HaircutsFile, TierSpec
+from primeguard.risk.params import DEFAULT_NEAR_LIQUIDATION
 
 Effect = Literal["looser", "stricter", "changed"]
 _BAND_ORDER = {"warn": 0, "margin_call": 1, "halt": 2}
@@ -22,7 +23,8 @@ _BAND_ORDER = {"warn": 0, "margin_call": 1, "halt": 2}
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    area: str  # allowlist | guards | limits | approvals | capabilities | tiers | clients | oracle | haircuts
+    # allowlist | guards | limits | approvals | capabilities | tiers | clients | oracle | haircuts | venues | liquidity
+    area: str
     subject: str  # the rule, entry, tier or asset concerned
     effect: Effect
     text: str
@@ -152,6 +154,18 @@ def _guards(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
                           f"whitelist containing the destination"))
     _shadow(out, "guards", b.whitelist_id, f"venue whitelist guard {b.whitelist_id}", a.whitelist_shadow,
             b.whitelist_shadow)
+    for what, ida, idb, sha, shb, text in (
+            ("financing", a.financing_id, b.financing_id, a.financing_shadow, b.financing_shadow,
+             "loan / own collateral after a withdrawal is checked against the tier's financing cap"),
+            ("stress", a.stress_id, b.stress_id, a.stress_shadow, b.stress_shadow,
+             "the worst stressed shortfall after a withdrawal is checked against the tier's limit")):
+        if ida is None and idb is not None:
+            out.append(Change("guards", idb, "stricter", f"new {what} guard {idb}: {text}"))
+        elif ida is not None and idb is None:
+            out.append(Change("guards", ida, "looser", f"{what} guard {ida} removed: no longer {text.split(' is ')[0]} "
+                              f"checked"))
+        elif idb is not None:
+            _shadow(out, "guards", idb, f"{what} guard {idb}", sha, shb)
 
 
 def _by_id(items: Iterable[Any]) -> dict[str, Any]:
@@ -269,8 +283,19 @@ def _tier(out: list[Change], a: TierSpec, b: TierSpec) -> None:
          "looser", lambda v: f"{_d(v)}:1")
     _num(out, "tiers", b.id, f"{t}: track record required", a.min_track_record_days, b.min_track_record_days,
          "stricter", lambda v: f"{v} days")
-    for name in ("max_leverage", "max_net_delta_ratio", "max_drawdown", "max_concentration"):
+    for name in ("max_leverage", "max_net_delta_ratio", "max_drawdown", "max_concentration", "max_gross_leverage",
+                 "max_low_liquidity_share", "max_track_record_drawdown"):
         _num(out, "tiers", b.id, f"{t}: {name}", getattr(a, name), getattr(b, name), "looser", _d)
+    _num(out, "tiers", b.id, f"{t}: max_stress_shortfall_usd", a.max_stress_shortfall_usd, b.max_stress_shortfall_usd,
+         "looser", _usd)
+    near_a = DEFAULT_NEAR_LIQUIDATION if a.near_liquidation is None else a.near_liquidation
+    near_b = DEFAULT_NEAR_LIQUIDATION if b.near_liquidation is None else b.near_liquidation
+    _num(out, "tiers", b.id, f"{t}: near-liquidation distance", near_a, near_b, "stricter", _d)
+    pa, pb = a.min_realised_pnl_usd, b.min_realised_pnl_usd
+    if pa != pb:  # a minimum: appearing or rising is stricter
+        eff: Effect = "stricter" if pa is None or (pb is not None and pb > pa) else "looser"
+        out.append(Change("tiers", b.id, eff, f"{t}: realised PnL required for the tier moves from {_usd(pa)} to "
+                          f"{_usd(pb)} ({eff})"))
     for band in ("warn", "margin_call", "halt", "liquidate"):
         _num(out, "tiers", b.id, f"{t}: {band.replace('_', ' ')} band (LTV)", getattr(a.ladder, band),
              getattr(b.ladder, band), "looser", _d)
@@ -305,10 +330,33 @@ def _risk(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
          "looser", lambda s: f"{s}s")
     _num(out, "oracle", "oracle", "maximum price deviation between sources", old.risk.oracle.max_deviation,
          new.risk.oracle.max_deviation, "looser", _d)
+    va = {v.venue: v for v in old.risk.venue_limits}
+    vb = {v.venue: v for v in new.risk.venue_limits}
+    for venue in sorted(set(va) | set(vb)):
+        la, lb = va.get(venue), vb.get(venue)
+        for field_name, label in (("max_client_share", "a client's"), ("max_book_share", "the book's")):
+            _num(out, "venues", venue, f"venue {venue}: largest share of {label} collateral",
+                 getattr(la, field_name) if la else None, getattr(lb, field_name) if lb else None, "looser", _d)
+    if old.risk.liquidity != new.risk.liquidity:
+        out.append(Change("liquidity", "liquidity", "changed", "liquidity classes or asset classes change: "
+                          "liquidation cost and stress results move"))
     ha = old.models[old.risk.haircuts]
     hb = new.models[new.risk.haircuts]
     assert isinstance(ha, HaircutsFile) and isinstance(hb, HaircutsFile)
     _num(out, "haircuts", "default", "haircut for unlisted assets", ha.default, hb.default, "stricter", _d)
+    if ha.volatility != hb.volatility:
+        if hb.volatility is None:
+            out.append(Change("haircuts", "volatility", "looser", "volatility haircuts removed: listed haircuts only"))
+        elif ha.volatility is None:
+            out.append(Change("haircuts", "volatility", "stricter", f"volatility haircuts: max(listed, "
+                              f"{_d(hb.volatility.k)} × σ over {hb.volatility.window_days} days)"))
+        else:
+            _num(out, "haircuts", "volatility", "volatility multiplier k", ha.volatility.k, hb.volatility.k,
+                 "stricter", _d)
+            if (ha.volatility.window_days, ha.volatility.min_points, ha.volatility.assets) != (
+                    hb.volatility.window_days, hb.volatility.min_points, hb.volatility.assets):
+                out.append(Change("haircuts", "volatility", "changed", "volatility window, minimum history or "
+                                  "assets change"))
     for asset in sorted(set(old.haircuts) | set(new.haircuts)):
         ha_v, hb_v = old.haircuts.get(asset), new.haircuts.get(asset)
         if ha_v is None and hb_v is not None:

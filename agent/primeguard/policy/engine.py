@@ -261,6 +261,14 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         add(_check((g.ltv_id, "pass", None, f"post-withdrawal LTV {post} stays below {ltv_cap_text}",
                     g.ltv_shadow)))
 
+    # 6b. financing cap and stressed shortfall after the withdrawal (when the policy has the guards)
+    if g.financing_id is not None:
+        _financing_check(add, g.financing_id, g.financing_shadow, client, tier,
+                         policy.tiers[tier].max_loan_to_collateral, ctx.post_loan_to_collateral)
+    if g.stress_id is not None:
+        _stress_check(add, g.stress_id, g.stress_shadow, client, tier, policy.tiers[tier].max_stress_shortfall_usd,
+                      ctx.post_stress_shortfall)
+
     # 7. venue whitelist (CEX only: the venue's own address book must agree)
     if venue in _CEX:
         listed = ctx.venue_whitelisted
@@ -391,6 +399,40 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
         decision = Decision(Outcome.ALLOW, _ALLOWED_SHADOW if shadow else _ALLOWED, rule_ids, text, policy.hash,
                             shadow_t, 0)
     return Evaluation(decision, findings, tuple(checks), usd)
+
+
+def _financing_check(add: Callable[[Check], None], rid: str, shadow: bool, client: str, tier: str, cap: Decimal,
+                     post: Decimal | None) -> None:
+    if post is None:
+        add(_check((rid, "deny", ReasonCode.BLIND_SPOT,
+                    f"client {client}'s loan / own collateral after the withdrawal is unknown", shadow)))
+    elif post > cap:
+        add(_check((rid, "deny", ReasonCode.FINANCING_CAP,
+                    f"loan / own collateral would be {_ratio(post)}, above tier {tier}'s financing cap "
+                    f"{decimal_str(cap)}:1", shadow)))
+    else:
+        add(_check((rid, "pass", None, f"loan / own collateral {_ratio(post)} within {decimal_str(cap)}:1 "
+                                       f"(tier {tier})", shadow)))
+
+
+def _stress_check(add: Callable[[Check], None], rid: str, shadow: bool, client: str, tier: str,
+                  limit: Decimal | None, post: Decimal | None) -> None:
+    if limit is None:
+        add(_check((rid, "pass", None, f"tier {tier} sets no stress shortfall limit", shadow)))
+    elif post is None:
+        add(_check((rid, "deny", ReasonCode.BLIND_SPOT,
+                    f"client {client}'s stressed shortfall after the withdrawal is unknown", shadow)))
+    elif post > limit:
+        add(_check((rid, "deny", ReasonCode.STRESS_LIMIT,
+                    f"the worst stress scenario would leave a ${post:,.2f} shortfall (loan above stressed haircut "
+                    f"collateral), above tier {tier}'s limit ${limit:,.2f}", shadow)))
+    else:
+        add(_check((rid, "pass", None, f"worst stressed shortfall ${post:,.2f} within ${limit:,.2f} (tier {tier})",
+                    shadow)))
+
+
+def _ratio(x: Decimal) -> str:
+    return "infinite" if not x.is_finite() else f"{x:.4f}"
 
 
 def _unique_reasons(checks: list[Check]) -> tuple[ReasonCode, ...]:
@@ -604,6 +646,11 @@ def evaluate_risk(policy: PolicySet, snap: RiskSnapshot) -> Evaluation:
         (snap.net_delta_ratio, spec.max_net_delta_ratio, FindingCode.NET_DELTA_EXCEEDED, "|net delta|/equity"),
         (snap.drawdown, spec.max_drawdown, FindingCode.DRAWDOWN_EXCEEDED, "drawdown"),
         (snap.concentration, spec.max_concentration, FindingCode.CONCENTRATION_EXCEEDED, "concentration"),
+        (snap.loan_to_collateral, spec.max_loan_to_collateral, FindingCode.FINANCING_CAP_EXCEEDED,
+         "loan/own collateral"),
+        (snap.gross_leverage, spec.max_gross_leverage, FindingCode.LEVERAGE_EXCEEDED, "gross exposure/own collateral"),
+        (snap.stress_shortfall, spec.max_stress_shortfall_usd, FindingCode.STRESS_SHORTFALL_EXCEEDED,
+         "worst stressed shortfall USD"),
     ):
         if limit is None:
             continue

@@ -44,6 +44,10 @@ REASON_DOCS: Mapping[ReasonCode, str] = MappingProxyType({
     ReasonCode.POLICY_MISSING: "No active, approved policy (or no withdrawal rules): everything is denied.",
     ReasonCode.SHADOW: "A shadow-mode rule would have objected; recorded, not enforced.",
     ReasonCode.LIMIT_EXCEEDED: "A risk limit (leverage, net delta, drawdown, concentration) is exceeded.",
+    ReasonCode.FINANCING_CAP: "After the withdrawal or draw, loan ÷ the client's own collateral would exceed its "
+                              "tier's max_loan_to_collateral.",
+    ReasonCode.STRESS_LIMIT: "After the withdrawal, the worst stress scenario's shortfall (loan − stressed haircut "
+                             "collateral) would exceed the tier's max_stress_shortfall_usd.",
 })
 
 

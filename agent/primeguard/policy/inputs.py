@@ -71,6 +71,10 @@ class WithdrawalContext:
     venue_whitelisted: bool | None = None
     approvals: Sequence[ApprovalGiven] = ()
     blind_reasons: Sequence[str] = ()  # what is missing when ``client_blind`` (for the explanation)
+    # After the withdrawal: loan / the client's own collateral, and the worst stress scenario's
+    # shortfall in USD (checked by the financing and stress guards when the policy has them).
+    post_loan_to_collateral: Decimal | None = None
+    post_stress_shortfall: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +100,6 @@ class RiskSnapshot:
     drawdown: Decimal | None = None
     concentration: Decimal | None = None
     blind: bool = False
+    loan_to_collateral: Decimal | None = None  # loan / own collateral (net equity); 0 without a loan
+    gross_leverage: Decimal | None = None  # gross exposure / own collateral
+    stress_shortfall: Decimal | None = None  # worst scenario's loan − stressed haircut collateral (USD)

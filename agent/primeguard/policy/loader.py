@@ -278,6 +278,13 @@ class _Context:
                 self.at(risk, ("clients", i, "tier"), f"clients.{i}.tier: unknown tier {c.tier!r} for client "
                         f"{c.id!r} (tiers: {', '.join(tiers)})")
 
+        if rmodel.liquidity is not None:
+            known = {"stable", "major", "alt", *rmodel.liquidity.classes}
+            for asset, cls in rmodel.liquidity.assets.items():
+                if cls not in known:
+                    self.at(risk, ("liquidity", "assets", asset), f"liquidity.assets.{asset}: unknown liquidity "
+                            f"class {cls!r} (classes: {', '.join(sorted(known))})")
+        _unique_ids(self, risk, ("venue_limits",), [v.venue for v in rmodel.venue_limits], "venue limit")
         for hp in self.of_kind("haircuts"):
             hmodel: HaircutsFile = hp.model
             _unique_ids(self, hp, ("assets",), [a.asset.upper() for a in hmodel.assets], "asset")
@@ -303,8 +310,10 @@ class _Context:
                 self.ref(lp, ("approvals",), lmodel.approvals, "approvals")
             for i, aid in enumerate(lmodel.allowlists):
                 self.ref(lp, ("allowlists", i), aid, "withdrawal_allowlist")
-            for gname in ("price", "ladder", "ltv", "venue_whitelist"):
-                claim(lp, ("guards", gname, "id"), getattr(lmodel.guards, gname).id)
+            for gname in ("price", "ladder", "ltv", "venue_whitelist", "financing", "stress"):
+                gspec = getattr(lmodel.guards, gname)
+                if gspec is not None:
+                    claim(lp, ("guards", gname, "id"), gspec.id)
             for i, rule in enumerate(lmodel.limits):
                 claim(lp, ("limits", i, "id"), rule.id)
                 self.scope_refs(lp, ("limits", i, "scope"), rule.scope, tiers, clients)
@@ -409,10 +418,15 @@ class _Context:
                 ltv_id=g.ltv.id, ltv_max=g.ltv.max_post_ltv, ltv_shadow=g.ltv.shadow,
                 whitelist_id=g.venue_whitelist.id, unverifiable_venues=frozenset(g.venue_whitelist.unverifiable_venues),
                 whitelist_shadow=g.venue_whitelist.shadow,
+                financing_id=g.financing.id if g.financing else None,
+                financing_shadow=g.financing.shadow if g.financing else False,
+                stress_id=g.stress.id if g.stress else None,
+                stress_shadow=g.stress.shadow if g.stress else False,
             )
-            for gname in ("price", "ladder", "ltv", "venue_whitelist"):
+            for gname in ("price", "ladder", "ltv", "venue_whitelist", "financing", "stress"):
                 gspec = getattr(g, gname)
-                info(gspec.id, "guard", self.origin(lp, ("guards", gname)), f"{gname} guard", gspec.shadow)
+                if gspec is not None:
+                    info(gspec.id, "guard", self.origin(lp, ("guards", gname)), f"{gname} guard", gspec.shadow)
             for i, r in enumerate(lm.limits):
                 o = self.origin(lp, ("limits", i))
                 limits.append(LimitRuleC(

@@ -25,7 +25,13 @@ from primeguard.domain.model import Capability, VenueKind
 from primeguard.domain.money import decimal_str
 from primeguard.policy.schema import CapabilityRule, RiskLimitsFile, TierSpec
 from primeguard.policy.yamlsrc import Source
-from primeguard.risk.params import LadderBands, RiskParameters
+from primeguard.risk.params import (
+    DEFAULT_LIQUIDITY,
+    DEFAULT_NEAR_LIQUIDATION,
+    LadderBands,
+    LiquidityClass,
+    RiskParameters,
+)
 
 if TYPE_CHECKING:
     from primeguard.domain.decision import Decision
@@ -163,6 +169,10 @@ class GuardsC:
     whitelist_id: str
     unverifiable_venues: frozenset[VenueKind]
     whitelist_shadow: bool
+    financing_id: str | None = None  # None: no financing guard in the policy
+    financing_shadow: bool = False
+    stress_id: str | None = None  # None: no stress guard in the policy
+    stress_shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +286,11 @@ class PolicySet:
         if spec is None:
             raise PolicyError(f"unknown tier {tier!r} (this policy defines: {', '.join(sorted(self.tiers))})")
         lad = spec.ladder
+        liq = self.risk.liquidity
+        liquidity = dict(DEFAULT_LIQUIDITY)
+        if liq is not None:
+            liquidity.update({name: LiquidityClass(c.half_spread, c.depth_1pct_usd, c.max_slippage)
+                              for name, c in liq.classes.items()})
         params = RiskParameters(
             ladder=LadderBands(
                 warn=lad.warn, margin_call=lad.margin_call, halt=lad.halt, liquidate=lad.liquidate,
@@ -290,9 +305,24 @@ class PolicySet:
             low_liquidity_assets=self.low_liquidity_assets,
             oracle_max_deviation=self.risk.oracle.max_deviation,
             price_max_age_s=self.risk.oracle.max_age_s,
+            max_low_liquidity_share=spec.max_low_liquidity_share,
+            asset_classes=MappingProxyType({a.upper(): c for a, c in liq.assets.items()} if liq else {}),
+            liquidity=MappingProxyType(liquidity),
+            max_loan_to_collateral=spec.max_loan_to_collateral,
+            max_gross_leverage=spec.max_gross_leverage,
+            max_stress_shortfall=spec.max_stress_shortfall_usd,
+            max_venue_share=MappingProxyType({v.venue: v.max_client_share for v in self.risk.venue_limits
+                                              if v.max_client_share is not None}),
+            near_liquidation=DEFAULT_NEAR_LIQUIDATION if spec.near_liquidation is None else spec.near_liquidation,
         )
         self._risk_cache[tier] = params
         return params
+
+    @property
+    def book_venue_limits(self) -> Mapping[str, Decimal]:
+        """Venue label (prefix, or ``*``) → the largest share of the whole book's collateral there."""
+        return MappingProxyType({v.venue: v.max_book_share for v in self.risk.venue_limits
+                                 if v.max_book_share is not None})
 
     def risk_parameters_for_client(self, client_id: str) -> RiskParameters:
         return self.risk_parameters(self.tier_of(client_id))

@@ -109,10 +109,22 @@ class HaircutEntry(Strict):
     note: str = ""
 
 
+class VolatilitySpec(Strict):
+    """Haircuts that follow volatility: ``max(floor, k × σ)`` where the floor is the asset's listed
+    haircut and σ the standard deviation of daily log returns over ``window_days`` of stored price
+    history. With fewer than ``min_points`` returns the floor applies and a finding says so."""
+
+    k: PositiveDecimal
+    window_days: int = Field(default=30, ge=2, le=3650)
+    min_points: int = Field(default=20, ge=2, le=3650)
+    assets: tuple[AssetSymbol, ...] | None = Field(default=None, min_length=1)  # None: every listed asset
+
+
 class HaircutsFile(FileHeader):
     kind: Literal["haircuts"]
     default: Fraction  # assets not listed; they are also unknown to the withdrawal path
     assets: tuple[HaircutEntry, ...] = Field(min_length=1)
+    volatility: VolatilitySpec | None = None
 
 
 # --- risk limits: tiers, ladders, oracle -------------------------------------------------------
@@ -158,6 +170,48 @@ class TierSpec(Strict):
     max_drawdown: Fraction | None = None
     max_concentration: Fraction | None = None
     ladder: LadderSpec
+    # Financing: gross exposure (positions + non-stable holdings) / the client's own collateral.
+    max_gross_leverage: PositiveDecimal | None = None
+    # Stress: the worst scenario's shortfall, loan − stressed haircut collateral, in USD.
+    max_stress_shortfall_usd: Usd | None = None
+    max_low_liquidity_share: PositiveDecimal | None = None  # low-liquidity exposure / equity
+    near_liquidation: Fraction | None = None  # finding when a position is closer than this (default 0.10)
+    # Track record needed to be proposed for this tier (``tiers review``), besides the days.
+    max_track_record_drawdown: Fraction | None = None  # worst drawdown over the record
+    min_realised_pnl_usd: Decimal | None = None  # equity change net of loan flows over the record
+
+
+class LiquidityClassSpec(Strict):
+    """Liquidation assumptions for an asset class (see ``risk.params.LiquidityClass``)."""
+
+    half_spread: Fraction
+    depth_1pct_usd: PositiveDecimal
+    max_slippage: Fraction = Decimal("0.5")
+
+
+class LiquiditySpec(Strict):
+    """Liquidity classes and which assets belong to them. Classes not named keep the built-in
+    ``stable``/``major``/``alt`` assumptions; an asset not listed is classed as before (stablecoin,
+    low-liquidity list, majors, else alt)."""
+
+    classes: dict[Identifier, LiquidityClassSpec] = Field(default_factory=dict, max_length=64)
+    assets: dict[AssetSymbol, Identifier] = Field(default_factory=dict, max_length=10_000)
+
+
+class VenueLimitSpec(Strict):
+    """Exposure limits per venue label (``binance``, ``dydx``, ``evm:ethereum``; ``evm`` matches
+    every chain; ``"*"`` every venue without its own entry): the largest share of one client's
+    collateral, and of the whole book's, that may sit there."""
+
+    venue: Annotated[str, Field(pattern=r"^(\*|[a-z0-9][a-z0-9_:-]{0,63})$")]
+    max_client_share: Fraction | None = None
+    max_book_share: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> VenueLimitSpec:
+        if self.max_client_share is None and self.max_book_share is None:
+            raise ValueError("a venue limit needs max_client_share, max_book_share or both")
+        return self
 
 
 class ClientAssignment(Strict):
@@ -175,6 +229,8 @@ class RiskLimitsFile(FileHeader):
     default_tier: Identifier
     tiers: tuple[TierSpec, ...] = Field(min_length=1)
     clients: tuple[ClientAssignment, ...] = ()
+    liquidity: LiquiditySpec | None = None
+    venue_limits: tuple[VenueLimitSpec, ...] = ()
 
 
 # --- withdrawal allowlist ----------------------------------------------------------------------
@@ -280,11 +336,29 @@ class WhitelistGuard(Strict):
     shadow: StrictBool = False
 
 
+class FinancingGuard(Strict):
+    """After the withdrawal, loan ÷ the client's own collateral must stay within its tier's
+    ``max_loan_to_collateral``. Unknown inputs deny."""
+
+    id: Identifier
+    shadow: StrictBool = False
+
+
+class StressGuard(Strict):
+    """After the withdrawal, the worst stress scenario's shortfall must stay within the tier's
+    ``max_stress_shortfall_usd`` (tiers without one are not checked). Unknown inputs deny."""
+
+    id: Identifier
+    shadow: StrictBool = False
+
+
 class Guards(Strict):
     price: PriceGuard
     ladder: LadderGuard
     ltv: LtvGuard
     venue_whitelist: WhitelistGuard
+    financing: FinancingGuard | None = None
+    stress: StressGuard | None = None
 
 
 class WithdrawalLimitsFile(FileHeader):

@@ -63,6 +63,7 @@ DEFAULT_LIQUIDITY: Mapping[str, LiquidityClass] = MappingProxyType({
     ALT: LiquidityClass(Decimal("0.002"), Decimal("250000")),
 })
 DEFAULT_STABLECOINS = frozenset({"USD", "USDC", "USDT", "DAI", "FDUSD", "PYUSD"})
+DEFAULT_NEAR_LIQUIDATION = Decimal("0.10")
 DEFAULT_MAJORS = frozenset({"BTC", "ETH", "WBTC", "WETH", "SOL"})
 
 
@@ -90,11 +91,21 @@ class RiskParameters:
     price_max_age_by_source: Mapping[PriceSourceKind, int] = field(default_factory=lambda: MappingProxyType({}))
     # Not shocked in stress scenarios and left out of net delta. Still priced from quotes.
     stablecoins: frozenset[str] = DEFAULT_STABLECOINS
-    near_liquidation: Decimal = Decimal("0.10")  # finding when a position is closer than this
+    near_liquidation: Decimal = DEFAULT_NEAR_LIQUIDATION  # finding when a position is closer than this
     max_low_liquidity_share: Decimal | None = None  # low-liquidity exposure / equity
     majors: frozenset[str] = DEFAULT_MAJORS
     asset_classes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # asset -> class
     liquidity: Mapping[str, LiquidityClass] = field(default_factory=lambda: DEFAULT_LIQUIDITY)
+    # --- added with issue P (all optional) ---
+    max_loan_to_collateral: Decimal | None = None  # loan / the client's own collateral (net equity)
+    max_gross_leverage: Decimal | None = None  # gross exposure / own collateral
+    max_stress_shortfall: Decimal | None = None  # USD: worst scenario's loan − stressed haircut collateral
+    # venue label (or prefix before ":", or "*") -> largest share of the client's collateral there
+    max_venue_share: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+
+    def venue_share_limit(self, venue: str) -> Decimal | None:
+        """The client-share limit for ``venue``: its own entry, its prefix's (``evm``), or ``*``."""
+        return venue_limit(self.max_venue_share, venue)
 
     def haircut(self, asset: str) -> Decimal:
         return self.haircuts.get(asset, self.default_haircut)
@@ -114,3 +125,12 @@ class RiskParameters:
         """Liquidation assumptions for ``asset``; an unknown class gets the thinnest one."""
         cls = self.liquidity.get(self.asset_class(asset))
         return cls if cls is not None else self.liquidity.get(ALT, DEFAULT_LIQUIDITY[ALT])
+
+
+def venue_limit(limits: Mapping[str, Decimal], venue: str) -> Decimal | None:
+    """``limits[venue]``, else ``limits[prefix]`` (the part before ``:``), else ``limits["*"]``."""
+    for key in (venue, venue.split(":", 1)[0], "*"):
+        hit = limits.get(key)
+        if hit is not None:
+            return hit
+    return None

@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Balance, Client, Loan, Position
 from primeguard.domain.observation import DataGap
-from primeguard.risk.interest import InterestTerms, accrued_interest
+from primeguard.risk.interest import InterestTerms, accrued_interest, loan_state
 from primeguard.risk.params import RiskParameters
 from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
 
@@ -196,8 +196,11 @@ class ClientValuation:
     findings: tuple[Finding, ...]
     blind: bool
     as_of: datetime | None = None
-    principal: Decimal = ZERO
+    principal: Decimal = ZERO  # outstanding at ``as_of`` (after draws and repayments)
     loan_asset: str | None = None
+    loan_rate: Decimal | None = None  # annual rate in force at ``as_of``
+    loan_to_collateral: Decimal | None = None  # loan / net equity (own collateral); 0 without a loan
+    gross_leverage: Decimal | None = None  # gross exposure / net equity
     net_equity: Decimal = ZERO  # equity − loan: the client's own money, the PB's cushion
     net_delta_qty: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     gross_exposure: Decimal = ZERO  # position notional + |non-stable balance values|
@@ -316,12 +319,14 @@ class ClientValuation:
             "gaps": [{"venue": g.venue, "subject": g.subject, "missing": g.missing, "cause": g.cause.value}
                      for g in self.gaps],
             "loan": {"asset": self.loan_asset, "principal": s(self.principal),
-                     "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan)},
+                     "accrued_interest": s(self.accrued_interest), "owed_usd": s(self.loan),
+                     "rate": s(self.loan_rate)},
             "metrics": {
                 "gross_collateral": s(self.gross_collateral), "haircut_collateral": s(self.haircut_collateral),
                 "stable_collateral": s(self.stable_collateral), "risky_collateral": s(self.risky_collateral),
                 "unrealized_pnl": s(self.unrealized_pnl), "equity": s(self.equity),
                 "net_equity": s(self.net_equity), "ltv": s(self.ltv), "coverage": s(self.coverage),
+                "loan_to_collateral": s(self.loan_to_collateral), "gross_leverage": s(self.gross_leverage),
                 "gross_notional": s(self.gross_notional), "gross_exposure": s(self.gross_exposure),
                 "leverage": s(self.leverage), "net_delta_ratio": s(self.net_delta_ratio),
                 "concentration": s(self.concentration), "concentration_asset": self.concentration_asset,
@@ -454,14 +459,20 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
 
     # --- loan -------------------------------------------------------------------------------
     loan = book.loan
-    interest = owed = ZERO
+    interest = owed = outstanding = ZERO
+    loan_rate: Decimal | None = None
     if loan is not None:
-        interest = accrued_interest(loan, now, book.interest)
+        if loan.events or book.interest is not None:
+            st = loan_state(loan, now, book.interest)
+            outstanding, interest, loan_rate = st.principal, st.interest, st.rate
+        else:  # the common case, fast
+            outstanding = loan.principal if now >= loan.start else ZERO
+            interest, loan_rate = accrued_interest(loan, now), loan.annual_rate
         lt = tget(loan.asset)
         if lt is None:
             unpriced.add(loan.asset)
         else:
-            owed = (loan.principal + interest) * lt.high
+            owed = (outstanding + interest) * lt.high
 
     # --- ratios -----------------------------------------------------------------------------
     equity = gross_coll + pnl_total
@@ -486,6 +497,15 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
     risky = [(v, a) for a, v in per_asset.items() if v > 0 and a not in stable]
     conc_value, conc_asset = max(risky) if risky else (ZERO, None)
     concentration = conc_value / gross_coll if risky and gross_coll > 0 else None
+    net = equity - owed
+    if owed == 0:
+        loan_to_coll: Decimal | None = ZERO
+    else:
+        loan_to_coll = owed / net if net > 0 else INFINITE
+    if net > 0:
+        gross_lev: Decimal | None = exposure / net
+    else:
+        gross_lev = INFINITE if exposure else None
     drawdown: Decimal | None = None
     if book.peak_equity is not None and book.peak_equity > 0:
         drawdown = max(ZERO, ONE - equity / book.peak_equity)
@@ -527,6 +547,9 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
         (params.max_concentration, concentration, FindingCode.CONCENTRATION_EXCEEDED, "share of collateral in"),
         (params.max_low_liquidity_share, low_share, FindingCode.LOW_LIQUIDITY_EXPOSURE,
          "low-liquidity exposure / equity"),
+        (params.max_loan_to_collateral, loan_to_coll, FindingCode.FINANCING_CAP_EXCEEDED,
+         "loan / own collateral"),
+        (params.max_gross_leverage, gross_lev, FindingCode.LEVERAGE_EXCEEDED, "gross exposure / own collateral"),
     )
     for limit, metric, code, what in checks:
         if limit is not None and metric is not None and metric > limit:
@@ -540,8 +563,9 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
         ltv=ltv, coverage=coverage, net_delta_ratio=net_ratio,
         gross_notional=notional_total, leverage=leverage, concentration=concentration, low_liquidity_share=low_share,
         drawdown=drawdown, findings=tuple(findings), blind=bool(book.blind_accounts or book.gaps or unpriced),
-        as_of=now, principal=loan.principal if loan else ZERO, loan_asset=loan.asset if loan else None,
-        net_equity=equity - owed, net_delta_qty=MappingProxyType(delta_qty), gross_exposure=exposure,
+        as_of=now, principal=outstanding, loan_asset=loan.asset if loan else None, loan_rate=loan_rate,
+        loan_to_collateral=loan_to_coll, gross_leverage=gross_lev, net_equity=net,
+        net_delta_qty=MappingProxyType(delta_qty), gross_exposure=exposure,
         low_liquidity_exposure=low_liq, concentration_asset=conc_asset, balance_values=MappingProxyType(per_asset),
         stable_collateral=stable_hc, risky_collateral=risky_hc, stable_notional=stable_notional,
         underlyings=tuple(rows), blind_accounts=tuple(book.blind_accounts), unpriced=tuple(sorted(unpriced)),

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from primeguard.config.loader import load_yaml_model
 from primeguard.config.schema import DAY, HOUR, MAX_CHAIN_ID, LoanConfig, LocatedValueError
@@ -190,11 +190,18 @@ class VaultScenario(_M):
     allowlist: tuple[VaultEntryScenario, ...] = ()
 
 
+class ScenarioLoanConfig(LoanConfig):
+    """A sandbox loan: ``start`` may be left out, then the loan starts when the world is built
+    (the agent config itself requires it)."""
+
+    start: AwareDatetime | None = None  # type: ignore[assignment]
+
+
 class ClientScenario(_M):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     name: str = ""
     tier: str = "standard"
-    loan: LoanConfig | None = None
+    loan: ScenarioLoanConfig | None = None
     wallets: tuple[WalletScenario, ...] = ()
     cex: tuple[CexAccountScenario, ...] = ()
     dydx: tuple[DydxAccountScenario, ...] = ()

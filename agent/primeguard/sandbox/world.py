@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class Sandbox:
     _nodes: list[AnvilNode] = field(default_factory=list)  # every anvil started, deployed or not
     _events: threading.Thread | None = None
     _stop_events: threading.Event = field(default_factory=threading.Event)
+    # A scenario loan without a start starts here (the agent config requires one).
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     def start(self, *, run_events: bool = False) -> Path:
         """Start everything, write ``config.yaml`` into ``workdir``, return its path. On any failure
@@ -123,6 +126,7 @@ class Sandbox:
             entry: dict[str, Any] = {"id": c.id, "name": c.name or c.id, "tier": c.tier}
             if c.loan is not None:
                 entry["loan"] = c.loan.model_dump(mode="json", exclude_none=True)
+                entry["loan"].setdefault("start", self.started_at.isoformat())
             clients.append(entry)
         cfg: dict[str, Any] = {
             "version": 1,

@@ -36,7 +36,8 @@ def request(**over: Any) -> WithdrawalRequest:
 def context(**over: Any) -> WithdrawalContext:
     base: dict[str, Any] = dict(usd_price=Decimal(1), price_age_s=10, recent=(), ltv=Decimal("0.5"),
                                 post_ltv=Decimal("0.5"), ladder_state="normal", client_blind=False,
-                                venue_whitelisted=True, approvals=())
+                                venue_whitelisted=True, approvals=(), post_loan_to_collateral=Decimal("0.5"),
+                                post_stress_shortfall=Decimal(0))
     base.update(over)
     return WithdrawalContext(**base)
 

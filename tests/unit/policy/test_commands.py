@@ -41,7 +41,7 @@ def test_failing_case_is_reported_with_its_line(tmp_path: Path) -> None:
     (d / "approvals_test.yaml").write_text(text)
     res = commands.run_tests_command(d)
     assert res.exit_code == 1
-    assert f"FAIL {d}/approvals_test.yaml:11: below $100k needs nobody: expected deny, got allow" in res.text
+    assert f"FAIL {d}/approvals_test.yaml:12: below $100k needs nobody: expected deny, got allow" in res.text
 
 
 def test_malformed_test_file_is_reported_with_its_line(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_malformed_test_file_is_reported_with_its_line(tmp_path: Path) -> None:
     (d / "risk_test.yaml").write_text(text)
     res = commands.run_tests_command(d)
     assert res.exit_code == 1
-    assert f"ERROR {d}/risk_test.yaml:19: cases.3.expct: unknown key 'expct'; did you mean 'expect'?" in res.text
+    assert f"ERROR {d}/risk_test.yaml:20: cases.3.expct: unknown key 'expct'; did you mean 'expect'?" in res.text
 
 
 def test_diff_command(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_explain_command_for_a_request_and_a_recorded_decision(tmp_path: Path) -
                     "amount": "250000", "destination": ALPHA_COLD, "requested_by": "bob",
                     "requested_at": NOW.isoformat()},
         "context": {"usd_price": "1", "price_age_s": 3, "ltv": "0.5", "post_ltv": "0.52", "ladder_state": "normal",
-                    "venue_whitelisted": True}}}))
+                    "venue_whitelisted": True, "post_loan_to_collateral": "0.5", "post_stress_shortfall": "0"}}}))
     res = commands.explain_command(POLICIES, inp)
     assert res.exit_code == 0 and res.data["decision"]["outcome"] == "needs_approval"
     assert "treasury-above-100k" in res.text and "approvals.yaml:" in res.text

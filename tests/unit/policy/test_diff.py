@@ -81,3 +81,20 @@ def test_capability_changes() -> None:
     assert all(c.effect == "looser" for c in changes)
     text = diff_text(load_bundle(to_files(old_docs)), load_bundle(to_files(new_docs)), changes)
     assert "2 change(s) in effect (2 looser, 0 stricter, 0 other)" in text
+
+
+def test_new_risk_fields_are_diffed() -> None:
+    from tests.unit.policy.helpers import example_files
+
+    new = example_files()
+    old = dict(new)
+    old["risk.yaml"] = (new["risk.yaml"].replace("max_stress_shortfall_usd: 250000", "max_stress_shortfall_usd: 500000")
+                        .replace("{venue: binance, max_client_share: 0.70, max_book_share: 0.50}",
+                                 "{venue: binance, max_client_share: 0.90, max_book_share: 0.50}"))
+    old["withdrawals.yaml"] = new["withdrawals.yaml"].replace("  financing: {id: financing-cap-holds}\n", "")
+    changes = diff(load_bundle(old), load_bundle(new))
+    text = [c.text for c in changes]
+    assert any("new financing guard financing-cap-holds" in t and c.effect == "stricter"
+               for c, t in zip(changes, text, strict=True))
+    assert "tier standard: max_stress_shortfall_usd moves from $500,000 to $250,000 (stricter)" in text
+    assert "venue binance: largest share of a client's collateral moves from 0.9 to 0.7 (stricter)" in text

@@ -196,8 +196,8 @@ def test_cli_list_renders_a_stored_absurd_amount(cli_config: Path) -> None:
     tom = user(store, "tom")
     with store.session() as s:
         repos.create_withdrawal(s, client_id="alpha", account_id="alpha-vault", venue="evm", chain="ethereum",
-                                asset="USDC", amount="5", destination=DEST, requested_by_id=tom, approval_digest="d" * 64,
-                                withdrawal_id="w1")
+                                asset="USDC", amount="5", destination=DEST, requested_by_id=tom,
+                                approval_digest="d" * 64, withdrawal_id="w1")
     sql(store, "UPDATE withdrawals SET amount = '1E-999999999999999999'")
     store.close()
     for extra in ((), ("--json",)):

@@ -191,6 +191,17 @@ class KnownSpenderConfig(Strict):
     _addr = field_validator("address")(_checked_address)
 
 
+class KnownDelegateConfig(Strict):
+    """A contract the PB accepts as an EIP-7702 delegate of a client EOA (an audited smart-account
+    implementation). Any other delegate is a critical finding: sweeper delegations drain wallets."""
+
+    address: str
+    label: str
+    chain: Identifier | None = None  # None: on every chain
+
+    _addr = field_validator("address")(_checked_address)
+
+
 class ScanConfig(Strict):
     """On-chain capability scan: Approval logs in bounded ranges, resumable, reorg-safe."""
 
@@ -288,6 +299,7 @@ class PrimeguardConfig(Strict):
     cex_accounts: tuple[CexAccountConfig, ...] = ()
     dydx_accounts: tuple[DydxAccountConfig, ...] = ()
     known_spenders: tuple[KnownSpenderConfig, ...] = ()
+    known_delegates: tuple[KnownDelegateConfig, ...] = ()
     vaults: tuple[VaultConfig, ...] = ()
     custody: CustodyConfig | None = None
     alerts: AlertsConfig = AlertsConfig()

@@ -252,6 +252,29 @@ async def permit2_allowances(reader: ChainReader, triples: list[Pair],
     return out
 
 
+PERMIT2_ABI: list[dict[str, Any]] = [
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
+     "inputs": [{"name": "token", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"}], "outputs": []},
+    {"type": "function", "name": "lockdown", "stateMutability": "nonpayable",
+     "inputs": [{"name": "approvals", "type": "tuple[]",
+                 "components": [{"name": "token", "type": "address"}, {"name": "spender", "type": "address"}]}],
+     "outputs": []},
+    {"type": "function", "name": "allowance", "stateMutability": "view",
+     "inputs": [{"name": "user", "type": "address"}, {"name": "token", "type": "address"},
+                {"name": "spender", "type": "address"}],
+     "outputs": [{"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"},
+                 {"name": "nonce", "type": "uint48"}]},
+]
+OPERATOR_ABI: list[dict[str, Any]] = [
+    {"type": "function", "name": "setApprovalForAll", "stateMutability": "nonpayable",
+     "inputs": [{"name": "operator", "type": "address"}, {"name": "approved", "type": "bool"}], "outputs": []},
+    {"type": "function", "name": "isApprovedForAll", "stateMutability": "view",
+     "inputs": [{"name": "owner", "type": "address"}, {"name": "operator", "type": "address"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]
+
+
 # --- EIP-7702 -------------------------------------------------------------------------------------
 
 DELEGATION_PREFIX = bytes.fromhex("ef0100")

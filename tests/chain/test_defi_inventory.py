@@ -6,6 +6,7 @@ its canonical address) and OpenZeppelin ERC-721 / ERC-1155 operators."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -226,5 +227,38 @@ def test_rescan_drops_revoked_grants(world: World) -> None:
         assert P2_SPENDER not in {c.details["spender"] for c in creds if c.kind == "permit2_allowance"}
         assert (world.nft.address, OPERATOR) not in {(c.details["collection"], c.details["operator"])
                                                      for c in creds if c.kind == "nft_operator"}
+    finally:
+        world.node.rpc("evm_revert", [snap])
+
+
+def test_levers_revoke_permit2_operator_and_clear_delegation_idempotently(world: World, tmp_path: Any) -> None:
+    from eth_account import Account as EthAccount
+
+    from primeguard.custody.signer import KeystoreSigner
+    from primeguard.playbooks.levers import clear_delegation_once, revoke_operator_once, revoke_permit2_once
+
+    def signer_for(index: int) -> KeystoreSigner:
+        path = tmp_path / f"k{index}.json"
+        path.write_text(json.dumps(EthAccount.encrypt(derived_account(index)[1], "pw")))
+        return KeystoreSigner(path, "pw")
+
+    snap = world.node.rpc("evm_snapshot")
+    try:
+        hot, swept, rpc_url = signer_for(20), signer_for(21), world.node.rpc_url
+        first = revoke_permit2_once(rpc_url, hot, world.asset.address, P2_SPENDER, 200_000, 30)
+        again = revoke_permit2_once(rpc_url, hot, world.asset.address, P2_SPENDER, 200_000, 30)
+        assert (first["result"], again["result"]) == ("revoked", "already_revoked")
+        op1 = revoke_operator_once(rpc_url, hot, world.multi.address, OPERATOR, 200_000, 30)
+        op2 = revoke_operator_once(rpc_url, hot, world.multi.address, OPERATOR, 200_000, 30)
+        assert (op1["result"], op2["result"]) == ("revoked", "already_revoked")
+        c1 = clear_delegation_once(rpc_url, swept, 200_000, 30)
+        c2 = clear_delegation_once(rpc_url, swept, 200_000, 30)
+        assert (c1["result"], c2["result"]) == ("cleared", "not_delegated")
+        result, creds, findings = scan(world.cfg)
+        assert {f.wallet.id: f.kind for f in result.wallets}["swept"] == "eoa"
+        assert P2_SPENDER not in {c.details["spender"] for c in creds if c.kind == "permit2_allowance"}
+        assert (world.multi.address, OPERATOR) not in {(c.details["collection"], c.details["operator"])
+                                                       for c in creds if c.kind == "nft_operator"}
+        assert not [f for f in findings if f.code is FindingCode.EOA_DELEGATED_CODE and world.swept in f.subject]
     finally:
         world.node.rpc("evm_revert", [snap])

@@ -33,6 +33,8 @@ WORLD = {
                 {"token": "WETH", "spender": ROUTER, "amount": "5"},
             ]},
             {"kind": "safe", "safe": {"owner_count": 1, "threshold": 1, "modules": [MODULE]}},
+            # supply on arbitrum above firm-b's approval: "more than the total supply" is unlimited
+            {"chain": "arbitrum", "tokens": {"USDC": "5000"}},
         ]},
         {"id": "firm-b", "wallets": [
             {"kind": "safe", "safe": {"owner_count": 3, "threshold": 2, "guard": "sandbox"}},
@@ -112,7 +114,8 @@ def test_safes_modules_guard_threshold(sandbox_factory):
 def test_config_says_safe_but_chain_says_eoa(sandbox_factory):
     sb = sandbox_factory(WORLD)
     cfg = sb.config()
-    wallets = tuple(w.model_copy(update={"kind": "safe"}) if w.kind == "eoa" and w.client == "firm-a" else w
+    wallets = tuple(w.model_copy(update={"kind": "safe"}) if w.kind == "eoa" and w.client == "firm-a"
+                    and w.chain == "ethereum" else w
                     for w in cfg.wallets)
     _, (_creds, findings), _ = _scan(cfg.model_copy(update={"wallets": wallets}))
     mismatch = [f for f in findings if f.code is FindingCode.WALLET_KIND_MISMATCH]

@@ -282,6 +282,17 @@ class KnownSpenderConfig(Strict):
     _addr = field_validator("address")(_checked_address)
 
 
+class KnownDelegateConfig(Strict):
+    """A contract the PB accepts as an EIP-7702 delegate of a client EOA (an audited smart-account
+    implementation). Any other delegate is a critical finding: sweeper delegations drain wallets."""
+
+    address: str
+    label: str
+    chain: Identifier | None = None  # None: on every chain
+
+    _addr = field_validator("address")(_checked_address)
+
+
 class ScanConfig(Strict):
     """On-chain capability scan: Approval logs in bounded ranges, resumable, reorg-safe."""
 
@@ -302,6 +313,32 @@ class VaultConfig(Strict):
     address: str
 
     _addr = field_validator("address")(_checked_address)
+
+
+class DefiPositionConfig(Strict):
+    """Collateral a wallet holds inside a DeFi protocol, valued through the protocol's own views:
+
+    - ``erc4626``: ``address`` is the vault; value = ``convertToAssets(balanceOf(wallet))`` of its
+      underlying (which must be a listed token, for its price);
+    - ``aave_v3``: ``address`` is the Pool; every reserve's aToken balance (supplied) and variable
+      debt balance (borrowed: a liability), plus ``getUserAccountData`` for the health factor;
+    - ``wsteth``: ``address`` is wstETH; value = ``getStETHByWstETH(balanceOf(wallet))`` priced as
+      ``asset`` (default ETH).
+
+    ``haircut_class`` (default: the protocol name) picks the position's haircut in the policy."""
+
+    id: Identifier
+    wallet: Identifier
+    protocol: Literal["erc4626", "aave_v3", "wsteth"]
+    address: str
+    asset: str | None = None
+    haircut_class: Identifier | None = None
+
+    _addr = field_validator("address")(_checked_address)
+
+    @property
+    def klass(self) -> str:
+        return self.haircut_class or self.protocol
 
 
 class CustodyConfig(Strict):
@@ -379,7 +416,9 @@ class PrimeguardConfig(Strict):
     cex_accounts: tuple[CexAccountConfig, ...] = ()
     dydx_accounts: tuple[DydxAccountConfig, ...] = ()
     known_spenders: tuple[KnownSpenderConfig, ...] = ()
+    known_delegates: tuple[KnownDelegateConfig, ...] = ()
     vaults: tuple[VaultConfig, ...] = ()
+    defi_positions: tuple[DefiPositionConfig, ...] = ()
     custody: CustodyConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
     playbooks: PlaybookConfig = PlaybookConfig()
@@ -412,6 +451,12 @@ class PrimeguardConfig(Strict):
             if v.client not in clients:
                 raise ValueError(f"vault {v.id}: unknown client {v.client!r}")
         _unique("accounts and vaults", [*account_ids, *(v.id for v in self.vaults)])
+        _unique("defi_positions", [p.id for p in self.defi_positions])
+        wallet_ids = {w.id for w in self.wallets}
+        for i, pos in enumerate(self.defi_positions):
+            if pos.wallet not in wallet_ids:
+                raise LocatedValueError(f"DeFi position {pos.id}: unknown wallet {pos.wallet!r}",
+                                        ("defi_positions", i, "wallet"))
         self._no_double_counting()
         if self.production:
             for a in self.cex_accounts:

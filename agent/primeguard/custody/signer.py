@@ -68,5 +68,12 @@ class KeystoreSigner:
             raise SignerError(f"signing failed: {type(exc).__name__}") from None
         return SignedTx(bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex(), int(tx["nonce"]))
 
+    def sign_authorization(self, chain_id: int, delegate: str, nonce: int) -> Any:
+        """An EIP-7702 authorization by this key (``delegate`` the zero address clears a delegation)."""
+        try:
+            return self._account.sign_authorization({"chainId": chain_id, "address": delegate, "nonce": nonce})
+        except Exception as exc:  # never let the key show up in an exception
+            raise SignerError(f"signing the authorization failed: {type(exc).__name__}") from None
+
     def __repr__(self) -> str:
         return f"KeystoreSigner(address={self.address}, keystore={self.keystore_name})"

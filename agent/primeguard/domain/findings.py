@@ -58,6 +58,11 @@ class FindingCode(StrEnum):
     SAFE_GUARD_SET = "safe_guard_set"
     SAFE_LOW_THRESHOLD = "safe_low_threshold"
     WALLET_KIND_MISMATCH = "wallet_kind_mismatch"  # config says Safe, chain says EOA (or vice versa)
+    EOA_DELEGATED_CODE = "eoa_delegated_code"  # EIP-7702 delegation (critical unless a known delegate)
+    NFT_OPERATOR = "nft_operator"  # ERC-721 / ERC-1155 setApprovalForAll to an operator we do not know
+    # DeFi positions
+    DEFI_POSITION_UNREADABLE = "defi_position_unreadable"  # a protocol view failed: position unpriced
+    HEALTH_FACTOR_LOW = "health_factor_low"  # Aave health factor near 1: liquidation is close
     # risk
     LTV_WARNING = "ltv_warning"
     LTV_MARGIN_CALL = "ltv_margin_call"

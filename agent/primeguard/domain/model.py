@@ -52,6 +52,7 @@ class Capability(StrEnum):
     MODULE_EXECUTE = "module_execute"  # Safe module: executes without the owners' threshold
     DELEGATECALL = "delegatecall"  # arbitrary code in the wallet's context
     SIGN_ANYTHING = "sign_anything"  # holds the owner key / mnemonic / bare signature authenticator
+    DELEGATED_CODE = "delegated_code"  # EIP-7702: the EOA runs a delegate's code for any caller it allows
     UNKNOWN = "unknown"  # could not be analysed: treated as able to do anything
 
 
@@ -65,6 +66,7 @@ FUND_MOVING: frozenset[Capability] = frozenset(
         Capability.MODULE_EXECUTE,
         Capability.DELEGATECALL,
         Capability.SIGN_ANYTHING,
+        Capability.DELEGATED_CODE,
         Capability.GRANT,
         Capability.UNKNOWN,
     }

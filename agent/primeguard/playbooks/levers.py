@@ -106,3 +106,107 @@ def _revoke_once(rpc_url: str, signer: KeystoreSigner, token: str, spender: str,
     if receipt["status"] != 1:
         raise CustodyError(f"revoke transaction {signed.tx_hash} reverted")
     return {"result": "revoked", "token": token, "spender": spender, "tx_hash": signed.tx_hash}
+
+
+# --- Permit2, NFT operators, EIP-7702 delegations (issue M) -------------------------------------------
+
+
+def _custody_signer(cfg: PrimeguardConfig, owner: str, config_dir: Path | None) -> KeystoreSigner:
+    if cfg.custody is None:
+        raise CustodyError("no custody section: no key to act for the wallet with")
+    signer = KeystoreSigner.open(cfg.custody.treasury_keystore, cfg.custody.password, base_dir=config_dir)
+    if signer.address != owner:
+        raise CustodyError(f"wallet {owner} is not controlled by the custody key: the PB cannot act for it, "
+                           f"alert the client")
+    return signer
+
+
+def _send_fn(w3: Any, signer: KeystoreSigner, fn: Any, gas: int, timeout_s: float) -> str:
+    tx = fn.build_transaction({"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending"),
+                               "gas": gas, "chainId": w3.eth.chain_id, **fee_fields(w3)})
+    signed = signer.sign(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw), timeout=timeout_s)
+    if receipt["status"] != 1:
+        raise CustodyError(f"transaction {signed.tx_hash} reverted")
+    return signed.tx_hash
+
+
+def revoke_permit2_once(rpc_url: str, signer: KeystoreSigner, token: str, spender: str, gas: int,
+                        timeout_s: float) -> Mapping[str, Any]:
+    """Permit2 ``lockdown([(token, spender)])`` (amount to 0) from the signer's wallet. Idempotent:
+    an allowance already at 0 is reported as already revoked and nothing is sent."""
+    from web3 import Web3
+
+    from primeguard.venues.evm.grants import PERMIT2, PERMIT2_ABI
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    permit2 = w3.eth.contract(address=PERMIT2, abi=PERMIT2_ABI)
+    token, spender = Web3.to_checksum_address(token), Web3.to_checksum_address(spender)
+    if permit2.functions.allowance(signer.address, token, spender).call()[0] == 0:
+        return {"result": "already_revoked", "token": token, "spender": spender, "via": "permit2"}
+    tx_hash = _send_fn(w3, signer, permit2.functions.lockdown([(token, spender)]), gas, timeout_s)
+    return {"result": "revoked", "token": token, "spender": spender, "via": "permit2", "tx_hash": tx_hash}
+
+
+def revoke_operator_once(rpc_url: str, signer: KeystoreSigner, collection: str, operator: str, gas: int,
+                         timeout_s: float) -> Mapping[str, Any]:
+    """``setApprovalForAll(operator, false)`` on an ERC-721 / ERC-1155 collection. Idempotent."""
+    from web3 import Web3
+
+    from primeguard.venues.evm.grants import OPERATOR_ABI
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    c = w3.eth.contract(address=Web3.to_checksum_address(collection), abi=OPERATOR_ABI)
+    operator = Web3.to_checksum_address(operator)
+    if not c.functions.isApprovedForAll(signer.address, operator).call():
+        return {"result": "already_revoked", "collection": c.address, "operator": operator}
+    tx_hash = _send_fn(w3, signer, c.functions.setApprovalForAll(operator, False), gas, timeout_s)
+    return {"result": "revoked", "collection": c.address, "operator": operator, "tx_hash": tx_hash}
+
+
+def clear_delegation_once(rpc_url: str, signer: KeystoreSigner, gas: int, timeout_s: float) -> Mapping[str, Any]:
+    """Clear the signer's EIP-7702 delegation: a type-4 transaction carrying an authorization to the
+    zero address signed by the wallet's own key. Idempotent: no delegation → nothing is sent."""
+    from web3 import Web3
+
+    from primeguard.venues.evm.grants import delegate_of
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    if delegate_of(bytes(w3.eth.get_code(signer.address))) is None:  # type: ignore[arg-type]
+        return {"result": "not_delegated", "wallet": signer.address}
+    nonce = w3.eth.get_transaction_count(signer.address, "pending")
+    chain_id = w3.eth.chain_id
+    # Self-sponsored: the authorization's nonce is the one after the transaction's own.
+    auth = signer.sign_authorization(chain_id, "0x0000000000000000000000000000000000000000", nonce + 1)
+    tx = {"type": 4, "from": signer.address, "to": signer.address, "value": 0, "data": b"", "nonce": nonce,
+          "gas": gas, "chainId": chain_id, "authorizationList": [auth], **fee_fields(w3)}
+    signed = signer.sign(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw), timeout=timeout_s)
+    if receipt["status"] != 1 or delegate_of(bytes(w3.eth.get_code(signer.address))) is not None:  # type: ignore[arg-type]
+        raise CustodyError(f"clearing the delegation of {signer.address} failed ({signed.tx_hash})")
+    return {"result": "cleared", "wallet": signer.address, "tx_hash": signed.tx_hash}
+
+
+def revoke_grant_lever(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> Lever:
+    """Revoke a Permit2 allowance (``grant: permit2``, params token_address + spender), an NFT
+    operator (``grant: operator``, params collection + operator) or clear an EIP-7702 delegation
+    (``grant: delegation``) with the custody key. The wallet must be the custody key's own; if it is
+    not, the lever fails with a CustodyError saying the PB cannot act (the critical finding stands)."""
+
+    async def run(action: ActionRow) -> Mapping[str, Any]:
+        p = action.params
+        signer = await asyncio.to_thread(_custody_signer, cfg, p["owner"], config_dir)
+        assert cfg.custody is not None
+        gas, wait = cfg.custody.gas_limit, cfg.custody.receipt_timeout_s
+        chain = next(c for c in cfg.chains if c.id == p["chain"])
+        if p["grant"] == "permit2":
+            return await asyncio.to_thread(revoke_permit2_once, chain.rpc_url, signer, p["token_address"],
+                                           p["spender"], gas, wait)
+        if p["grant"] == "operator":
+            return await asyncio.to_thread(revoke_operator_once, chain.rpc_url, signer, p["collection"],
+                                           p["operator"], gas, wait)
+        if p["grant"] == "delegation":
+            return await asyncio.to_thread(clear_delegation_once, chain.rpc_url, signer, gas, wait)
+        raise CustodyError(f"unknown grant kind {p['grant']!r}")
+
+    return run

@@ -539,7 +539,11 @@ def _violation(rule: CapabilityRuleC, cred: Credential) -> tuple[FindingCode, st
         return spec.finding or default, (f"{cred.kind} {cred.id} ({cred.holder}) must not exist: "
                                          f"{spec.description or spec.id}"), {}
     if check == "unlimited_approvals_only_to_known_spenders":
-        if cred.kind != "erc20_approval":
+        # ERC-20 approvals and live Permit2 allowances; an approval *to* Permit2 is a gateway (the
+        # Permit2 allowances behind it are checked themselves), an expired Permit2 allowance spends nothing.
+        if cred.kind not in ("erc20_approval", "permit2_allowance"):
+            return None
+        if cred.details.get("permit2_gateway") is True or cred.details.get("expired") is True:
             return None
         unlimited = cred.details.get("unlimited")
         spender_raw = cred.details.get("spender")

@@ -103,10 +103,13 @@ def start_anvil(
     code_size_limit: int | None = None,
     startup_timeout: float = 20.0,
     extra_args: tuple[str, ...] = (),
+    hardfork: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
 ) -> AnvilNode:
     """Start anvil and wait until it answers ``eth_chainId``. ``on_spawn`` is told the process id
-    as soon as it exists. If anvil does not come up, the process is stopped before raising."""
+    as soon as it exists. ``hardfork`` (e.g. ``"prague"`` for EIP-7702 delegations) overrides
+    anvil's default for this node only. If anvil does not come up, the process is stopped before
+    raising."""
     from primeguard.sandbox.toolchain import find_tool
 
     binary = find_tool("anvil")
@@ -126,6 +129,8 @@ def start_anvil(
         args += ["--block-time", str(block_time)]
     if code_size_limit:
         args += ["--code-size-limit", str(code_size_limit)]
+    if hardfork:
+        args += ["--hardfork", hardfork]
     args += list(extra_args)
     log_path = None
     if log_dir is not None:

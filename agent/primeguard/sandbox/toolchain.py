@@ -63,8 +63,9 @@ def contracts_dir() -> Path:
 
 
 def _newest_input_mtime(cdir: Path) -> float:
-    """Newest modification time among the inputs of a build: sources and foundry.toml."""
-    inputs = [*(cdir / "src").rglob("*.sol"), cdir / "foundry.toml"]
+    """Newest modification time among the inputs of a build: sources, test fixtures (deployed by
+    the Python chain tests) and foundry.toml."""
+    inputs = [*(cdir / "src").rglob("*.sol"), *(cdir / "test" / "fixtures").rglob("*.sol"), cdir / "foundry.toml"]
     return max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
 
 

@@ -40,7 +40,8 @@ CAPABILITY_CODES: frozenset[str] = frozenset(c.value for c in (
     FindingCode.DYDX_KEY_CAN_GRANT, FindingCode.DYDX_V3_FAST_WITHDRAW, FindingCode.AUTHENTICATOR_UNKNOWN,
     FindingCode.UNLIMITED_APPROVAL, FindingCode.APPROVAL_EXCEEDS_BALANCE, FindingCode.UNKNOWN_SPENDER,
     FindingCode.SAFE_MODULE_ENABLED, FindingCode.SAFE_GUARD_SET, FindingCode.SAFE_LOW_THRESHOLD,
-    FindingCode.WALLET_KIND_MISMATCH, FindingCode.POLICY_VIOLATION,
+    FindingCode.WALLET_KIND_MISMATCH, FindingCode.POLICY_VIOLATION, FindingCode.EOA_DELEGATED_CODE,
+    FindingCode.NFT_OPERATOR,
 ))
 FUND_MOVING_CAPS: frozenset[str] = frozenset(c.value for c in FUND_MOVING)
 BAND_NAMES = ("warn", "margin_call", "halt", "liquidate")

@@ -85,6 +85,28 @@ contract BatchReader {
         }
     }
 
+    /// @notice Arbitrary read-only calls: (ok, returndata) per (targets[i], data[i]). A call to an
+    /// address without code, or one that reverts, gives ok = false and empty data; the batch goes on.
+    /// Used for reads whose shape varies (token metadata, Permit2 allowances, operator flags,
+    /// vault and lending views): the caller decodes each answer tolerantly.
+    function calls(address[] calldata targets, bytes[] calldata data)
+        external
+        view
+        returns (bool[] memory ok, bytes[] memory results)
+    {
+        require(targets.length == data.length, "BatchReader: length mismatch");
+        ok = new bool[](targets.length);
+        results = new bytes[](targets.length);
+        for (uint256 i = 0; i < targets.length; ++i) {
+            if (targets[i].code.length == 0) continue;
+            (bool success, bytes memory ret) = targets[i].staticcall(data[i]);
+            if (success) {
+                ok[i] = true;
+                results[i] = ret;
+            }
+        }
+    }
+
     function _round(address feed) private view returns (Round memory r) {
         if (feed.code.length == 0) return r;
         (bool okDec, bytes memory dec) = feed.staticcall(abi.encodeWithSelector(0x313ce567));

@@ -142,6 +142,24 @@ contract BatchReaderTest is Test {
         reader.allowances(one, two, two);
     }
 
+    function test_CallsReturnDataAndFlagFailuresWithoutReverting() public {
+        tokenA.mint(address(0x1000), 5e6);
+        address[] memory ts = new address[](3);
+        bytes[] memory data = new bytes[](3);
+        ts[0] = address(tokenA);
+        data[0] = abi.encodeWithSelector(0x70a08231, address(0x1000));
+        ts[1] = address(new RevertingTokenMock());
+        data[1] = abi.encodeWithSelector(0x70a08231, address(0x1000));
+        ts[2] = address(0xdead); // not a contract
+        data[2] = abi.encodeWithSelector(0x70a08231, address(0x1000));
+        (bool[] memory ok, bytes[] memory out) = reader.calls(ts, data);
+        assertTrue(ok[0]);
+        assertEq(abi.decode(out[0], (uint256)), 5e6);
+        assertFalse(ok[1], "reverting call must be not ok");
+        assertFalse(ok[2], "call to a non-contract must be not ok");
+        assertEq(out[2].length, 0);
+    }
+
     function test_CodeSizes() public view {
         address[] memory accounts = new address[](2);
         accounts[0] = address(tokenA);

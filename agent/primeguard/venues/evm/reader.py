@@ -15,6 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_utils.abi import get_abi_output_types
 from web3 import AsyncWeb3
 
+from primeguard.domain.errors import ChainError
 from primeguard.venues.evm.artifacts import contract_abi
 from primeguard.venues.evm.oracle import RawRound
 from primeguard.venues.evm.rpc import CountingProvider, connect, guarded
@@ -24,6 +25,10 @@ from primeguard.venues.evm.rpc import CountingProvider, connect, guarded
 GAS_PER_NATIVE_READ = 3_000
 GAS_PER_TOKEN_READ = 9_000
 GAS_PER_FEED_READ = 25_000
+# A generic read through BatchReader.calls (token metadata, Permit2 allowance, isApprovedForAll,
+# vault and lending views): the heaviest we make (Aave getUserAccountData walks the reserves) is
+# far above a plain SLOAD, so this is a generous bound per call.
+GAS_PER_GENERIC_READ = 60_000
 
 ERC20_ABI: list[dict[str, Any]] = [
     {"type": "function", "name": "balanceOf", "stateMutability": "view",
@@ -240,6 +245,51 @@ class ChainReader:
         await asyncio.gather(*(chunk(p) for p in _chunks(triples, self._per_call(GAS_PER_TOKEN_READ))))
         return out
 
+    async def multicall(self, calls: list[tuple[str, bytes]]) -> list[bytes | None]:
+        """Raw answers to arbitrary read-only calls ``(target, calldata)``, in input order.
+
+        ``None`` where the call reverted, the target has no code, or the node refused that one read;
+        callers decode each answer tolerantly (a short or malformed answer is theirs to reject).
+        Batched through ``BatchReader.calls`` when a reader is deployed, else one ``eth_call`` each.
+        Raises VenueError only when the node cannot be asked at all.
+        """
+        out: list[bytes | None] = [None] * len(calls)
+        if not calls:
+            return out
+        if self._reader is None:
+            async def one(i: int, target: str, data: bytes) -> None:
+                tx = {"to": target, "data": data, "gas": self.call_gas_cap}
+                try:
+                    async with self._sem:
+                        raw = await guarded(self.chain, "eth_call", self.w3.eth.call(tx))  # type: ignore[arg-type]
+                except ChainError:
+                    return  # this read reverted: the others stand
+                out[i] = bytes(raw) if raw else None
+
+            await asyncio.gather(*(one(i, t, d) for i, (t, d) in enumerate(calls)))
+            return out
+
+        indexed = list(enumerate(calls))
+
+        async def chunk(part: list[tuple[int, tuple[str, bytes]]]) -> None:
+            assert self._reader is not None
+            fn = self._reader.functions.calls([c[1][0] for c in part], [c[1][1] for c in part])
+            oks, results = await self._call("calls", fn)
+            if len(oks) != len(part) or len(results) != len(part):
+                raise ValueError(f"BatchReader returned {len(oks)} answers for {len(part)} calls")
+            for (i, _c), ok, ret in zip(part, oks, results, strict=True):
+                out[i] = bytes(ret) if ok else None
+
+        await asyncio.gather(*(chunk(p) for p in _chunks(indexed, self._per_call(GAS_PER_GENERIC_READ))))
+        return out
+
+    async def codes(self, addresses: list[str]) -> dict[str, bytes]:
+        """The code at each address (one ``eth_getCode`` each: used for the few short codes only)."""
+        got = await asyncio.gather(
+            *(guarded(self.chain, "eth_getCode", self.w3.eth.get_code(a)) for a in addresses)  # type: ignore[arg-type]
+        )
+        return {a: bytes(c) for a, c in zip(addresses, got, strict=True)}
+
     async def code_sizes(self, addresses: list[str]) -> dict[str, int]:
         if self._reader is None:
             codes = await asyncio.gather(
@@ -261,8 +311,12 @@ class ChainReader:
             return None
         return bytes(block["hash"]).hex()
 
-    async def logs(self, addresses: list[str], topics: list[Any], from_block: int, to_block: int) -> list[Any]:
-        flt: dict[str, Any] = {"address": addresses, "topics": topics, "fromBlock": from_block, "toBlock": to_block}
+    async def logs(self, addresses: list[str] | None, topics: list[Any], from_block: int,
+                   to_block: int) -> list[Any]:
+        """eth_getLogs over [from_block, to_block]; ``addresses`` None → logs of every contract."""
+        flt: dict[str, Any] = {"topics": topics, "fromBlock": from_block, "toBlock": to_block}
+        if addresses is not None:
+            flt["address"] = addresses
         async with self._sem:
             return list(await guarded(self.chain, "eth_getLogs", self.w3.eth.get_logs(flt)))  # type: ignore[arg-type]
 

@@ -1,11 +1,13 @@
 """On-chain capability scan: who can move a wallet's money besides its key holder.
 
-- ERC-20 approvals: spenders are *discovered* from ``Approval`` logs (bounded block ranges,
-  resumable from a stored cursor, the last ``reorg_depth`` blocks re-scanned every run so a reorg
-  cannot hide an approval) and *confirmed* by a batched ``allowance`` read, so the result is the
-  current allowance, never a log replay. Revoked approvals (allowance 0) disappear.
-- Wallet kind: EOA, Safe (version, owners, threshold, modules, guard, fallback handler; module guard
-  only where the version has one) or other contract.
+- Grants: ERC-20 approvals on *any* token, Permit2 allowances and ERC-721/1155 operators are
+  *discovered* from logs filtered by owner across every contract (bounded block ranges, resumable
+  from a stored cursor, the last ``reorg_depth`` blocks re-scanned every run so a reorg cannot hide
+  a grant) and *confirmed* by batched reads of the current state, never a log replay. Revoked
+  grants (allowance 0, operator off, Permit2 amount 0) disappear. See :mod:`.grants`.
+- Wallet kind: EOA, EOA with an EIP-7702 delegation (code ``0xef0100 ‖ delegate``), Safe (version,
+  owners, threshold, modules, guard, fallback handler; module guard only where the version has
+  one) or other contract.
 
 We read Safes with direct ABI calls rather than safe-eth-py: safe-eth-py's client is synchronous
 and builds its own web3 instance, while every read here goes through our async, counted,
@@ -25,10 +27,21 @@ from primeguard.config.schema import ChainConfig, PrimeguardConfig, ScanConfig, 
 from primeguard.domain.errors import ChainIdMismatch, VenueError
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Capability, Credential, Holder, VenueKind
+from primeguard.venues.evm.grants import (
+    DELEGATED_CODE_SIZE,
+    PERMIT2,
+    Grants,
+    Pair,
+    delegate_of,
+    discover_grants,
+    discover_grants_naive,
+    is_unlimited,
+    operator_flags,
+    permit2_allowances,
+    token_metadata,
+)
 from primeguard.venues.evm.reader import ChainReader
 
-APPROVAL_TOPIC = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
-UNLIMITED_FROM = 2**255  # anything this large is "unlimited" in practice (max uint, or near it)
 SENTINEL_MODULES = "0x0000000000000000000000000000000000000001"
 GUARD_SLOT = 0x4A204F620C8C5CCDCA3FD54D003BADD85BA500436A431F0CBDA4F558C93C34C8
 FALLBACK_HANDLER_SLOT = 0x6C9A6C4A39284E37ED1CF53D337577D14212A4870FB976A4366C693B939918D5
@@ -47,16 +60,18 @@ SAFE_ABI: list[dict[str, Any]] = [
      "outputs": [{"name": "array", "type": "address[]"}, {"name": "next", "type": "address"}]},
 ]
 
-Pair = tuple[str, str, str]  # (token, owner, spender), checksummed
 
 
 @dataclass(frozen=True)
 class ScanState:
-    """Where the approval scan of one chain stopped, and which pairs it has seen."""
+    """Where the approval scan of one chain stopped, and which grants it has seen (and still holds):
+    ERC-20 ``pairs``, NFT ``operators`` and ``permit2`` allowances, each (contract, owner, spender)."""
 
     last_block: int
     last_hash: str
     pairs: frozenset[Pair] = frozenset()
+    operators: frozenset[Pair] = frozenset()
+    permit2: frozenset[Pair] = frozenset()
 
 
 class ScanCursorStore(Protocol):
@@ -89,12 +104,18 @@ class JsonCursorStore:
         raw = self._all().get(chain)
         if raw is None:
             return None
-        return ScanState(raw["last_block"], raw["last_hash"], frozenset(tuple(p) for p in raw["pairs"]))  # type: ignore[misc]
+        def grants(key: str) -> frozenset[Pair]:
+            return frozenset((str(p[0]), str(p[1]), str(p[2])) for p in raw.get(key, []))
+
+        return ScanState(raw["last_block"], raw["last_hash"], grants("pairs"), grants("operators"),
+                         grants("permit2"))
 
     def save(self, chain: str, state: ScanState) -> None:
         data = self._all()
         data[chain] = {"last_block": state.last_block, "last_hash": state.last_hash,
-                       "pairs": sorted(list(p) for p in state.pairs)}
+                       "pairs": sorted(list(p) for p in state.pairs),
+                       "operators": sorted(list(p) for p in state.operators),
+                       "permit2": sorted(list(p) for p in state.permit2)}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self.path)
@@ -102,6 +123,8 @@ class JsonCursorStore:
 
 @dataclass(frozen=True)
 class Approval:
+    """A live ERC-20 allowance on any token (listed in the config or not)."""
+
     chain: str
     token: str
     symbol: str
@@ -109,14 +132,57 @@ class Approval:
     spender: str
     allowance: int
     balance: int | None
+    total_supply: int | None = None
+    listed: bool = True  # the token is in the config's token list
 
     @property
     def unlimited(self) -> bool:
-        return self.allowance >= UNLIMITED_FROM
+        """At least 2**255, the maximum of the token's storage width (UNI/COMP: 2**96 - 1), or more
+        than the token's whole supply (see :func:`~primeguard.venues.evm.grants.is_unlimited`)."""
+        return is_unlimited(self.allowance, self.total_supply)
 
     @property
     def exceeds_balance(self) -> bool:
         return self.balance is not None and self.allowance > self.balance
+
+    @property
+    def to_permit2(self) -> bool:
+        """The spender is Permit2: a gateway whose own allowances say who may actually spend."""
+        return self.spender == PERMIT2
+
+
+@dataclass(frozen=True)
+class OperatorGrant:
+    """``setApprovalForAll(operator, true)`` on an ERC-721 / ERC-1155 collection, confirmed live."""
+
+    chain: str
+    collection: str
+    owner: str
+    operator: str
+
+
+@dataclass(frozen=True)
+class Permit2Grant:
+    """A Permit2 allowance (owner, token, spender) as Permit2 holds it now."""
+
+    chain: str
+    token: str
+    symbol: str
+    owner: str
+    spender: str
+    amount: int
+    expiration: int
+    nonce: int
+    block_time: int
+    total_supply: int | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.block_time > self.expiration
+
+    @property
+    def unlimited(self) -> bool:
+        return is_unlimited(self.amount, self.total_supply)
 
 
 @dataclass(frozen=True)
@@ -135,14 +201,17 @@ class SafeInfo:
 @dataclass(frozen=True)
 class WalletFacts:
     wallet: WalletConfig
-    kind: str  # "eoa" | "safe" | "contract"
+    kind: str  # "eoa" | "eoa_7702" | "safe" | "contract"
     safe: SafeInfo | None = None
+    delegate: str | None = None  # EIP-7702 delegate (kind "eoa_7702")
 
 
 @dataclass
 class ChainScan:
     chain: str
     approvals: list[Approval] = field(default_factory=list)
+    operators: list[OperatorGrant] = field(default_factory=list)
+    permit2: list[Permit2Grant] = field(default_factory=list)
     wallets: list[WalletFacts] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     scanned_from: int = 0
@@ -150,51 +219,17 @@ class ChainScan:
     round_trips: int = 0
 
 
-def _topic_address(addr: str) -> str:
-    return "0x" + "0" * 24 + addr[2:].lower()
-
-
-def _address_from_topic(topic: Any, to_checksum: Any) -> str:
-    raw = bytes(topic).hex() if not isinstance(topic, str) else topic.removeprefix("0x")
-    return str(to_checksum("0x" + raw[-40:]))
-
-
-async def discover_pairs(reader: ChainReader, tokens: list[str], owners: list[str], start: int, end: int,
+async def discover_pairs(reader: ChainReader, tokens: list[str] | None, owners: list[str], start: int, end: int,
                          chunk: int) -> set[Pair]:
-    """Approval (token, owner, spender) pairs in [start, end], one getLogs per block chunk."""
-    found: set[Pair] = set()
-    if not tokens or not owners or start > end:
-        return found
-    owner_topics = [_topic_address(o) for o in owners]
-    ranges = [(b, min(end, b + chunk - 1)) for b in range(start, end + 1, chunk)]
-    results = await asyncio.gather(
-        *(reader.logs(tokens, [APPROVAL_TOPIC, owner_topics], a, b) for a, b in ranges)
-    )
-    cs = reader.w3.to_checksum_address
-    for logs in results:
-        for log in logs:
-            topics = log["topics"]
-            if len(topics) < 3:
-                continue
-            found.add((cs(log["address"]), _address_from_topic(topics[1], cs), _address_from_topic(topics[2], cs)))
-    return found
+    """ERC-20 approval (token, owner, spender) pairs in [start, end], one getLogs per block chunk
+    over every contract; ``tokens`` None → every token, else only those."""
+    return (await discover_grants(reader, owners, start, end, chunk, tokens)).erc20
 
 
-async def discover_pairs_naive(reader: ChainReader, tokens: list[str], owners: list[str], start: int, end: int,
-                               chunk: int) -> set[Pair]:
-    """Baseline: a separate getLogs walk for every (wallet, token), as many in flight as the reader allows."""
-    cs = reader.w3.to_checksum_address
-
-    async def walk(owner: str, token: str) -> set[Pair]:
-        got: set[Pair] = set()
-        for a in range(start, end + 1, chunk):
-            for log in await reader.logs([token], [APPROVAL_TOPIC, [_topic_address(owner)]], a,
-                                         min(end, a + chunk - 1)):
-                got.add((cs(log["address"]), owner, _address_from_topic(log["topics"][2], cs)))
-        return got
-
-    parts = await asyncio.gather(*(walk(o, t) for o in owners for t in tokens))
-    return set().union(*parts) if parts else set()
+async def discover_pairs_naive(reader: ChainReader, tokens: list[str] | None, owners: list[str], start: int,
+                               end: int, chunk: int) -> set[Pair]:
+    """Baseline for :func:`discover_pairs`: a separate getLogs walk per wallet."""
+    return (await discover_grants_naive(reader, owners, start, end, chunk, tokens)).erc20
 
 
 async def read_safe(reader: ChainReader, address: str) -> SafeInfo | None:
@@ -260,41 +295,92 @@ async def scan_chain(cfg: PrimeguardConfig, chain: ChainConfig, store: ScanCurso
 async def _scan(reader: ChainReader, cfg: PrimeguardConfig, chain: ChainConfig, wallets: list[WalletConfig],
                 tokens: list[TokenConfig], store: ScanCursorStore, scan: ScanConfig, result: ChainScan) -> None:
     head, head_hash = await reader.head()
+    block_time = await reader.block_timestamp()
     state = store.load(chain.id)
-    known: set[Pair] = set(state.pairs) if state else set()
+    known = Grants()
+    if state is not None:
+        known = Grants(set(state.pairs), set(state.operators), set(state.permit2))
     start = scan.from_block if state is None else max(scan.from_block, state.last_block - scan.reorg_depth + 1)
     # The block we stopped at is gone (reorg deeper than reorg_depth): rescan from the start.
     if state is not None and state.last_block <= head and await reader.block_hash(state.last_block) != state.last_hash:
-        start, known = scan.from_block, set()
+        start, known = scan.from_block, Grants()
     owners = [w.address for w in wallets]
-    known |= await discover_pairs(reader, [t.address for t in tokens], owners, start, head, scan.log_chunk_blocks)
+    known.update(await discover_grants(reader, owners, start, head, scan.log_chunk_blocks))
     result.scanned_from, result.scanned_to = start, head
     by_addr = {t.address: t for t in tokens}
-    triples = sorted(p for p in known if p[0] in by_addr)
-    allowances, balances, sizes = await asyncio.gather(
+    triples = sorted(known.erc20)
+    operator_triples = sorted(known.operators)
+    p2_triples = sorted(known.permit2)
+    metas_for = sorted({p[0] for p in triples} | {p[0] for p in p2_triples})
+    allowances, balances, sizes, metas, flags, p2 = await asyncio.gather(
         reader.allowances(triples),
-        reader.balances(owners, [t.address for t in tokens]) if owners else asyncio.sleep(0, None),
+        reader.balances(owners, sorted({*by_addr, *(p[0] for p in triples)})) if owners
+        else asyncio.sleep(0, None),
         reader.code_sizes(owners) if owners else asyncio.sleep(0, {}),
+        token_metadata(reader, metas_for),
+        operator_flags(reader, operator_triples),
+        permit2_allowances(reader, p2_triples),
     )
-    still: set[Pair] = set()
+
+    def symbol(token: str) -> str:
+        if token in by_addr:
+            return by_addr[token].symbol
+        meta = metas.get(token)
+        return (meta.symbol if meta and meta.symbol else None) or f"token {token[:10]}"
+
+    def supply(token: str) -> int | None:
+        meta = metas.get(token)
+        return meta.total_supply if meta else None
+
+    def unreadable(owner: str, what: str) -> None:
+        result.findings.append(Finding(FindingCode.VENUE_BAD_RESPONSE, Severity.HIGH, owner, f"{what} unreadable",
+                                       venue="evm", chain=chain.id))
+
+    still = Grants()
     for pair in triples:
         value = allowances.get(pair)
         if value is None:
-            result.findings.append(Finding(FindingCode.VENUE_BAD_RESPONSE, Severity.HIGH, pair[1],
-                                           f"allowance of {by_addr[pair[0]].symbol} to {pair[2]} unreadable",
-                                           venue="evm", chain=chain.id))
-            still.add(pair)  # unknown is not revoked: keep watching it
+            unreadable(pair[1], f"allowance of {symbol(pair[0])} to {pair[2]}")
+            still.erc20.add(pair)  # unknown is not revoked: keep watching it
             continue
         if value == 0:
             continue
-        still.add(pair)
+        still.erc20.add(pair)
         bal = balances.values.get((pair[1], pair[0])) if balances else None
-        result.approvals.append(Approval(chain.id, pair[0], by_addr[pair[0]].symbol, pair[1], pair[2], value, bal))
-    store.save(chain.id, ScanState(head, head_hash, frozenset(still)))
+        result.approvals.append(Approval(chain.id, pair[0], symbol(pair[0]), pair[1], pair[2], value, bal,
+                                         supply(pair[0]), pair[0] in by_addr))
+    for pair in operator_triples:
+        flag = flags.get(pair)
+        if flag is None:
+            unreadable(pair[1], f"operator approval of {pair[2]} on collection {pair[0]}")
+            still.operators.add(pair)
+        elif flag:
+            still.operators.add(pair)
+            result.operators.append(OperatorGrant(chain.id, pair[0], pair[1], pair[2]))
+    for pair in p2_triples:
+        got = p2.get(pair)
+        if got is None:
+            unreadable(pair[1], f"Permit2 allowance of {symbol(pair[0])} to {pair[2]}")
+            still.permit2.add(pair)
+            continue
+        if got.amount == 0:
+            continue  # revoked or locked down: Permit2 holds nothing for this spender
+        still.permit2.add(pair)
+        result.permit2.append(Permit2Grant(chain.id, pair[0], symbol(pair[0]), pair[1], pair[2], got.amount,
+                                           got.expiration, got.nonce, block_time, supply(pair[0])))
+    store.save(chain.id, ScanState(head, head_hash, frozenset(still.erc20), frozenset(still.operators),
+                                   frozenset(still.permit2)))
+    short = [w.address for w in wallets if sizes and sizes.get(w.address, 0) == DELEGATED_CODE_SIZE]
+    codes = await reader.codes(short) if short else {}
+    cs = reader.w3.to_checksum_address
     for w in wallets:
         size = sizes.get(w.address, 0) if sizes else 0
         if size == 0:
             result.wallets.append(WalletFacts(w, "eoa"))
+            continue
+        delegate = delegate_of(codes.get(w.address, b""))
+        if delegate is not None:
+            result.wallets.append(WalletFacts(w, "eoa_7702", delegate=str(cs("0x" + delegate.hex()))))
             continue
         safe = await read_safe(reader, w.address)
         result.wallets.append(WalletFacts(w, "safe" if safe else "contract", safe))
@@ -314,59 +400,139 @@ def capabilities_from_scan(cfg: PrimeguardConfig, scans: list[ChainScan]) -> tup
     findings: list[Finding] = []
     known = {(k.address, k.chain) for k in cfg.known_spenders}
     labels = {k.address: k.label for k in cfg.known_spenders}
+    labels.setdefault(PERMIT2, "Permit2")
+    delegates = {(k.address, k.chain) for k in cfg.known_delegates}
+    delegate_labels = {k.address: k.label for k in cfg.known_delegates}
     wallet_by = {(w.chain, w.address): w for w in cfg.wallets}
+
+    def is_known(addr: str, chain: str) -> bool:
+        return (addr, None) in known or (addr, chain) in known
+
+    def name(addr: str) -> str:
+        return f"{addr}{' (' + labels[addr] + ')' if addr in labels else ''}"
+
     for scan in scans:
         findings.extend(scan.findings)
         for ap in scan.approvals:
             w = wallet_by.get((ap.chain, ap.owner))
             if w is None:
                 continue
-            is_known = (ap.spender, None) in known or (ap.spender, ap.chain) in known
+            # Permit2 is a gateway, not the spender: its own allowances (below) say who may spend.
+            gateway = ap.to_permit2
+            spender_known = is_known(ap.spender, ap.chain)
             details = MappingProxyType({
                 "token": ap.symbol, "token_address": ap.token, "spender": ap.spender,
                 "spender_label": labels.get(ap.spender, ""), "allowance": str(ap.allowance),
-                "unlimited": ap.unlimited, "exceeds_balance": ap.exceeds_balance, "known_spender": is_known,
+                "unlimited": ap.unlimited, "exceeds_balance": ap.exceeds_balance, "known_spender": spender_known,
+                "token_listed": ap.listed, "total_supply": None if ap.total_supply is None else str(ap.total_supply),
+                "permit2_gateway": gateway,
             })
             cred = Credential(f"approval:{ap.chain}:{ap.symbol}:{ap.owner}:{ap.spender}", w.id, VenueKind.EVM,
                               "erc20_approval", Holder.CONTRACT, frozenset({Capability.SPEND_ALLOWANCE}),
                               chain=ap.chain, details=details)
             creds.append(cred)
-            what = f"{ap.spender}{' (' + labels[ap.spender] + ')' if ap.spender in labels else ''}"
-            if ap.unlimited and not is_known:
+            if spender_known or gateway:
+                continue
+            what = name(ap.spender)
+            if ap.unlimited:
                 findings.append(Finding(FindingCode.UNLIMITED_APPROVAL, Severity.HIGH, cred.id,
                                         f"{w.id} gave {what} an unlimited {ap.symbol} approval on {ap.chain}",
                                         venue="evm", chain=ap.chain, client_id=w.client, details=details))
-            elif ap.exceeds_balance and not is_known:
+            elif ap.exceeds_balance:
                 findings.append(Finding(FindingCode.APPROVAL_EXCEEDS_BALANCE, Severity.WARNING, cred.id,
                                         f"{w.id}'s {ap.symbol} approval to {what} exceeds its balance",
                                         venue="evm", chain=ap.chain, client_id=w.client, details=details))
-            if not is_known:
-                findings.append(Finding(FindingCode.UNKNOWN_SPENDER, Severity.WARNING, cred.id,
-                                        f"{ap.spender} is not a known spender ({ap.symbol}, {w.id})",
-                                        venue="evm", chain=ap.chain, client_id=w.client, details=details))
+            findings.append(Finding(FindingCode.UNKNOWN_SPENDER, Severity.WARNING, cred.id,
+                                    f"{ap.spender} is not a known spender ({ap.symbol}, {w.id})",
+                                    venue="evm", chain=ap.chain, client_id=w.client, details=details))
+        for p2 in scan.permit2:
+            w = wallet_by.get((p2.chain, p2.owner))
+            if w is None:
+                continue
+            spender_known = is_known(p2.spender, p2.chain)
+            details = MappingProxyType[str, Any]({
+                "token": p2.symbol, "token_address": p2.token, "spender": p2.spender,
+                "spender_label": labels.get(p2.spender, ""), "allowance": str(p2.amount),
+                "unlimited": p2.unlimited, "expiration": p2.expiration, "expired": p2.expired, "nonce": p2.nonce,
+                "known_spender": spender_known, "via": "permit2", "permit2": PERMIT2,
+            })
+            cred = Credential(f"permit2:{p2.chain}:{p2.symbol}:{p2.owner}:{p2.spender}", w.id, VenueKind.EVM,
+                              "permit2_allowance", Holder.CONTRACT,
+                              frozenset() if p2.expired else frozenset({Capability.SPEND_ALLOWANCE}),
+                              chain=p2.chain, details=details)
+            creds.append(cred)
+            if p2.expired or spender_known:
+                continue  # shown (as expired), not a finding: Permit2 refuses to spend it
+            if p2.unlimited:
+                findings.append(Finding(FindingCode.UNLIMITED_APPROVAL, Severity.HIGH, cred.id,
+                                        f"{w.id} gave {name(p2.spender)} an unlimited {p2.symbol} allowance through "
+                                        f"Permit2 on {p2.chain}, live until {p2.expiration}",
+                                        venue="evm", chain=p2.chain, client_id=w.client, details=details))
+            findings.append(Finding(FindingCode.UNKNOWN_SPENDER, Severity.WARNING, cred.id,
+                                    f"{p2.spender} is not a known spender ({p2.symbol} via Permit2, {w.id})",
+                                    venue="evm", chain=p2.chain, client_id=w.client, details=details))
+        for op in scan.operators:
+            w = wallet_by.get((op.chain, op.owner))
+            if w is None:
+                continue
+            op_known = is_known(op.operator, op.chain)
+            details = MappingProxyType({"collection": op.collection, "operator": op.operator,
+                                        "operator_label": labels.get(op.operator, ""), "known_spender": op_known})
+            cred = Credential(f"operator:{op.chain}:{op.collection}:{op.owner}:{op.operator}", w.id, VenueKind.EVM,
+                              "nft_operator", Holder.CONTRACT, frozenset({Capability.SPEND_ALLOWANCE}),
+                              chain=op.chain, details=details)
+            creds.append(cred)
+            if not op_known:
+                findings.append(Finding(FindingCode.NFT_OPERATOR, Severity.HIGH, cred.id,
+                                        f"{w.id} made {name(op.operator)} an operator of every token of collection "
+                                        f"{op.collection} on {op.chain}", venue="evm", chain=op.chain,
+                                        client_id=w.client, details=details))
         for facts in scan.wallets:
-            creds_f, finds_f = _wallet_capabilities(facts, scan.chain)
+            creds_f, finds_f = _wallet_capabilities(facts, scan.chain, delegates, delegate_labels)
             creds.extend(creds_f)
             findings.extend(finds_f)
     return creds, findings
 
 
-_KIND_WORDS = {"eoa": "an EOA", "safe": "a Safe", "contract": "a contract"}
+_KIND_WORDS = {"eoa": "an EOA", "eoa_7702": "an EOA with delegated code (EIP-7702)", "safe": "a Safe",
+               "contract": "a contract"}
+# Detected kind → the configured kinds it satisfies (a delegated EOA is still an EOA: its key rules).
+_KIND_OK = {"eoa": {"eoa"}, "eoa_7702": {"eoa"}, "safe": {"safe"}, "contract": {"contract"}}
 
 
-def _wallet_capabilities(facts: WalletFacts, chain: str) -> tuple[list[Credential], list[Finding]]:
+def _wallet_capabilities(facts: WalletFacts, chain: str, delegates: set[tuple[str, str | None]],
+                         delegate_labels: dict[str, str]) -> tuple[list[Credential], list[Finding]]:
     w = facts.wallet
     creds: list[Credential] = []
     findings: list[Finding] = []
-    if facts.kind != w.kind:
+    if w.kind not in _KIND_OK[facts.kind]:
         findings.append(Finding(FindingCode.WALLET_KIND_MISMATCH, Severity.HIGH, w.id,
                                 f"{w.id} is configured as {w.kind} but {w.address} on {chain} is "
                                 f"{_KIND_WORDS[facts.kind]}",
                                 venue="evm", chain=chain, client_id=w.client))
-    if facts.kind == "eoa":
+    if facts.kind in ("eoa", "eoa_7702"):
         creds.append(Credential(f"eoa:{chain}:{w.address}", w.id, VenueKind.EVM, "evm_eoa", Holder.UNKNOWN,
                                 frozenset({Capability.SIGN_ANYTHING}), chain=chain,
-                                details=MappingProxyType({"address": w.address})))
+                                details=MappingProxyType({"address": w.address, "delegate": facts.delegate})))
+    if facts.delegate is not None:
+        d = facts.delegate
+        known = (d, None) in delegates or (d, chain) in delegates
+        details = MappingProxyType({"address": w.address, "delegate": d, "delegate_label": delegate_labels.get(d, ""),
+                                    "known_delegate": known})
+        cred = Credential(f"eip7702:{chain}:{w.address}", w.id, VenueKind.EVM, "eip7702_delegation",
+                          Holder.CONTRACT, frozenset({Capability.DELEGATED_CODE}), chain=chain, details=details)
+        creds.append(cred)
+        if known:
+            findings.append(Finding(FindingCode.EOA_DELEGATED_CODE, Severity.INFO, cred.id,
+                                    f"{w.address} on {chain} delegates its code to known delegate {d} "
+                                    f"({delegate_labels.get(d, '')})", venue="evm", chain=chain,
+                                    client_id=w.client, details=details))
+        else:
+            findings.append(Finding(FindingCode.EOA_DELEGATED_CODE, Severity.CRITICAL, cred.id,
+                                    f"{w.address} on {chain} ({w.id}) delegates its code to unknown contract {d} "
+                                    f"(EIP-7702): that code can move everything the wallet holds. Clear it with an "
+                                    f"authorization to the zero address signed by the wallet's key",
+                                    venue="evm", chain=chain, client_id=w.client, details=details))
     if facts.safe is None:
         return creds, findings
     s = facts.safe

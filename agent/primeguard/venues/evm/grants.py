@@ -1,0 +1,289 @@
+"""Who may move a wallet's tokens: approvals on *any* token, Permit2 allowances, NFT operators.
+
+Discovery reads logs filtered by the owner topic across every contract (no address filter), one
+``eth_getLogs`` per block chunk for all owners and all event kinds at once:
+
+- ERC-20 ``Approval(owner, spender, value)`` (three topics) on any token contract;
+- ERC-721 / ERC-1155 ``ApprovalForAll(owner, operator, approved)``;
+- Permit2's ``Approval``, ``Permit`` and ``Lockdown`` (only from the canonical Permit2 address:
+  anyone can emit look-alike events from another contract).
+
+Logs only say where to look. What counts is confirmed by batched reads of the current state
+(``allowance``, ``isApprovedForAll``, Permit2 ``allowance(owner, token, spender)``), so a revoked or
+expired grant never comes from a log replay. Token metadata is read tolerantly: string or bytes32
+symbols, missing ``decimals`` or ``totalSupply`` (None, never a guess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+
+from primeguard.venues.evm.reader import ChainReader
+
+
+def _topic(signature: str) -> str:
+    return "0x" + keccak(text=signature).hex()
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+#: Permit2 lives at the same address on every chain (deterministic deployment).
+PERMIT2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
+
+APPROVAL_TOPIC = _topic("Approval(address,address,uint256)")  # ERC-20 (3 topics) and ERC-721 (4)
+APPROVAL_FOR_ALL_TOPIC = _topic("ApprovalForAll(address,address,bool)")  # ERC-721 and ERC-1155
+P2_APPROVAL_TOPIC = _topic("Approval(address,address,address,uint160,uint48)")
+P2_PERMIT_TOPIC = _topic("Permit(address,address,address,uint160,uint48,uint48)")
+P2_LOCKDOWN_TOPIC = _topic("Lockdown(address,address,address)")
+GRANT_TOPICS = [APPROVAL_TOPIC, APPROVAL_FOR_ALL_TOPIC, P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC, P2_LOCKDOWN_TOPIC]
+
+SEL_SYMBOL = _selector("symbol()")
+SEL_DECIMALS = _selector("decimals()")
+SEL_TOTAL_SUPPLY = _selector("totalSupply()")
+SEL_IS_APPROVED_FOR_ALL = _selector("isApprovedForAll(address,address)")
+SEL_P2_ALLOWANCE = _selector("allowance(address,address,address)")
+
+#: Allowances this large are unlimited in practice whatever the token (max uint256 or near it).
+UNLIMITED_FROM = 2**255
+#: Integer widths tokens store allowances in. UNI and COMP keep uint96 and turn
+#: ``approve(2**256 - 1)`` into ``2**96 - 1``: the maximum of the storage type is "unlimited" too.
+STORAGE_WIDTHS = (64, 96, 112, 128, 160, 192, 224, 256)
+PERMIT2_MAX = 2**160 - 1  # Permit2 amounts are uint160; the maximum never decrements
+
+Pair = tuple[str, str, str]  # (token or collection, owner, spender/operator), checksummed
+
+
+def is_unlimited(amount: int, total_supply: int | None = None) -> bool:
+    """True when ``amount`` lets the spender take everything: at least 2**255, exactly the maximum
+    of a storage width tokens use (2**96 - 1 for UNI/COMP, 2**160 - 1 for Permit2, ...), or more
+    than the token's whole supply (when known and non-zero)."""
+    if amount >= UNLIMITED_FROM:
+        return True
+    if any(amount == 2**w - 1 for w in STORAGE_WIDTHS):
+        return True
+    return total_supply is not None and total_supply > 0 and amount > total_supply
+
+
+@dataclass
+class Grants:
+    """Grants discovered from logs: ERC-20 (token, owner, spender), operators (collection, owner,
+    operator) and Permit2 (token, owner, spender)."""
+
+    erc20: set[Pair] = field(default_factory=set)
+    operators: set[Pair] = field(default_factory=set)
+    permit2: set[Pair] = field(default_factory=set)
+
+    def update(self, other: Grants) -> None:
+        self.erc20 |= other.erc20
+        self.operators |= other.operators
+        self.permit2 |= other.permit2
+
+
+def topic_address(addr: str) -> str:
+    return "0x" + "0" * 24 + addr[2:].lower()
+
+
+def _hex(value: Any) -> str:
+    return value.hex() if not isinstance(value, str) else value.removeprefix("0x")
+
+
+def _addr(raw: Any, cs: Any) -> str:
+    return str(cs("0x" + _hex(raw)[-40:]))
+
+
+def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None) -> Grants:
+    """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list."""
+    out = Grants()
+    for log in logs:
+        topics = log["topics"]
+        if len(topics) < 2:
+            continue
+        t0 = "0x" + _hex(topics[0]).lower()
+        where = cs(log["address"])
+        if t0 == APPROVAL_TOPIC and len(topics) == 3:  # ERC-20; ERC-721 single-token approvals have 4
+            if tokens is None or where in tokens:
+                out.erc20.add((where, _addr(topics[1], cs), _addr(topics[2], cs)))
+        elif t0 == APPROVAL_FOR_ALL_TOPIC and len(topics) == 3:
+            out.operators.add((where, _addr(topics[1], cs), _addr(topics[2], cs)))
+        elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and len(topics) == 4:
+            out.permit2.add((_addr(topics[2], cs), _addr(topics[1], cs), _addr(topics[3], cs)))
+        elif where == PERMIT2 and t0 == P2_LOCKDOWN_TOPIC:
+            data = bytes.fromhex(_hex(log["data"]))
+            if len(data) >= 64:
+                out.permit2.add((_addr(data[:32], cs), _addr(topics[1], cs), _addr(data[32:64], cs)))
+    return out
+
+
+async def discover_grants(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
+                          tokens: list[str] | None = None) -> Grants:
+    """Every grant by ``owners`` logged in [start, end]: one getLogs per block chunk, no address
+    filter (all contracts), topic lists for the event kinds and the owners.
+
+    ``tokens`` given: ERC-20 approvals of those tokens only (the logs asked for are the same)."""
+    found = Grants()
+    if not owners or start > end:
+        return found
+    owner_topics = [topic_address(o) for o in owners]
+    ranges = [(b, min(end, b + chunk - 1)) for b in range(start, end + 1, chunk)]
+    results = await asyncio.gather(*(reader.logs(None, [GRANT_TOPICS, owner_topics], a, b) for a, b in ranges))
+    cs = reader.w3.to_checksum_address
+    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
+    for logs in results:
+        found.update(classify_logs(logs, cs, wanted))
+    return found
+
+
+async def discover_grants_naive(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
+                                tokens: list[str] | None = None) -> Grants:
+    """Baseline: a separate getLogs walk per wallet (same topics and chunks), as many in flight as
+    the reader allows. Same answer as :func:`discover_grants`."""
+    cs = reader.w3.to_checksum_address
+    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
+
+    async def walk(owner: str) -> Grants:
+        got = Grants()
+        for a in range(start, end + 1, chunk):
+            logs = await reader.logs(None, [GRANT_TOPICS, [topic_address(owner)]], a, min(end, a + chunk - 1))
+            got.update(classify_logs(logs, cs, wanted))
+        return got
+
+    out = Grants()
+    for part in await asyncio.gather(*(walk(o) for o in owners)):
+        out.update(part)
+    return out
+
+
+# --- confirmation reads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenMeta:
+    """What a token says about itself; None where it would not say (or said nonsense)."""
+
+    address: str
+    symbol: str | None
+    decimals: int | None
+    total_supply: int | None
+
+
+def decode_symbol(raw: bytes | None) -> str | None:
+    """A string symbol, or a bytes32 one (old tokens such as MKR), printable ASCII only."""
+    if not raw:
+        return None
+    text: str | None = None
+    if len(raw) >= 64:
+        try:
+            (s,) = abi_decode(["string"], raw)
+            text = str(s)
+        except Exception:
+            text = None
+    if text is None and len(raw) == 32:
+        text = raw.rstrip(b"\0").decode("ascii", errors="replace")
+    if text is None:
+        return None
+    text = "".join(ch for ch in text if ch.isprintable()).strip()[:32]
+    return text or None
+
+
+def decode_uint(raw: bytes | None, bits: int = 256) -> int | None:
+    """The first word as an unsigned integer if the answer has one and it fits ``bits``."""
+    if raw is None or len(raw) < 32:
+        return None
+    value = int.from_bytes(raw[:32], "big")
+    return value if value < 2**bits else None
+
+
+async def token_metadata(reader: ChainReader, tokens: list[str]) -> dict[str, TokenMeta]:
+    """symbol / decimals / totalSupply of each token in one batched read, tolerant of old tokens."""
+    calls: list[tuple[str, bytes]] = []
+    for t in tokens:
+        calls += [(t, SEL_SYMBOL), (t, SEL_DECIMALS), (t, SEL_TOTAL_SUPPLY)]
+    raw = await reader.multicall(calls)
+    out: dict[str, TokenMeta] = {}
+    for i, t in enumerate(tokens):
+        dec = decode_uint(raw[3 * i + 1], 8)
+        out[t] = TokenMeta(t, decode_symbol(raw[3 * i]), dec if dec is not None and dec <= 77 else None,
+                           decode_uint(raw[3 * i + 2]))
+    return out
+
+
+async def operator_flags(reader: ChainReader, triples: list[Pair]) -> dict[Pair, bool | None]:
+    """isApprovedForAll(owner, operator) per (collection, owner, operator); None where unreadable."""
+    calls = [(c, SEL_IS_APPROVED_FOR_ALL + abi_encode(["address", "address"], [o, op])) for c, o, op in triples]
+    raw = await reader.multicall(calls)
+    out: dict[Pair, bool | None] = {}
+    for t, r in zip(triples, raw, strict=True):
+        v = decode_uint(r)
+        out[t] = None if v is None or v > 1 else bool(v)
+    return out
+
+
+@dataclass(frozen=True)
+class Permit2Allowance:
+    amount: int
+    expiration: int  # unix seconds; spendable while the block time is <= expiration
+    nonce: int
+
+
+async def permit2_allowances(reader: ChainReader, triples: list[Pair],
+                             permit2: str = PERMIT2) -> dict[Pair, Permit2Allowance | None]:
+    """Permit2 ``allowance(owner, token, spender)`` per (token, owner, spender); None where unreadable."""
+    calls = [(permit2, SEL_P2_ALLOWANCE + abi_encode(["address", "address", "address"], [o, t, s]))
+             for t, o, s in triples]
+    raw = await reader.multicall(calls)
+    out: dict[Pair, Permit2Allowance | None] = {}
+    for t, r in zip(triples, raw, strict=True):
+        if r is None or len(r) < 96:
+            out[t] = None
+            continue
+        amount, expiration, nonce = (int.from_bytes(r[i * 32:(i + 1) * 32], "big") for i in range(3))
+        if amount >= 2**160 or expiration >= 2**48 or nonce >= 2**48:
+            out[t] = None  # not Permit2's shape: unreadable, not "nothing"
+            continue
+        out[t] = Permit2Allowance(amount, expiration, nonce)
+    return out
+
+
+PERMIT2_ABI: list[dict[str, Any]] = [
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
+     "inputs": [{"name": "token", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"}], "outputs": []},
+    {"type": "function", "name": "lockdown", "stateMutability": "nonpayable",
+     "inputs": [{"name": "approvals", "type": "tuple[]",
+                 "components": [{"name": "token", "type": "address"}, {"name": "spender", "type": "address"}]}],
+     "outputs": []},
+    {"type": "function", "name": "allowance", "stateMutability": "view",
+     "inputs": [{"name": "user", "type": "address"}, {"name": "token", "type": "address"},
+                {"name": "spender", "type": "address"}],
+     "outputs": [{"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"},
+                 {"name": "nonce", "type": "uint48"}]},
+]
+OPERATOR_ABI: list[dict[str, Any]] = [
+    {"type": "function", "name": "setApprovalForAll", "stateMutability": "nonpayable",
+     "inputs": [{"name": "operator", "type": "address"}, {"name": "approved", "type": "bool"}], "outputs": []},
+    {"type": "function", "name": "isApprovedForAll", "stateMutability": "view",
+     "inputs": [{"name": "owner", "type": "address"}, {"name": "operator", "type": "address"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]
+
+
+# --- EIP-7702 -------------------------------------------------------------------------------------
+
+DELEGATION_PREFIX = bytes.fromhex("ef0100")
+DELEGATED_CODE_SIZE = 23
+
+
+def delegate_of(code: bytes) -> bytes | None:
+    """The delegate address (20 bytes) of an EIP-7702 delegated EOA's code ``0xef0100 ‖ address``,
+    or None when the code is anything else."""
+    if len(code) == DELEGATED_CODE_SIZE and code[:3] == DELEGATION_PREFIX:
+        return code[3:]
+    return None

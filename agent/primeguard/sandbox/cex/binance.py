@@ -570,7 +570,12 @@ def sub_api_ip_set(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
         target.ips = ips
     else:
         return err(-1102, "Mandatory parameter 'status' was not sent, was empty/null, or malformed.")
-    return SimResponse(200, {"status": status, **_ip_json(target)})
+    # the v2 answer carries ``status`` instead of ``ipRestrict``; ``ipList`` only while IPs are bound
+    out: dict[str, Any] = {"status": status, "ipList": list(target.ips), "updateTime": target.created_ms,
+                           "apiKey": target.api_key}
+    if not target.ips:
+        del out["ipList"]
+    return SimResponse(200, out)
 
 
 def broker_delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:

@@ -368,7 +368,7 @@ def query_address(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
     acct = state.account_of(key)
     coin = req.param("coin")
     rows = [{"coin": e.coin, "chain": e.network, "address": e.address, "tag": "", "remark": e.label, "status": 0,
-             "addressType": 0, "verified": 1 if acct.whitelist_enabled else 0, "createAt": str(acct.created_ms)}
+             "addressType": 0, "verified": 1 if acct.whitelist_enabled else 0, "createdAt": str(acct.created_ms)}
             for e in acct.whitelist if coin in (None, e.coin)]
     return ok(state, {"rows": rows, "nextPageCursor": ""})
 

@@ -19,6 +19,7 @@ import pytest
 
 from primeguard.domain.errors import VenueBadResponse
 from primeguard.domain.model import Capability
+from primeguard.venues.cex import binance, bybit, okx
 from primeguard.venues.cex import normalize as nz
 from primeguard.venues.cex.client import MarketBook, MarketInfo
 
@@ -37,7 +38,7 @@ def body(venue: str, name: str) -> Any:
 def test_binance_withdraw_flag_of_wrong_type_is_unknown(value: Any) -> None:
     raw = body("binance", "api_restrictions")
     raw["enableWithdrawals"] = value
-    info = nz.binance_key(raw)
+    info = binance.key_info(raw)
     assert Capability.UNKNOWN in info.capabilities  # old code: silently "cannot withdraw"
     assert "enableWithdrawals" in info.type_errors
 
@@ -46,13 +47,13 @@ def test_binance_withdraw_flag_of_wrong_type_is_unknown(value: Any) -> None:
 def test_binance_ip_restrict_of_wrong_type_is_unknown(value: Any) -> None:
     raw = body("binance", "api_restrictions")
     raw["ipRestrict"] = value
-    info = nz.binance_key(raw)
+    info = binance.key_info(raw)
     assert info.ip_restricted is None  # old code: bool("false") == True, "IP-bound"
     assert "ipRestrict" in info.type_errors
 
 
 def test_binance_documented_types_read_exactly() -> None:
-    info = nz.binance_key(body("binance", "api_restrictions"))
+    info = binance.key_info(body("binance", "api_restrictions"))
     assert info.type_errors == () and info.ip_restricted is False
     assert Capability.UNKNOWN not in info.capabilities and Capability.WITHDRAW not in info.capabilities
     assert Capability.UNIVERSAL_TRANSFER in info.capabilities
@@ -62,10 +63,10 @@ def test_binance_documented_types_read_exactly() -> None:
                                  {"ipRestrict": True, "tradingAuthorityExpirationTime": "soon"}])
 def test_binance_malformed_restrictions(raw: Any) -> None:
     if isinstance(raw, dict) and "ipRestrict" in raw:
-        assert "tradingAuthorityExpirationTime" in nz.binance_key(raw).type_errors
+        assert "tradingAuthorityExpirationTime" in binance.key_info(raw).type_errors
     else:
         with pytest.raises(VenueBadResponse):
-            nz.binance_key(raw)
+            binance.key_info(raw)
 
 
 # --- OKX account/config -----------------------------------------------------------------------------
@@ -75,13 +76,13 @@ def test_binance_malformed_restrictions(raw: Any) -> None:
 def test_okx_missing_uid_is_unknown_master(drop: str) -> None:
     raw = body("okx", "config")
     del raw["data"][0][drop]
-    info = nz.okx_key(raw)
+    info = okx.key_info(raw)
     assert info.is_master is None  # old code: "not master"
     assert drop in info.type_errors
 
 
 def test_okx_recorded_master_key_is_master() -> None:
-    info = nz.okx_key(body("okx", "config"))
+    info = okx.key_info(body("okx", "config"))
     assert info.is_master is True and info.type_errors == () and info.ip_restricted is False
     assert Capability.WITHDRAW in info.capabilities
 
@@ -90,7 +91,7 @@ def test_okx_recorded_master_key_is_master() -> None:
 def test_okx_wrong_types_are_unknown(field: str, value: Any) -> None:
     raw = body("okx", "config")
     raw["data"][0][field] = value
-    info = nz.okx_key(raw)
+    info = okx.key_info(raw)
     assert field in info.type_errors
     if field == "perm":
         assert Capability.UNKNOWN in info.capabilities
@@ -101,7 +102,7 @@ def test_okx_wrong_types_are_unknown(field: str, value: Any) -> None:
 @pytest.mark.parametrize("raw", [{"code": "0", "data": {}}, {"code": "0", "data": [[]]}, {"code": "0"}, []])
 def test_okx_malformed_config(raw: Any) -> None:
     with pytest.raises(VenueBadResponse):
-        nz.okx_key(raw)
+        okx.key_info(raw)
 
 
 # --- Bybit query-api --------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_bybit_is_master_of_wrong_type_is_unknown(value: Any) -> None:
         del raw["result"]["isMaster"]
     else:
         raw["result"]["isMaster"] = value
-    info = nz.bybit_key(raw)
+    info = bybit.key_info(raw)
     assert info.is_master is None  # old code: bool(missing) == False, "not master"
     assert "isMaster" in info.type_errors
 
@@ -124,7 +125,7 @@ def test_bybit_is_master_of_wrong_type_is_unknown(value: Any) -> None:
 def test_bybit_wrong_types_are_unknown(field: str, value: Any) -> None:
     raw = body("bybit", "query_api")
     raw["result"][field] = value
-    info = nz.bybit_key(raw)
+    info = bybit.key_info(raw)
     assert field in info.type_errors
     if field == "ips":
         assert info.ip_restricted is None
@@ -136,7 +137,7 @@ def test_bybit_wrong_types_are_unknown(field: str, value: Any) -> None:
                                  {"retCode": 0, "result": {"readOnly": 0}}])
 def test_bybit_malformed_query_api(raw: Any) -> None:
     with pytest.raises(VenueBadResponse):
-        nz.bybit_key(raw)
+        bybit.key_info(raw)
 
 
 # --- malformed account bodies: VenueBadResponse, never a bare KeyError/TypeError --------------------
@@ -147,21 +148,21 @@ BOOK = MarketBook("binance", {BTC.symbol: BTC}, {("swap", BTC.id): BTC})
 
 
 @pytest.mark.parametrize("call", [
-    lambda: nz.binance_balances("a", {"balances": None}, {"assets": []}, AT),
-    lambda: nz.binance_balances("a", {}, {"assets": []}, AT),
-    lambda: nz.binance_balances("a", {"balances": [{"asset": "BTC"}]}, {"assets": []}, AT),
-    lambda: nz.binance_positions("a", {"symbol": "BTCUSDT"}, BOOK, AT, nz.MonitorRead()),
-    lambda: nz.binance_positions("a", [{"symbol": "BTCUSDT"}], BOOK, AT, nz.MonitorRead()),
-    lambda: nz.okx_balances("a", {"code": "0", "data": [{"details": None, "totalEq": "1"}]}, AT, nz.MonitorRead()),
-    lambda: nz.okx_balances("a", {"code": "0", "data": [{"totalEq": "1"}]}, AT, nz.MonitorRead()),
-    lambda: nz.okx_positions("a", {"code": "0", "data": [{"instId": "X"}]}, BOOK, AT, nz.MonitorRead()),
-    lambda: nz.okx_positions("a", {"code": "0", "data": None}, BOOK, AT, nz.MonitorRead()),
-    lambda: nz.bybit_balances("a", {"retCode": 0, "result": {"list": [{"coin": 5}]}}, AT, nz.MonitorRead()),
-    lambda: nz.bybit_balances("a", {"retCode": 0, "result": {}}, AT, nz.MonitorRead()),
-    lambda: nz.bybit_positions("a", [{"size": "1"}], BOOK, AT, nz.MonitorRead()),
-    lambda: nz.bybit_positions("a", [None], BOOK, AT, nz.MonitorRead()),
-    lambda: nz.bybit_whitelist({"retCode": 0, "result": {"rows": [{"verified": 1}]}}),
-    lambda: nz.binance_whitelist([{"whiteStatus": True}]),
+    lambda: binance.balances("a", {"balances": None}, {"assets": []}, AT),
+    lambda: binance.balances("a", {}, {"assets": []}, AT),
+    lambda: binance.balances("a", {"balances": [{"asset": "BTC"}]}, {"assets": []}, AT),
+    lambda: binance.positions("a", {"symbol": "BTCUSDT"}, BOOK, AT, nz.MonitorRead()),
+    lambda: binance.positions("a", [{"symbol": "BTCUSDT"}], BOOK, AT, nz.MonitorRead()),
+    lambda: okx.balances("a", {"code": "0", "data": [{"details": None, "totalEq": "1"}]}, AT, nz.MonitorRead()),
+    lambda: okx.balances("a", {"code": "0", "data": [{"totalEq": "1"}]}, AT, nz.MonitorRead()),
+    lambda: okx.positions("a", {"code": "0", "data": [{"instId": "X"}]}, BOOK, AT, nz.MonitorRead()),
+    lambda: okx.positions("a", {"code": "0", "data": None}, BOOK, AT, nz.MonitorRead()),
+    lambda: bybit.balances("a", {"retCode": 0, "result": {"list": [{"coin": 5}]}}, AT, nz.MonitorRead()),
+    lambda: bybit.balances("a", {"retCode": 0, "result": {}}, AT, nz.MonitorRead()),
+    lambda: bybit.positions("a", [{"size": "1"}], BOOK, AT, nz.MonitorRead()),
+    lambda: bybit.positions("a", [None], BOOK, AT, nz.MonitorRead()),
+    lambda: bybit.whitelist({"retCode": 0, "result": {"rows": [{"verified": 1}]}}),
+    lambda: binance.whitelist([{"whiteStatus": True}]),
 ])
 def test_malformed_bodies_are_bad_venue_responses(call: Any) -> None:
     with pytest.raises(VenueBadResponse):
@@ -173,12 +174,12 @@ def test_bybit_trade_mode_outside_0_1_is_a_bad_response(mode: Any) -> None:
     row = body("bybit", "position_list")["result"]["list"][0]
     row["symbol"], row["tradeMode"] = "BTCUSDT", mode
     with pytest.raises(VenueBadResponse):
-        nz.bybit_positions("a", [row], BOOK, AT, nz.MonitorRead())
+        bybit.positions("a", [row], BOOK, AT, nz.MonitorRead())
 
 
 def test_locked_never_exceeds_holdings_on_recorded_okx_balance() -> None:
     read = nz.MonitorRead()
-    nz.okx_balances("a", body("okx", "balance"), AT, read)  # USDT: cashBal 0.000258796, frozenBal 441.02
+    okx.balances("a", body("okx", "balance"), AT, read)  # USDT: cashBal 0.000258796, frozenBal 441.02
     usdt = next(b for b in read.balances if b.asset == "USDT")
     assert usdt.quantity == Decimal("0.000258796") and usdt.locked == usdt.quantity  # old code: 441.02
 

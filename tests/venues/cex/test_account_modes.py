@@ -19,7 +19,7 @@ from primeguard.domain.model import Capability
 from primeguard.domain.observation import AccountSnapshot
 from primeguard.sandbox.cex.server import CexSimulators
 from primeguard.sandbox.scenario import Scenario
-from primeguard.venues.cex import collect_many
+from primeguard.venues.cex import binance, bybit, collect_many, okx
 from primeguard.venues.cex import normalize as nz
 from primeguard.venues.cex.client import MarketBook, MarketInfo
 
@@ -46,7 +46,7 @@ def _bybit_row(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("trade_mode", ["1", 1])  # "1" is how ccxt delivers Bybit's JSON number 1
 def test_bybit_isolated_position_from_recorded_body(trade_mode: Any) -> None:
     read = nz.MonitorRead()
-    nz.bybit_positions("a", [_bybit_row(tradeMode=trade_mode)], BYBIT_BOOK, AT, read)
+    bybit.positions("a", [_bybit_row(tradeMode=trade_mode)], BYBIT_BOOK, AT, read)
     (p,) = read.positions
     assert p.margin_mode == "isolated"  # old code compared tradeMode == 1 and read "1" as cross
     assert (p.size, p.entry_price, p.liquidation_price) == (Decimal("1.2"), Decimal("64.59947917"), None)
@@ -54,13 +54,13 @@ def test_bybit_isolated_position_from_recorded_body(trade_mode: Any) -> None:
 
 def test_bybit_recorded_cross_position_and_isolated_account() -> None:
     read = nz.MonitorRead()
-    nz.bybit_positions("a", [_bybit_row()], BYBIT_BOOK, AT, read)
+    bybit.positions("a", [_bybit_row()], BYBIT_BOOK, AT, read)
     assert read.positions[0].margin_mode == "cross" and read.positions[0].liquidation_price is None  # liqPrice ""
     info = body("bybit", "account_info")
-    assert nz.bybit_account_margin(info) == "cross"
+    assert bybit.account_margin(info) == "cross"
     info["result"]["marginMode"] = "ISOLATED_MARGIN"
     read = nz.MonitorRead()
-    nz.bybit_positions("a", [_bybit_row()], BYBIT_BOOK, AT, read, account_margin=nz.bybit_account_margin(info))
+    bybit.positions("a", [_bybit_row()], BYBIT_BOOK, AT, read, account_margin=bybit.account_margin(info))
     assert read.positions[0].margin_mode == "isolated"
 
 
@@ -68,12 +68,12 @@ def test_bybit_hedge_mode_legs_from_recorded_body() -> None:
     long = _bybit_row(positionIdx="1")
     short = _bybit_row(positionIdx="2", side="Sell", size="0.4")
     read = nz.MonitorRead()
-    nz.bybit_positions("a", [long, short], BYBIT_BOOK, AT, read)
+    bybit.positions("a", [long, short], BYBIT_BOOK, AT, read)
     assert sorted(p.size for p in read.positions) == [Decimal("-0.4"), Decimal("1.2")]
 
 
 def test_bybit_documented_permission_vocabulary_is_known() -> None:
-    info = nz.bybit_key(body("bybit", "query_api"))  # docs example: Earn, NFT, CopyTrading, Exchange...
+    info = bybit.key_info(body("bybit", "query_api"))  # docs example: Earn, NFT, CopyTrading, Exchange...
     assert Capability.UNKNOWN not in info.capabilities, info.details["unknown_permissions"]
     assert info.details["unknown_permissions"] == []
     assert {Capability.TRADE_FUTURES, Capability.INTERNAL_TRANSFER, Capability.UNIVERSAL_TRANSFER} <= info.capabilities
@@ -85,13 +85,13 @@ def test_bybit_documented_permission_vocabulary_is_known() -> None:
 def test_bybit_permissions_that_move_money_out(group: str, item: str) -> None:
     raw = body("bybit", "query_api")
     raw["result"]["permissions"][group] = [item]
-    assert Capability.WITHDRAW in nz.bybit_key(raw).capabilities
+    assert Capability.WITHDRAW in bybit.key_info(raw).capabilities
 
 
 def test_bybit_truly_unknown_permission_is_unknown() -> None:
     raw = body("bybit", "query_api")
     raw["result"]["permissions"]["Wallet"] = ["TeleportFunds"]
-    info = nz.bybit_key(raw)
+    info = bybit.key_info(raw)
     assert Capability.UNKNOWN in info.capabilities and info.details["unknown_permissions"] == ["Wallet.TeleportFunds"]
 
 
@@ -103,7 +103,7 @@ def test_okx_long_short_mode_position_from_recorded_body() -> None:
     short = dict(resp["data"][0], posSide="short", pos="3")
     resp["data"].append(short)
     read = nz.MonitorRead()
-    nz.okx_positions("a", resp, OKX_BOOK, AT, read)
+    okx.positions("a", resp, OKX_BOOK, AT, read)
     sizes = sorted(p.size for p in read.positions)
     assert sizes == [Decimal(-3), Decimal(2)]  # long/short mode: pos is positive, posSide gives the sign
     assert all(p.margin_mode == "cross" and p.liquidation_price is None for p in read.positions)  # liqPx ""
@@ -112,7 +112,7 @@ def test_okx_long_short_mode_position_from_recorded_body() -> None:
 def test_okx_isolated_position_from_recorded_body() -> None:
     resp = body("okx", "positions_isolated_newest")
     read = nz.MonitorRead()
-    nz.okx_positions("a", resp, book("okx", ("BTC/USD:BTC", "BTC-USD-SWAP", "100")), AT, read)
+    okx.positions("a", resp, book("okx", ("BTC/USD:BTC", "BTC-USD-SWAP", "100")), AT, read)
     (p,) = read.positions
     assert p.margin_mode == "isolated" and p.liquidation_price == Decimal("69536.6125000014")
 
@@ -130,11 +130,11 @@ def test_binance_isolated_position_from_recorded_body() -> None:
     # The recorded v3 row is cross ("isolatedMargin"/"isolatedWallet" "0"); an isolated position
     # carries its own margin there (Binance docs), the rest of the row unchanged.
     read = nz.MonitorRead()
-    nz.binance_positions("a", [_risk_row(isolatedMargin="8.10511886", isolatedWallet="7.59405208")], BINANCE_BOOK,
+    binance.positions("a", [_risk_row(isolatedMargin="8.10511886", isolatedWallet="7.59405208")], BINANCE_BOOK,
                          AT, read)
     assert read.positions[0].margin_mode == "isolated"
     read = nz.MonitorRead()
-    nz.binance_positions("a", [_risk_row()], BINANCE_BOOK, AT, read)
+    binance.positions("a", [_risk_row()], BINANCE_BOOK, AT, read)
     assert read.positions[0].margin_mode == "cross" and read.positions[0].size == Decimal("0.009")
 
 
@@ -142,7 +142,7 @@ def test_binance_hedge_mode_and_margin_type_rows() -> None:
     read = nz.MonitorRead()
     rows = [_risk_row(positionSide="LONG"), _risk_row(positionSide="SHORT", positionAmt="-0.004"),
             _risk_row(positionSide="BOTH", marginType="isolated", positionAmt="0.001")]
-    nz.binance_positions("a", rows, BINANCE_BOOK, AT, read)
+    binance.positions("a", rows, BINANCE_BOOK, AT, read)
     assert [(p.size, p.margin_mode) for p in read.positions] == [
         (Decimal("0.009"), "cross"), (Decimal("-0.004"), "cross"), (Decimal("0.001"), "isolated")]
 
@@ -150,7 +150,7 @@ def test_binance_hedge_mode_and_margin_type_rows() -> None:
 def test_binance_recorded_balances_bounded_and_multi_asset() -> None:
     fut = body("binance", "fapi_account_v3")  # USDT: walletBalance 3.73, initialMargin 7.59 (shared margin)
     fut["assets"].append(dict(fut["assets"][0], asset="BTC", walletBalance="0.01", initialMargin="0"))
-    out = nz.binance_balances("a", body("binance", "spot_account"), fut, AT)
+    out = binance.balances("a", body("binance", "spot_account"), fut, AT)
     usdm = {b.asset: b for b in out if b.source == "binance:usdm"}
     assert usdm["USDT"].locked == usdm["USDT"].quantity == Decimal("3.72964781")  # old code: 7.59444356
     assert usdm["BTC"].quantity == Decimal("0.01")
@@ -158,7 +158,7 @@ def test_binance_recorded_balances_bounded_and_multi_asset() -> None:
 
 def test_bybit_recorded_balance() -> None:
     read = nz.MonitorRead()
-    nz.bybit_balances("a", body("bybit", "wallet_balance"), AT, read)
+    bybit.balances("a", body("bybit", "wallet_balance"), AT, read)
     (usdt,) = read.balances
     assert usdt.locked == Decimal("42") + Decimal("50.61831144")
 

@@ -18,8 +18,8 @@ from primeguard.domain.model import Capability
 from primeguard.sandbox.cex.server import CexSimulators
 from primeguard.sandbox.scenario import Scenario
 from primeguard.venues.cex import collect
+from primeguard.venues.cex.binance import UNUSED_IP
 from primeguard.venues.cex.levers import (
-    UNUSED_IP,
     CexLeverFailed,
     LeverReport,
     cancel_all_orders,

@@ -21,7 +21,7 @@ from tests.venues.cex.recorded_shapes import compare, record, shape_problems
 from primeguard.config.schema import CexAccountConfig
 from primeguard.sandbox.cex.server import CexSimulators
 from primeguard.sandbox.scenario import Scenario
-from primeguard.venues.cex.client import build_exchange
+from primeguard.venues.cex.client import build_exchange, public_key_of
 
 WL = "0x1111111111111111111111111111111111111111"
 KEYS = [{"id": "client", "spot": True, "futures": True, "withdraw": True, "universal_transfer": True},
@@ -167,6 +167,27 @@ def test_bybit_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) 
     assert set(bad) == set(envelope), "an error answer keeps the success envelope's keys"
 
 
+def test_lever_and_key_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    """The endpoints the circuit-breaker levers call: cancel-all, close a (hedge) leg, the master's key
+    levers and the address book read."""
+    b = accts["plain-binance"]
+    q = {"email": b.sub_account, "subAccountApiKey": public_key_of(b, "client")}
+    check("binance", "sub_api_ip_get", raw(b, "pb-master", lambda ex: ex.sapiGetSubAccountSubAccountApiIpRestriction(
+        dict(q))))
+    check("binance", "fapi_cancel_all", raw(b, "client", lambda ex: ex.fapiPrivateDeleteAllOpenOrders(
+        {"symbol": "BTCUSDT"})))
+    check("binance", "sub_api_ip_set", raw(b, "pb-master", lambda ex: ex.sapiV2PostSubAccountSubAccountApiIpRestriction(
+        {**q, "status": "2", "ipAddress": "192.0.2.1"})))
+    o = accts["modes-okx"]  # long/short mode: the close names its leg
+    check("okx", "close_position", raw(o, "client", lambda ex: ex.privatePostTradeClosePosition(
+        {"instId": "BTC-USDT-SWAP", "mgnMode": "isolated", "posSide": "long"})))
+    y = accts["plain-bybit"]
+    check("bybit", "query_address", raw(y, "client", lambda ex: ex.privateGetV5AssetWithdrawQueryAddress()))
+    members = raw(y, "pb-master", lambda ex: ex.privateGetV5UserQuerySubMembers())
+    check("bybit", "query_sub_members", members)
+    assert any(m["uid"] == y.sub_account for m in members["result"]["subMembers"])
+
+
 def test_shape_rule_catches_what_the_defects_were() -> None:
     """The rule itself: "" where OKX sends "0", a number where OKX sends a string, a missing
     boolean, Binance's spot new-order answer in the query shape: each is a problem."""
@@ -187,5 +208,5 @@ def test_every_record_names_its_source() -> None:
             if name.startswith("_"):
                 continue
             assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/", "Binance API docs",
-                                                "Bybit v5 API docs")), (f.name, name)
+                                                "Bybit v5 API docs", "OKX API v5 docs")), (f.name, name)
             assert entry["endpoint"] and "body" in entry

@@ -13,10 +13,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, SimPosition, VenueState
+from primeguard.sandbox.cex.state import (
+    SimAccount,
+    SimKey,
+    SimMarket,
+    SimOrder,
+    SimPosition,
+    VenueState,
+    position_slot,
+)
 
 venue = "binance"
 UNUSED_IP = "192.0.2.1"  # TEST-NET-1: never a real client
@@ -294,9 +302,9 @@ def spot_cancel_order(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
 
 
 def _position_side(acct: SimAccount, o: SimOrder) -> str:
-    if acct.position_mode != "hedge":
+    if acct.position_mode != "hedge" or o.leg is None:
         return "BOTH"
-    return "LONG" if (o.side == "buy") != o.reduce_only else "SHORT"
+    return "LONG" if o.leg == "long" else "SHORT"
 
 
 def _fut_order_json(acct: SimAccount, o: SimOrder, *, new: bool = False) -> dict[str, Any]:
@@ -438,7 +446,17 @@ def fapi_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     if any(o.client_id == cid for o in acct.open_orders("futures")):
         return err(-4116, "ClientOrderId is duplicated.")
     reduce_only = (req.param("reduceOnly") or "false").lower() == "true"
-    pos = acct.positions.get(m.base)
+    hedge = acct.position_mode == "hedge"
+    position_side = req.param("positionSide") or "BOTH"
+    if position_side not in ("BOTH", "LONG", "SHORT") or (position_side == "BOTH") == hedge:
+        return err(-4061, "Order's position side does not match user's setting.")
+    leg: Literal["long", "short"] | None = None
+    if hedge:
+        if req.param("reduceOnly") is not None:  # hedge mode closes by side; the venue refuses the flag
+            return err(-1106, "Parameter 'reduceOnly' sent when not required.")
+        leg = "long" if position_side == "LONG" else "short"
+        reduce_only = (side == "sell") == (leg == "long")  # SELL on LONG / BUY on SHORT closes that leg
+    pos = acct.positions.get(position_slot(m.base, leg))
     if reduce_only:
         if pos is None or (pos.size > 0) == (side == "buy"):
             return err(-2022, "ReduceOnly Order is rejected.")
@@ -450,7 +468,8 @@ def fapi_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
         if wallet - used < notional / (pos.leverage if pos else 3):
             return err(-2019, "Margin is insufficient.")
     o = state.place_order(acct, base=m.base, market="futures", side=side, amount=qty, price=price,  # type: ignore[arg-type]
-                          type_=type_, tif=req.param("timeInForce") or "GTC", reduce_only=reduce_only, client_id=cid)
+                          type_=type_, tif=req.param("timeInForce") or "GTC", reduce_only=reduce_only, client_id=cid,
+                          leg=leg)
     return SimResponse(200, _fut_order_json(acct, o, new=True))
 
 
@@ -551,7 +570,12 @@ def sub_api_ip_set(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
         target.ips = ips
     else:
         return err(-1102, "Mandatory parameter 'status' was not sent, was empty/null, or malformed.")
-    return SimResponse(200, {"status": status, **_ip_json(target)})
+    # the v2 answer carries ``status`` instead of ``ipRestrict``; ``ipList`` only while IPs are bound
+    out: dict[str, Any] = {"status": status, "ipList": list(target.ips), "updateTime": target.created_ms,
+                           "apiKey": target.api_key}
+    if not target.ips:
+        del out["ipList"]
+    return SimResponse(200, out)
 
 
 def broker_delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:

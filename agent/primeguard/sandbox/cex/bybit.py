@@ -15,10 +15,10 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState
+from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
 
 venue = "bybit"
 
@@ -200,8 +200,8 @@ def _order_json(acct: SimAccount, o: SimOrder) -> dict[str, Any]:
     """An order with Bybit's current field set (``""`` for prices it has not got)."""
     status = {"open": "New", "filled": "Filled", "canceled": "Cancelled", "expired": "Cancelled"}[o.status]
     idx = 0
-    if o.market == "futures" and acct.position_mode == "hedge":
-        idx = 1 if (o.side == "buy") != o.reduce_only else 2
+    if o.market == "futures" and acct.position_mode == "hedge" and o.leg is not None:
+        idx = 1 if o.leg == "long" else 2
     filled_value = o.filled * (o.avg_price or 0)
     return {"symbol": o.symbol.split(":")[0].replace("/", ""),
             "orderType": "Market" if o.type == "market" else "Limit", "orderLinkId": o.client_id,
@@ -295,13 +295,24 @@ def create_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
     if any(o.client_id == link for o in acct.orders):
         return err(110072, "OrderLinkedID is duplicate")
     reduce = (req.param("reduceOnly") or "false") == "true"
+    leg: Literal["long", "short"] | None = None
+    if kind == "futures":
+        idx = str(req.param("positionIdx") or "0")
+        hedge = acct.position_mode == "hedge"
+        if (idx in ("1", "2")) != hedge or idx not in ("0", "1", "2"):
+            return err(10001, "position idx not match position mode")
+        if hedge:  # 1 = the buy-side (long) leg, 2 = the sell-side (short) leg
+            leg = "long" if idx == "1" else "short"
+            if (side == "sell") != (leg == "long") and reduce:
+                return err(110017, "Reduce-only rule not satisfied")
     if reduce:
-        pos = acct.positions.get(m.base)
+        pos = acct.positions.get(position_slot(m.base, leg))
         if kind != "futures" or pos is None or (pos.size > 0) == (side == "buy"):
             return err(110017, "Reduce-only rule not satisfied")
         qty = min(qty, abs(pos.size))
     o = state.place_order(acct, base=m.base, market=kind, side=side, amount=qty, price=price,  # type: ignore[arg-type]
-                          type_=otype, tif=req.param("timeInForce") or "GTC", reduce_only=reduce, client_id=link)
+                          type_=otype, tif=req.param("timeInForce") or "GTC", reduce_only=reduce, client_id=link,
+                          leg=leg)
     return ok(state, {"orderId": o.order_id, "orderLinkId": o.client_id})
 
 
@@ -357,7 +368,7 @@ def query_address(state: VenueState, req: SimRequest, key: SimKey) -> SimRespons
     acct = state.account_of(key)
     coin = req.param("coin")
     rows = [{"coin": e.coin, "chain": e.network, "address": e.address, "tag": "", "remark": e.label, "status": 0,
-             "addressType": 0, "verified": 1 if acct.whitelist_enabled else 0, "createAt": str(acct.created_ms)}
+             "addressType": 0, "verified": 1 if acct.whitelist_enabled else 0, "createdAt": str(acct.created_ms)}
             for e in acct.whitelist if coin in (None, e.coin)]
     return ok(state, {"rows": rows, "nextPageCursor": ""})
 

@@ -15,10 +15,10 @@ import hashlib
 import hmac
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from primeguard.sandbox.cex.http import TRADE_PERMS, Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState
+from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
 
 venue = "okx"
 
@@ -247,11 +247,7 @@ def _order_json(state: VenueState, acct: SimAccount, o: SimOrder) -> dict[str, A
     swap = o.market == "futures"
     ct = m.ct_val if swap else Decimal(1)
     state_ = {"open": "live", "filled": "filled", "canceled": "canceled", "expired": "canceled"}[o.status]
-    if swap and acct.position_mode == "hedge":
-        opens_long = (o.side == "buy") != o.reduce_only  # a reduce-only buy closes the short leg
-        pos_side = "long" if opens_long else "short"
-    else:
-        pos_side = "net"
+    pos_side = o.leg if swap and acct.position_mode == "hedge" and o.leg is not None else "net"
     filled = o.filled > 0
     return {"accFillSz": d(o.filled / ct), "algoClOrdId": "", "algoId": "", "attachAlgoClOrdId": "",
             "attachAlgoOrds": [], "avgPx": d(o.avg_price) if filled and o.avg_price else "",
@@ -328,14 +324,23 @@ def place_order(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
         return _item_error("51016", "Duplicated clOrdId", cl)
     amount = sz * (m.ct_val if market == "futures" else 1)
     reduce = (req.param("reduceOnly") or "false") == "true"
+    leg: Literal["long", "short"] | None = None
+    if market == "futures":
+        found_leg = _leg_param(acct, req.param("posSide"))
+        if isinstance(found_leg, SimResponse):
+            return found_leg
+        leg = found_leg
+        if leg is not None:  # long/short mode: selling the long leg (buying the short one) reduces it
+            reduce = (side == "sell") == (leg == "long")
     if reduce:
-        pos = acct.positions.get(m.base)
+        pos = acct.positions.get(position_slot(m.base, leg))
         if pos is None or (pos.size > 0) == (side == "buy"):
             return _item_error("51169", "Order failed because you don't have any positions to reduce.", cl)
         amount = min(amount, abs(pos.size))
     o = state.place_order(acct, base=m.base, market=market, side=side, amount=amount, price=px,  # type: ignore[arg-type]
                           type_="market" if ord_type == "market" else "limit",
-                          tif={"ioc": "IOC", "fok": "FOK"}.get(ord_type, "GTC"), reduce_only=reduce, client_id=cl)
+                          tif={"ioc": "IOC", "fok": "FOK"}.get(ord_type, "GTC"), reduce_only=reduce, client_id=cl,
+                          leg=leg)
     resp = ok([{"clOrdId": o.client_id, "ordId": o.order_id, "sCode": "0", "sMsg": "Order placed", "tag": "",
                 "ts": str(o.created_ms)}])
     micros = str(state.server_ms() * 1000)
@@ -378,6 +383,18 @@ def cancel_batch(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
     return ok(out)
 
 
+def _leg_param(acct: SimAccount, pos_side: str | None) -> Literal["long", "short"] | SimResponse | None:
+    """The leg ``posSide`` names: required (long/short) in long/short mode, net or absent in net mode;
+    anything else is the venue's 51000."""
+    if acct.position_mode == "hedge":
+        if pos_side not in ("long", "short"):
+            return err("51000", "Parameter posSide error")
+        return "long" if pos_side == "long" else "short"
+    if pos_side not in (None, "", "net"):
+        return err("51000", "Parameter posSide error")
+    return None
+
+
 def close_position(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     if "futures" not in key.perms:
@@ -388,7 +405,10 @@ def close_position(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
     m = found[0]
     if req.param("mgnMode") not in ("cross", "isolated"):
         return err("51000", "Parameter mgnMode error")
-    pos = acct.positions.get(m.base)
+    leg = _leg_param(acct, req.param("posSide"))
+    if isinstance(leg, SimResponse):
+        return leg
+    pos = acct.positions.get(position_slot(m.base, leg))
     if pos is None:
         return err("51023", "Position does not exist.")
     cl = req.param("clOrdId") or f"sim{state.next_id()}"
@@ -397,7 +417,8 @@ def close_position(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
             if o.symbol == m.unified_swap:
                 state.cancel(o)
     state.place_order(acct, base=m.base, market="futures", side="sell" if pos.size > 0 else "buy",
-                      amount=abs(pos.size), price=None, type_="market", tif="IOC", reduce_only=True, client_id=cl)
+                      amount=abs(pos.size), price=None, type_="market", tif="IOC", reduce_only=True, client_id=cl,
+                      leg=leg)
     return ok([{"clOrdId": cl, "instId": _inst_id(m, "swap"), "posSide": req.param("posSide") or "net", "tag": ""}])
 
 

@@ -83,6 +83,7 @@ class SimOrder:
     type: str = "limit"  # limit | market
     tif: str = "GTC"
     reduce_only: bool = False
+    leg: Literal["long", "short"] | None = None  # hedge mode: the position leg the order acts on
     status: str = "open"  # open | filled | canceled | expired | rejected
     filled: Decimal = Decimal(0)
     avg_price: Decimal | None = None
@@ -91,6 +92,20 @@ class SimOrder:
 
 
 SHORT_LEG = ":short"  # hedge mode keeps the short leg under "BASE:short" (the long leg under "BASE")
+
+
+def position_slot(base: str, leg: str | None) -> str:
+    """Where a position lives in :attr:`SimAccount.positions`: the base asset (one-way mode and the
+    long leg of hedge mode) or ``BASE:short`` (the short leg of hedge mode)."""
+    return base + SHORT_LEG if leg == "short" else base
+
+
+def order_leg(hedge: bool, side: str, reduce_only: bool) -> Literal["long", "short"] | None:
+    """The hedge-mode leg an order acts on (None in one-way mode): a buy opens the long leg and a
+    reduce-only buy closes the short leg (and the other way round)."""
+    if not hedge:
+        return None
+    return "long" if (side == "buy") != reduce_only else "short"
 
 
 @dataclass
@@ -236,12 +251,16 @@ class VenueState:
 
     def place_order(self, acct: SimAccount, *, base: str, market: Literal["spot", "futures"],
                     side: Literal["buy", "sell"], amount: Decimal, price: Decimal | None, type_: str, tif: str,
-                    reduce_only: bool, client_id: str) -> SimOrder:
-        """Place an order; IOC / market orders fill at once at the last price when marketable."""
+                    reduce_only: bool, client_id: str, leg: Literal["long", "short"] | None = None) -> SimOrder:
+        """Place an order; IOC / market orders fill at once at the last price when marketable. In hedge
+        mode ``leg`` names the position leg a futures order acts on (the venue handlers check it)."""
         m = self.markets[base]
         symbol = m.unified_spot if market == "spot" else m.unified_swap
+        if leg is None and market == "futures":
+            leg = order_leg(acct.position_mode == "hedge", side, reduce_only)
         order = SimOrder(order_id=self.next_id(), client_id=client_id, symbol=symbol, market=market, side=side,
-                         amount=amount, price=price, type=type_, tif=tif, reduce_only=reduce_only)
+                         amount=amount, price=price, type=type_, tif=tif, reduce_only=reduce_only,
+                         leg=leg if market == "futures" else None)
         acct.orders.append(order)
         marketable = type_ == "market" or (price is not None and (
             (side == "buy" and price >= m.last) or (side == "sell" and price <= m.last)))
@@ -256,10 +275,11 @@ class VenueState:
 
     def _fill_futures(self, acct: SimAccount, order: SimOrder, px: Decimal) -> None:
         signed = order.amount if order.side == "buy" else -order.amount
-        pos = acct.positions.get(order.symbol.split("/")[0])
         base = order.symbol.split("/")[0]
+        slot = position_slot(base, order.leg)
+        pos = acct.positions.get(slot)
         if pos is None:
-            acct.positions[base] = SimPosition(base=base, size=signed, entry=px)
+            acct.positions[slot] = SimPosition(base=base, size=signed, entry=px)
         else:
             new = pos.size + signed
             if pos.size * signed < 0:  # reducing: realize PnL on the closed part
@@ -273,7 +293,7 @@ class VenueState:
             pos.size = new
             pos.updated_ms = now_ms()
             if new == 0:
-                del acct.positions[base]
+                del acct.positions[slot]
         order.filled = order.amount
         order.avg_price = px
         order.status = "filled"
@@ -355,7 +375,7 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
             st.accounts[uid] = acct
             for p in a.positions:
                 base = p.symbol.split("/")[0]
-                slot = base + SHORT_LEG if a.position_mode == "hedge" and p.size < 0 else base
+                slot = position_slot(base, "short" if a.position_mode == "hedge" and p.size < 0 else None)
                 acct.positions[slot] = SimPosition(base=base, size=p.size, entry=p.entry_price, leverage=p.leverage)
             for o in a.orders:
                 base = o.symbol.split("/")[0]

@@ -1,12 +1,11 @@
-"""ccxt clients for Binance, OKX and Bybit: built from config, pointed at a base URL, limited, pooled.
+"""ccxt clients for the registered exchanges: built from config, pointed at a base URL, limited, pooled.
 
 - :func:`build_exchange` makes one real ccxt client (``ccxt.async_support`` or sync ``ccxt``) for
   one credential of one account. Its class is a thin subclass of ccxt's that classifies every
   answer by venue code (:func:`primeguard.venues.cex.errors.raise_for_response`) and, when async
   and pooled, passes each HTTP round trip through the venue's :class:`VenueLimiter`.
-- Pointing at a local server follows ccxt's layout: Binance ``urls['api']`` (a dict of full URLs:
-  swap scheme+host, keep paths), OKX ``hostname`` + ``urls['api']['rest']``, Bybit ``urls['api']``
-  keys. ``set_sandbox_mode`` is never called (it would swap real testnet URLs back in).
+- Pointing at a local server follows ccxt's URL layout of each exchange (its module's
+  ``point_at``). ``set_sandbox_mode`` is never called (it would swap real testnet URLs back in).
 - :class:`CexClientPool` keeps one client per key (ccxt's throttle is per instance = per key),
   one shared aiohttp session and TLS context, the markets per venue (loaded once with minimal
   options) and the per-venue limiters. A daemon keeps one pool across sweeps; ``collect_many``
@@ -15,7 +14,7 @@
   builds one template client per venue and clones it per key (own options, throttler and
   credentials; shared read-only description, session and TLS context).
 - Secrets are read when a client is built and live only inside the ccxt object; ccxt's own
-  logger (which logs request headers, including OKX's passphrase) is replaced by a silent one.
+  logger (which logs request headers, passphrases included) is replaced by a silent one.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,12 +42,17 @@ from primeguard.config.schema import CexAccountConfig, CredentialConfig
 from primeguard.domain.errors import ConfigError, VenueError, VenueRateLimited
 from primeguard.domain.money import to_decimal
 from primeguard.venues.cex.errors import raise_for_response, translate
-from primeguard.venues.cex.limits import DEFAULT_LIMITS, VenueLimiter, VenueLimits
+from primeguard.venues.cex.exchange import CexExchange
+from primeguard.venues.cex.limits import VenueLimiter, VenueLimits
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
+from primeguard.venues.cex.registry import VENUES, default_limits, exchange_for
 
-VENUES: tuple[str, ...] = ("binance", "okx", "bybit")
+__all__ = ["VENUES", "CexClientPool", "MarketBook", "MarketInfo", "build_exchange", "credential", "exchange_class",
+           "market_book", "point_at", "public_key_of"]
+
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 
-# ccxt logs "Request: <headers> <body>" at DEBUG (OKX headers include the passphrase): give every
+# ccxt logs "Request: <headers> <body>" at DEBUG (headers may carry a passphrase): give every
 # client a logger that is outside the logging tree and drops everything.
 _SILENT = logging.Logger("primeguard.venues.cex.ccxt-silenced", level=logging.CRITICAL + 1)
 _SILENT.propagate = False
@@ -61,6 +64,7 @@ class _Classified:
     transport failures (timeouts, refused connections) into typed errors as well."""
 
     pg_venue: str = ""
+    pg_exchange: CexExchange
 
     def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
         try:
@@ -72,7 +76,7 @@ class _Classified:
 
     def handle_errors(self, code: int, reason: str, url: str, method: str, headers: dict[str, str], body: str,
                       response: Any, requestHeaders: Any, requestBody: Any) -> None:  # noqa: N803 - ccxt's names
-        raise_for_response(self.pg_venue, int(code), headers, body or "", response, urlsplit(url).path)
+        raise_for_response(self.pg_exchange, int(code), headers, body or "", response, urlsplit(url).path)
 
 
 # Set while a request holds its venue slot: ccxt's own per-key throttle already ran before it.
@@ -85,7 +89,7 @@ class _AsyncClassified(_Classified):
     Order per request: ccxt's per-key throttle (outside any slot, so a throttled key never holds one
     of the venue's slots) → venue slot (weight budget, in-flight cap, Retry-After pause) → sign →
     HTTP. Signing inside the slot matters: a request queued behind the venue's limit must not carry a
-    timestamp older than the venue's receive window (Binance -1021, Bybit 10002, OKX 50102).
+    timestamp older than the venue's receive window (a clock error the venue would refuse).
     """
 
     pg_limiter: VenueLimiter | None = None
@@ -108,9 +112,7 @@ class _AsyncClassified(_Classified):
         if self.enableRateLimit:  # type: ignore[attr-defined]
             cost = self.calculate_rate_limiter_cost(api, method, path, params, config)  # type: ignore[attr-defined]
             await super().throttle(cost)  # type: ignore[misc]
-        url_path = ""
-        if self.pg_venue == "binance" and isinstance(api, str):
-            url_path = urlsplit(self.urls["api"].get(api, "")).path + "/" + str(path)  # type: ignore[attr-defined]
+        url_path = self.pg_exchange.limiter_path(self, api, str(path))
         has_symbol = isinstance(params, dict) and "symbol" in params
         async with limiter.slot(url_path, "symbol=" if has_symbol else ""):
             token = _PACED.set(True)
@@ -132,43 +134,34 @@ _CLASSES: dict[tuple[str, bool], type] = {}
 
 
 def exchange_class(venue: str, *, sync: bool = False) -> type:
-    """The classified ccxt class for ``venue`` (sync or async)."""
-    if venue not in VENUES:
-        raise ConfigError(f"unknown CEX venue {venue!r}; expected one of {', '.join(VENUES)}")
+    """The classified ccxt class for ``venue`` (sync or async).
+
+    Raises:
+        ConfigError: the venue is not in the registry.
+    """
+    exchange = exchange_for(venue)
     key = (venue, sync)
     if key not in _CLASSES:
-        base = getattr(ccxt if sync else ccxt_async, venue)
+        base = getattr(ccxt if sync else ccxt_async, exchange.name)
         mixin = _Classified if sync else _AsyncClassified
         _CLASSES[key] = type(f"Primeguard{venue.capitalize()}{'' if sync else 'Async'}", (mixin, base),
-                             {"pg_venue": venue})
+                             {"pg_venue": venue, "pg_exchange": exchange})
     return _CLASSES[key]
 
 
-def _options(venue: str) -> dict[str, Any]:
-    if venue == "binance":
-        return {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchMargins": False, "fetchCurrencies": False,
-                "adjustForTimeDifference": False, "recvWindow": 5000}
-    if venue == "okx":
-        return {"fetchMarkets": {"types": ["spot", "swap"]}, "adjustForTimeDifference": False}
-    return {"fetchMarkets": {"types": ["spot", "linear"]}, "enableUnifiedAccount": True, "enableUnifiedMargin": False,
-            "adjustForTimeDifference": False, "recvWindow": 5000}
-
-
 def point_at(ex: Any, venue: str, base_url: str | None) -> None:
-    """Aim a ccxt client at ``base_url`` (scheme://host:port); None keeps the production URLs."""
+    """Aim a ccxt client at ``base_url`` (scheme://host:port) the way the exchange's URLs are laid
+    out; None keeps the production URLs. Never calls ``set_sandbox_mode``.
+
+    Raises:
+        ConfigError: a base URL that is not http(s)://host[:port], or an unknown venue.
+    """
     if not base_url:
         return
     u = urlsplit(base_url)
     if u.scheme not in ("http", "https") or not u.netloc:
         raise ConfigError(f"base_url {base_url!r} must look like http://host:port")
-    origin = f"{u.scheme}://{u.netloc}"
-    if venue == "binance":
-        ex.urls["api"] = {k: origin + urlsplit(v).path for k, v in ex.urls["api"].items() if isinstance(v, str)}
-    elif venue == "okx":
-        ex.hostname = u.netloc
-        ex.urls["api"] = {"rest": f"{u.scheme}://{{hostname}}"}
-    else:
-        ex.urls["api"] = {k: origin for k in ex.urls["api"]}
+    exchange_for(venue).point_at(ex, u.scheme, u.netloc)
 
 
 @dataclass(frozen=True)
@@ -192,8 +185,8 @@ def credential(account: CexAccountConfig, cred_id: str) -> CredentialConfig:
 
 def _secrets(account: CexAccountConfig, cred: CredentialConfig, base_dir: Path | None) -> _Secrets:
     passphrase = None if cred.passphrase is None else resolve_secret(cred.passphrase, base_dir=base_dir)
-    if account.venue == "okx" and passphrase is None:
-        raise ConfigError(f"account {account.id}: OKX credential {cred.id!r} needs a passphrase")
+    if exchange_for(account.venue).needs_passphrase and passphrase is None:
+        raise ConfigError(f"account {account.id}: {account.venue.upper()} credential {cred.id!r} needs a passphrase")
     return _Secrets(resolve_secret(cred.api_key, base_dir=base_dir), resolve_secret(cred.secret, base_dir=base_dir),
                     passphrase)
 
@@ -206,7 +199,8 @@ def public_key_of(account: CexAccountConfig, cred_id: str, base_dir: Path | None
 def _config(venue: str, secrets: _Secrets | None, timeout_s: float,
             rate_limit_ms: float | None = None) -> dict[str, Any]:
     cfg: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000), "logger": _SILENT,
-                           "timeout_on_exit": 0, "has": {"fetchCurrencies": False}, "options": _options(venue)}
+                           "timeout_on_exit": 0, "has": {"fetchCurrencies": False},
+                           "options": exchange_for(venue).ccxt_options()}
     if rate_limit_ms is not None:
         cfg["rateLimit"] = rate_limit_ms
     if secrets is not None:
@@ -237,63 +231,26 @@ def build_exchange(account: CexAccountConfig, cred_id: str | None, *, sync: bool
 # --- markets ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MarketInfo:
-    symbol: str  # unified, e.g. "BTC/USDT:USDT"
-    id: str  # venue id, e.g. "BTCUSDT" / "BTC-USDT-SWAP"
-    kind: str  # spot | swap
-    base: str
-    quote: str
-    settle: str | None
-    tick: Decimal
-    step: Decimal
-    contract_size: Decimal  # base units per contract (OKX swaps), 1 elsewhere
-
-
-@dataclass(frozen=True)
-class MarketBook:
-    venue: str
-    by_symbol: Mapping[str, MarketInfo]
-    by_id: Mapping[tuple[str, str], MarketInfo]
-
-    def swap(self, venue_id: str) -> MarketInfo | None:
-        return self.by_id.get(("swap", venue_id))
-
-
-def _exact(venue: str, m: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
-    info = m.get("info") or {}
-    tick = step = None
-    size = Decimal(1)
-    if venue == "binance":
-        for f in info.get("filters", []):
-            if f.get("filterType") == "PRICE_FILTER":
-                tick = to_decimal(f["tickSize"], what="tickSize")
-            elif f.get("filterType") == "LOT_SIZE":
-                step = to_decimal(f["stepSize"], what="stepSize")
-    elif venue == "okx":
-        tick, step = to_decimal(info["tickSz"], what="tickSz"), to_decimal(info["lotSz"], what="lotSz")
-        if info.get("ctVal"):
-            size = to_decimal(info["ctVal"], what="ctVal")
-    else:
-        tick = to_decimal(info["priceFilter"]["tickSize"], what="tickSize")
-        lot = info.get("lotSizeFilter") or {}
-        step = to_decimal(lot.get("qtyStep") or lot.get("basePrecision"), what="qtyStep")
-    precision = m.get("precision") or {}
-    if tick is None:
-        tick = to_decimal(precision.get("price"), what="price precision")
-    if step is None:
-        step = to_decimal(precision.get("amount"), what="amount precision")
-    return tick, step, size
-
-
 def market_book(venue: str, markets: Mapping[str, dict[str, Any]]) -> MarketBook:
+    """The spot and linear-swap markets of ccxt's loaded ``markets`` with exact tick/step sizes read
+    from the venue's own fields (ccxt's precision only where the venue gives none).
+
+    Raises:
+        InputError: a size field that is not a number.
+    """
+    exchange = exchange_for(venue)
     by_symbol: dict[str, MarketInfo] = {}
     by_id: dict[tuple[str, str], MarketInfo] = {}
     for symbol, m in markets.items():
         kind = "spot" if m.get("spot") else "swap" if m.get("swap") and m.get("linear") else None
         if kind is None:
             continue
-        tick, step, size = _exact(venue, m)
+        tick, step, size = exchange.exact(m)
+        precision = m.get("precision") or {}
+        if tick is None:
+            tick = to_decimal(precision.get("price"), what="price precision")
+        if step is None:
+            step = to_decimal(precision.get("amount"), what="amount precision")
         info = MarketInfo(symbol, str(m["id"]), kind, str(m["base"]), str(m["quote"]), m.get("settle"), tick, step,
                           size)
         by_symbol[symbol] = info
@@ -310,7 +267,7 @@ class CexClientPool:
     def __init__(self, *, limits: Mapping[str, VenueLimits] | None = None,
                  request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, base_dir: Path | None = None,
                  rate_limit_ms: float | None = None) -> None:
-        self.limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self.limits = {**default_limits(), **(limits or {})}
         self.request_timeout_s = request_timeout_s
         self.rate_limit_ms = rate_limit_ms  # None: ccxt's per-key pacing for the venue
         self.base_dir = base_dir
@@ -348,7 +305,8 @@ class CexClientPool:
     def limiter(self, venue: str) -> VenueLimiter:
         self._bind()
         if venue not in self._limiters:
-            self._limiters[venue] = VenueLimiter(venue, self.limits.get(venue, VenueLimits()))
+            self._limiters[venue] = VenueLimiter(venue, self.limits.get(venue, VenueLimits()),
+                                                 exchange_for(venue).request_weight)
         return self._limiters[venue]
 
     def _template(self, account: CexAccountConfig) -> Any:

@@ -27,14 +27,14 @@ from primeguard.domain.model import Account, Capability, Credential, Holder, Ven
 from primeguard.domain.observation import AccountSnapshot, WhitelistStatus
 from primeguard.venues.cex import normalize as nz
 from primeguard.venues.cex.capabilities import credential_findings, key_subject, whitelist_findings
-from primeguard.venues.cex.client import VENUES, CexClientPool, MarketBook
+from primeguard.venues.cex.client import CexClientPool
 from primeguard.venues.cex.errors import finding_for, translate
+from primeguard.venues.cex.exchange import CexExchange, WhitelistAccess
 from primeguard.venues.cex.limits import VenueLimits
+from primeguard.venues.cex.registry import EXCHANGES, VENUES, exchange_for
 
 log = logging.getLogger(__name__)
 DEFAULT_ACCOUNT_TIMEOUT_S = 30.0
-BYBIT_SETTLE_COINS: tuple[str, ...] = ("USDT", "USDC")
-EXPIRED_CODES: frozenset[tuple[str, str]] = frozenset({("bybit", "33004")})  # "your api key has expired"
 
 
 def check_accounts(accounts: Sequence[CexAccountConfig]) -> None:
@@ -48,7 +48,7 @@ def check_accounts(accounts: Sequence[CexAccountConfig]) -> None:
     if dupes:
         raise ConfigError(f"duplicate CEX account id(s): {', '.join(sorted(dupes))}")
     for a in accounts:
-        if a.venue not in VENUES:
+        if a.venue not in EXCHANGES:
             raise ConfigError(f"account {a.id}: unknown CEX venue {a.venue!r}; expected one of {', '.join(VENUES)}")
         ids = {c.id for c in a.credentials}
         for role, ref in (("monitor", a.monitor), ("operator", a.operator)):
@@ -70,95 +70,41 @@ class _Inspected:
     expired: bool = False
 
 
-# --- per-venue reads --------------------------------------------------------------------------------
+# --- reads through the exchange ---------------------------------------------------------------------
 
 
 async def _inspect(pool: CexClientPool, account: CexAccountConfig, cred: CredentialConfig) -> _Inspected:
+    exchange = exchange_for(account.venue)
     try:
         ex = pool.exchange(account, cred.id)
     except ConfigError as exc:
         return _Inspected(cred, config_error=str(exc))
     try:
-        if account.venue == "binance":
-            return _Inspected(cred, nz.binance_key(await ex.sapiGetAccountApiRestrictions()))
-        if account.venue == "okx":
-            return _Inspected(cred, nz.okx_key(await ex.privateGetAccountConfig()))
-        return _Inspected(cred, nz.bybit_key(await ex.privateGetV5UserQueryApi()))
+        return _Inspected(cred, await exchange.inspect_key(ex))
     except Exception as exc:  # classified below; never escapes
         err = translate(exc, account.venue)
-        if (account.venue, err.code) in EXPIRED_CODES:  # the venue says so itself: the key can do nothing
+        if err.code in exchange.expired_codes:  # the venue says so itself: the key can do nothing
             return _Inspected(cred, nz.KeyInfo(frozenset(), None, None, None, {"expired": True}), expired=True)
         return _Inspected(cred, error=err)
 
 
-async def _read_binance(ex: Any, book: MarketBook, account: CexAccountConfig, at: datetime,
-                        read: nz.MonitorRead) -> tuple[WhitelistStatus | None, str]:
-    # Cheapest first: ccxt throttles each key's calls by their cost in the order they are issued.
-    results: tuple[Any, ...] = await asyncio.gather(
-        ex.fapiPrivateV3GetAccount(), ex.fapiPrivateV3GetPositionRisk(), ex.privateGetAccount(),
-        ex.sapiGetCapitalWithdrawAddressList(), return_exceptions=True)
-    fut, risk, spot, wl = results
-    for r in (fut, risk, spot):
-        if isinstance(r, BaseException):
-            raise r
-    read.balances.extend(nz.binance_balances(account.id, spot, fut, at))
-    nz.binance_positions(account.id, risk, book, at, read)
-    if isinstance(wl, BaseException):
-        err = translate(wl, "binance")
-        return WhitelistStatus(enabled=None), f"address list unreadable: {type(err).__name__}"
-    return nz.binance_whitelist(wl), "the address book is empty"
+async def _whitelist(exchange: CexExchange, ex: Any) -> tuple[WhitelistStatus, str]:
+    """The address book and, when it says nothing, why; never raises for a venue fault."""
+    try:
+        return await exchange.read_whitelist(ex), "the address book is empty"
+    except Exception as exc:
+        return WhitelistStatus(enabled=None), f"address book unreadable: {type(translate(exc, exchange.name)).__name__}"
 
 
-async def _read_okx(ex: Any, book: MarketBook, account: CexAccountConfig, at: datetime,
-                    read: nz.MonitorRead) -> tuple[WhitelistStatus | None, str]:
-    positions, balance = await asyncio.gather(ex.privateGetAccountPositions(), ex.privateGetAccountBalance())
-    nz.okx_balances(account.id, balance, at, read)
-    nz.okx_positions(account.id, positions, book, at, read)
-    return WhitelistStatus(enabled=None), "OKX has no endpoint listing the withdrawal address book"
-
-
-async def _bybit_positions(ex: Any, settle: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(50):  # 50 pages x 200 positions: beyond that something is wrong
-        params: dict[str, Any] = {"category": "linear", "settleCoin": settle, "limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        result = nz._data(await ex.privateGetV5PositionList(params), "bybit")
-        rows.extend(result["list"])
-        cursor = result.get("nextPageCursor")
-        if not cursor:
-            return rows
-    raise VenueError("position list did not end after 50 pages", venue="bybit")
-
-
-async def _read_bybit(ex: Any, book: MarketBook, account: CexAccountConfig, at: datetime,
-                      read: nz.MonitorRead) -> tuple[WhitelistStatus | None, str]:
-    wallet, info, *pages = await asyncio.gather(
-        ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"}), ex.privateGetV5AccountInfo(),
-        *(_bybit_positions(ex, s) for s in BYBIT_SETTLE_COINS))
-    nz.bybit_balances(account.id, wallet, at, read)
-    nz.bybit_positions(account.id, [r for page in pages for r in page], book, at, read,
-                       account_margin=nz.bybit_account_margin(info))
-    return None, ""  # read after the keys are known: it needs a key with withdraw permission
-
-
-async def _bybit_whitelist(pool: CexClientPool, account: CexAccountConfig,
-                           inspected: Sequence[_Inspected]) -> tuple[WhitelistStatus, str]:
+async def _whitelist_with_withdraw_key(pool: CexClientPool, account: CexAccountConfig,
+                                       inspected: Sequence[_Inspected]) -> tuple[WhitelistStatus, str]:
     order = {Holder.OPERATOR: 0, Holder.MONITOR: 1, Holder.CLIENT: 2}
     able = sorted((i for i in inspected if i.info is not None and Capability.WITHDRAW in i.info.capabilities
                    and i.cred.holder in order), key=lambda i: order[i.cred.holder])
     if not able:
         return WhitelistStatus(enabled=None), "no configured key on the sub-account has the withdraw permission " \
-                                              "Bybit requires to read the address book"
-    try:
-        resp = await pool.exchange(account, able[0].cred.id).privateGetV5AssetWithdrawQueryAddress()
-        return nz.bybit_whitelist(resp), "the address book is empty"
-    except Exception as exc:
-        return WhitelistStatus(enabled=None), f"address book unreadable: {type(translate(exc, 'bybit')).__name__}"
-
-
-_READERS = {"binance": _read_binance, "okx": _read_okx, "bybit": _read_bybit}
+                                              f"{account.venue} requires to read the address book"
+    return await _whitelist(exchange_for(account.venue), pool.exchange(account, able[0].cred.id))
 
 
 # --- assembling a snapshot ------------------------------------------------------------------------------
@@ -190,6 +136,7 @@ def _config_finding(account: Account, subject: str, message: str) -> Finding:
 async def _collect(account_cfg: CexAccountConfig, pool: CexClientPool, now: datetime | None) -> AccountSnapshot:
     account = account_of(account_cfg)
     venue = account_cfg.venue
+    exchange = exchange_for(venue)
     try:
         monitor = pool.exchange(account_cfg, account_cfg.monitor)
     except ConfigError as exc:
@@ -198,7 +145,15 @@ async def _collect(account_cfg: CexAccountConfig, pool: CexClientPool, now: date
 
     async def monitor_read() -> tuple[WhitelistStatus | None, str]:
         book = await pool.markets(account_cfg)
-        return await _READERS[venue](monitor, book, account_cfg, now or datetime.now(UTC), read)
+        at = now or datetime.now(UTC)
+        if exchange.whitelist_access is WhitelistAccess.MONITOR:
+            _, wl = await asyncio.gather(exchange.read_account(monitor, book, account_cfg.id, at, read),
+                                         _whitelist(exchange, monitor))
+            return wl
+        await exchange.read_account(monitor, book, account_cfg.id, at, read)
+        if exchange.whitelist_access is WhitelistAccess.NONE:
+            return WhitelistStatus(enabled=None), exchange.no_whitelist_reason
+        return None, ""  # read after the keys are known: it needs a key with withdraw permission
 
     # Key inspections first: each is its key's cheapest call, so it never waits behind the reads.
     results = await asyncio.gather(*(_inspect(pool, account_cfg, c) for c in account_cfg.credentials),
@@ -215,8 +170,8 @@ async def _collect(account_cfg: CexAccountConfig, pool: CexClientPool, now: date
         return blind(account, at, finding_for(err, subject=account.id, client_id=account.client_id,
                                               what=f"reading {venue} sub-account {account.address}"), creds)
     wl, wl_reason = outcome  # type: ignore[misc]  # gather's result: the monitor read's tuple
-    if venue == "bybit":
-        wl, wl_reason = await _bybit_whitelist(pool, account_cfg, inspected)
+    if exchange.whitelist_access is WhitelistAccess.WITHDRAW_KEY:
+        wl, wl_reason = await _whitelist_with_withdraw_key(pool, account_cfg, inspected)
     findings: list[Finding] = []
     for i, cred in zip(inspected, creds, strict=True):
         subject = key_subject(account.id, cred.id)

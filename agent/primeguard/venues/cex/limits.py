@@ -1,12 +1,13 @@
 """Per-venue request limits on top of ccxt's per-instance throttle.
 
 ccxt's ``enableRateLimit`` throttles each exchange *instance*; we keep one instance per API key,
-which matches OKX and Bybit (their limits are per account / UID) but not Binance, whose weight
-limits are per IP across every key we use. So each venue also gets:
+which matches venues whose limits are per account / UID but not venues whose weight limits are
+per IP across every key we use. So each venue also gets:
 
 - a cap on requests in flight (``max_in_flight``), and
-- for Binance, token buckets over the documented request weights per minute (``/api`` 6000,
-  ``/fapi`` 2400, ``/sapi`` 12000), allowing the bursts the venue's minute windows allow;
+- token buckets over the venue's documented request weights per minute, where it has them (the
+  exchange module gives the weights: :meth:`CexExchange.request_weight`), allowing the bursts the
+  venue's minute windows allow;
 - a venue-wide pause when the venue says ``Retry-After``.
 """
 
@@ -15,20 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-# Binance request weights (documented per endpoint); unknown paths weigh 1.
-BINANCE_WEIGHTS: dict[str, int] = {
-    "/api/v3/account": 20, "/api/v3/exchangeInfo": 20, "/api/v3/openOrders": 6, "/api/v3/order": 1,
-    "/fapi/v3/account": 5, "/fapi/v3/positionRisk": 5, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/openOrders": 1,
-    "/fapi/v1/leverageBracket": 1, "/fapi/v1/order": 1, "/fapi/v1/allOpenOrders": 1,
-    "/sapi/v1/capital/withdraw/address/list": 10, "/sapi/v1/account/apiRestrictions": 1,
-    "/sapi/v1/capital/withdraw/apply": 1, "/sapi/v1/sub-account/subAccountApi/ipRestriction": 20,
-    "/sapi/v2/sub-account/subAccountApi/ipRestriction": 20,
-}
-BINANCE_NO_SYMBOL_WEIGHTS: dict[str, int] = {"/api/v3/openOrders": 80, "/fapi/v1/openOrders": 40}
-BINANCE_BUDGETS: dict[str, int] = {"/api/": 6000, "/fapi/": 2400, "/sapi/": 12000}
+Weigh = Callable[[str, str], tuple[str | None, int]]  # (url path, query) -> (budget prefix, weight)
 
 
 @dataclass(frozen=True)
@@ -44,23 +36,17 @@ class VenueLimits:
         return self.max_in_flight * 4
 
 
-DEFAULT_LIMITS: dict[str, VenueLimits] = {
-    "binance": VenueLimits(16, dict(BINANCE_BUDGETS)),
-    "okx": VenueLimits(16),
-    "bybit": VenueLimits(16),
-}
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_LIMITS``: every registered exchange's default limits (built from the registry)."""
+    if name == "DEFAULT_LIMITS":
+        from primeguard.venues.cex.registry import default_limits
+
+        return default_limits()
+    raise AttributeError(name)
 
 
-def request_weight(venue: str, path: str, query: str) -> tuple[str | None, int]:
-    """(budget prefix, weight) of a request; (None, 0) when the venue has no weight budget."""
-    if venue != "binance":
-        return None, 0
-    prefix = next((p for p in BINANCE_BUDGETS if path.startswith(p)), None)
-    if prefix is None:
-        return None, 0
-    if path in BINANCE_NO_SYMBOL_WEIGHTS and "symbol=" not in query:
-        return prefix, BINANCE_NO_SYMBOL_WEIGHTS[path]
-    return prefix, BINANCE_WEIGHTS.get(path, 1)
+def _unweighted(path: str, query: str) -> tuple[str | None, int]:
+    return None, 0
 
 
 class _Bucket:
@@ -83,8 +69,9 @@ class _Bucket:
 class VenueLimiter:
     """Limits for one venue inside one event loop."""
 
-    def __init__(self, venue: str, limits: VenueLimits) -> None:
+    def __init__(self, venue: str, limits: VenueLimits, weigh: Weigh = _unweighted) -> None:
         self.venue = venue
+        self._weigh = weigh
         self.limits = limits
         self._sem = asyncio.Semaphore(limits.max_in_flight)
         self._buckets = {p: _Bucket(n) for p, n in limits.weight_budgets.items()}
@@ -101,7 +88,7 @@ class VenueLimiter:
         pause = self._blocked_until - time.monotonic()
         if pause > 0:
             await asyncio.sleep(pause)
-        prefix, weight = request_weight(self.venue, path, query)
+        prefix, weight = self._weigh(path, query)
         bucket = self._buckets.get(prefix) if prefix else None
         while bucket is not None:
             delay = bucket.wait_for(weight)

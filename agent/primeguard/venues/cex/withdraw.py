@@ -1,5 +1,5 @@
-"""Submit a withdrawal from a CEX sub-account (after policy approved it). Errors are typed by code:
-:class:`AddressNotWhitelisted` (Binance -4035, OKX 58203/58207, Bybit 131093),
+"""Submit a withdrawal from a CEX sub-account (after policy approved it). Errors are typed by the
+venue's code (each exchange module's ``CODES``): :class:`AddressNotWhitelisted`,
 :class:`InsufficientFunds`, :class:`VenuePermissionDenied` (the key may not withdraw),
 :class:`VenueAuthError`, :class:`VenueUnavailable`. Nothing is retried here: a withdrawal is sent
 at most once per call, with the caller's ``request_id`` as the venue's client id where it has one.
@@ -7,27 +7,29 @@ at most once per call, with the caller's ``request_id`` as the venue's client id
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from pathlib import Path
 
 from primeguard.config.schema import CexAccountConfig
 from primeguard.domain.errors import VenueBadResponse
-from primeguard.domain.money import decimal_str, parse_quantity
+from primeguard.domain.money import parse_quantity
 from primeguard.venues.cex.client import CexClientPool
 from primeguard.venues.cex.collect import check_accounts
 from primeguard.venues.cex.errors import translate
-from primeguard.venues.cex.levers import _binance_write
-from primeguard.venues.cex.normalize import _data
+from primeguard.venues.cex.registry import exchange_for
 
 
 async def submit_withdrawal(account: CexAccountConfig, cred_id: str, *, asset: str, amount: Decimal, address: str,
                             network: str, request_id: str, pool: CexClientPool | None = None,
                             base_dir: Path | None = None) -> str:
-    """Send one withdrawal; returns the venue's withdrawal id.
+    """Send one withdrawal of ``amount`` (in ``asset`` units, exact) and return the venue's
+    withdrawal id. Sent at most once per call; never retried.
 
     Raises:
-        VenueError subclasses (see module docstring); InputError for a non-positive amount.
+        ConfigError: a malformed account, an unknown credential or an unreadable secret.
+        InputError: a non-positive or malformed amount.
+        VenueError subclasses (see the module docstring); VenueBadResponse when the venue accepted
+            the request without giving an id.
     """
     check_accounts([account])
     qty = parse_quantity(amount, what="withdrawal amount")
@@ -37,23 +39,10 @@ async def submit_withdrawal(account: CexAccountConfig, cred_id: str, *, asset: s
                                            network=network, request_id=request_id, pool=own)
     ex = pool.exchange(account, cred_id)
     try:
-        if account.venue == "binance":
-            res = await _binance_write(ex, ex.sapiPostCapitalWithdrawApply({
-                "coin": asset, "address": address, "amount": decimal_str(qty), "network": network,
-                "withdrawOrderId": request_id}))
-            wid = res.get("id") if isinstance(res, dict) else None
-        elif account.venue == "okx":
-            data = _data(await ex.privatePostAssetWithdrawal({
-                "ccy": asset, "amt": decimal_str(qty), "dest": "4", "toAddr": address, "chain": f"{asset}-{network}",
-                "clientId": request_id[:32]}), "okx")
-            wid = data[0].get("wdId") if data else None
-        else:
-            res = _data(await ex.privatePostV5AssetWithdrawCreate({
-                "coin": asset, "chain": network, "address": address, "amount": decimal_str(qty),
-                "timestamp": int(time.time() * 1000), "requestId": request_id[:32], "accountType": "FUND"}), "bybit")
-            wid = res.get("id")
+        wid = await exchange_for(account.venue).submit_withdrawal(ex, asset=asset, amount=qty, address=address,
+                                                                  network=network, request_id=request_id)
     except Exception as exc:
         raise translate(exc, account.venue) from None
     if not wid:
         raise VenueBadResponse("withdrawal accepted without an id", venue=account.venue)
-    return str(wid)
+    return wid

@@ -22,13 +22,16 @@ from typing import Any
 import grpc
 from aiohttp import web
 from pydantic import ValidationError
+from v4_proto.cosmos.auth.v1beta1 import query_pb2_grpc as auth_query_pb2_grpc
+from v4_proto.cosmos.base.tendermint.v1beta1 import query_pb2_grpc as tendermint_query_pb2_grpc
+from v4_proto.cosmos.tx.v1beta1 import service_pb2_grpc
 from v4_proto.dydxprotocol.accountplus import query_pb2_grpc
 
 from primeguard.config.schema import DydxAccountConfig
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.model import Holder
 from primeguard.sandbox.dydx.indexer import build_app
-from primeguard.sandbox.dydx.node import AccountPlusQuery
+from primeguard.sandbox.dydx.node import AccountPlusQuery, AuthQuery, TendermintService, TxService
 from primeguard.sandbox.dydx.scenario import DydxAuthenticatorScenario, DydxPerpScenario
 from primeguard.sandbox.dydx.state import AuthRecord, ClosedPerp, DydxWorld
 from primeguard.sandbox.faults import FaultConfig
@@ -113,7 +116,11 @@ class DydxSimulators:
 
     def _start_node(self) -> str:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dydx-node-sim"))
-        query_pb2_grpc.add_QueryServicer_to_server(AccountPlusQuery(self.world, self._stopping), server)
+        query = AccountPlusQuery(self.world, self._stopping)
+        query_pb2_grpc.add_QueryServicer_to_server(query, server)
+        service_pb2_grpc.add_ServiceServicer_to_server(TxService(self.world, self._stopping, query), server)
+        auth_query_pb2_grpc.add_QueryServicer_to_server(AuthQuery(self.world, query), server)
+        tendermint_query_pb2_grpc.add_ServiceServicer_to_server(TendermintService(self.world, query), server)
         port = server.add_insecure_port(f"{self.host}:0")
         if not port:
             raise SandboxError("dYdX node simulator could not bind a port")

@@ -146,15 +146,18 @@ def load_key(account: DydxAccountConfig, base_dir: FsPath | None = None) -> KeyP
         raise ConfigError(f"dYdX account {account.id} has no broker key")
     secret = resolve_secret(account.broker.key, base_dir=base_dir).strip()
     hexpart = secret[2:] if secret[:2].lower() == "0x" else secret
+    pair: KeyPair | None = None
     try:
         if len(hexpart) == 64 and all(c in "0123456789abcdefABCDEF" for c in hexpart):
-            return KeyPair.from_hex(hexpart)
-        if len(secret.split()) in (12, 15, 18, 21, 24):
-            return KeyPair.from_mnemonic(" ".join(secret.split()))
-    except Exception:  # noqa: BLE001 - the library's message may quote the secret
-        pass
+            pair = KeyPair.from_hex(hexpart)
+        elif len(secret.split()) in (12, 15, 18, 21, 24):
+            pair = KeyPair.from_mnemonic(" ".join(secret.split()))
+    except Exception:  # the library's message may quote the secret: say nothing of it
+        pair = None
+    if pair is not None:
+        return pair
     raise ConfigError(f"the broker key of dYdX account {account.id} is neither a 64-hex private key nor a valid "
-                      "BIP-39 mnemonic")
+                      "BIP-39 mnemonic") from None
 
 
 def _round_to(value: Decimal, step: Decimal, rounding: str) -> Decimal:
@@ -301,7 +304,7 @@ class _Session:
     # --- indexer reads --------------------------------------------------------------------------
 
     async def orders(self, number: int) -> list[dict[str, Any]]:
-        body = await self.indexer._call(  # noqa: SLF001 - shared error mapping of the reader
+        body = await self.indexer._call(  # shared error mapping of the reader
             f"orders of subaccount {number}",
             self.indexer.client.account.get_subaccount_orders(self.account.address, number, limit=1000))
         if not isinstance(body, list):
@@ -309,7 +312,7 @@ class _Session:
         return [o for o in body if isinstance(o, dict) and o.get("status") in OPEN_STATUSES]
 
     async def markets(self) -> dict[str, _MarketParams]:
-        body = await self.indexer._call(  # noqa: SLF001
+        body = await self.indexer._call(
             "perpetual markets", self.indexer.client.markets.get_perpetual_markets())
         out = {}
         try:

@@ -17,6 +17,7 @@ from dydx_v4_client.node.builder import Builder, TxOptions
 from dydx_v4_client.node.client import NodeClient
 from dydx_v4_client.node.message import cancel_order, order_id, remove_authenticator, subaccount, transfer
 from dydx_v4_client.wallet import Wallet
+from tests.venues.dydx.conftest import CANCEL, PLACE, WITHDRAW, scenario_dict
 from v4_proto.cosmos.tx.v1beta1.tx_pb2 import Fee
 from v4_proto.dydxprotocol.clob.order_pb2 import Order
 from v4_proto.dydxprotocol.clob.tx_pb2 import MsgPlaceOrder
@@ -36,7 +37,6 @@ from primeguard.venues.dydx.levers import (
     remove_authenticators,
     transfer_free_usdc,
 )
-from tests.venues.dydx.conftest import CANCEL, PLACE, WITHDRAW, scenario_dict
 
 REMOVE = "/dydxprotocol.accountplus.MsgRemoveAuthenticator"
 TRANSFER = "/dydxprotocol.sending.MsgCreateTransfer"
@@ -211,7 +211,7 @@ def test_playbook_levers_raise_when_refused(sims_factory: Callable[..., DydxSimu
     class Action:
         id = "act-10"
         client_id = "alpha"
-        params: dict[str, Any] = {}
+        params = None
 
     with pytest.raises(DydxLeverFailed) as info:
         run(levers["halt_dydx"](Action()))

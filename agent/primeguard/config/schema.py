@@ -259,6 +259,27 @@ class CexAccountConfig(Strict):
         return self
 
 
+DYDX_MAINNET_USDC_DENOM = "ibc/8E27BA2D5493AF5636760E354E46004562C46AB7EC0CC4C1CA14E9E20E2545B5"
+
+
+class DydxBrokerKeyConfig(Strict):
+    """The prime broker's own key for acting on a client's dYdX account (circuit-breaker levers).
+
+    ``key`` is a secret: a BIP-39 mnemonic (Cosmos derivation path) or a 32-byte hex private key.
+    ``authenticator_id`` names the client's ``x/accountplus`` authenticator that holds the broker's
+    public key (a permissioned key); ``None`` means the key is the account's own owner key.
+    Freed USDC goes to ``sweep_address``/``sweep_subaccount`` (the broker's subaccount) through
+    ``MsgCreateTransfer``."""
+
+    key: SecretRef
+    authenticator_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    chain_id: str = Field(default="dydx-mainnet-1", pattern=r"^[a-z0-9][a-z0-9-]{0,48}$")
+    fee_denom: str = Field(default=DYDX_MAINNET_USDC_DENOM, min_length=1, max_length=128)
+    gas_limit: int = Field(default=1_000_000, gt=0, le=100_000_000)
+    sweep_address: str | None = Field(default=None, pattern=r"^dydx1[02-9ac-hj-np-z]{38,58}$")
+    sweep_subaccount: int = Field(default=0, ge=0, le=MAX_DYDX_SUBACCOUNT)
+
+
 class DydxAccountConfig(Strict):
     id: Identifier
     client: Identifier
@@ -270,6 +291,7 @@ class DydxAccountConfig(Strict):
     v3_stark_key_holders: tuple[Holder, ...] = ()  # legacy v3 keys someone still holds
     max_age_s: int = Field(default=120, gt=0, le=DAY)
     timeout_s: float = Field(default=5.0, gt=0, le=5 * MINUTE, allow_inf_nan=False)
+    broker: DydxBrokerKeyConfig | None = None  # the PB's key for the levers; None → levers refuse
 
 
 class KnownSpenderConfig(Strict):

@@ -17,6 +17,7 @@ Plus the scenario's injected faults."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from primeguard.domain.money import decimal_str
-from primeguard.sandbox.dydx.state import BASE_HEIGHT, ClosedPerp, DydxWorld, SubState
+from primeguard.sandbox.dydx.state import BASE_HEIGHT, ClosedPerp, DydxWorld, OrderRec, SubState
 
 GEOBLOCK_BODY = {"errors": [{
     "code": "GEOBLOCKED",
@@ -262,6 +263,47 @@ def build_app(world: DydxWorld) -> web.Application:
         return web.json_response({"transfers": rows[offset:offset + limit], "pageSize": limit,
                                   "totalResults": len(rows), "offset": offset})
 
+    def order_json(address: str, number: int, o: OrderRec) -> dict[str, Any]:
+        status = o.status
+        if status == "OPEN" and o.flags == 0:
+            status = "BEST_EFFORT_OPENED"  # short-term orders live in memory until they match
+        uid = hashlib.sha256(f"{address}/{number}/{o.client_id}/{o.flags}/{o.clob_pair_id}".encode()).hexdigest()
+        return {
+            "id": f"{uid[:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}",
+            "subaccountId": hashlib.sha256(f"{address}/{number}".encode()).hexdigest()[:32],
+            "clientId": str(o.client_id), "clobPairId": str(o.clob_pair_id), "side": o.side, "size": _s(o.size),
+            "totalFilled": _s(o.filled), "price": _s(o.price), "type": "LIMIT", "status": status,
+            "timeInForce": "IOC" if o.ioc else "GTT", "reduceOnly": o.reduce_only, "postOnly": False,
+            "orderFlags": str(o.flags), "goodTilBlock": None if o.good_til_block is None else str(o.good_til_block),
+            "goodTilBlockTime": None if o.good_til_block_time is None else _iso(o.good_til_block_time),
+            "createdAtHeight": str(o.created_height), "clientMetadata": "0", "ticker": o.market,
+            "subaccountNumber": number, "removalReason": o.removal_reason, "_seq": o.seq,
+        }
+
+    async def orders(request: web.Request) -> web.Response:
+        """``/v4/orders?address=&subaccountNumber=[&status=][&ticker=][&limit=]``: newest first."""
+        found = lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        address, number = found
+        limit = limit_of(request)
+        if isinstance(limit, web.Response):
+            return limit
+        if (blocked := geo_blocked()) is not None:
+            return blocked
+        statuses = {x for x in request.query.get("status", "").split(",") if x}
+        ticker = request.query.get("ticker")
+        with world.lock:
+            st = world.account(address)
+            if st is None or number not in st.subaccounts:
+                return not_found_sub(address, number)
+            rows = [order_json(address, number, o) for o in st.subaccounts[number].orders.values()]
+        rows = [r for r in rows if (not statuses or r["status"] in statuses) and (not ticker or r["ticker"] == ticker)]
+        rows.sort(key=lambda r: -int(r["_seq"]))
+        for r in rows:
+            r.pop("_seq")
+        return web.json_response(rows[:limit])
+
     async def markets(request: web.Request) -> web.Response:
         ticker = request.query.get("ticker") or request.query.get("market")
         if request.query.get("ticker") and request.query.get("market"):
@@ -305,6 +347,7 @@ def build_app(world: DydxWorld) -> web.Application:
     app.router.add_get("/v4/perpetualPositions", perpetual_positions)
     app.router.add_get("/v4/assetPositions", asset_positions)
     app.router.add_get("/v4/transfers", transfers)
+    app.router.add_get("/v4/orders", orders)
     app.router.add_get("/v4/perpetualMarkets", markets)
     app.router.add_get("/v4/height", height)
     app.router.add_get("/v4/time", server_time)

@@ -12,6 +12,7 @@ Both servers work for sync and async callers alike: nothing runs on the caller's
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import threading
 from concurrent import futures
@@ -22,15 +23,18 @@ from typing import Any
 import grpc
 from aiohttp import web
 from pydantic import ValidationError
+from v4_proto.cosmos.auth.v1beta1 import query_pb2_grpc as auth_query_pb2_grpc
+from v4_proto.cosmos.base.tendermint.v1beta1 import query_pb2_grpc as tendermint_query_pb2_grpc
+from v4_proto.cosmos.tx.v1beta1 import service_pb2_grpc
 from v4_proto.dydxprotocol.accountplus import query_pb2_grpc
 
 from primeguard.config.schema import DydxAccountConfig
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.model import Holder
 from primeguard.sandbox.dydx.indexer import build_app
-from primeguard.sandbox.dydx.node import AccountPlusQuery
+from primeguard.sandbox.dydx.node import AccountPlusQuery, AuthQuery, TendermintService, TxService
 from primeguard.sandbox.dydx.scenario import DydxAuthenticatorScenario, DydxPerpScenario
-from primeguard.sandbox.dydx.state import AuthRecord, ClosedPerp, DydxWorld
+from primeguard.sandbox.dydx.state import AuthRecord, ClosedPerp, DydxWorld, OrderRec, owner_secret
 from primeguard.sandbox.faults import FaultConfig
 from primeguard.sandbox.scenario import Scenario
 
@@ -113,7 +117,11 @@ class DydxSimulators:
 
     def _start_node(self) -> str:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dydx-node-sim"))
-        query_pb2_grpc.add_QueryServicer_to_server(AccountPlusQuery(self.world, self._stopping), server)
+        query = AccountPlusQuery(self.world, self._stopping)
+        query_pb2_grpc.add_QueryServicer_to_server(query, server)
+        service_pb2_grpc.add_ServiceServicer_to_server(TxService(self.world, self._stopping, query), server)
+        auth_query_pb2_grpc.add_QueryServicer_to_server(AuthQuery(self.world, query), server)
+        tendermint_query_pb2_grpc.add_ServiceServicer_to_server(TendermintService(self.world, query), server)
         port = server.add_insecure_port(f"{self.host}:0")
         if not port:
             raise SandboxError("dYdX node simulator could not bind a port")
@@ -272,6 +280,65 @@ class DydxSimulators:
         with self.world.lock:
             st = self.world.resolve(who)
             st.authenticators[auth_id] = AuthRecord(auth_id, auth_type, bytes(config))
+
+    def owner_key_hex(self, who: str, index: int = 0) -> str:
+        """The sandbox owner private key (hex) of a scenario account whose address was derived (the
+        key that may sign anything for it). Raises KeyError for explicit scenario addresses."""
+        st = self.world.resolve(who, index)
+        if st.pubkey is None or st.index < 0:
+            raise KeyError(f"{who!r} has an explicit address: the sandbox holds no owner key for it")
+        return owner_secret(st.client, st.index).hex()
+
+    def account_info(self, who: str) -> tuple[int, int]:
+        """(account number, sequence) of an address or a client's first account."""
+        with self.world.lock:
+            st = self.world.resolve(who)
+            return st.account_number, st.sequence
+
+    def set_spread(self, spread: Decimal) -> None:
+        """The simulated book quotes oracle ± ``spread`` (a fraction, e.g. 0.001 = 10 bp)."""
+        with self.world.lock:
+            self.world.spread = Decimal(spread)
+
+    @property
+    def chain_id(self) -> str:
+        return self.world.chain_id
+
+    def add_order(self, who: str, subaccount: int, market: str, side: str, size: Decimal, price: Decimal, *,
+                  client_id: int, stateful: bool = False, ttl_blocks: int = 20, ttl_s: int = 3600) -> None:
+        """Rest an order on the book (as if the client had placed it): short-term (good for
+        ``ttl_blocks`` blocks) or stateful long-term (good for ``ttl_s`` seconds). It never fills."""
+        if side not in ("BUY", "SELL"):
+            raise SandboxError("side must be BUY or SELL")
+        with self.world.lock:
+            if market not in self.world.clob_ids:
+                raise SandboxError(f"{market} has no clob pair in the sandbox")
+            height, now = self.world.height()
+            flags = 64 if stateful else 0
+            cid = self.world.clob_ids[market]
+            self.world.sub(who, subaccount).orders[(client_id, flags, cid)] = OrderRec(
+                client_id=client_id, flags=flags, clob_pair_id=cid, market=market, side=side, size=Decimal(size),
+                price=Decimal(price), ioc=False, reduce_only=False,
+                good_til_block=None if stateful else height + ttl_blocks,
+                good_til_block_time=int(now) + ttl_s if stateful else None, created_height=height,
+                seq=self.world.next_seq())
+
+    def open_orders(self, who: str, subaccount: int) -> list[OrderRec]:
+        """Copies of the subaccount's open orders."""
+        with self.world.lock:
+            sub = self.world.resolve(who).subaccounts.get(subaccount)
+            return [] if sub is None else [copy.copy(o) for o in sub.orders.values() if o.status == "OPEN"]
+
+    def usdc(self, who: str, subaccount: int) -> Decimal:
+        with self.world.lock:
+            sub = self.world.resolve(who).subaccounts.get(subaccount)
+            return Decimal(0) if sub is None else sub.usdc
+
+    def positions(self, who: str, subaccount: int) -> dict[str, Decimal]:
+        """market → signed size of the open perpetual positions."""
+        with self.world.lock:
+            sub = self.world.resolve(who).subaccounts.get(subaccount)
+            return {} if sub is None else {m: s for m, (s, _) in sub.perps.items()}
 
     def remove_authenticator(self, who: str, auth_id: int) -> None:
         with self.world.lock:

@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from bech32 import bech32_decode, bech32_encode, convertbits
+from coincurve import PrivateKey
+from Crypto.Hash import RIPEMD160
 
 from primeguard.domain.errors import SandboxError
 from primeguard.sandbox.dydx.scenario import DydxAccountScenario, DydxAuthenticatorScenario
@@ -25,14 +27,28 @@ KNOWN_CLOB_IDS = {"BTC-USD": 0, "ETH-USD": 1, "LINK-USD": 2}
 IMF = {"BTC-USD": Decimal("0.05"), "ETH-USD": Decimal("0.05")}
 DEFAULT_IMF = Decimal("0.1")
 BASE_HEIGHT = 40_000_000
+CHAIN_ID = "dydx-sandbox-1"
+DEFAULT_SPREAD = Decimal("0.001")
+FIRST_ACCOUNT_NUMBER = 1000
+
+
+def owner_secret(client: str, index: int) -> bytes:
+    """The sandbox owner (mnemonic-level) private key of a client's ``index``-th dYdX account."""
+    return hashlib.sha256(f"primeguard-sandbox:dydx:{client}:{index}".encode()).digest()
+
+
+def pubkey_address(pub: bytes, hrp: str = "dydx") -> str:
+    """The bech32 account address of a compressed secp256k1 public key: ripemd160(sha256(pub))."""
+    digest = RIPEMD160.new(hashlib.sha256(pub).digest()).digest()
+    data = convertbits(digest, 8, 5)
+    assert data is not None
+    return str(bech32_encode(hrp, data))
 
 
 def derive_address(client: str, index: int) -> str:
-    """A valid bech32 ``dydx1…`` address derived deterministically from the client id."""
-    digest = hashlib.sha256(f"primeguard-sandbox:dydx:{client}:{index}".encode()).digest()[:20]
-    data = convertbits(digest, 8, 5)
-    assert data is not None
-    return str(bech32_encode("dydx", data))
+    """A valid bech32 ``dydx1…`` address derived deterministically from the client id: the address
+    of the sandbox owner key (:func:`owner_secret`), so the owner can sign transactions."""
+    return pubkey_address(PrivateKey(owner_secret(client, index)).public_key.format(compressed=True))
 
 
 def bech32_address_error(address: str, hrp: str = "dydx") -> str | None:
@@ -58,9 +74,32 @@ def check_address(address: str) -> str:
 
 
 @dataclass
+class OrderRec:
+    """One order the simulated chain knows (open, filled or cancelled): what ``/v4/orders`` lists."""
+
+    client_id: int
+    flags: int  # 0 short-term, 64 long-term, 32 conditional
+    clob_pair_id: int
+    market: str
+    side: str  # BUY | SELL
+    size: Decimal
+    price: Decimal
+    ioc: bool
+    reduce_only: bool
+    good_til_block: int | None
+    good_til_block_time: int | None
+    created_height: int
+    seq: int
+    status: str = "OPEN"  # OPEN | FILLED | CANCELED
+    filled: Decimal = Decimal(0)
+    removal_reason: str | None = None
+
+
+@dataclass
 class SubState:
     number: int
     usdc: Decimal
+    orders: dict[tuple[int, int, int], OrderRec] = field(default_factory=dict)  # (client id, flags, clob pair)
     perps: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # market -> (size, entry)
     opened: dict[str, int] = field(default_factory=dict)  # market -> open sequence (the indexer's openEventId)
     closed: list[ClosedPerp] = field(default_factory=list)
@@ -95,6 +134,9 @@ class AddressState:
     authenticators: dict[int, AuthRecord]
     v3_holders: tuple[str, ...]
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    account_number: int = 0
+    sequence: int = 0
+    pubkey: bytes | None = None  # set from the owner key, or on the first transaction the owner signs
 
 
 @dataclass(frozen=True)
@@ -152,6 +194,10 @@ class DydxWorld:
         self.oracle: dict[str, Decimal] = {}
         self.clob_ids: dict[str, int] = {}
         self.seq = 0
+        self.chain_id = CHAIN_ID
+        self.spread = DEFAULT_SPREAD  # the simulated book quotes oracle ± spread (a fraction)
+        self.txs: dict[str, bytes] = {}
+        self.next_account_number = FIRST_ACCOUNT_NUMBER
         self.faults = {"dydx": FaultBox(scenario.faults.get("dydx")),
                        "dydx-node": FaultBox(scenario.faults.get("dydx-node"))}
         for f in scenario.feeds:  # first feed per asset wins (the scenario's primary chain first)
@@ -173,6 +219,7 @@ class DydxWorld:
         address = check_address(acct.address) if acct.address else derive_address(client, index)
         if address in self.addresses:
             raise SandboxError(f"dYdX address {address} appears twice in the scenario")
+        pubkey = None if acct.address else PrivateKey(owner_secret(client, index)).public_key.format(compressed=True)
         subs = {}
         for s in acct.subaccounts:
             sub = SubState(s.number, s.usdc)
@@ -182,11 +229,25 @@ class DydxWorld:
                 if p.market not in self.oracle:  # a market without a feed trades at its entry price
                     self.set_price(p.market, p.entry_price)
             subs[s.number] = sub
-        state = AddressState(address, client, index, subs, {}, tuple(acct.v3_stark_key_holders))
+        state = AddressState(address, client, index, subs, {}, tuple(acct.v3_stark_key_holders),
+                             account_number=self._new_account_number(), pubkey=pubkey)
         for a in acct.authenticators:
             state.authenticators[a.id] = self.record(address, a)
         self.addresses[address] = state
         self.order.append(state)
+
+    def _new_account_number(self) -> int:
+        self.next_account_number += 1
+        return self.next_account_number - 1
+
+    def ensure_account(self, address: str) -> AddressState:
+        """An address outside the scenario (a transfer's recipient): created empty on first use and
+        not listed among the scenario's accounts."""
+        st = self.addresses.get(address)
+        if st is None:
+            st = AddressState(address, "", -1, {}, {}, (), account_number=self._new_account_number())
+            self.addresses[address] = st
+        return st
 
     @staticmethod
     def record(address: str, a: DydxAuthenticatorScenario) -> AuthRecord:

@@ -1,5 +1,4 @@
-"""Pure policy: schema, loader, engine, diff and the policy-test runner. No I/O beyond reading files
-(and the small file-backed version store in :mod:`primeguard.policy.versions`).
+"""Pure policy: schema, loader, engine, diff and the policy-test runner. No I/O beyond reading files.
 
     from primeguard.policy import load, evaluate_withdrawal
     policy = load("policies")                        # PolicyLoadError names file:line
@@ -40,8 +39,6 @@ from primeguard.policy.loader import (
 )
 from primeguard.policy.policyset import PolicySet
 from primeguard.policy.versions import (
-    FileVersionStore,
-    MemoryVersionStore,
     PolicyApprovalError,
     PolicyVersion,
     VersionState,
@@ -59,9 +56,7 @@ __all__ = [
     "Change",
     "Check",
     "Evaluation",
-    "FileVersionStore",
     "LintIssue",
-    "MemoryVersionStore",
     "PolicyApprovalError",
     "PolicyLoadErrors",
     "PolicySet",

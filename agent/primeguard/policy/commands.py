@@ -25,7 +25,7 @@ from primeguard.policy.explain import (
 )
 from primeguard.policy.lint import lint_dir
 from primeguard.policy.loader import PolicyLoadErrors, load, read_policy_dir
-from primeguard.policy.versions import FileVersionStore, approve, propose
+from primeguard.policy.versions import VersionStore, approve, propose
 from primeguard.policy.yamlsrc import YamlSourceError, parse
 from primeguard.safeyaml import read_yaml_text
 
@@ -107,11 +107,10 @@ def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandRe
     return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
 
 
-def propose_command(policy_dir: str | Path, store_dir: str | Path, *, proposer: str, role: str,
+def propose_command(policy_dir: str | Path, store: VersionStore, *, proposer: str, role: str,
                     note: str = "", now: datetime | None = None) -> CommandResult:
-    """``policy propose DIR``: validate, lint and record the directory as a proposed version."""
+    """``policy propose DIR``: validate, lint and record the directory as a proposed version in ``store``."""
     now = now or datetime.now(UTC)
-    store = FileVersionStore(store_dir)
     try:
         version = propose(store, read_policy_dir(policy_dir), proposer=proposer, role=role, now=now, note=note)
     except PolicyLoadError as exc:
@@ -125,11 +124,10 @@ def propose_command(policy_dir: str | Path, store_dir: str | Path, *, proposer: 
     )
 
 
-def approve_command(store_dir: str | Path, ref: str, *, approver: str, role: str,
+def approve_command(store: VersionStore, ref: str, *, approver: str, role: str,
                     now: datetime | None = None) -> CommandResult:
-    """``policy approve HASH``: four-eyes activation of a proposed version."""
+    """``policy approve HASH``: four-eyes activation of a proposed version in ``store``."""
     now = now or datetime.now(UTC)
-    store = FileVersionStore(store_dir)
     try:
         version = approve(store, ref, approver=approver, role=role, now=now)
     except PolicyLoadError as exc:
@@ -142,10 +140,10 @@ def approve_command(store_dir: str | Path, ref: str, *, approver: str, role: str
     )
 
 
-def versions_command(store_dir: str | Path) -> CommandResult:
-    """``policy versions``: every version with its state."""
+def versions_command(store: VersionStore) -> CommandResult:
+    """``policy versions``: every version in ``store`` with its state."""
     try:
-        versions = FileVersionStore(store_dir).all()
+        versions = store.all()
     except PolicyError as exc:
         return CommandResult(str(exc), {"ok": False, "error": str(exc)}, 2)
     lines = [f"{v.hash[:12]}  {v.state.value:<10}  proposed by {v.proposed_by} {v.proposed_at.isoformat()}"

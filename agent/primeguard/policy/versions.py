@@ -6,7 +6,7 @@ linted) when proposed and again when approved: nothing invalid can become active
 
 Storage sits behind the small :class:`VersionStore` protocol, implemented by the agent's database
 store (``primeguard.policy_store.DbVersionStore``: its ``content`` column holds
-:func:`~primeguard.policy.loader.canonical_content`, whose SHA-256 is the version hash). This module
+:func:`~primeguard.policy.bundle.canonical_content`, whose SHA-256 is the version hash). This module
 does no I/O; the tests keep in-memory and file-backed stores of their own.
 """
 
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from primeguard.domain.errors import InputError, PolicyError, SelfApprovalError
 from primeguard.domain.identity import canonical_name
+from primeguard.policy.bundle import canonical_content, content_hash, load_bundle
 from primeguard.policy.lint import lint_policy
-from primeguard.policy.loader import canonical_content, content_hash, load_bundle
 from primeguard.policy.policyset import PolicySet
 
 PROPOSER_ROLES = frozenset({"compliance", "admin"})

@@ -14,7 +14,7 @@ from primeguard.daemon.leases import ShardLeases, shard_of
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.store import repos
 from primeguard.store.db import open_store
-from primeguard.store.testing import PostgresUnavailable, create_database, postgres_server
+from tests.pg import PostgresUnavailable, create_database, postgres_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.chain]
 

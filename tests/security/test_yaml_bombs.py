@@ -17,7 +17,7 @@ import primeguard
 from primeguard.config import load_config
 from primeguard.domain.errors import ConfigError, PolicyLoadError
 from primeguard.policy import load
-from primeguard.policy.cases import run_tests
+from primeguard.policy.loader import run_tests
 from primeguard.sandbox.control import sandbox_up
 from primeguard.sandbox.scenario import load_scenario
 

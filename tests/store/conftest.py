@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from primeguard.store import Store, open_store
 from primeguard.store.audit import GENESIS_HASH
 from primeguard.store.tables import metadata
-from primeguard.store.testing import PostgresUnavailable, create_database, drop_database, postgres_server
+from tests.pg import PostgresUnavailable, create_database, drop_database, postgres_server
 
 _counter = itertools.count()
 

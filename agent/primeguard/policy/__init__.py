@@ -1,5 +1,7 @@
-"""Pure policy: schema, loader, engine, diff and the policy-test runner. No I/O beyond reading files
-(and the small file-backed version store in :mod:`primeguard.policy.versions`).
+"""Pure policy: schema, bundle compiler, engine, lint, diff, explain and the policy-test runner.
+
+Only :mod:`primeguard.policy.loader` reads files (directories into ``{relative path: text}``
+bundles, and the directory forms ``load``, ``lint_dir``, ``run_tests``); every other module takes data.
 
     from primeguard.policy import load, evaluate_withdrawal
     policy = load("policies")                        # PolicyLoadError names file:line
@@ -10,6 +12,13 @@
 See docs/policy.md for the language, the decision semantics and every reason code.
 """
 
+from primeguard.policy.bundle import (
+    PolicyLoadErrors,
+    canonical_content,
+    check_bundle,
+    content_hash,
+    load_bundle,
+)
 from primeguard.policy.diff import Change, diff, diff_text
 from primeguard.policy.engine import (
     CapabilityResult,
@@ -28,20 +37,10 @@ from primeguard.policy.inputs import (
     WithdrawalContext,
     WithdrawalRequest,
 )
-from primeguard.policy.lint import LintIssue, lint_dir, lint_files, lint_policy
-from primeguard.policy.loader import (
-    PolicyLoadErrors,
-    canonical_content,
-    check_bundle,
-    content_hash,
-    load,
-    load_bundle,
-    read_policy_dir,
-)
+from primeguard.policy.lint import LintIssue, lint_bundle, lint_files, lint_policy
+from primeguard.policy.loader import lint_dir, load, read_policy_dir, run_tests
 from primeguard.policy.policyset import PolicySet
 from primeguard.policy.versions import (
-    FileVersionStore,
-    MemoryVersionStore,
     PolicyApprovalError,
     PolicyVersion,
     VersionState,
@@ -59,9 +58,7 @@ __all__ = [
     "Change",
     "Check",
     "Evaluation",
-    "FileVersionStore",
     "LintIssue",
-    "MemoryVersionStore",
     "PolicyApprovalError",
     "PolicyLoadErrors",
     "PolicySet",
@@ -84,6 +81,7 @@ __all__ = [
     "evaluate_withdrawal",
     "explain_decision",
     "explain_evaluation",
+    "lint_bundle",
     "lint_dir",
     "lint_files",
     "lint_policy",
@@ -92,4 +90,5 @@ __all__ = [
     "load_bundle",
     "propose",
     "read_policy_dir",
+    "run_tests",
 ]

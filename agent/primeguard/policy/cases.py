@@ -36,16 +36,16 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StrictBool, ValidationError, model_validator
 
 from primeguard.domain.decision import Outcome, ReasonCode
-from primeguard.domain.errors import PolicyError, PolicyLoadError
+from primeguard.domain.errors import PolicyError
 from primeguard.domain.findings import FindingCode
 from primeguard.domain.model import Account, Capability, Credential, Holder, VenueKind
+from primeguard.policy.bundle import display_name, validation_message
 from primeguard.policy.engine import Evaluation, evaluate_capabilities, evaluate_risk, evaluate_withdrawal
 from primeguard.policy.inputs import (
     ApprovalGiven,
@@ -54,11 +54,9 @@ from primeguard.policy.inputs import (
     WithdrawalContext,
     WithdrawalRequest,
 )
-from primeguard.policy.loader import display_name, is_test_file, load, validation_message
 from primeguard.policy.policyset import PolicySet
 from primeguard.policy.schema import Identifier, Strict, field_vocabulary
 from primeguard.policy.yamlsrc import Source, YamlSourceError, parse
-from primeguard.safeyaml import read_yaml_text
 
 # --- test file schema --------------------------------------------------------------------------
 
@@ -280,26 +278,20 @@ class PolicyTestReport:
 # --- running -----------------------------------------------------------------------------------
 
 
-def run_tests(directory: str | Path) -> PolicyTestReport:
-    """Load the policy in ``directory`` and run every ``*_test.yaml`` under it."""
-    root = Path(directory)
-    try:
-        policy = load(root)
-    except PolicyLoadError as exc:
-        return PolicyTestReport("", [], Counter(), Counter(), {}, load_error=str(exc))
-    tests: dict[str, str] = {}
-    unreadable: list[FileResult] = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and is_test_file(path.name):
-            rel = path.relative_to(root).as_posix()
-            try:
-                tests[rel] = read_yaml_text(path)  # size-capped, UTF-8 only
-            except YamlSourceError as exc:
-                name = display_name(policy.root, rel)
-                line = exc.line if exc.line is not None else "?"
-                unreadable.append(FileResult(name, "", error=f"{name}:{line}: {exc.message}"))
+def failed_report(load_error: str) -> PolicyTestReport:
+    """The report when the policy under test does not load: no cases run."""
+    return PolicyTestReport("", [], Counter(), Counter(), {}, load_error=load_error)
+
+
+def run_test_files(policy: PolicySet, tests: Mapping[str, str],
+                   unreadable: Mapping[str, YamlSourceError]) -> PolicyTestReport:
+    """Run test files against ``policy`` (see :func:`run_test_texts`); each file that could not be read
+    (relative path -> why, in directory order) is reported after them as a failed file."""
     report = run_test_texts(policy, tests)
-    report.files.extend(unreadable)
+    for rel, exc in unreadable.items():
+        name = display_name(policy.root, rel)
+        line = exc.line if exc.line is not None else "?"
+        report.files.append(FileResult(name, "", error=f"{name}:{line}: {exc.message}"))
     return report
 
 
@@ -451,4 +443,5 @@ def build_case_inputs(data: Mapping[str, Any]) -> tuple[WithdrawalRequest, Withd
     return req, ctx
 
 
-__all__ = ["CaseResult", "FileResult", "PolicyTestReport", "build_case_inputs", "run_test_texts", "run_tests"]
+__all__ = ["CaseResult", "FileResult", "PolicyTestReport", "build_case_inputs", "failed_report",
+           "run_test_files", "run_test_texts"]

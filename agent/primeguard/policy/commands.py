@@ -2,7 +2,8 @@
 
 Each function returns a :class:`CommandResult`: text for people, a JSON-ready dict with a stable
 shape for ``--json``, and an exit code (0 ok, 1 policy problem found, 2 could not run). The typer
-CLI only parses arguments and prints.
+CLI only parses arguments and prints. Files are read through :mod:`primeguard.policy.loader` first;
+everything after that works on data.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 from primeguard.domain.errors import PolicyError, PolicyLoadError
-from primeguard.policy.cases import build_case_inputs, run_tests
+from primeguard.policy.cases import build_case_inputs
 from primeguard.policy.diff import diff, diff_text
 from primeguard.policy.engine import evaluate_withdrawal
 from primeguard.policy.explain import (
@@ -23,11 +24,9 @@ from primeguard.policy.explain import (
     explain_decision,
     explain_evaluation,
 )
-from primeguard.policy.lint import lint_dir
-from primeguard.policy.loader import PolicyLoadErrors, load, read_policy_dir
-from primeguard.policy.versions import FileVersionStore, approve, propose
+from primeguard.policy.loader import PolicyLoadErrors, lint_dir, load, read_input_text, read_policy_dir, run_tests
+from primeguard.policy.versions import VersionStore, approve, propose
 from primeguard.policy.yamlsrc import YamlSourceError, parse
-from primeguard.safeyaml import read_yaml_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,7 @@ def _load_error(exc: PolicyLoadError) -> CommandResult:
                                                   for e in errors]}, 1)
 
 
-def lint_command(policy_dir: str | Path, *, now: datetime | None = None) -> CommandResult:
+def lint_command(policy_dir: str | PurePath, *, now: datetime | None = None) -> CommandResult:
     """``policy lint DIR``: file:line errors, warnings and infos; exit 1 when there are errors."""
     try:
         issues = lint_dir(policy_dir, now=now)
@@ -58,13 +57,13 @@ def lint_command(policy_dir: str | Path, *, now: datetime | None = None) -> Comm
                          1 if errors else 0)
 
 
-def run_tests_command(policy_dir: str | Path) -> CommandResult:
+def run_tests_command(policy_dir: str | PurePath) -> CommandResult:
     """``policy test DIR``: run every ``*_test.yaml``; print results and rule coverage."""
     report = run_tests(policy_dir)
     return CommandResult(report.text(), report.json(), 0 if report.ok else 1)
 
 
-def diff_command(old_dir: str | Path, new_dir: str | Path) -> CommandResult:
+def diff_command(old_dir: str | PurePath, new_dir: str | PurePath) -> CommandResult:
     """``policy diff OLD NEW``: what changes in effect, in words."""
     try:
         old, new = load(old_dir), load(new_dir)
@@ -75,7 +74,7 @@ def diff_command(old_dir: str | Path, new_dir: str | Path) -> CommandResult:
                          {"old": old.hash, "new": new.hash, "changes": [c.json() for c in changes]})
 
 
-def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandResult:
+def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> CommandResult:
     """``policy explain DIR INPUT``: why a decision comes out as it does.
 
     ``INPUT`` (YAML or JSON) holds either ``withdrawal: {request, context}`` (evaluated now, with
@@ -85,9 +84,9 @@ def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandRe
         policy = load(policy_dir)
     except PolicyLoadError as exc:
         return _load_error(exc)
-    path = Path(input_path)
+    path = PurePath(input_path)
     try:
-        text = read_yaml_text(path)  # size-capped, UTF-8 only (JSON too)
+        text = read_input_text(path)  # size-capped, UTF-8 only (JSON too)
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
@@ -107,11 +106,10 @@ def explain_command(policy_dir: str | Path, input_path: str | Path) -> CommandRe
     return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
 
 
-def propose_command(policy_dir: str | Path, store_dir: str | Path, *, proposer: str, role: str,
+def propose_command(policy_dir: str | PurePath, store: VersionStore, *, proposer: str, role: str,
                     note: str = "", now: datetime | None = None) -> CommandResult:
-    """``policy propose DIR``: validate, lint and record the directory as a proposed version."""
+    """``policy propose DIR``: validate, lint and record the directory as a proposed version in ``store``."""
     now = now or datetime.now(UTC)
-    store = FileVersionStore(store_dir)
     try:
         version = propose(store, read_policy_dir(policy_dir), proposer=proposer, role=role, now=now, note=note)
     except PolicyLoadError as exc:
@@ -125,11 +123,10 @@ def propose_command(policy_dir: str | Path, store_dir: str | Path, *, proposer: 
     )
 
 
-def approve_command(store_dir: str | Path, ref: str, *, approver: str, role: str,
+def approve_command(store: VersionStore, ref: str, *, approver: str, role: str,
                     now: datetime | None = None) -> CommandResult:
-    """``policy approve HASH``: four-eyes activation of a proposed version."""
+    """``policy approve HASH``: four-eyes activation of a proposed version in ``store``."""
     now = now or datetime.now(UTC)
-    store = FileVersionStore(store_dir)
     try:
         version = approve(store, ref, approver=approver, role=role, now=now)
     except PolicyLoadError as exc:
@@ -142,10 +139,10 @@ def approve_command(store_dir: str | Path, ref: str, *, approver: str, role: str
     )
 
 
-def versions_command(store_dir: str | Path) -> CommandResult:
-    """``policy versions``: every version with its state."""
+def versions_command(store: VersionStore) -> CommandResult:
+    """``policy versions``: every version in ``store`` with its state."""
     try:
-        versions = FileVersionStore(store_dir).all()
+        versions = store.all()
     except PolicyError as exc:
         return CommandResult(str(exc), {"ok": False, "error": str(exc)}, 2)
     lines = [f"{v.hash[:12]}  {v.state.value:<10}  proposed by {v.proposed_by} {v.proposed_at.isoformat()}"

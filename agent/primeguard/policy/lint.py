@@ -24,15 +24,15 @@ Codes:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from primeguard.domain.model import Capability, VenueKind
-from primeguard.policy.loader import check_bundle, display_name, read_policy_dir
+from primeguard.policy.bundle import check_bundle, display_name
 from primeguard.policy.policyset import AllowEntry, LimitRuleC, Origin, PolicySet
 from primeguard.policy.schema import HaircutsFile, WithdrawalLimitsFile
 
@@ -58,16 +58,22 @@ class LintIssue:
                 "message": self.message}
 
 
-def lint_dir(directory: str | Path, *, now: datetime | None = None) -> list[LintIssue]:
-    """Lint every policy file under ``directory`` (and note policy files without tests)."""
-    root = Path(directory)
-    files = read_policy_dir(root)
-    issues = lint_files(files, root=str(directory), now=now)
+def lint_bundle(files: Mapping[str, str], test_files: Collection[str], *, root: str = "",
+                now: datetime | None = None) -> list[LintIssue]:
+    """Lint a policy bundle and note each policy file without a test beside it (L701).
+
+    Args:
+        files: policy files, relative path -> text (see :func:`primeguard.policy.loader.read_policy_dir`).
+        test_files: relative paths of the ``*_test.yaml`` / ``*_test.yml`` files that exist.
+        root: the directory's name, prefixed to file names in issues.
+    """
+    present = set(test_files)
+    issues = lint_files(files, root=root, now=now)
     for rel in sorted(files):
         stem = rel.rsplit(".", 1)[0]
-        if not any((root / f"{stem}_test{ext}").is_file() for ext in (".yaml", ".yml")):
-            issues.append(LintIssue("warning", "L701", display_name(str(directory), rel), 1,
-                                    f"no {Path(stem).name}_test.yaml beside this policy file"))
+        if not any(f"{stem}_test{ext}" in present for ext in (".yaml", ".yml")):
+            issues.append(LintIssue("warning", "L701", display_name(root, rel), 1,
+                                    f"no {PurePosixPath(stem).name}_test.yaml beside this policy file"))
     return _sorted(issues)
 
 
@@ -277,4 +283,4 @@ def _lint_capabilities(policy: PolicySet, issue: Any) -> None:
                   f"it can only fire on unanalysable credentials")
 
 
-__all__ = ["LintIssue", "lint_dir", "lint_files", "lint_policy"]
+__all__ = ["LintIssue", "lint_bundle", "lint_files", "lint_policy"]

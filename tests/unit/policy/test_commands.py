@@ -10,6 +10,7 @@ import yaml
 
 from primeguard.policy import commands
 from tests.unit.policy.helpers import ALPHA_COLD, NOW, POLICIES
+from tests.unit.policy.version_stores import FileVersionStore
 
 
 def _copy(tmp: Path, name: str) -> Path:
@@ -86,7 +87,7 @@ def test_explain_command_for_a_request_and_a_recorded_decision(tmp_path: Path) -
 
 
 def test_propose_and_approve_commands(tmp_path: Path) -> None:
-    store = tmp_path / "store"
+    store = FileVersionStore(tmp_path / "store")
     p = commands.propose_command(POLICIES, store, proposer="carol", role="compliance", now=NOW)
     assert p.exit_code == 0 and p.data["state"] == "proposed"
     short = p.data["hash"][:12]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from primeguard.policy import lint_dir, load
-from primeguard.policy.cases import run_tests
+from primeguard.policy.loader import run_tests
 from primeguard.risk.params import RiskParameters
 from tests.unit.policy.helpers import NOW, POLICIES
 

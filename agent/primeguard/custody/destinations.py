@@ -112,7 +112,7 @@ def read_onchain(cfg: PrimeguardConfig, vault: VaultConfig, asset: str, address:
         at = int(contract.functions.activatesAt(Web3.to_checksum_address(asset),
                                                 Web3.to_checksum_address(address)).call())
         now = int(w3.eth.get_block("latest")["timestamp"])
-    except Exception as exc:  # noqa: BLE001 - unreadable is a state of its own: callers fail closed
+    except Exception as exc:
         return OnChain("unreadable", detail=f"vault read failed ({type(exc).__name__})")
     if at == 0:
         return OnChain("absent")
@@ -204,8 +204,11 @@ def without_address(files: Mapping[str, str], address: str, client: str | None) 
         data = _plain(data)
         keep = []
         for e in data.get("entries") or []:
-            same = str(e.get("address", "")).lower() == address.lower() and (client is None or e.get("client") == client)
-            (dropped.append(str(e.get("id"))) if same else keep.append(e))
+            same = str(e.get("address", "")).lower() == address.lower() and client in (None, e.get("client"))
+            if same:
+                dropped.append(str(e.get("id")))
+            else:
+                keep.append(e)
         if len(keep) != len(data.get("entries") or []):
             data["entries"] = keep
             out[name] = dump_yaml(data)
@@ -329,7 +332,7 @@ class Destinations:
         gas = self.cfg.custody.gas_limit if self.cfg.custody else 250_000
         ex = VaultExecutor(chain.rpc_url, vault.address, self._compliance(), chain_id=chain.chain_id, gas_limit=gas)
         fn = getattr(ex.vault.functions, fn_name)(Web3.to_checksum_address(asset), Web3.to_checksum_address(address))
-        signed = ex.signer.sign(ex._tx(fn, ex.next_nonce()))  # noqa: SLF001 - same package's builder
+        signed = ex.signer.sign(ex._tx(fn, ex.next_nonce()))
         tx_hash = ex.broadcast(signed)
         timeout = self.cfg.custody.receipt_timeout_s if self.cfg.custody else 60
         out = ex.wait(tx_hash, timeout)
@@ -376,7 +379,7 @@ class Destinations:
                 continue
             try:
                 tx_hash = self._send(t.vault, "proposeDestination", t.asset, t.address)
-            except Exception as exc:  # noqa: BLE001 - recorded as failed with the error type
+            except Exception as exc:
                 with self.store.session() as s:
                     dest_repo.record(s, vault_id=t.vault.id, client_id=t.client, chain=t.vault.chain, asset=t.asset,
                                      address=t.address, state="failed", actor=actor, entry_id=t.entry_id,
@@ -424,7 +427,7 @@ class Destinations:
             if seen.state in ("pending", "active", "unreadable"):
                 try:
                     tx_hash = self._send(vault, "removeDestination", asset, dest)
-                except Exception as exc:  # noqa: BLE001 - the agent still revokes it; the step says why
+                except Exception as exc:
                     error = f"{type(exc).__name__}: {str(exc)[:300]}"
             with self.store.session() as s:
                 dest_repo.record(s, vault_id=vault.id, client_id=vault.client, chain=vault.chain, asset=asset,

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-import xml.etree.ElementTree as ET  # noqa: S405 - guarded: DTDs/entities refused before parsing
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 

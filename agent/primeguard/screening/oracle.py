@@ -20,7 +20,7 @@ def ask_oracle(rpc_url: str, oracle: str, address: str, *, source: str, timeout_
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
         contract = w3.eth.contract(address=Web3.to_checksum_address(oracle), abi=ORACLE_ABI)
         answer = contract.functions.isSanctioned(Web3.to_checksum_address(address)).call()
-    except Exception as exc:  # noqa: BLE001 - every failure means "no answer": fail closed upstream
+    except Exception as exc:
         return SourceAnswer(source, SourceStatus.UNAVAILABLE, f"oracle call failed ({type(exc).__name__})")
     if not isinstance(answer, bool):
         return SourceAnswer(source, SourceStatus.UNAVAILABLE, "oracle answered a non-boolean")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -50,7 +49,7 @@ class Screener:
         if sc.local_lists:
             try:
                 hits = lists_repo.listed_in(session, address)
-            except Exception as exc:  # noqa: BLE001 - the store could not answer: fail closed
+            except Exception as exc:
                 out.append(SourceAnswer("lists", SourceStatus.UNAVAILABLE, type(exc).__name__))
             else:
                 if hits:

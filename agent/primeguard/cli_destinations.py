@@ -15,7 +15,7 @@ import typer
 
 from primeguard.domain.errors import InputError
 
-TOKEN_HELP = "File holding your user token (mode 600); default: the PRIMEGUARD_TOKEN environment variable"
+TOKEN_HELP = "File holding your user token (mode 600); default: the PRIMEGUARD_TOKEN environment variable"  # noqa: S105 - help text
 
 
 def _parse_time(text: str | None, default_days: int = 365) -> datetime:

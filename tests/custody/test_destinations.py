@@ -201,8 +201,10 @@ SDN = """<?xml version="1.0" encoding="utf-8"?>
   <DistinctParties>
     <DistinctParty FixedRef="40001">
       <Profile ID="40001" PartySubTypeID="3">
-        <Feature ID="1" FeatureTypeID="345"><FeatureVersion ID="1"><VersionDetail DetailTypeID="1432">{addr}</VersionDetail></FeatureVersion></Feature>
-        <Feature ID="2" FeatureTypeID="8"><FeatureVersion ID="2"><VersionDetail DetailTypeID="1432">Nowhere</VersionDetail></FeatureVersion></Feature>
+        <Feature ID="1" FeatureTypeID="345"><FeatureVersion ID="1">
+          <VersionDetail DetailTypeID="1432">{addr}</VersionDetail></FeatureVersion></Feature>
+        <Feature ID="2" FeatureTypeID="8"><FeatureVersion ID="2">
+          <VersionDetail DetailTypeID="1432">Nowhere</VersionDetail></FeatureVersion></Feature>
       </Profile>
     </DistinctParty>
   </DistinctParties>

@@ -29,7 +29,7 @@ from primeguard.domain.identity import Actor
 from primeguard.domain.model import VenueKind
 from primeguard.domain.money import parse_address
 from primeguard.policy.inputs import WithdrawalRequest
-from primeguard.safeyaml import check_yaml_text, dump_yaml
+from primeguard.safeyaml import dump_yaml, load_checked
 from primeguard.screening.core import Screening, merge
 from primeguard.screening.service import Screener, screening_chain
 from primeguard.store import audit
@@ -166,9 +166,14 @@ class DestinationGate:
 # --- policy files --------------------------------------------------------------------------------
 
 
+def _load(text: str) -> Any:
+    """The hardened reader (no anchors, aliases, bombs): policy files are user input."""
+    return load_checked(text, yaml.SafeLoader)
+
+
 def _allowlist_file(files: Mapping[str, str]) -> str:
     for name in sorted(files):
-        data = yaml.safe_load(files[name])
+        data = _load(files[name])
         if isinstance(data, dict) and data.get("kind") == ALLOWLIST_KIND:
             return name
     raise PolicyError("the policy has no withdrawal_allowlist file to add destinations to")
@@ -187,8 +192,7 @@ def _plain(value: Any) -> Any:
 def with_entry(files: Mapping[str, str], entry: dict[str, Any]) -> dict[str, str]:
     """The policy files with ``entry`` appended to the (first) withdrawal allowlist."""
     name = _allowlist_file(files)
-    check_yaml_text(files[name])
-    data = _plain(yaml.safe_load(files[name]))
+    data = _plain(_load(files[name]))
     data["entries"] = [*(data.get("entries") or []), entry]
     return {**files, name: dump_yaml(data)}
 
@@ -198,7 +202,7 @@ def without_address(files: Mapping[str, str], address: str, client: str | None) 
     dropped, and the dropped entries' ids."""
     out, dropped = dict(files), []
     for name in sorted(files):
-        data = yaml.safe_load(files[name])
+        data = _load(files[name])
         if not (isinstance(data, dict) and data.get("kind") == ALLOWLIST_KIND):
             continue
         data = _plain(data)

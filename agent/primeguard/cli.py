@@ -693,6 +693,16 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
         say(f"action {row.id} approved by {row.approved_by}; the daemon executes it")
 
 
+def _register_destinations() -> None:
+    from primeguard.cli_destinations import register
+
+    register(app, friendly=friendly, anchors_after=anchors_after, acting_user=acting_user, emit_json=emit_json,
+             say=say, store_for=_store_for)
+
+
+_register_destinations()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

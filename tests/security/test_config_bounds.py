@@ -70,6 +70,7 @@ BASE: dict[str, Any] = {
     "known_spenders": [{"address": ADDR[4], "label": "router"}],
     "vaults": [{"id": "alpha-vault", "client": "alpha", "chain": "ethereum", "address": ADDR[5]}],
     "custody": {"treasury_keystore": "t.json", "receipt_timeout_s": 60},
+    "screening": {"oracles": [], "ttl_s": 300},
     "alerts": {"dispatch_timeout_s": 30, "channels": [
         {"name": "log", "kind": "log", "cooldown_s": 900, "repeat_s": 3600, "retry_s": 60},
         {"name": "hook", "kind": "webhook", "url": SECRET, "timeout_s": 5, "backoff_s": 0.5, "max_backoff_s": 5},

@@ -77,8 +77,16 @@ class Seeded:
 
     def rebind(self, store: Store) -> Seeded:
         """The same book over a copy of the seeded database."""
-        service = WithdrawalService(service_config(), store, self.service.decide, stub_context)
+        service = WithdrawalService(service_config(), store, self.service.decide, stub_context, gate=StubGate())
         return replace(self, store=store, service=service, playbook=Playbook(store, {}), extra={})
+
+
+class StubGate:
+    """The seeded book has no chain: the destination gate (screening, the vault's allowlist) is
+    exercised on anvil in tests/custody/test_destinations.py; here it passes the policy's decision."""
+
+    def apply(self, session: Any, req: Any, decision: Any, **_: Any) -> Any:
+        return decision
 
 
 def stub_context(req: Any, approvals: Any, recent: Any) -> WithdrawalContext:
@@ -195,7 +203,7 @@ def seed(store: Store, tmp: Path, *, now: datetime | None = None) -> Seeded:
     proposal = propose(versions, looser, proposer=carol.name, proposer_id=carol.user_id, role=carol.role, now=now,
                        note="raise the standard tier's ticket size")
 
-    service = WithdrawalService(service_config(), store, policy_decider(load(pdir)), stub_context)
+    service = WithdrawalService(service_config(), store, policy_decider(load(pdir)), stub_context, gate=StubGate())
     big = service.request(account_id="alpha-vault", asset="USDC", amount="150000", destination=DEST,
                           requested_by=people["tom"])
     assert big.state == "requested", big.decision

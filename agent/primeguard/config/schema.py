@@ -368,9 +368,34 @@ class CustodyConfig(Strict):
 
     treasury_keystore: str
     guardian_keystore: str | None = None
+    # The vaults' compliance role: proposes and removes allowlisted destinations on chain.
+    compliance_keystore: str | None = None
     password: SecretRef | None = None  # None: prompt on a terminal
     gas_limit: int = Field(default=250_000, gt=21_000, le=30_000_000)
     receipt_timeout_s: float = Field(default=60, gt=0, le=HOUR, allow_inf_nan=False)
+
+
+class ScreeningOracleConfig(Strict):
+    """An on-chain sanctions oracle (``isSanctioned(address) -> bool``) on one configured chain."""
+
+    chain: Identifier
+    address: str
+
+    _addr = field_validator("address")(_checked_address)
+
+
+class ScreeningConfig(Strict):
+    """Where destinations are screened: on-chain oracles per chain and the imported local lists.
+
+    ``advisory`` names sources (``oracle:<chain>`` or ``lists``) whose failure to answer does not
+    deny; a hit from any source always denies. Results are cached ``ttl_s`` seconds (execution
+    always asks again).
+    """
+
+    oracles: tuple[ScreeningOracleConfig, ...] = Field(default=(), max_length=64)
+    local_lists: bool = True
+    advisory: tuple[str, ...] = Field(default=(), max_length=64)
+    ttl_s: int = Field(default=300, ge=0, le=DAY)
 
 
 class PlaybookConfig(Strict):
@@ -442,6 +467,7 @@ class PrimeguardConfig(Strict):
     vaults: tuple[VaultConfig, ...] = ()
     defi_positions: tuple[DefiPositionConfig, ...] = ()
     custody: CustodyConfig | None = None
+    screening: ScreeningConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
     playbooks: PlaybookConfig = PlaybookConfig()
     scan: ScanConfig = ScanConfig()
@@ -460,6 +486,9 @@ class PrimeguardConfig(Strict):
         for t in self.tokens:
             if t.chain not in chains:
                 raise ValueError(f"token {t.symbol}: unknown chain {t.chain!r}")
+        for o in self.screening.oracles if self.screening else ():
+            if o.chain not in chains:
+                raise ValueError(f"screening oracle: unknown chain {o.chain!r}")
         for f in self.feeds:
             if f.chain not in chains:
                 raise ValueError(f"feed for {f.asset}: unknown chain {f.chain!r}")

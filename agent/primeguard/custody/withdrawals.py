@@ -75,8 +75,12 @@ class WithdrawalService:
     """On-chain withdrawals out of CollateralVaults, checked by policy, approved by a second person."""
 
     def __init__(self, cfg: PrimeguardConfig, store: Store, decide: Decide, context_for: ContextFor, *,
-                 config_dir: Path | None = None, velocity_window_s: int = 86400) -> None:
+                 config_dir: Path | None = None, velocity_window_s: int = 86400, gate: Any = None) -> None:
+        from primeguard.custody.destinations import DestinationGate
+
         self.cfg = cfg
+        # Screening and the vault's own allowlist, beside the policy (fail closed; see destinations).
+        self.gate = gate if gate is not None else DestinationGate(cfg)
         self.store = store
         self.decide = decide
         self.context_for = context_for
@@ -206,7 +210,7 @@ class WithdrawalService:
                                  destination=row.destination, requested_by=row.requested_by,
                                  requested_at=row.requested_at, requested_by_id=row.requested_by_id)
 
-    def _evaluate(self, session: Any, row: Any, now: datetime) -> tuple[Decision, str]:
+    def _evaluate(self, session: Any, row: Any, now: datetime, *, fresh: bool = False) -> tuple[Decision, str]:
         req = self._request_value(row)
         approvals = [ApprovalGiven(a.approver, a.role, a.approver_id) for a in repos.list_approvals(session, row.id)]
         since = now - self.velocity_window
@@ -214,6 +218,7 @@ class WithdrawalService:
                   if w.id != row.id and w.state in ("approved", "signed", "broadcast", "confirmed")
                   and w.updated_at >= since and w.asset == row.asset]
         decision = self.decide(req, self.context_for(req, approvals, recent))
+        decision = self.gate.apply(session, req, decision, now=now, fresh=fresh, actor=row.requested_by)
         rec = repos.record_decision(session, kind="withdrawal", subject=row.id, decision=decision,
                                     input={"request": _request_json(req), "approvals": [a.approver for a in approvals]},
                                     now=now)
@@ -335,7 +340,7 @@ class WithdrawalService:
                         row.amount, row.destination, row.asset, row.account_id, row.chain):
                     raise ApprovalDigestMismatch(f"withdrawal {withdrawal_id} changed while it was being checked; "
                                                  "nothing was sent")
-                decision, did = self._evaluate(s, row, now)  # prices and LTV moved since approval
+                decision, did = self._evaluate(s, row, now, fresh=True)  # prices and LTV moved since approval
                 if decision.outcome is not Outcome.ALLOW:
                     repos.transition_withdrawal(s, withdrawal_id, "denied", actor=actor, decision_id=did, now=now)
                     return Result(withdrawal_id, "denied", decision)
@@ -397,7 +402,7 @@ class WithdrawalService:
                     row.amount, row.destination, row.asset, row.account_id, row.chain):
                 raise ApprovalDigestMismatch(f"withdrawal {row.id} changed while it was being checked; "
                                              "nothing was sent")
-            decision, did = self._evaluate(s, row, now)
+            decision, did = self._evaluate(s, row, now, fresh=True)
             if decision.outcome is not Outcome.ALLOW:
                 repos.transition_withdrawal(s, row.id, "denied", actor=actor, decision_id=did, now=now)
                 return Result(row.id, "denied", decision)

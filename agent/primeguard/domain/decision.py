@@ -42,6 +42,8 @@ class ReasonCode(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"  # a risk limit (leverage, delta, drawdown, concentration)
     FINANCING_CAP = "financing_cap"  # loan / own collateral would exceed the tier's max_loan_to_collateral
     STRESS_LIMIT = "stress_limit"  # the worst stress shortfall would exceed the tier's limit
+    SANCTIONED = "sanctioned"  # a screening source lists the destination: always denied
+    SCREENING_UNAVAILABLE = "screening_unavailable"  # a required screening source could not answer: fail closed
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,12 @@ class SignerError(CustodyError):
     """The keystore cannot be opened or used. Never carries key material."""
 
 
+class ScreeningError(PrimeguardError):
+    """A destination failed screening (listed, or no source could answer): the operation is refused."""
+
+    code = "sanctioned"
+
+
 class StoreError(PrimeguardError):
     """The database refused or lost something."""
 

@@ -80,6 +80,12 @@ class FindingCode(StrEnum):
     HAIRCUT_HISTORY_SHORT = "haircut_history_short"  # too little price history: volatility haircut at its floor
     # policy / config
     POLICY_VIOLATION = "policy_violation"
+    # destinations and screening
+    SANCTIONED_ADDRESS = "sanctioned_address"  # a destination or spender is on a sanctions list
+    SCREENING_UNAVAILABLE = "screening_unavailable"  # a screening source could not answer
+    VAULT_DESTINATION_UNKNOWN = "vault_destination_unknown"  # listed on a vault, absent from the policy
+    VENUE_WHITELIST_UNKNOWN = "venue_whitelist_unknown"  # in a venue's address book, absent from the policy
+    DESTINATION_MISSING = "destination_missing"  # in the policy, missing where it should be
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,10 @@ REASON_DOCS: Mapping[ReasonCode, str] = MappingProxyType({
                               "tier's max_loan_to_collateral.",
     ReasonCode.STRESS_LIMIT: "After the withdrawal, the worst stress scenario's shortfall (loan − stressed haircut "
                              "collateral) would exceed the tier's max_stress_shortfall_usd.",
+    ReasonCode.SANCTIONED: "A screening source (sanctions oracle or an imported list) lists the destination; "
+                           "nothing may be sent there, whatever the allowlist says.",
+    ReasonCode.SCREENING_UNAVAILABLE: "A screening source the policy relies on could not answer; withdrawals fail "
+                                      "closed until it does.",
 })
 
 

@@ -57,6 +57,7 @@ class DeployedChain:
     wallets: list[dict[str, Any]] = field(default_factory=list)  # client, address, kind, label
     safe_infra: SafeDeployment | None = None
     vaults: list[Any] = field(default_factory=list)  # DeployedVault
+    sanctions_oracle: str | None = None  # SandboxSanctionsList (isSanctioned) address
 
 
 def _w3(node: AnvilNode) -> Web3:
@@ -139,6 +140,8 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
                        incomplete=feed.incomplete, now=now)
         out.feeds[feed.asset] = (agg.address, feed.decimals, feed.heartbeat_s)
 
+    out.sanctions_oracle = deploy_sanctions_oracle(w3, chain, deployer, scenario.sanctioned)
+
     index = CLIENT_KEY_OFFSET
     safe_infra: SafeDeployment | None = None
     for client in scenario.clients:
@@ -176,6 +179,23 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
         if client.vault is not None and client.vault.chain == chain.id:
             out.vaults.append(deploy_vault(w3, client.id, client.vault, out.tokens, deployer, w3.eth.accounts[1]))
     return out
+
+
+# The sanctions oracle's published address on Ethereum mainnet (same interface as the stand-in).
+MAINNET_SANCTIONS_ORACLE = "0x40C57923924B5c5c5455c48D93317139ADDaC8fb"
+
+
+def deploy_sanctions_oracle(w3: Web3, chain: ChainScenario, deployer: str, sanctioned: Any) -> str:
+    """A SandboxSanctionsList (at the mainnet oracle's address on chain id 1) listing ``sanctioned``."""
+    if chain.chain_id == 1:
+        art = _artifact("SandboxSanctionsList")
+        oracle = _place(w3, "SandboxSanctionsList", MAINNET_SANCTIONS_ORACLE, art["deployedBytecode"])
+    else:
+        oracle = _deploy(w3, "SandboxSanctionsList", deployer)
+    send_tx(oracle.functions.initialize(deployer), deployer)
+    if sanctioned:
+        send_tx(oracle.functions.addToSanctionsList([Web3.to_checksum_address(a) for a in sanctioned]), deployer)
+    return str(oracle.address)
 
 
 def _apply_approvals(w3: Web3, approvals: Any, tokens: dict[str, Contract], owner: str) -> None:

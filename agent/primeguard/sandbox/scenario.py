@@ -226,6 +226,8 @@ class Scenario(_M):
     clients: tuple[ClientScenario, ...] = ()
     faults: dict[str, FaultConfig] = Field(default_factory=dict)  # venue name -> faults
     events: tuple[EventScenario, ...] = ()
+    # Addresses the sandbox's sanctions oracle reports as sanctioned (on every chain).
+    sanctioned: tuple[str, ...] = Field(default=(), max_length=1000)
 
     @model_validator(mode="after")
     def _integrity(self) -> Scenario:

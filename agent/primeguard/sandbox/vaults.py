@@ -23,6 +23,7 @@ from primeguard.venues.evm.artifacts import contract_artifact
 
 ALLOWLIST_SLOT = 2  # CollateralVault storage layout (forge inspect CollateralVault storageLayout)
 TREASURY_KEY_INDEX, GUARDIAN_KEY_INDEX = 60, 61
+COMPLIANCE_KEY_INDEX = 1  # anvil's unlocked account 1: the vaults' compliance role
 NATIVE = "0x0000000000000000000000000000000000000000"
 
 

@@ -137,6 +137,10 @@ class Sandbox:
         }
         if vaults:
             cfg["custody"] = self._write_keystores(secrets_dir)
+        oracles = [{"chain": cid, "address": d.sanctions_oracle} for cid, d in self.chains.items()
+                   if getattr(d, "sanctions_oracle", None)]
+        if oracles:
+            cfg["screening"] = {"oracles": oracles, "ttl_s": 60}
         if self.cex is not None:
             cfg["cex_accounts"] = [a.model_dump(mode="json", exclude_none=True)
                                    for a in self.cex.config_accounts(secrets_dir)]
@@ -153,7 +157,7 @@ class Sandbox:
         from eth_account import Account as EthAccount
 
         from primeguard.sandbox.chain import derived_account
-        from primeguard.sandbox.vaults import GUARDIAN_KEY_INDEX, TREASURY_KEY_INDEX
+        from primeguard.sandbox.vaults import COMPLIANCE_KEY_INDEX, GUARDIAN_KEY_INDEX, TREASURY_KEY_INDEX
 
         pw_file = secrets_dir / "keystore-password"
         if not pw_file.exists():
@@ -161,7 +165,8 @@ class Sandbox:
             pw_file.chmod(0o600)
         password = pw_file.read_text()
         paths = {}
-        for name, index in (("treasury", TREASURY_KEY_INDEX), ("guardian", GUARDIAN_KEY_INDEX)):
+        for name, index in (("treasury", TREASURY_KEY_INDEX), ("guardian", GUARDIAN_KEY_INDEX),
+                            ("compliance", COMPLIANCE_KEY_INDEX)):
             path = secrets_dir / f"{name}.keystore.json"
             if not path.exists():
                 # Light scrypt parameters: sandbox keys only, and tests open them many times.
@@ -170,7 +175,7 @@ class Sandbox:
                 path.chmod(0o600)
             paths[name] = str(path)
         return {"treasury_keystore": paths["treasury"], "guardian_keystore": paths["guardian"],
-                "password": {"file": str(pw_file)}}
+                "compliance_keystore": paths["compliance"], "password": {"file": str(pw_file)}}
 
     def _write_config(self) -> Path:
         path = self.workdir / "config.yaml"

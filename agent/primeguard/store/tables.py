@@ -327,6 +327,63 @@ class UserRow(StoreModel, table=True):
     revoked_at: datetime | None = _time(nullable=True)
 
 
+# --- destinations and screening ------------------------------------------------------------------
+
+
+class VaultDestinationState(StrEnum):
+    PENDING = "pending"  # proposed on the vault, inside its timelock
+    ACTIVE = "active"  # the vault lets withdrawals go there
+    REMOVED = "removed"  # removed from the vault (and revoked for the agent)
+    FAILED = "failed"  # the on-chain proposal did not go through
+
+
+class VaultDestinationRow(StoreModel, table=True):
+    """One destination on one vault for one asset, as the agent put it there and followed it.
+    ``id`` is ``<vault id>:<asset address>:<destination>``."""
+
+    __tablename__ = "vault_destinations"
+    __table_args__ = (_in("state", VaultDestinationState),)
+
+    id: str = Field(primary_key=True)
+    vault_id: str = Field(index=True)
+    client_id: str
+    chain: str
+    asset: str  # token address, or the zero address for native
+    address: str = Field(index=True)
+    entry_id: str | None = None
+    state: str
+    activates_at: datetime | None = _time(nullable=True)
+    tx_hash: str | None = None
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    updated_at: datetime = _time()
+
+
+class ScreeningListRow(StoreModel, table=True):
+    """One imported sanctions list (an OFAC SDN advanced XML, or a CSV): where from, when, how many."""
+
+    __tablename__ = "screening_lists"
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    source: str = Field(index=True)
+    fmt: str
+    source_date: str | None = None
+    sha256: str
+    count: int
+    imported_by: str
+    imported_at: datetime = _time()
+
+
+class ScreeningAddressRow(StoreModel, table=True):
+    """An address on an imported list (lower-case hex for EVM addresses, as written otherwise)."""
+
+    __tablename__ = "screening_addresses"
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    list_id: int = Field(sa_type=sa.BigInteger, foreign_key="screening_lists.id", index=True)
+    address: str = Field(index=True)
+    label: str | None = None
+
+
 # --- replicas and scanners -----------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from primeguard.domain.errors import ConfigError
 
 #: Contracts whose artifacts ship with the package (the sandbox deploys all; production reads
 #: through BatchReader and CollateralVault).
-SHIPPED = ("BatchReader", "CollateralVault", "SandboxAggregator", "SandboxToken")
+SHIPPED = ("BatchReader", "CollateralVault", "SandboxAggregator", "SandboxSanctionsList", "SandboxToken")
 
 
 @lru_cache(maxsize=16)

@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.domain.findings import FindingCode
+from primeguard.pipeline.collateral import oracle_collateral
+from primeguard.pipeline.collect import collect
 from primeguard.venues.evm.collect import collect_evm
 from primeguard.venues.evm.reader import ChainReader
 

@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.evaluate import evaluate
-from primeguard.daemon.sweep import collect
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import evaluate
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.risk.limits import after_withdrawal

@@ -14,7 +14,6 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -29,12 +28,12 @@ from primeguard.alerts.model import LadderEvent
 from primeguard.alerts.notifier import Notifier
 from primeguard.anchors import Publisher, head_record
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.evaluate import Evaluation, evaluate
 from primeguard.daemon.leases import ShardLeases
-from primeguard.daemon.sweep import collect
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.model import Credential
-from primeguard.domain.observation import Observation
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import Evaluation, evaluate
+from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.playbooks.levers import margin_call_lever, revoke_approval_lever, vault_pause_lever
 from primeguard.risk.ladder import LadderState, LadderStatus
@@ -50,15 +49,6 @@ LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
     LadderState.HALT: ("halt_vault", "halt_cex"),
     LadderState.LIQUIDATE: ("halt_vault", "halt_cex", "liquidate_cex"),
 }
-
-
-@dataclass
-class SweepOutcome:
-    sweep_id: str
-    seconds: float
-    evaluation: Evaluation
-    observation: Observation
-    deliveries: int
 
 
 class Guardian:
@@ -131,14 +121,13 @@ class Guardian:
                           loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
                           with_stress=reason != "oracle")
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
-            findings = list(obs.findings) + [f for s in obs.snapshots for f in s.findings] + ev.findings
-            if clients is not None:
-                findings = [f for f in findings if f.client_id is None or f.client_id in clients]
+            findings = sweep_findings(obs, ev, clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
             # Alerts first: people hear about a crash before the history is written.
-            deliveries = await self.notifier.process(_dedupe(findings), events, now=obs.taken_at)
-            self._persist(sweep_id, obs, ev, findings, clients)
+            deliveries = await self.notifier.process(dedupe(findings), events, now=obs.taken_at)
+            persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
+                          peaks=self.peaks)
             self._propose(ev)
             await self.playbook.run_ready()
             self.ladder.update(ev.ladder)
@@ -152,33 +141,6 @@ class Guardian:
                     self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only; decisions stay Decimal
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
             return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries))
-
-    def _persist(self, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Any],
-                 clients: set[str] | None) -> None:
-        with self.store.session() as s:
-            for snap in obs.snapshots:
-                if clients is not None and snap.account.client_id not in clients:
-                    continue
-                repos.save_snapshot(s, sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
-                                    ok=snap.ok, observed_at=snap.observed_at, payload=_snapshot_payload(snap),
-                                    error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
-            for cid, val in ev.valuations.items():
-                peak = max(self.peaks.get(cid, val.equity), val.equity) if not val.blind else self.peaks.get(cid)
-                if peak is not None:
-                    self.peaks[cid] = peak
-                params = ev.params[cid].ladder
-                repos.record_metric(s, client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
-                                    ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
-                                    ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                        "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
-                                        "ladder": ev.ladder[cid].to_json(),
-                                        "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
-                                                  "halt": str(params.halt), "liquidate": str(params.liquidate)},
-                                        "peak_equity": None if peak is None else str(peak),
-                                        "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
-            keys = {f.key for f in findings}
-            repos.upsert_findings(s, _dedupe(findings), now=obs.taken_at)
-            repos.close_findings(s, now=obs.taken_at, except_keys=keys)
 
     def _propose(self, ev: Evaluation) -> None:
         specs: list[ActionSpec] = []
@@ -315,27 +277,6 @@ def _ltv_text(ltv: Decimal | None) -> str | None:
     if ltv is None:
         return None
     return "inf" if not ltv.is_finite() else str(ltv.quantize(Decimal("0.000001")))
-
-
-def _dedupe(findings: list[Any]) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for f in findings:
-        if f.key not in seen or f.severity > seen[f.key].severity:
-            seen[f.key] = f
-    return list(seen.values())
-
-
-def _snapshot_payload(snap: Any) -> dict[str, Any]:
-    return {
-        "balances": [{"asset": b.asset, "quantity": b.quantity, "source": b.source} for b in snap.balances],
-        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": p.size,
-                       "entry_price": p.entry_price, "mark_price": p.mark_price,
-                       "liquidation_price": p.liquidation_price} for p in snap.positions],
-        "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
-                         "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
-                        for c in snap.credentials],
-        "venue": snap.account.venue.value, "chain": snap.account.chain, "client": snap.account.client_id,
-    }
 
 
 def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:

@@ -1,20 +1,17 @@
-"""Sweep and capability reports: one JSON schema for ``--json``, the API and the dashboard, and a
-rich rendering of the same data for people. Decimals are strings in JSON; never floats."""
+"""Sweep and capability reports: one JSON schema for ``--json``, the API and the dashboard (the CLI
+renders the same data for people). Decimals are strings in JSON; never floats."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.domain.findings import Finding
 from primeguard.domain.model import Credential
 from primeguard.domain.money import decimal_str
+from primeguard.pipeline.collateral import oracle_collateral
+from primeguard.pipeline.collect import collect
 
 REPORT_SCHEMA = "primeguard.sweep/1"
 
@@ -28,7 +25,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     """One sweep: collateral per holding and client, plus each client's risk view (metrics, ladder
     rung from this observation alone, prices used and their age) under the policy in force."""
 
-    from primeguard.daemon.evaluate import evaluate
+    from primeguard.pipeline.evaluate import evaluate
     from primeguard.policy.loader import load
 
     obs, stats = await collect(cfg)
@@ -69,35 +66,6 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     }
 
 
-def plain_row(table: Table, *values: object) -> None:
-    """Add a row whose text is shown as is: venue- and user-provided strings are never rich markup."""
-    table.add_row(*(v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in values))
-
-
-def render_sweep(console: Console, report: dict[str, Any]) -> None:
-    t = Table(title=f"collateral at {report['taken_at']}")
-    for col in ("client", "account", "venue", "chain", "asset", "quantity", "price", "source", "age s", "USD"):
-        t.add_column(col, justify="right" if col in ("quantity", "price", "age s", "USD") else "left")
-    for r in report["collateral"]:
-        plain_row(t, r["client"], r["account"], r["venue"], r["chain"] or "", r["asset"], r["quantity"],
-                  r["price"] or "—", r["price_source"] or "no price", "" if r["price_age_s"] is None
-                  else str(r["price_age_s"]), r["usd"] or "unknown")
-    console.print(t)
-    c = Table(title="per client")
-    c.add_column("client")
-    c.add_column("collateral USD", justify="right")
-    for row in report["clients"]:
-        plain_row(c, row["client"], row["collateral_usd"] or Text("BLIND", style="red"))
-    console.print(c)
-    if report["findings"]:
-        f = Table(title="findings")
-        for col in ("severity", "code", "subject", "message"):
-            f.add_column(col)
-        for x in report["findings"]:
-            plain_row(f, x["severity"], x["code"], x["subject"], x["message"])
-        console.print(f)
-
-
 CAPABILITIES_SCHEMA = "primeguard.capabilities/1"
 
 
@@ -133,20 +101,3 @@ async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None
         "scans": [{"chain": s.chain, "from_block": s.scanned_from, "to_block": s.scanned_to,
                    "approvals": len(s.approvals), "round_trips": s.round_trips} for s in scans],
     }
-
-
-def render_capabilities(console: Console, report: dict[str, Any]) -> None:
-    f = Table(title="who can move what: findings (worst first)")
-    for col in ("severity", "code", "client", "subject", "message"):
-        f.add_column(col)
-    for x in report["findings"]:
-        plain_row(f, x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
-    console.print(f)
-    t = Table(title="credentials and on-chain powers")
-    for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities"):
-        t.add_column(col)
-    for c in report["credentials"]:
-        caps = ", ".join(c["capabilities"])
-        plain_row(t, c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
-                  Text(caps, style="red") if c["moves_funds"] else caps)
-    console.print(t)

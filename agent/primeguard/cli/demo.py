@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from primeguard.cli.render import plain_row
 from primeguard.daemon.guardian import Guardian
-from primeguard.report import plain_row
 from primeguard.sandbox.scenario import Scenario
 from primeguard.sandbox.world import Sandbox
 from primeguard.store import repos
@@ -44,25 +44,6 @@ def sweep_once(world: Scenario, workdir: Path) -> dict[str, Any]:
         g = Guardian(sb.config(), config_dir=sb.workdir)
         asyncio.run(g.capability_scan())
         return _report(g, asyncio.run(g.sweep("demo")))
-
-
-def render_once(console: Console, report: dict[str, Any]) -> None:
-    t = Table(title=f"clients at {report['taken_at']}")
-    for col in ("client", "tier", "equity USD", "loan USD", "LTV", "ladder", "blind"):
-        t.add_column(col, justify="right" if col in ("equity USD", "loan USD", "LTV") else "left")
-    for c in report["clients"]:
-        m = c["metrics"]
-        ltv = m["ltv"]
-        plain_row(t, c["client"], c["tier"], f"{float(m['equity']):,.0f}", f"{float(c['loan']['owed_usd']):,.0f}",
-                  ltv if ltv in (None, "inf") else f"{float(ltv):.3f}", c["ladder"]["state"],
-                  "BLIND" if c["blind"] else "")
-    console.print(t)
-    f = Table(title="findings")
-    for col in ("severity", "code", "client", "message"):
-        f.add_column(col)
-    for x in report["findings"]:
-        plain_row(f, x["severity"], x["code"], x["client"] or "", x["message"])
-    console.print(f)
 
 
 def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float, console: Console) -> None:

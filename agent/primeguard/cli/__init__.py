@@ -143,8 +143,9 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Collect every venue once and print collateral per wallet and per client."""
+    from primeguard.cli.render import render_sweep
     from primeguard.config import load_config
-    from primeguard.report import render_sweep, sweep_report
+    from primeguard.pipeline.reports import sweep_report
 
     cfg = load_config(config)
     report = asyncio.run(sweep_report(cfg, config_dir=config.parent))
@@ -161,8 +162,9 @@ def capabilities(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Who can move what: API keys, dYdX authenticators, approvals, Safe owners and modules."""
+    from primeguard.cli.render import render_capabilities
     from primeguard.config import load_config
-    from primeguard.report import capabilities_report, render_capabilities
+    from primeguard.pipeline.reports import capabilities_report
 
     cfg = load_config(config)
     cursor = Path(cfg.scan.cursor_file) if cfg.scan.cursor_file else None
@@ -187,7 +189,7 @@ def demo(
     """The sandbox world guarded end to end: chains, vaults, the daemon and the dashboard."""
     import tempfile
 
-    from primeguard.demo import run_demo, sweep_once
+    from primeguard.cli.demo import run_demo, sweep_once
     from primeguard.sandbox.scenario import load_scenario
     from primeguard.sandbox.toolchain import project_root
 
@@ -199,7 +201,7 @@ def demo(
         if as_json:
             emit_json(report)
         else:
-            from primeguard.demo import render_once
+            from primeguard.cli.render import render_once
 
             render_once(console, report)
         return
@@ -694,8 +696,4 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
 
 
 def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m primeguard.cli`
     app()

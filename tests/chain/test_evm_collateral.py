@@ -64,7 +64,7 @@ def test_balances_exact_across_decimals(sandbox_factory):
     assert table.per_client["firm-a"] == expected
     assert table.per_client["firm-b"] == 0
     assert all(isinstance(r.usd, Decimal) for r in table.rows)
-    assert stats.evm_round_trips <= 4
+    assert stats.venues["evm"]["round_trips"] <= 4
 
 
 def test_batched_equals_naive(sandbox_factory):

@@ -58,7 +58,7 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                 if repos.get_user(s, name) is None:
                     _, token = repos.create_user(s, name, role, actor="demo")
                     tokens.append((name, role, token))
-        web = _start_dashboard(g, cfg, sb, port)
+        web = _start_dashboard(g, port)
         console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}", markup=False)
         console.print(f"dashboard: {web.url}  (log in with a token below)")
         users = Table(title="demo logins (throwaway tokens for this run)")
@@ -82,18 +82,13 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                 web.stop()
 
 
-def _start_dashboard(g: Guardian, cfg: Any, sb: Sandbox, port: int) -> Any:
+def _start_dashboard(g: Guardian, port: int) -> Any:
     """The dashboard on the daemon's store, with the live withdrawal service and playbooks."""
-    from primeguard.active_policy import active_policy
-    from primeguard.custody.context import LiveContext, policy_decider
-    from primeguard.custody.withdrawals import WithdrawalService
     from primeguard.web.app import create_app
     from primeguard.web.server import BackgroundServer
 
-    policy = active_policy(cfg, g.store, sb.workdir)
-    svc = WithdrawalService(cfg, g.store, policy_decider(policy), LiveContext(cfg, g.store, policy),
-                            config_dir=sb.workdir)
-    app = create_app(g.store, withdrawals=svc, playbook=g.playbook, policy_dir=Path(cfg.policy_dir))
+    rt = g.runtime
+    app = create_app(rt.store, withdrawals=rt.withdrawals(), playbook=rt.playbook, policy_dir=rt.policy_dir)
     server = BackgroundServer(app, "127.0.0.1", port)
     server.start()
     return server

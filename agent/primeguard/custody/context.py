@@ -17,6 +17,7 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import evaluate
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
+from primeguard.policy.policyset import PolicySet
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.risk.limits import after_withdrawal
 from primeguard.risk.pricing import select_prices
@@ -25,7 +26,7 @@ from primeguard.store.db import Store
 
 
 class LiveContext:
-    def __init__(self, cfg: PrimeguardConfig, store: Store, policy: Any) -> None:
+    def __init__(self, cfg: PrimeguardConfig, store: Store, policy: PolicySet | None) -> None:
         self.cfg = cfg
         self.store = store
         self.policy = policy
@@ -93,7 +94,7 @@ def blind_reasons(val: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def policy_decider(policy: Any) -> Any:
+def policy_decider(policy: PolicySet | None) -> Any:
     from primeguard.policy.engine import deny_without_policy, evaluate_withdrawal
 
     def decide(req: WithdrawalRequest, ctx: WithdrawalContext) -> Any:

@@ -23,10 +23,9 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from primeguard.active_policy import active_policy, store_url
 from primeguard.alerts.model import LadderEvent
-from primeguard.alerts.notifier import Notifier
-from primeguard.anchors import Publisher, head_record
+from primeguard.app.policy_source import ActivePolicy
+from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.leases import ShardLeases
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
@@ -34,11 +33,11 @@ from primeguard.domain.model import Credential
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
-from primeguard.playbooks.engine import ActionSpec, Playbook
-from primeguard.playbooks.levers import margin_call_lever, revoke_approval_lever, vault_pause_lever
+from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.store import repos
-from primeguard.store.db import Store, open_store
+from primeguard.store.anchors import head_record
+from primeguard.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,20 @@ LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
 class Guardian:
     def __init__(self, cfg: PrimeguardConfig, *, config_dir: Path, store: Store | None = None,
                  replica_id: str | None = None, shards: int = 1, lease_ttl_s: float = 15.0,
-                 action_modes: dict[str, str] | None = None) -> None:
+                 action_modes: dict[str, str] | None = None, runtime: Runtime | None = None) -> None:
+        """A guardian over ``runtime`` (or one assembled from ``cfg``, ``config_dir`` and ``store``:
+        the config's store is opened and migrated when ``store`` is None). Restores ladder rungs
+        and peak equity from the store's metric history; starts nothing until :meth:`run`."""
+        rt = runtime or Runtime.assemble(cfg, config_dir, store=store)
+        self.runtime = rt
         self.cfg = cfg
         self.config_dir = config_dir
-        self.store = store or open_store(store_url(cfg, config_dir), migrate=True)
+        self.store = rt.store
         self.replica_id = replica_id or f"replica-{uuid.uuid4().hex[:8]}"
         self.leases = ShardLeases(self.store, self.replica_id, shards=shards, ttl_s=lease_ttl_s) if shards > 1 else None
-        self.notifier = Notifier(cfg.alerts, self.store, base_dir=config_dir)
-        levers: dict[str, Any] = {"margin_call": margin_call_lever()}
-        if cfg.vaults and cfg.custody is not None:
-            levers["halt_vault"] = vault_pause_lever(cfg, config_dir=config_dir)
-        if cfg.custody is not None:
-            levers["revoke_approval"] = revoke_approval_lever(cfg, config_dir=config_dir)
-        levers.update(_cex_levers(cfg, config_dir))
-        self.playbook = Playbook(self.store, levers)
-        self.anchors = Publisher(cfg.audit.anchors, config_dir)
+        self.notifier = rt.notifier
+        self.playbook = rt.playbook
+        self.anchors = rt.anchors
         self._anchored: tuple[int, str] | None = None
         self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
         self.ladder: dict[str, LadderStatus] = {}
@@ -100,8 +98,14 @@ class Guardian:
                 if peak is not None:
                     self.peaks[c.id] = Decimal(peak)
 
-    def policy(self) -> Any | None:
-        return active_policy(self.cfg, self.store, self.config_dir)
+    @classmethod
+    def from_runtime(cls, rt: Runtime, **options: Any) -> Guardian:
+        """A guardian over an assembled runtime (``options`` as for the constructor)."""
+        return cls(rt.cfg, config_dir=rt.config_dir, runtime=rt, **options)
+
+    def policy(self) -> ActivePolicy:
+        """The policy in force now (read from the store on each sweep); ``None`` fails closed."""
+        return self.runtime.policy()
 
     def my_clients(self) -> set[str] | None:
         if self.leases is None:
@@ -277,14 +281,3 @@ def _ltv_text(ltv: Decimal | None) -> str | None:
     if ltv is None:
         return None
     return "inf" if not ltv.is_finite() else str(ltv.quantize(Decimal("0.000001")))
-
-
-def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:
-    if not cfg.cex_accounts:
-        return {}
-    try:
-        from primeguard.venues.cex.levers import playbook_levers
-    except ImportError:
-        return {}
-    levers: dict[str, Any] = playbook_levers(cfg, config_dir=config_dir)
-    return levers

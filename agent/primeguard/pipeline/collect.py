@@ -1,58 +1,52 @@
 """Collect: read every configured venue concurrently into one :class:`Observation`.
 
-Collection is I/O (venue adapters); valuation and policy come after, pure. A venue that fails gives
-blind-spot snapshots, never an exception that stops the other venues.
+Collection is I/O (venue adapters, from :mod:`primeguard.venues.registry`); valuation and policy
+come after, pure. A venue that fails gives blind-spot snapshots, never an exception that stops the
+other venues. No venue is special here: each returns a :class:`~primeguard.venues.base.VenueResult`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.domain.findings import Finding
-from primeguard.domain.model import PriceQuote
-from primeguard.domain.observation import AccountSnapshot, Observation
-from primeguard.venues.evm.collect import collect_evm
+from primeguard.domain.observation import Observation
+from primeguard.venues.registry import configured
 
 
 @dataclass(frozen=True)
 class CollectStats:
+    """Operator counters of one collection: wall ``seconds``, accounts read, accounts blind, and
+    each venue's own counters (``venues["evm"]["round_trips"]``). Never used in decisions."""
+
     seconds: float
-    evm_round_trips: int
     accounts: int
     blind_accounts: int
+    venues: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """The venues' counters flattened as ``<venue>_<counter>`` (e.g. ``evm_round_trips``)."""
+        return {f"{v}_{k}": n for v, counts in self.venues.items() for k, n in counts.items()}
 
 
 async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[Observation, CollectStats]:
-    """Read every configured venue concurrently."""
-    t0 = asyncio.get_running_loop().time()
+    """Read every configured venue concurrently (``now`` defaults to the current UTC time).
+
+    Snapshots, prices and findings are concatenated in registry order. Never raises for a venue
+    fault (the adapters turn those into blind snapshots); never writes anything.
+    """
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     now = now or datetime.now(UTC)
-    jobs: list[Any] = [collect_evm(cfg, now)]
-    if cfg.cex_accounts:
-        from primeguard.venues.cex import collect_many as cex_collect_many
-
-        jobs.append(cex_collect_many(list(cfg.cex_accounts)))
-    if cfg.dydx_accounts:
-        from primeguard.venues.dydx import collect_many as dydx_collect_many
-
-        jobs.append(dydx_collect_many(list(cfg.dydx_accounts)))
-    results = await asyncio.gather(*jobs)
-    evm = results[0]
-    snapshots: list[AccountSnapshot] = list(evm.snapshots)
-    prices: list[PriceQuote] = list(evm.prices)
-    for extra in results[1:]:
-        for snap in extra:
-            snapshots.append(snap)
-            prices.extend(snap.prices)
-    findings: list[Finding] = list(evm.findings)
-    obs = Observation(taken_at=now, snapshots=tuple(snapshots), prices=tuple(prices), findings=tuple(findings))
-    stats = CollectStats(
-        seconds=asyncio.get_running_loop().time() - t0,
-        evm_round_trips=evm.round_trips,
-        accounts=len(snapshots),
-        blind_accounts=sum(not s.ok for s in snapshots),
-    )
+    collectors = configured(cfg)
+    results = await asyncio.gather(*(c.collect(cfg, now) for c in collectors))
+    snapshots = tuple(s for r in results for s in r.snapshots)
+    obs = Observation(taken_at=now, snapshots=snapshots, prices=tuple(q for r in results for q in r.prices),
+                      findings=tuple(f for r in results for f in r.findings))
+    stats = CollectStats(seconds=loop.time() - t0, accounts=len(snapshots),
+                         blind_accounts=sum(not s.ok for s in snapshots),
+                         venues={c.name: dict(r.stats) for c, r in zip(collectors, results, strict=True) if r.stats})
     return obs, stats

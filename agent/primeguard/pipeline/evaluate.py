@@ -17,6 +17,7 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
+from primeguard.policy.policyset import PolicySet
 from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
@@ -56,7 +57,7 @@ def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms]
     return c.loan.to_loan(client_id)
 
 
-def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
+def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
@@ -196,7 +197,7 @@ def _feed_gaps(cfg: PrimeguardConfig, obs: Observation) -> dict[str, list[DataGa
     return out
 
 
-def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: Any,
+def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: PolicySet,
                          extra: tuple[Credential, ...], now: datetime) -> list[Finding]:
     from primeguard.policy.engine import evaluate_capabilities
     from primeguard.policy.inputs import CapabilityInput

@@ -46,7 +46,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         "schema": REPORT_SCHEMA,
         "taken_at": obs.taken_at.isoformat(),
         "stats": {"seconds": round(stats.seconds, 4), "accounts": stats.accounts,
-                  "blind_accounts": stats.blind_accounts, "evm_round_trips": stats.evm_round_trips},
+                  "blind_accounts": stats.blind_accounts, **stats.counters()},
         "prices": [
             {"asset": q.asset, "price": decimal_str(q.price), "source": q.source.value, "source_id": q.source_id,
              "updated_at": q.updated_at.isoformat(), "age_s": int((obs.taken_at - q.updated_at).total_seconds()),

@@ -51,6 +51,9 @@ LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
 
 
 class Guardian:
+    """The daemon: runs sweeps (scheduled and on oracle updates), capability scans and audit anchors, and serves
+    health and metrics. One sweep at a time (a lock)."""
+
     def __init__(self, cfg: PrimeguardConfig, *, config_dir: Path, store: Store | None = None,
                  replica_id: str | None = None, shards: int = 1, lease_ttl_s: float = 15.0,
                  action_modes: dict[str, str] | None = None, runtime: Runtime | None = None) -> None:
@@ -108,6 +111,7 @@ class Guardian:
         return self.runtime.policy()
 
     def my_clients(self) -> set[str] | None:
+        """The clients of the shards this replica holds (renewing its leases), or ``None`` (all) without sharding."""
         if self.leases is None:
             return None
         self.leases.refresh()
@@ -116,6 +120,9 @@ class Guardian:
     # --- one sweep --------------------------------------------------------------------------
 
     async def sweep(self, reason: str = "schedule", *, now: datetime | None = None) -> SweepOutcome:
+        """One sweep: collect, evaluate, alert, record, propose and run ready playbook actions. Serialised with
+        other sweeps; a venue fault becomes a blind-spot finding, never an exception. Store errors
+        propagate; the sweep's records are written in one transaction, whole or not at all."""
         async with self._lock:
             t0 = time.perf_counter()
             clients = self.my_clients()
@@ -163,10 +170,13 @@ class Guardian:
     # --- reactions --------------------------------------------------------------------------
 
     async def on_oracle_update(self, update: OracleUpdate) -> None:
+        """Re-run a sweep at once (stress skipped) for an AnswerUpdated log."""
         log.info("oracle update %s on %s round %s: re-evaluating", update.asset, update.chain, update.round_id)
         await self.sweep("oracle")
 
     async def capability_scan(self) -> None:
+        """Scan approvals and Safes (cursor kept between runs), keep the credentials for the next sweeps, and
+        propose revoking unknown unlimited approvals. Proposals are idempotent (ids from the approval)."""
         from primeguard.venues.evm.scan import MemoryCursorStore, capabilities_from_scan, scan_all
 
         store = getattr(self, "_cursor", None) or MemoryCursorStore()
@@ -216,6 +226,9 @@ class Guardian:
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
                   stop: asyncio.Event | None = None, watch: bool = True) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs, the
+        oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
+        the way out leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

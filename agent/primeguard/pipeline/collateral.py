@@ -31,6 +31,7 @@ class CollateralRow:
     usd: Decimal | None
 
     def to_json(self) -> dict[str, Any]:
+        """The row as JSON: decimals as strings, ``None`` for unknown price or value."""
         return {
             "client": self.client_id, "account": self.account_id, "venue": self.venue, "chain": self.chain,
             "asset": self.asset, "quantity": decimal_str(self.quantity),
@@ -41,6 +42,8 @@ class CollateralRow:
 
 @dataclass(frozen=True)
 class CollateralTable:
+    """Every holding's row, and per client the USD total (``None``: blind or unpriced)."""
+
     rows: tuple[CollateralRow, ...]
     per_client: dict[str, Decimal | None] = field(default_factory=dict)  # None: blind (unpriced/unread)
 

@@ -32,6 +32,8 @@ FALLBACK_PARAMS = RiskParameters(ladder=LadderBands(Decimal("0.4"), Decimal("0.5
 
 @dataclass(frozen=True)
 class LadderMove:
+    """A client whose ladder rung changed in this evaluation (LTV as a ``Decimal`` ratio, ``None`` if unknown)."""
+
     client_id: str
     previous: LadderStatus
     current: LadderStatus
@@ -40,6 +42,9 @@ class LadderMove:
 
 @dataclass
 class Evaluation:
+    """The result of :func:`evaluate`: per-client valuations, ladder rungs, moves, findings, stress results and
+    risk parameters, and the book's exposure per venue."""
+
     valuations: dict[str, ClientValuation] = field(default_factory=dict)
     ladder: dict[str, LadderStatus] = field(default_factory=dict)
     moves: list[LadderMove] = field(default_factory=list)
@@ -158,6 +163,7 @@ class GapIndex:
         self._feeds = _feed_gaps(cfg, obs)
 
     def snapshots(self, client_id: str) -> tuple[AccountSnapshot, ...]:
+        """The client's snapshots of this observation, in observation order."""
         return tuple(self._snaps.get(client_id, ()))
 
     def of(self, client_id: str, snaps: tuple[AccountSnapshot, ...], balances: tuple[Any, ...],

@@ -17,6 +17,7 @@ REPORT_SCHEMA = "primeguard.sweep/1"
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
+    """A finding in the reports' JSON (severity as a lower-case name). Pure."""
     return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject, "venue": f.venue,
             "chain": f.chain, "client": f.client_id, "message": f.message, "rule": f.rule_id}
 
@@ -70,6 +71,7 @@ CAPABILITIES_SCHEMA = "primeguard.capabilities/1"
 
 
 def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
+    """A credential in the capability report's JSON, with the client that owns its account. Pure."""
     return {
         "id": c.id, "account": c.account_id, "client": client_of.get(c.account_id), "venue": c.venue.value,
         "chain": c.chain, "kind": c.kind, "holder": c.holder.value,

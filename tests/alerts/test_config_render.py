@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from primeguard.alerts.config import AlertsConfig, EmailChannelConfig
 from primeguard.alerts.model import LADDER_LEVELS, Action, AlertItem, LadderEvent, Send
 from primeguard.alerts.redact import Redactor, redact_url
 from primeguard.alerts.render import email_parts, log_line, payload, slack_payload
+from primeguard.config.alerts import AlertsConfig, EmailChannelConfig
 from primeguard.config.loader import load_yaml_model
 from primeguard.domain.errors import ConfigError
 from primeguard.domain.findings import Severity
@@ -64,8 +64,8 @@ def test_defaults_log_everything_from_warning() -> None:
 
 
 def test_mirrors_of_the_config_schema_stay_equal() -> None:
-    from primeguard.alerts.config import IDENTIFIER_PATTERN
     from primeguard.config import schema
+    from primeguard.config.base import IDENTIFIER_PATTERN
 
     patterns = [getattr(m, "pattern", None) for m in schema.Identifier.__metadata__[0].metadata]
     assert IDENTIFIER_PATTERN in patterns

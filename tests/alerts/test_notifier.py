@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from primeguard.alerts.config import AlertsConfig, EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.alerts.model import Action, LadderEvent
 from primeguard.alerts.notifier import Notifier
+from primeguard.config.alerts import AlertsConfig, EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.config.schema import SecretRef
 from primeguard.domain.errors import ConfigError
 from primeguard.domain.findings import Severity

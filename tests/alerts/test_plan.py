@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from primeguard.alerts.config import AlertsConfig, LogChannelConfig
 from primeguard.alerts.model import Action, AlertRecord, LadderEvent, Send, ladder_key
 from primeguard.alerts.plan import plan
+from primeguard.config.alerts import AlertsConfig, LogChannelConfig
 from primeguard.domain.errors import InputError
 from primeguard.domain.findings import FindingCode, Severity
 

@@ -22,7 +22,7 @@ import psutil
 from tests.bench.benchlib import Result, percentile, report
 from tests.daemon.receiver import Receiver
 
-from primeguard.alerts.config import AlertsConfig
+from primeguard.config.alerts import AlertsConfig
 from primeguard.daemon.guardian import Guardian
 from primeguard.policy.loader import load
 from primeguard.sandbox.scenario import Scenario

@@ -39,7 +39,7 @@ def test_propose_self_approval_refused_then_approved(repo, tmp_path):
                  token=tokens["dave"])
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["state"] == "active"
-    from primeguard.active_policy import active_policy
+    from primeguard.app.policy_source import active_policy
     from primeguard.config import load_config
     from primeguard.store.db import open_store
 

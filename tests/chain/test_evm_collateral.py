@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.domain.findings import FindingCode
+from primeguard.pipeline.collateral import oracle_collateral
+from primeguard.pipeline.collect import collect
 from primeguard.venues.evm.collect import collect_evm
 from primeguard.venues.evm.reader import ChainReader
 
@@ -63,7 +64,7 @@ def test_balances_exact_across_decimals(sandbox_factory):
     assert table.per_client["firm-a"] == expected
     assert table.per_client["firm-b"] == 0
     assert all(isinstance(r.usd, Decimal) for r in table.rows)
-    assert stats.evm_round_trips <= 4
+    assert stats.venues["evm"]["round_trips"] <= 4
 
 
 def test_batched_equals_naive(sandbox_factory):

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 from web3 import Web3
 
-from primeguard.daemon.sweep import collect, oracle_collateral
+from primeguard.pipeline.collateral import oracle_collateral
+from primeguard.pipeline.collect import collect
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import set_feed_round
 from primeguard.sandbox.scenario import MAINNET_FEEDS

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from primeguard.alerts.config import AlertsConfig
+from primeguard.config.alerts import AlertsConfig
 from primeguard.daemon.guardian import Guardian
 from primeguard.risk.ladder import LadderState
 from primeguard.store import audit

@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from primeguard.anchors import SCHEMA, Publisher, read_anchors
 from primeguard.config.schema import AnchorsConfig, PrimeguardConfig
 from primeguard.daemon.guardian import Guardian
 from primeguard.domain.errors import InputError
 from primeguard.store import Store, audit, open_store
+from primeguard.store.anchors import SCHEMA, Publisher, read_anchors
 from primeguard.store.audit import GENESIS_HASH, entry_hash
 from primeguard.store.tables import AuditHeadRow, AuditRow
 from tests.clitools import make_users, run_cli

@@ -22,12 +22,12 @@ import yaml
 from primeguard.config.loader import load_config
 from primeguard.custody.context import LiveContext, policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
-from primeguard.daemon.evaluate import evaluate
-from primeguard.daemon.sweep import collect
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.decision import ReasonCode
 from primeguard.domain.errors import ChainIdMismatch, VenueError
 from primeguard.domain.findings import FindingCode, Severity
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import evaluate
 from primeguard.policy.loader import load
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import derived_account

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from primeguard.report import render_capabilities, render_sweep
+from primeguard.cli.render import render_capabilities, render_sweep
 from tests.clitools import run_cli, token_in
 from tests.conftest import REPO
 

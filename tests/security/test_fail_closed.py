@@ -19,10 +19,10 @@ import pytest
 
 from primeguard.custody.context import LiveContext, policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
-from primeguard.daemon.evaluate import evaluate
-from primeguard.daemon.sweep import collect
 from primeguard.domain.decision import ReasonCode
 from primeguard.domain.findings import FindingCode, Severity
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import evaluate
 from primeguard.policy.loader import load
 from primeguard.sandbox.anvil import free_port
 from primeguard.sandbox.faults import FaultConfig
@@ -204,7 +204,7 @@ def test_dydx_node_down(env):
 def test_configured_account_without_snapshot(env):
     """An account in the config that no collector returned (here: a second dYdX address the
     simulator does not serve, dropped from the observation) is missing data too."""
-    from primeguard.daemon.evaluate import GapIndex
+    from primeguard.pipeline.evaluate import GapIndex
 
     obs, _val = env.valuation()
     dropped = next(s for s in obs.snapshots if s.account.venue.value == "dydx")

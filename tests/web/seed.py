@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from primeguard.app.policy_versions import DbVersionStore
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.context import policy_decider
 from primeguard.custody.withdrawals import WithdrawalService
@@ -26,7 +27,6 @@ from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.policy.inputs import WithdrawalContext
 from primeguard.policy.loader import load, read_policy_dir
 from primeguard.policy.versions import approve, propose
-from primeguard.policy_store import DbVersionStore
 from primeguard.store import Store, repos
 from primeguard.store.identity import actor_of
 

@@ -23,9 +23,9 @@ from typing import Protocol
 import aiohttp
 
 from primeguard.alerts import render
-from primeguard.alerts.config import EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.alerts.model import Action, Send
 from primeguard.alerts.redact import Redactor, redact_url
+from primeguard.config.alerts import EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.config.loader import resolve_secret
 from primeguard.domain.errors import ConfigError, PrimeguardError
 from primeguard.domain.findings import Severity

@@ -16,7 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from primeguard.alerts.config import LADDER_CODE
+from primeguard.config.alerts import LADDER_CODE
 from primeguard.domain.errors import InputError
 from primeguard.domain.findings import Finding, Severity
 

@@ -28,10 +28,10 @@ import aiohttp
 from sqlmodel import Session
 
 from primeguard.alerts.channels import DeliveryError, Sender, build_senders
-from primeguard.alerts.config import AlertsConfig
 from primeguard.alerts.model import Action, AlertRecord, Delivery, LadderEvent, Send
 from primeguard.alerts.plan import plan
 from primeguard.alerts.redact import Redactor
+from primeguard.config.alerts import AlertsConfig
 from primeguard.domain.errors import StoreError
 from primeguard.domain.findings import Finding
 from primeguard.store import repos

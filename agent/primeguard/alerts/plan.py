@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from primeguard.alerts.config import AlertsConfig, EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.alerts.model import (
     Action,
     AlertItem,
@@ -33,6 +32,7 @@ from primeguard.alerts.model import (
     ladder_client,
     level_rank,
 )
+from primeguard.config.alerts import AlertsConfig, EmailChannelConfig, LogChannelConfig, WebhookChannelConfig
 from primeguard.domain.errors import InputError
 from primeguard.domain.findings import BLIND_SPOT_CODES, Finding, Severity
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from primeguard.alerts.config import AlertsConfig
+from primeguard.config.alerts import AlertsConfig
+from primeguard.config.base import Identifier, SecretRef, Strict
 from primeguard.domain.errors import InputError
 from primeguard.domain.model import Holder, Loan, LoanEvent
 from primeguard.domain.money import parse_address
 from primeguard.risk.interest import InterestTerms, RateFixing, UtilizationCurve
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 MAX_CHAIN_ID = 4_611_686_018_427_387_867  # EIP-2294: the largest chain id wallets and nodes accept
@@ -39,29 +38,11 @@ class LocatedValueError(ValueError):
         self.loc = loc
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _checked_address(value: str) -> str:
     try:
         return parse_address(value)
     except InputError as exc:
         raise ValueError(str(exc)) from exc
-
-
-class SecretRef(Strict):
-    """Where a secret comes from: exactly one of env, file, value."""
-
-    env: str | None = None
-    file: str | None = None
-    value: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if sum(x is not None for x in (self.env, self.file, self.value)) != 1:
-            raise ValueError("give exactly one of env, file, value")
-        return self
 
 
 class ChainConfig(Strict):

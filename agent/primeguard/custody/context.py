@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.evaluate import evaluate
-from primeguard.daemon.sweep import collect
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import evaluate
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
+from primeguard.policy.policyset import PolicySet
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.risk.limits import after_withdrawal
 from primeguard.risk.pricing import select_prices
@@ -25,12 +26,16 @@ from primeguard.store.db import Store
 
 
 class LiveContext:
-    def __init__(self, cfg: PrimeguardConfig, store: Store, policy: Any) -> None:
+    """The live facts a withdrawal decision needs, read fresh on every call (a full collection, not a cache).
+    Synchronous: call it from a worker thread. Reads only; never writes, signs or sends."""
+
+    def __init__(self, cfg: PrimeguardConfig, store: Store, policy: PolicySet | None) -> None:
         self.cfg = cfg
         self.store = store
         self.policy = policy
 
     def priced_asset(self, chain: str, symbol: str) -> str:
+        """The priced asset of ``symbol`` on ``chain`` (WETH -> ETH); an unknown symbol is returned as is. Pure."""
         if symbol == "ETH":
             return "ETH"
         for t in self.cfg.tokens_on(chain):
@@ -93,7 +98,9 @@ def blind_reasons(val: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def policy_decider(policy: Any) -> Any:
+def policy_decider(policy: PolicySet | None) -> Any:
+    """A decide function for :class:`WithdrawalService`: the engine's decision under ``policy``; with no policy, a
+    denial (``policy_missing``). Pure; never raises for a request."""
     from primeguard.policy.engine import deny_without_policy, evaluate_withdrawal
 
     def decide(req: WithdrawalRequest, ctx: WithdrawalContext) -> Any:

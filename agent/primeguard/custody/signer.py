@@ -24,6 +24,8 @@ from primeguard.domain.errors import ConfigError, SignerError
 
 @dataclass(frozen=True)
 class SignedTx:
+    """A signed transaction: raw bytes, its 0x-hash and the nonce it was signed with."""
+
     raw: bytes
     tx_hash: str
     nonce: int
@@ -47,6 +49,9 @@ class KeystoreSigner:
 
     @classmethod
     def open(cls, keystore: str | Path, password: SecretRef | None, *, base_dir: Path | None = None) -> KeystoreSigner:
+        """Open ``keystore`` (relative to ``base_dir``) with the password from ``password``, or from a terminal
+        prompt when none is configured. Raises :class:`SignerError` (never with the password or key in
+        the message) when the password is unavailable, wrong, or the file unreadable."""
         path = Path(keystore)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -62,6 +67,8 @@ class KeystoreSigner:
         return cls(path, secret)
 
     def sign(self, tx: dict[str, Any]) -> SignedTx:
+        """Sign ``tx`` (a complete EIP-1559 dict incl. nonce and chainId). Pure (no I/O, nothing sent). Raises
+        :class:`SignerError` carrying only the error type, never the key."""
         try:
             signed = self._account.sign_transaction(tx)
         except Exception as exc:  # eth-account raises several types; none may carry the key

@@ -23,6 +23,8 @@ NATIVE = "0x0000000000000000000000000000000000000000"
 
 @dataclass(frozen=True)
 class TxOutcome:
+    """What became of a sent transaction: ``confirmed``, ``failed`` (reverted) or ``pending``, with its block."""
+
     tx_hash: str
     status: str  # "confirmed" | "failed" | "pending"
     block: int | None = None
@@ -37,6 +39,7 @@ def fee_fields(w3: Web3, tip_wei: int = 10**9) -> dict[str, int]:
 
 
 def vault_abi() -> list[dict[str, Any]]:
+    """The CollateralVault ABI from the shipped Foundry artifact."""
     abi: list[dict[str, Any]] = contract_artifact("CollateralVault")["abi"]
     return abi
 
@@ -60,15 +63,19 @@ class VaultExecutor:
     # reads ------------------------------------------------------------------------------------
 
     def is_allowed(self, asset: str, destination: str) -> bool:
+        """Whether the vault's allowlist has ``destination`` active for ``asset`` now (one eth_call)."""
         return bool(self.vault.functions.isAllowed(asset, destination).call())
 
     def remaining(self, asset: str) -> int:
+        """What ``asset`` may still leave the vault in the current window, in base units (one eth_call)."""
         return int(self.vault.functions.remainingInWindow(asset).call())
 
     def paused(self) -> bool:
+        """Whether the vault is paused (one eth_call)."""
         return bool(self.vault.functions.paused().call())
 
     def next_nonce(self) -> int:
+        """The signer's next nonce, pending transactions included."""
         return int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
 
     def check_chain(self) -> None:
@@ -96,11 +103,15 @@ class VaultExecutor:
         })
 
     def sign_withdraw(self, asset: str, destination: str, amount: int, ref: bytes, nonce: int) -> SignedTx:
+        """Sign (never send) ``withdraw(asset, destination, amount, ref)``; ``amount`` in base units. Raises
+        :class:`ChainIdMismatch` (nothing signed) when the node reports another chain."""
         fn = self.vault.functions.withdraw(Web3.to_checksum_address(asset), Web3.to_checksum_address(destination),
                                            amount, ref)
         return self.signer.sign(self._tx(fn, nonce))
 
     def sign_pause(self, nonce: int) -> SignedTx:
+        """Sign (never send) ``pause()``. Raises :class:`ChainIdMismatch` (nothing signed) when the node reports
+        another chain."""
         return self.signer.sign(self._tx(self.vault.functions.pause(), nonce))
 
     def broadcast(self, signed: SignedTx) -> str:
@@ -123,6 +134,7 @@ class VaultExecutor:
                              if hasattr(exc, "rpc_response") and exc.rpc_response else "broadcast rejected") from None
 
     def outcome(self, tx_hash: str) -> TxOutcome:
+        """The transaction's receipt as a :class:`TxOutcome`; ``pending`` while there is none. Reads only."""
         try:
             receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
@@ -132,6 +144,8 @@ class VaultExecutor:
         return TxOutcome(tx_hash, "failed", int(receipt["blockNumber"]), "reverted on chain")
 
     def wait(self, tx_hash: str, timeout_s: float = 60) -> TxOutcome:
+        """Poll :meth:`outcome` until it is not pending or ``timeout_s`` seconds passed; returns the last outcome
+        (``pending`` on timeout), never raises for a timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
             out = self.outcome(tx_hash)
@@ -140,6 +154,7 @@ class VaultExecutor:
             time.sleep(0.1)
 
     def tx_exists(self, tx_hash: str) -> bool:
+        """Whether the node knows the transaction (mempool or mined). Reads only."""
         try:
             self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:

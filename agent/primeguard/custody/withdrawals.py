@@ -56,6 +56,9 @@ def approval_digest(*, account_id: str, chain: int | str, asset: str, units: int
 
 @dataclass(frozen=True)
 class Result:
+    """The state of one withdrawal after a call, with the decision that led there, its tx hash and any error text
+    (never secrets)."""
+
     withdrawal_id: str
     state: str
     decision: Decision | None = None
@@ -63,6 +66,7 @@ class Result:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The stable JSON of the CLI's ``--json`` and the API (no floats)."""
         d = self.decision
         return {"id": self.withdrawal_id, "state": self.state, "tx_hash": self.tx_hash, "error": self.error,
                 "decision": None if d is None else {
@@ -279,6 +283,8 @@ class WithdrawalService:
     # --- execution --------------------------------------------------------------------------------
 
     def signer(self) -> KeystoreSigner:
+        """The treasury keystore signer, opened once and kept. Raises :class:`CustodyError` without a custody
+        section, :class:`SignerError` when it cannot be opened."""
         if self._signer is None:
             if self.cfg.custody is None:
                 raise CustodyError("no custody section in the config: no signer for on-chain withdrawals")
@@ -287,6 +293,8 @@ class WithdrawalService:
         return self._signer
 
     def executor(self, vault: VaultConfig) -> VaultExecutor:
+        """A :class:`VaultExecutor` for ``vault`` on its configured chain with the treasury signer (opens the
+        signer; sends nothing)."""
         chain = next(c for c in self.cfg.chains if c.id == vault.chain)
         gas = self.cfg.custody.gas_limit if self.cfg.custody else 250_000
         return VaultExecutor(chain.rpc_url, vault.address, self.signer(), chain_id=chain.chain_id, gas_limit=gas)

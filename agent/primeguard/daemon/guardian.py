@@ -14,7 +14,6 @@ import logging
 import signal
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,22 +23,21 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from primeguard.active_policy import active_policy, store_url
 from primeguard.alerts.model import LadderEvent
-from primeguard.alerts.notifier import Notifier
-from primeguard.anchors import Publisher, head_record
+from primeguard.app.policy_source import ActivePolicy
+from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.evaluate import Evaluation, evaluate
 from primeguard.daemon.leases import ShardLeases
-from primeguard.daemon.sweep import collect
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.model import Credential
-from primeguard.domain.observation import Observation
-from primeguard.playbooks.engine import ActionSpec, Playbook
-from primeguard.playbooks.levers import margin_call_lever, revoke_approval_lever, vault_pause_lever
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import Evaluation, evaluate
+from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
+from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.store import repos
-from primeguard.store.db import Store, open_store
+from primeguard.store.anchors import head_record
+from primeguard.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +50,26 @@ LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class SweepOutcome:
-    sweep_id: str
-    seconds: float
-    evaluation: Evaluation
-    observation: Observation
-    deliveries: int
-
-
 class Guardian:
+    """The daemon: runs sweeps (scheduled and on oracle updates), capability scans and audit anchors, and serves
+    health and metrics. One sweep at a time (a lock)."""
+
     def __init__(self, cfg: PrimeguardConfig, *, config_dir: Path, store: Store | None = None,
                  replica_id: str | None = None, shards: int = 1, lease_ttl_s: float = 15.0,
-                 action_modes: dict[str, str] | None = None) -> None:
+                 action_modes: dict[str, str] | None = None, runtime: Runtime | None = None) -> None:
+        """A guardian over ``runtime`` (or one assembled from ``cfg``, ``config_dir`` and ``store``:
+        the config's store is opened and migrated when ``store`` is None). Restores ladder rungs
+        and peak equity from the store's metric history; starts nothing until :meth:`run`."""
+        rt = runtime or Runtime.assemble(cfg, config_dir, store=store)
+        self.runtime = rt
         self.cfg = cfg
         self.config_dir = config_dir
-        self.store = store or open_store(store_url(cfg, config_dir), migrate=True)
+        self.store = rt.store
         self.replica_id = replica_id or f"replica-{uuid.uuid4().hex[:8]}"
         self.leases = ShardLeases(self.store, self.replica_id, shards=shards, ttl_s=lease_ttl_s) if shards > 1 else None
-        self.notifier = Notifier(cfg.alerts, self.store, base_dir=config_dir)
-        levers: dict[str, Any] = {"margin_call": margin_call_lever()}
-        if cfg.vaults and cfg.custody is not None:
-            levers["halt_vault"] = vault_pause_lever(cfg, config_dir=config_dir)
-        if cfg.custody is not None:
-            levers["revoke_approval"] = revoke_approval_lever(cfg, config_dir=config_dir)
-        levers.update(_cex_levers(cfg, config_dir))
-        self.playbook = Playbook(self.store, levers)
-        self.anchors = Publisher(cfg.audit.anchors, config_dir)
+        self.notifier = rt.notifier
+        self.playbook = rt.playbook
+        self.anchors = rt.anchors
         self._anchored: tuple[int, str] | None = None
         self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
         self.ladder: dict[str, LadderStatus] = {}
@@ -110,10 +101,17 @@ class Guardian:
                 if peak is not None:
                     self.peaks[c.id] = Decimal(peak)
 
-    def policy(self) -> Any | None:
-        return active_policy(self.cfg, self.store, self.config_dir)
+    @classmethod
+    def from_runtime(cls, rt: Runtime, **options: Any) -> Guardian:
+        """A guardian over an assembled runtime (``options`` as for the constructor)."""
+        return cls(rt.cfg, config_dir=rt.config_dir, runtime=rt, **options)
+
+    def policy(self) -> ActivePolicy:
+        """The policy in force now (read from the store on each sweep); ``None`` fails closed."""
+        return self.runtime.policy()
 
     def my_clients(self) -> set[str] | None:
+        """The clients of the shards this replica holds (renewing its leases), or ``None`` (all) without sharding."""
         if self.leases is None:
             return None
         self.leases.refresh()
@@ -122,6 +120,9 @@ class Guardian:
     # --- one sweep --------------------------------------------------------------------------
 
     async def sweep(self, reason: str = "schedule", *, now: datetime | None = None) -> SweepOutcome:
+        """One sweep: collect, evaluate, alert, record, propose and run ready playbook actions. Serialised with
+        other sweeps; a venue fault becomes a blind-spot finding, never an exception. Store errors
+        propagate; the sweep's records are written in one transaction, whole or not at all."""
         async with self._lock:
             t0 = time.perf_counter()
             clients = self.my_clients()
@@ -131,14 +132,13 @@ class Guardian:
                           loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
                           with_stress=reason != "oracle")
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
-            findings = list(obs.findings) + [f for s in obs.snapshots for f in s.findings] + ev.findings
-            if clients is not None:
-                findings = [f for f in findings if f.client_id is None or f.client_id in clients]
+            findings = sweep_findings(obs, ev, clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
             # Alerts first: people hear about a crash before the history is written.
-            deliveries = await self.notifier.process(_dedupe(findings), events, now=obs.taken_at)
-            self._persist(sweep_id, obs, ev, findings, clients)
+            deliveries = await self.notifier.process(dedupe(findings), events, now=obs.taken_at)
+            persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
+                          peaks=self.peaks)
             self._propose(ev)
             await self.playbook.run_ready()
             self.ladder.update(ev.ladder)
@@ -152,33 +152,6 @@ class Guardian:
                     self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only; decisions stay Decimal
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
             return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries))
-
-    def _persist(self, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Any],
-                 clients: set[str] | None) -> None:
-        with self.store.session() as s:
-            for snap in obs.snapshots:
-                if clients is not None and snap.account.client_id not in clients:
-                    continue
-                repos.save_snapshot(s, sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
-                                    ok=snap.ok, observed_at=snap.observed_at, payload=_snapshot_payload(snap),
-                                    error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
-            for cid, val in ev.valuations.items():
-                peak = max(self.peaks.get(cid, val.equity), val.equity) if not val.blind else self.peaks.get(cid)
-                if peak is not None:
-                    self.peaks[cid] = peak
-                params = ev.params[cid].ladder
-                repos.record_metric(s, client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
-                                    ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
-                                    ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                        "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
-                                        "ladder": ev.ladder[cid].to_json(),
-                                        "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
-                                                  "halt": str(params.halt), "liquidate": str(params.liquidate)},
-                                        "peak_equity": None if peak is None else str(peak),
-                                        "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
-            keys = {f.key for f in findings}
-            repos.upsert_findings(s, _dedupe(findings), now=obs.taken_at)
-            repos.close_findings(s, now=obs.taken_at, except_keys=keys)
 
     def _propose(self, ev: Evaluation) -> None:
         specs: list[ActionSpec] = []
@@ -197,10 +170,13 @@ class Guardian:
     # --- reactions --------------------------------------------------------------------------
 
     async def on_oracle_update(self, update: OracleUpdate) -> None:
+        """Re-run a sweep at once (stress skipped) for an AnswerUpdated log."""
         log.info("oracle update %s on %s round %s: re-evaluating", update.asset, update.chain, update.round_id)
         await self.sweep("oracle")
 
     async def capability_scan(self) -> None:
+        """Scan approvals and Safes (cursor kept between runs), keep the credentials for the next sweeps, and
+        propose revoking unknown unlimited approvals. Proposals are idempotent (ids from the approval)."""
         from primeguard.venues.evm.scan import MemoryCursorStore, capabilities_from_scan, scan_all
 
         store = getattr(self, "_cursor", None) or MemoryCursorStore()
@@ -250,6 +226,9 @@ class Guardian:
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
                   stop: asyncio.Event | None = None, watch: bool = True) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs, the
+        oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
+        the way out leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -315,35 +294,3 @@ def _ltv_text(ltv: Decimal | None) -> str | None:
     if ltv is None:
         return None
     return "inf" if not ltv.is_finite() else str(ltv.quantize(Decimal("0.000001")))
-
-
-def _dedupe(findings: list[Any]) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for f in findings:
-        if f.key not in seen or f.severity > seen[f.key].severity:
-            seen[f.key] = f
-    return list(seen.values())
-
-
-def _snapshot_payload(snap: Any) -> dict[str, Any]:
-    return {
-        "balances": [{"asset": b.asset, "quantity": b.quantity, "source": b.source} for b in snap.balances],
-        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": p.size,
-                       "entry_price": p.entry_price, "mark_price": p.mark_price,
-                       "liquidation_price": p.liquidation_price} for p in snap.positions],
-        "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
-                         "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
-                        for c in snap.credentials],
-        "venue": snap.account.venue.value, "chain": snap.account.chain, "client": snap.account.client_id,
-    }
-
-
-def _cex_levers(cfg: PrimeguardConfig, config_dir: Path) -> dict[str, Any]:
-    if not cfg.cex_accounts:
-        return {}
-    try:
-        from primeguard.venues.cex.levers import playbook_levers
-    except ImportError:
-        return {}
-    levers: dict[str, Any] = playbook_levers(cfg, config_dir=config_dir)
-    return levers

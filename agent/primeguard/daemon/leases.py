@@ -20,11 +20,14 @@ from primeguard.store.tables import LeaseRow
 
 
 def shard_of(client_id: str, shards: int) -> int:
+    """The shard (0..shards-1) of ``client_id``: a stable hash, the same on every replica. Pure."""
     return int.from_bytes(hashlib.sha256(client_id.encode()).digest()[:4], "big") % shards
 
 
 @dataclass
 class ShardLeases:
+    """This replica's shard leases in the store (lease rows with a TTL and fencing tokens)."""
+
     store: Store
     owner: str
     shards: int = 4
@@ -59,9 +62,11 @@ class ShardLeases:
         return set(self.held)
 
     def owns(self, client_id: str) -> bool:
+        """Whether this replica holds the shard of ``client_id`` (as of the last :meth:`refresh`; no I/O)."""
         return shard_of(client_id, self.shards) in self.held
 
     def release(self, now: datetime | None = None) -> None:
+        """Give up every held shard and the replica heartbeat, so another replica takes them at once. Idempotent."""
         with self.store.session() as s:
             for shard, token in list(self.held.items()):
                 repos.release_lease(s, f"shard-{shard}", self.owner, token, now=now)

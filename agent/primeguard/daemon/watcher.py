@@ -27,6 +27,8 @@ ANSWER_UPDATED = "0x0559884fd3a460db3073b7fc896cc77986f16e378210ded43186175bf646
 
 @dataclass(frozen=True)
 class OracleUpdate:
+    """One AnswerUpdated log: the feed, its asset, the raw answer (feed decimals), round and block."""
+
     chain: str
     feed: str
     asset: str
@@ -50,11 +52,14 @@ class OracleWatcher:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        """Start one watching task per chain with a WebSocket URL and feeds (call inside the running loop). Returns
+        at once."""
         for chain in self.cfg.chains:
             if chain.ws_url and self.cfg.feeds_on(chain.id):
                 self._tasks.append(asyncio.create_task(self._run(chain), name=f"watch:{chain.id}"))
 
     async def stop(self) -> None:
+        """Cancel the watching tasks and wait for them; never raises. Idempotent."""
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -6,7 +6,9 @@ dict keyed by ``(client, venue, chain, asset, address)``, rules with their scope
 and a small memo from ``(client, venue, chain, asset)`` to the limit and approval rules that apply.
 A decision is then a handful of dict lookups and ``Decimal`` comparisons.
 
-A :class:`PolicySet` never changes after loading; the memo only caches pure functions of it.
+A :class:`PolicySet` never changes after loading; the memo only caches pure functions of it. It is
+data only: decisions are made by :mod:`primeguard.policy.engine` (which imports this module, never
+the other way round).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -32,11 +34,6 @@ from primeguard.risk.params import (
     LiquidityClass,
     RiskParameters,
 )
-
-if TYPE_CHECKING:
-    from primeguard.domain.decision import Decision
-    from primeguard.policy.engine import CapabilityResult, Evaluation
-    from primeguard.policy.inputs import CapabilityInput, RiskSnapshot, WithdrawalContext, WithdrawalRequest
 
 AllowKey = tuple[str, VenueKind, str, str, str]  # (client, venue, chain, ASSET, address)
 RuleKind = Literal[
@@ -330,23 +327,3 @@ class PolicySet:
     def origin(self, rule_id: str) -> Origin | None:
         info = self.rules.get(rule_id)
         return info.origin if info else None
-
-    # --- evaluation (thin wrappers over primeguard.policy.engine) ------------------------------
-
-    def evaluate_withdrawal(self, request: WithdrawalRequest, context: WithdrawalContext) -> Evaluation:
-        from primeguard.policy.engine import evaluate_withdrawal
-
-        return evaluate_withdrawal(self, request, context)
-
-    def decide_withdrawal(self, request: WithdrawalRequest, context: WithdrawalContext) -> Decision:
-        return self.evaluate_withdrawal(request, context).decision
-
-    def evaluate_capabilities(self, inp: CapabilityInput) -> CapabilityResult:
-        from primeguard.policy.engine import evaluate_capabilities
-
-        return evaluate_capabilities(self, inp)
-
-    def evaluate_risk(self, snapshot: RiskSnapshot) -> CapabilityResult:
-        from primeguard.policy.engine import evaluate_risk
-
-        return evaluate_risk(self, snapshot)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-from eth_account import Account as EthAccount
 from web3 import Web3
 from web3.contract import Contract
 
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
-from primeguard.sandbox.anvil import SANDBOX_MNEMONIC, AnvilNode
+from primeguard.sandbox.accounts import derived_account, send_tx
+from primeguard.sandbox.anvil import AnvilNode
 from primeguard.sandbox.safes import SafeDeployment, create_safe, deploy_safe_infra, impersonated
 from primeguard.sandbox.scenario import (
     MAINNET_FEEDS,
@@ -29,19 +28,12 @@ from primeguard.sandbox.scenario import (
     SafeScenario,
     Scenario,
 )
+from primeguard.sandbox.vaults import TREASURY_KEY_INDEX, deploy_vault
 
-EthAccount.enable_unaudited_hdwallet_features()
 UINT256_MAX = 2**256 - 1
 # Wallets of scenario clients are derived from the sandbox mnemonic starting at this index, leaving
 # anvil's first accounts to the deployer and operators.
 CLIENT_KEY_OFFSET = 100
-
-
-@lru_cache(maxsize=4096)
-def derived_account(index: int) -> tuple[str, str]:
-    """(address, private key hex) of the sandbox mnemonic's account ``index``. Sandbox only."""
-    acct = EthAccount.from_mnemonic(SANDBOX_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-    return acct.address, acct.key.hex()
 
 
 @dataclass
@@ -84,14 +76,6 @@ def _place(w3: Web3, name: str, address: str, runtime: str) -> Contract:
     """Put ``name``'s runtime code at ``address`` (canonical mainnet address) and bind it."""
     w3.provider.make_request("anvil_setCode", [address, runtime])  # type: ignore[arg-type]
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=_artifact(name)["abi"])
-
-
-def send_tx(fn: Any, sender: str) -> None:
-    """Send a contract call from an unlocked sandbox account; a revert is a SandboxError."""
-    receipt = fn.transact({"from": sender})
-    got = fn.w3.eth.wait_for_transaction_receipt(receipt)
-    if got["status"] != 1:
-        raise SandboxError(f"sandbox transaction {fn.fn_name} reverted")
 
 
 def feed_address(asset: str, chain: ChainScenario, w3: Web3, deployer: str) -> tuple[Contract, bool]:
@@ -157,8 +141,6 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
                 owners = list(spec.owners) or [derived_account(index * 100 + k)[0] for k in range(spec.owner_count)]
                 address = create_safe(w3, safe_infra, spec, owners, salt=index, sender=deployer)
             elif wallet.custody_key:
-                from primeguard.sandbox.vaults import TREASURY_KEY_INDEX
-
                 address = derived_account(TREASURY_KEY_INDEX)[0]
             else:
                 address = wallet.address or derived_account(index)[0]
@@ -173,8 +155,6 @@ def build_chain(node: AnvilNode, chain: ChainScenario, scenario: Scenario) -> De
             _apply_approvals(w3, wallet.approvals, token_contracts, address)
             out.wallets.append({"client": client.id, "address": address, "kind": wallet.kind,
                                 "label": wallet.label or f"{client.id} wallet {n + 1}", "index": index - 1})
-    from primeguard.sandbox.vaults import deploy_vault
-
     for client in scenario.clients:
         if client.vault is not None and client.vault.chain == chain.id:
             out.vaults.append(deploy_vault(w3, client.id, client.vault, out.tokens, deployer, w3.eth.accounts[1]))
@@ -215,4 +195,4 @@ def wait_mined(w3: Web3, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-__all__ = ["DeployedChain", "FeedScenario", "build_chain", "derived_account", "set_feed_round"]
+__all__ = ["DeployedChain", "FeedScenario", "build_chain", "derived_account", "send_tx", "set_feed_round"]

@@ -17,7 +17,7 @@ from web3 import Web3
 
 from primeguard.domain.errors import SandboxError
 from primeguard.domain.money import parse_base_units
-from primeguard.sandbox.chain import derived_account, send_tx
+from primeguard.sandbox.accounts import derived_account, send_tx
 from primeguard.sandbox.scenario import VaultScenario
 from primeguard.venues.evm.artifacts import contract_artifact
 

@@ -95,8 +95,8 @@ def approve_policy(store: Store, who: Principal, policy_hash: str, *, now: datet
     The pure core (``policy.versions.approve``) re-validates and lints the version before it can
     decide anything; the store refuses self-approval again (``repos.approve_policy_version``).
     """
+    from primeguard.app.policy_versions import DbVersionStore
     from primeguard.policy.versions import PolicyApprovalError, approve
-    from primeguard.policy_store import DbVersionStore
 
     who.require(Perm.APPROVE_POLICY)
     with store.session(readonly=True) as s:

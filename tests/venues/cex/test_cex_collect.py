@@ -175,8 +175,8 @@ def test_capabilities_report_rows(alpha: dict[str, AccountSnapshot]) -> None:
 
 
 async def test_balances_feed_the_sweep(accounts: dict[str, CexAccountConfig]) -> None:
-    from primeguard.daemon.sweep import collect as sweep_collect
-    from primeguard.daemon.sweep import oracle_collateral
+    from primeguard.pipeline.collateral import oracle_collateral
+    from primeguard.pipeline.collect import collect as sweep_collect
 
     cfg = PrimeguardConfig(clients=(ClientConfig(id="alpha"),),
                            cex_accounts=tuple(accounts[f"alpha-{v}"] for v in VENUES))

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from primeguard.daemon.sweep import collect
 from primeguard.domain.findings import FindingCode
 from primeguard.domain.model import PriceSourceKind
+from primeguard.pipeline.collect import collect
 from primeguard.sandbox.scenario import EventScenario
 
 pytestmark = pytest.mark.chain

@@ -64,6 +64,7 @@ class _IndexerPart:
 
 
 def dydx_account(cfg: DydxAccountConfig) -> Account:
+    """The domain :class:`Account` of a configured dYdX address. Pure."""
     subs = ",".join(str(n) for n in cfg.subaccounts)
     return Account(id=cfg.id, client_id=cfg.client, venue=VenueKind.DYDX, address=cfg.address,
                    label=f"dYdX v4 {cfg.address} subaccounts {subs}")

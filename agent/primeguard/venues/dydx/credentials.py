@@ -49,6 +49,7 @@ def authenticator_credential(
 
 
 def authenticator_findings(account: Account, cred: Credential, analysis: AuthenticatorAnalysis) -> list[Finding]:
+    """The findings one analysed authenticator raises (fund-moving power, unknown parts, who holds it). Pure."""
     out: list[Finding] = []
     label = f"authenticator {analysis.authenticator_id} ({analysis.type}) on {account.address}"
     base = {"authenticator_id": analysis.authenticator_id, "holder": cred.holder.value}

@@ -147,6 +147,8 @@ def _int(raw: Any, what: str) -> int:
 
 
 def parse_subaccount(body: Any, address: str, number: int) -> SubaccountRow:
+    """Parse the indexer's subaccount answer into exact ``Decimal`` values. Raises :class:`VenueBadResponse` on a
+    wrong shape, type or a subaccount other than the one asked for."""
     what = f"subaccount {number}"
     sub = _obj(_obj(body, what).get("subaccount"), what)
     if sub.get("address", address) != address or _int(sub.get("subaccountNumber", number), what) != number:
@@ -189,6 +191,8 @@ def parse_subaccount(body: Any, address: str, number: int) -> SubaccountRow:
 
 
 def parse_markets(body: Any) -> dict[str, Market]:
+    """Parse the indexer's perpetual markets (oracle price as ``Decimal``, ``None`` when absent). Raises
+    :class:`VenueBadResponse` on a wrong shape."""
     markets = _obj(_obj(body, "perpetual markets").get("markets"), "perpetual markets")
     out: dict[str, Market] = {}
     for ticker, raw in markets.items():
@@ -203,6 +207,8 @@ def parse_markets(body: Any) -> dict[str, Market]:
 
 
 def parse_head(body: Any) -> IndexerHead:
+    """Parse the indexer's height answer (height and its time, timezone-aware). Raises :class:`VenueBadResponse` on
+    a wrong shape."""
     obj = _obj(body, "indexer height")
     raw_time = obj.get("time")
     if not isinstance(raw_time, str):

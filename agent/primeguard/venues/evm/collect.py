@@ -24,6 +24,8 @@ NATIVE_ASSET = "ETH"  # every chain we support uses ETH as gas token
 
 @dataclass(frozen=True)
 class EvmCollection:
+    """What the EVM collection gave: snapshots, oracle quotes, chain findings and the JSON-RPC round trips made."""
+
     snapshots: tuple[AccountSnapshot, ...]
     prices: tuple[PriceQuote, ...]
     findings: tuple[Finding, ...]
@@ -31,11 +33,15 @@ class EvmCollection:
 
 
 def wallet_account(w: WalletConfig) -> Account:
+    """The domain :class:`Account` of a configured wallet or vault. Pure."""
     return Account(id=w.id, client_id=w.client, venue=VenueKind.EVM, chain=w.chain, address=w.address,
                    label=w.label or w.kind)
 
 
 async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime | None = None) -> EvmCollection:
+    """Read one chain: balances of its wallets and vaults, its oracle feeds (batched reads). Never raises for a
+    chain fault (down, lagging, wrong chain id): every wallet becomes a blind snapshot with the chain's
+    finding. Reads only."""
     wallets = [w for w in cfg.wallets if w.chain == chain.id]
     tokens = cfg.tokens_on(chain.id)
     feeds = cfg.feeds_on(chain.id)

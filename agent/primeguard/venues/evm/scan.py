@@ -387,6 +387,8 @@ async def _scan(reader: ChainReader, cfg: PrimeguardConfig, chain: ChainConfig, 
 
 
 async def scan_all(cfg: PrimeguardConfig, store: ScanCursorStore) -> list[ChainScan]:
+    """Scan every configured chain concurrently for approvals and Safe facts, from each chain's cursor in ``store``
+    (advanced only past reorg-safe blocks). Reads the chains; writes only the cursors."""
     return list(await asyncio.gather(*(scan_chain(cfg, c, store) for c in cfg.chains)))
 
 

@@ -1,25 +1,23 @@
-"""Sweep and capability reports: one JSON schema for ``--json``, the API and the dashboard, and a
-rich rendering of the same data for people. Decimals are strings in JSON; never floats."""
+"""Sweep and capability reports: one JSON schema for ``--json``, the API and the dashboard (the CLI
+renders the same data for people). Decimals are strings in JSON; never floats."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.daemon.sweep import collect, oracle_collateral
 from primeguard.domain.findings import Finding
 from primeguard.domain.model import Credential
 from primeguard.domain.money import decimal_str
+from primeguard.pipeline.collateral import oracle_collateral
+from primeguard.pipeline.collect import collect
 
 REPORT_SCHEMA = "primeguard.sweep/1"
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
+    """A finding in the reports' JSON (severity as a lower-case name). Pure."""
     return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject, "venue": f.venue,
             "chain": f.chain, "client": f.client_id, "message": f.message, "rule": f.rule_id}
 
@@ -28,7 +26,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     """One sweep: collateral per holding and client, plus each client's risk view (metrics, ladder
     rung from this observation alone, prices used and their age) under the policy in force."""
 
-    from primeguard.daemon.evaluate import evaluate
+    from primeguard.pipeline.evaluate import evaluate
     from primeguard.policy.loader import load
 
     obs, stats = await collect(cfg)
@@ -49,7 +47,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         "schema": REPORT_SCHEMA,
         "taken_at": obs.taken_at.isoformat(),
         "stats": {"seconds": round(stats.seconds, 4), "accounts": stats.accounts,
-                  "blind_accounts": stats.blind_accounts, "evm_round_trips": stats.evm_round_trips},
+                  "blind_accounts": stats.blind_accounts, **stats.counters()},
         "prices": [
             {"asset": q.asset, "price": decimal_str(q.price), "source": q.source.value, "source_id": q.source_id,
              "updated_at": q.updated_at.isoformat(), "age_s": int((obs.taken_at - q.updated_at).total_seconds()),
@@ -69,39 +67,11 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     }
 
 
-def plain_row(table: Table, *values: object) -> None:
-    """Add a row whose text is shown as is: venue- and user-provided strings are never rich markup."""
-    table.add_row(*(v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in values))
-
-
-def render_sweep(console: Console, report: dict[str, Any]) -> None:
-    t = Table(title=f"collateral at {report['taken_at']}")
-    for col in ("client", "account", "venue", "chain", "asset", "quantity", "price", "source", "age s", "USD"):
-        t.add_column(col, justify="right" if col in ("quantity", "price", "age s", "USD") else "left")
-    for r in report["collateral"]:
-        plain_row(t, r["client"], r["account"], r["venue"], r["chain"] or "", r["asset"], r["quantity"],
-                  r["price"] or "—", r["price_source"] or "no price", "" if r["price_age_s"] is None
-                  else str(r["price_age_s"]), r["usd"] or "unknown")
-    console.print(t)
-    c = Table(title="per client")
-    c.add_column("client")
-    c.add_column("collateral USD", justify="right")
-    for row in report["clients"]:
-        plain_row(c, row["client"], row["collateral_usd"] or Text("BLIND", style="red"))
-    console.print(c)
-    if report["findings"]:
-        f = Table(title="findings")
-        for col in ("severity", "code", "subject", "message"):
-            f.add_column(col)
-        for x in report["findings"]:
-            plain_row(f, x["severity"], x["code"], x["subject"], x["message"])
-        console.print(f)
-
-
 CAPABILITIES_SCHEMA = "primeguard.capabilities/1"
 
 
 def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
+    """A credential in the capability report's JSON, with the client that owns its account. Pure."""
     return {
         "id": c.id, "account": c.account_id, "client": client_of.get(c.account_id), "venue": c.venue.value,
         "chain": c.chain, "kind": c.kind, "holder": c.holder.value,
@@ -133,20 +103,3 @@ async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None
         "scans": [{"chain": s.chain, "from_block": s.scanned_from, "to_block": s.scanned_to,
                    "approvals": len(s.approvals), "round_trips": s.round_trips} for s in scans],
     }
-
-
-def render_capabilities(console: Console, report: dict[str, Any]) -> None:
-    f = Table(title="who can move what: findings (worst first)")
-    for col in ("severity", "code", "client", "subject", "message"):
-        f.add_column(col)
-    for x in report["findings"]:
-        plain_row(f, x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
-    console.print(f)
-    t = Table(title="credentials and on-chain powers")
-    for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities"):
-        t.add_column(col)
-    for c in report["credentials"]:
-        caps = ", ".join(c["capabilities"])
-        plain_row(t, c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
-                  Text(caps, style="red") if c["moves_funds"] else caps)
-    console.print(t)

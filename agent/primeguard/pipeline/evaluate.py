@@ -17,6 +17,7 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
+from primeguard.policy.policyset import PolicySet
 from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
@@ -31,6 +32,8 @@ FALLBACK_PARAMS = RiskParameters(ladder=LadderBands(Decimal("0.4"), Decimal("0.5
 
 @dataclass(frozen=True)
 class LadderMove:
+    """A client whose ladder rung changed in this evaluation (LTV as a ``Decimal`` ratio, ``None`` if unknown)."""
+
     client_id: str
     previous: LadderStatus
     current: LadderStatus
@@ -39,6 +42,9 @@ class LadderMove:
 
 @dataclass
 class Evaluation:
+    """The result of :func:`evaluate`: per-client valuations, ladder rungs, moves, findings, stress results and
+    risk parameters, and the book's exposure per venue."""
+
     valuations: dict[str, ClientValuation] = field(default_factory=dict)
     ladder: dict[str, LadderStatus] = field(default_factory=dict)
     moves: list[LadderMove] = field(default_factory=list)
@@ -56,7 +62,7 @@ def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms]
     return c.loan.to_loan(client_id)
 
 
-def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: Any | None,
+def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
@@ -157,6 +163,7 @@ class GapIndex:
         self._feeds = _feed_gaps(cfg, obs)
 
     def snapshots(self, client_id: str) -> tuple[AccountSnapshot, ...]:
+        """The client's snapshots of this observation, in observation order."""
         return tuple(self._snaps.get(client_id, ()))
 
     def of(self, client_id: str, snaps: tuple[AccountSnapshot, ...], balances: tuple[Any, ...],
@@ -196,7 +203,7 @@ def _feed_gaps(cfg: PrimeguardConfig, obs: Observation) -> dict[str, list[DataGa
     return out
 
 
-def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: Any,
+def _capability_findings(cfg: PrimeguardConfig, obs: Observation, policy: PolicySet,
                          extra: tuple[Credential, ...], now: datetime) -> list[Finding]:
     from primeguard.policy.engine import evaluate_capabilities
     from primeguard.policy.inputs import CapabilityInput

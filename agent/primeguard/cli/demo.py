@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from primeguard.cli.render import plain_row
 from primeguard.daemon.guardian import Guardian
-from primeguard.report import plain_row
 from primeguard.sandbox.scenario import Scenario
 from primeguard.sandbox.world import Sandbox
 from primeguard.store import repos
@@ -46,25 +46,6 @@ def sweep_once(world: Scenario, workdir: Path) -> dict[str, Any]:
         return _report(g, asyncio.run(g.sweep("demo")))
 
 
-def render_once(console: Console, report: dict[str, Any]) -> None:
-    t = Table(title=f"clients at {report['taken_at']}")
-    for col in ("client", "tier", "equity USD", "loan USD", "LTV", "ladder", "blind"):
-        t.add_column(col, justify="right" if col in ("equity USD", "loan USD", "LTV") else "left")
-    for c in report["clients"]:
-        m = c["metrics"]
-        ltv = m["ltv"]
-        plain_row(t, c["client"], c["tier"], f"{float(m['equity']):,.0f}", f"{float(c['loan']['owed_usd']):,.0f}",
-                  ltv if ltv in (None, "inf") else f"{float(ltv):.3f}", c["ladder"]["state"],
-                  "BLIND" if c["blind"] else "")
-    console.print(t)
-    f = Table(title="findings")
-    for col in ("severity", "code", "client", "message"):
-        f.add_column(col)
-    for x in report["findings"]:
-        plain_row(f, x["severity"], x["code"], x["client"] or "", x["message"])
-    console.print(f)
-
-
 def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float, console: Console) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with Sandbox(world, workdir) as sb:
@@ -77,7 +58,7 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                 if repos.get_user(s, name) is None:
                     _, token = repos.create_user(s, name, role, actor="demo")
                     tokens.append((name, role, token))
-        web = _start_dashboard(g, cfg, sb, port)
+        web = _start_dashboard(g, port)
         console.print(f"sandbox: {', '.join(f'{k}={v}' for k, v in sb.endpoints().items())}", markup=False)
         console.print(f"dashboard: {web.url}  (log in with a token below)")
         users = Table(title="demo logins (throwaway tokens for this run)")
@@ -101,18 +82,13 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
                 web.stop()
 
 
-def _start_dashboard(g: Guardian, cfg: Any, sb: Sandbox, port: int) -> Any:
+def _start_dashboard(g: Guardian, port: int) -> Any:
     """The dashboard on the daemon's store, with the live withdrawal service and playbooks."""
-    from primeguard.active_policy import active_policy
-    from primeguard.custody.context import LiveContext, policy_decider
-    from primeguard.custody.withdrawals import WithdrawalService
     from primeguard.web.app import create_app
     from primeguard.web.server import BackgroundServer
 
-    policy = active_policy(cfg, g.store, sb.workdir)
-    svc = WithdrawalService(cfg, g.store, policy_decider(policy), LiveContext(cfg, g.store, policy),
-                            config_dir=sb.workdir)
-    app = create_app(g.store, withdrawals=svc, playbook=g.playbook, policy_dir=Path(cfg.policy_dir))
+    rt = g.runtime
+    app = create_app(rt.store, withdrawals=rt.withdrawals(), playbook=rt.playbook, policy_dir=rt.policy_dir)
     server = BackgroundServer(app, "127.0.0.1", port)
     server.start()
     return server

@@ -1,63 +1,18 @@
-"""One sweep: collect every venue concurrently into an :class:`Observation`, then value it.
+"""Collateral per holding and per client at oracle prices (no haircut): the sweep report's table.
 
-Collection is I/O (adapters); valuation and policy are pure. A venue that fails gives blind-spot
-snapshots, never an exception that stops the other venues.
+Pure: reads an :class:`Observation`, does no I/O. USD values are ``Decimal``; a total that cannot be
+known is ``None``, never a smaller known number.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from primeguard.config.schema import PrimeguardConfig
-from primeguard.domain.findings import Finding
 from primeguard.domain.model import PriceQuote
 from primeguard.domain.money import decimal_str
-from primeguard.domain.observation import AccountSnapshot, Observation
-from primeguard.venues.evm.collect import collect_evm
-
-
-@dataclass(frozen=True)
-class CollectStats:
-    seconds: float
-    evm_round_trips: int
-    accounts: int
-    blind_accounts: int
-
-
-async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[Observation, CollectStats]:
-    """Read every configured venue concurrently."""
-    t0 = asyncio.get_running_loop().time()
-    now = now or datetime.now(UTC)
-    jobs: list[Any] = [collect_evm(cfg, now)]
-    if cfg.cex_accounts:
-        from primeguard.venues.cex import collect_many as cex_collect_many
-
-        jobs.append(cex_collect_many(list(cfg.cex_accounts)))
-    if cfg.dydx_accounts:
-        from primeguard.venues.dydx import collect_many as dydx_collect_many
-
-        jobs.append(dydx_collect_many(list(cfg.dydx_accounts)))
-    results = await asyncio.gather(*jobs)
-    evm = results[0]
-    snapshots: list[AccountSnapshot] = list(evm.snapshots)
-    prices: list[PriceQuote] = list(evm.prices)
-    for extra in results[1:]:
-        for snap in extra:
-            snapshots.append(snap)
-            prices.extend(snap.prices)
-    findings: list[Finding] = list(evm.findings)
-    obs = Observation(taken_at=now, snapshots=tuple(snapshots), prices=tuple(prices), findings=tuple(findings))
-    stats = CollectStats(
-        seconds=asyncio.get_running_loop().time() - t0,
-        evm_round_trips=evm.round_trips,
-        accounts=len(snapshots),
-        blind_accounts=sum(not s.ok for s in snapshots),
-    )
-    return obs, stats
+from primeguard.domain.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -76,6 +31,7 @@ class CollateralRow:
     usd: Decimal | None
 
     def to_json(self) -> dict[str, Any]:
+        """The row as JSON: decimals as strings, ``None`` for unknown price or value."""
         return {
             "client": self.client_id, "account": self.account_id, "venue": self.venue, "chain": self.chain,
             "asset": self.asset, "quantity": decimal_str(self.quantity),
@@ -86,6 +42,8 @@ class CollateralRow:
 
 @dataclass(frozen=True)
 class CollateralTable:
+    """Every holding's row, and per client the USD total (``None``: blind or unpriced)."""
+
     rows: tuple[CollateralRow, ...]
     per_client: dict[str, Decimal | None] = field(default_factory=dict)  # None: blind (unpriced/unread)
 

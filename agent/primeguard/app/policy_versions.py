@@ -19,6 +19,8 @@ _STATE = {"proposed": VersionState.PROPOSED, "approved": VersionState.PROPOSED, 
 
 
 class DbVersionStore:
+    """The pure propose/approve core's version store, kept in the store's ``policy_versions`` table."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -32,15 +34,20 @@ class DbVersionStore:
             proposed_by_id=r.proposed_by_id, approved_by_id=r.approved_by_id)  # type: ignore[attr-defined]
 
     def get(self, policy_hash: str) -> PolicyVersion | None:
+        """The version with this hash, or ``None``. Reads only."""
         with self.store.session(readonly=True) as s:
             row = repos.get_policy_version(s, policy_hash)
             return None if row is None else self._version(row)
 
     def all(self) -> list[PolicyVersion]:
+        """Every version (up to 1000), as the store lists them. Reads only."""
         with self.store.session(readonly=True) as s:
             return [self._version(r) for r in repos.list_policy_versions(s, limit=1000)]
 
     def save(self, versions: Sequence[PolicyVersion]) -> None:
+        """Write ``versions`` in one transaction: new ones proposed, approved ones activated (four eyes checked
+        again by the store), rejected ones closed. Raises :class:`ApprovalError` when an activation
+        lacks the approver's user id; then nothing is written."""
         with self.store.session() as s:
             for v in versions:
                 row = repos.get_policy_version(s, v.hash)

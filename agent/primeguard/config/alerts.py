@@ -1,9 +1,7 @@
 """Alert routing config: channels, their filters and their timing. Strict pydantic, unknown keys rejected.
 
-Attach to the agent config as ``alerts: AlertsConfig = AlertsConfig()``. This module must not import
-:mod:`primeguard.config` while it loads (schema.py imports it: a cycle), so secret fields are checked
-at validation time into the schema's own :class:`~primeguard.config.schema.SecretRef`, and
-``_Strict``/``Identifier`` mirror the schema's (a test keeps them equal).
+Attached to the agent config as ``alerts: AlertsConfig = AlertsConfig()``; built on the schema's own
+blocks (:mod:`primeguard.config.base`): strict models, identifiers, :class:`SecretRef`.
 
 Example (YAML)::
 
@@ -33,22 +31,14 @@ import difflib
 import fnmatch
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
+from primeguard.config.base import Identifier, SecretRef, Strict
 from primeguard.domain.findings import FindingCode, Severity
-
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _secret_ref(value: Any) -> Any:
-    """Validate into ``primeguard.config.schema.SecretRef`` (imported now, not at module load)."""
-    from primeguard.config.schema import SecretRef
-
+    """Validate into :class:`SecretRef`, with the error's location in its message."""
     if isinstance(value, SecretRef):
         return value
     try:
@@ -60,7 +50,7 @@ def _secret_ref(value: Any) -> Any:
 
 
 if TYPE_CHECKING:
-    from primeguard.config.schema import SecretRef as SecretRefField
+    SecretRefField = SecretRef
 else:
     SecretRefField = Annotated[Any, PlainValidator(_secret_ref)]
 
@@ -81,7 +71,7 @@ def _severity(value: Any) -> Any:
     return value
 
 
-class _ChannelBase(_Strict):
+class _ChannelBase(Strict):
     """What every channel has: routing and timing.
 
     Routing: an item is sent when its severity is at least ``min_severity`` and its code matches one
@@ -184,7 +174,7 @@ ChannelConfig = Annotated[
 ]
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(Strict):
     """Every channel plus dispatch limits.
 
     ``dispatch_timeout_s`` bounds one :meth:`Notifier.process` call's deliveries (those still running

@@ -40,6 +40,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SANDBOX_DIR = Path("var/sandbox")
 
 
+def _runtime(config: Path) -> Any:
+    """The app assembled from the config file (store opened and migrated)."""
+    from primeguard.app.runtime import Runtime
+
+    return Runtime.from_config(config)
+
+
 def friendly(fn: F) -> F:
     """Turn our typed errors into one line on stderr and exit code 2."""
 
@@ -143,8 +150,9 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Collect every venue once and print collateral per wallet and per client."""
+    from primeguard.cli.render import render_sweep
     from primeguard.config import load_config
-    from primeguard.report import render_sweep, sweep_report
+    from primeguard.pipeline.reports import sweep_report
 
     cfg = load_config(config)
     report = asyncio.run(sweep_report(cfg, config_dir=config.parent))
@@ -161,8 +169,9 @@ def capabilities(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Who can move what: API keys, dYdX authenticators, approvals, Safe owners and modules."""
+    from primeguard.cli.render import render_capabilities
     from primeguard.config import load_config
-    from primeguard.report import capabilities_report, render_capabilities
+    from primeguard.pipeline.reports import capabilities_report
 
     cfg = load_config(config)
     cursor = Path(cfg.scan.cursor_file) if cfg.scan.cursor_file else None
@@ -187,7 +196,7 @@ def demo(
     """The sandbox world guarded end to end: chains, vaults, the daemon and the dashboard."""
     import tempfile
 
-    from primeguard.demo import run_demo, sweep_once
+    from primeguard.cli.demo import run_demo, sweep_once
     from primeguard.sandbox.scenario import load_scenario
     from primeguard.sandbox.toolchain import project_root
 
@@ -199,7 +208,7 @@ def demo(
         if as_json:
             emit_json(report)
         else:
-            from primeguard.demo import render_once
+            from primeguard.cli.render import render_once
 
             render_once(console, report)
         return
@@ -220,13 +229,12 @@ def run(
     """Run the guardian daemon until SIGTERM."""
     import logging
 
-    from primeguard.config import load_config
+    from primeguard.app.runtime import Runtime
     from primeguard.daemon.guardian import Guardian
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    cfg = load_config(config)
-    guardian = Guardian(cfg, config_dir=config.parent.resolve(), replica_id=replica, shards=shards,
-                        lease_ttl_s=lease_ttl)
+    guardian = Guardian.from_runtime(Runtime.from_config(config), replica_id=replica, shards=shards,
+                                     lease_ttl_s=lease_ttl)
     asyncio.run(guardian.run(sweep_every_s=sweep_every, scan_every_s=scan_every, health_port=health_port))
 
 
@@ -250,19 +258,19 @@ def audit_verify(
 
     anchors = []
     if anchor:
-        from primeguard.anchors import read_anchors
+        from primeguard.store.anchors import read_anchors
 
         for path in anchor:
             anchors.extend(read_anchors(path))
-    url = store_url
-    if url is None:
-        from primeguard.active_policy import store_url as resolve_store_url
-        from primeguard.config import load_config
+    if store_url is not None:
+        store = open_store(store_url)
+    else:
+        from primeguard.app.runtime import Runtime
 
         if config is None:
             raise typer.BadParameter("give --config or --store")
-        url = resolve_store_url(load_config(config), config.parent.resolve())
-    result = audit.verify(open_store(url), anchors=anchors)
+        store = Runtime.from_config(config, migrate=False).store
+    result = audit.verify(store, anchors=anchors)
     if as_json:
         emit_json(result.as_dict())
     else:
@@ -295,10 +303,8 @@ def anchors_after(fn: F) -> F:
 def _publish_anchor(config: Path) -> None:
     import logging
 
-    from primeguard.active_policy import store_url
-    from primeguard.anchors import Publisher
+    from primeguard.app.runtime import Runtime
     from primeguard.config import load_config
-    from primeguard.store.db import open_store
 
     try:
         cfg = load_config(config)
@@ -307,12 +313,11 @@ def _publish_anchor(config: Path) -> None:
             return
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        base = config.parent.resolve()
-        store = open_store(store_url(cfg, base))
+        rt = Runtime.assemble(cfg, config.parent.resolve(), migrate=False)
         try:
-            _, failures = Publisher(anchors, base).anchor(store, source="cli")
+            _, failures = rt.anchors.anchor(rt.store, source="cli")
         finally:
-            store.close()
+            rt.close()
     except PrimeguardError as exc:
         failures = [f"audit anchor not published: {exc}"]
     for f in failures:
@@ -375,9 +380,7 @@ def policy_explain(policy_dir: Path = typer.Argument(...), input_file: Path = ty
 
 
 def _version_store(config: Path) -> Any:
-    from primeguard.policy_store import DbVersionStore
-
-    return DbVersionStore(_store_for(config))
+    return _runtime(config).versions()
 
 
 @policy_app.command("propose")
@@ -436,17 +439,7 @@ app.add_typer(withdraw_app, name="withdraw")
 
 
 def _withdrawal_service(config: Path) -> Any:
-    from primeguard.active_policy import active_policy, store_url
-    from primeguard.config import load_config
-    from primeguard.custody.context import LiveContext, policy_decider
-    from primeguard.custody.withdrawals import WithdrawalService
-    from primeguard.store.db import open_store
-
-    cfg = load_config(config)
-    base = config.parent.resolve()
-    store = open_store(store_url(cfg, base), migrate=True)
-    policy = active_policy(cfg, store, base)
-    return WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy), config_dir=base)
+    return _runtime(config).withdrawals()
 
 
 def _print_result(result: Any, as_json: bool) -> None:
@@ -550,21 +543,11 @@ def web(
     secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Behind TLS: mark cookies Secure"),
 ) -> None:
     """Serve the dashboard and JSON API over the daemon's store."""
-    from primeguard.active_policy import active_policy, store_url
-    from primeguard.config import load_config
-    from primeguard.custody.context import LiveContext, policy_decider
-    from primeguard.custody.withdrawals import WithdrawalService
-    from primeguard.store.db import open_store
     from primeguard.web.server import serve
 
-    cfg = load_config(config)
-    base = config.parent.resolve()
-    url = store_url(cfg, base)
-    store = open_store(url, migrate=True)
-    policy = active_policy(cfg, store, base)
-    svc = WithdrawalService(cfg, store, policy_decider(policy), LiveContext(cfg, store, policy), config_dir=base)
-    pdir = Path(cfg.policy_dir) if Path(cfg.policy_dir).is_absolute() else base / cfg.policy_dir
-    serve(url, host=host, port=port, withdrawals=svc, policy_dir=pdir, secure_cookies=secure_cookies)
+    rt = _runtime(config)
+    serve(rt.store_url, host=host, port=port, withdrawals=rt.withdrawals(), policy_dir=rt.policy_dir,
+          secure_cookies=secure_cookies)
 
 
 users_app = typer.Typer(help="Dashboard and API users (tokens are shown once, stored hashed).",
@@ -573,11 +556,7 @@ app.add_typer(users_app, name="users")
 
 
 def _store_for(config: Path) -> Any:
-    from primeguard.active_policy import store_url
-    from primeguard.config import load_config
-    from primeguard.store.db import open_store
-
-    return open_store(store_url(load_config(config), config.parent.resolve()), migrate=True)
+    return _runtime(config).store
 
 
 @users_app.command("bootstrap")
@@ -704,8 +683,4 @@ _register_destinations()
 
 
 def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m primeguard.cli`
     app()

@@ -1,0 +1,5 @@
+"""``python -m primeguard.cli``: the command line."""
+
+from primeguard.cli import app
+
+app()

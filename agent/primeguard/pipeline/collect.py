@@ -1,0 +1,52 @@
+"""Collect: read every configured venue concurrently into one :class:`Observation`.
+
+Collection is I/O (venue adapters, from :mod:`primeguard.venues.registry`); valuation and policy
+come after, pure. A venue that fails gives blind-spot snapshots, never an exception that stops the
+other venues. No venue is special here: each returns a :class:`~primeguard.venues.base.VenueResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from primeguard.config.schema import PrimeguardConfig
+from primeguard.domain.observation import Observation
+from primeguard.venues.registry import configured
+
+
+@dataclass(frozen=True)
+class CollectStats:
+    """Operator counters of one collection: wall ``seconds``, accounts read, accounts blind, and
+    each venue's own counters (``venues["evm"]["round_trips"]``). Never used in decisions."""
+
+    seconds: float
+    accounts: int
+    blind_accounts: int
+    venues: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """The venues' counters flattened as ``<venue>_<counter>`` (e.g. ``evm_round_trips``)."""
+        return {f"{v}_{k}": n for v, counts in self.venues.items() for k, n in counts.items()}
+
+
+async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[Observation, CollectStats]:
+    """Read every configured venue concurrently (``now`` defaults to the current UTC time).
+
+    Snapshots, prices and findings are concatenated in registry order. Never raises for a venue
+    fault (the adapters turn those into blind snapshots); never writes anything.
+    """
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    now = now or datetime.now(UTC)
+    collectors = configured(cfg)
+    results = await asyncio.gather(*(c.collect(cfg, now) for c in collectors))
+    snapshots = tuple(s for r in results for s in r.snapshots)
+    obs = Observation(taken_at=now, snapshots=snapshots, prices=tuple(q for r in results for q in r.prices),
+                      findings=tuple(f for r in results for f in r.findings))
+    stats = CollectStats(seconds=loop.time() - t0, accounts=len(snapshots),
+                         blind_accounts=sum(not s.ok for s in snapshots),
+                         venues={c.name: dict(r.stats) for c, r in zip(collectors, results, strict=True) if r.stats})
+    return obs, stats

@@ -62,8 +62,7 @@ def _serve(conn: Any, data: dict[str, Any], secrets: str) -> None:
 
 
 async def run(conn: Any, accounts: list[Any]) -> list[Result]:
-    from primeguard.venues.cex import CexClientPool, VenueLimits, collect, collect_many
-    from primeguard.venues.cex.limits import DEFAULT_LIMITS
+    from primeguard.venues.cex import DEFAULT_LIMITS, CexClientPool, VenueLimits, collect, collect_many
 
     def counts() -> dict[str, int]:
         conn.send("counts")

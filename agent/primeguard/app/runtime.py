@@ -14,6 +14,7 @@ from primeguard.app.policy_source import ActivePolicy, active_policy, policy_dir
 from primeguard.app.policy_versions import DbVersionStore
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.context import LiveContext, policy_decider
+from primeguard.custody.destinations import Destinations
 from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.playbooks.engine import Lever, Playbook
 from primeguard.store.anchors import Publisher
@@ -84,6 +85,11 @@ class Runtime:
             policy = self.policy()
         context = LiveContext(self.cfg, self.store, policy)
         return WithdrawalService(self.cfg, self.store, policy_decider(policy), context, config_dir=self.config_dir)
+
+    def destinations(self) -> Destinations:
+        """Destination lifecycle (allowlist propose/approve/sync/remove/status) over this store."""
+        return Destinations(self.cfg, self.store, config_dir=self.config_dir, versions=self.versions(),
+                            policy=self.policy)
 
     def versions(self) -> DbVersionStore:
         """Policy versions (propose/approve) kept in this store."""

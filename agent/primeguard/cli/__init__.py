@@ -673,7 +673,7 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
 
 
 def _register_destinations() -> None:
-    from primeguard.cli_destinations import register
+    from primeguard.cli.destinations import register
 
     register(app, friendly=friendly, anchors_after=anchors_after, acting_user=acting_user, emit_json=emit_json,
              say=say, store_for=_store_for)

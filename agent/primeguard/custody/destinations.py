@@ -10,7 +10,7 @@ unreadable all deny.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from primeguard.domain.identity import Actor
 from primeguard.domain.model import VenueKind
 from primeguard.domain.money import parse_address
 from primeguard.policy.inputs import WithdrawalRequest
+from primeguard.policy.versions import VersionStore
 from primeguard.safeyaml import dump_yaml, load_checked
 from primeguard.screening.core import Screening, merge
 from primeguard.screening.service import Screener, screening_chain
@@ -234,14 +235,15 @@ class RemoveResult:
 class Destinations:
     """Allowlist changes from request to chain (see the module docstring)."""
 
-    def __init__(self, cfg: PrimeguardConfig, store: Store, *, config_dir: Path, screener: Screener | None = None
-                 ) -> None:
-        from primeguard.policy_store import DbVersionStore
-
+    def __init__(self, cfg: PrimeguardConfig, store: Store, *, config_dir: Path, versions: VersionStore,
+                 policy: Callable[[], Any], screener: Screener | None = None) -> None:
+        """``versions``: where policy versions are kept (the app passes the store's); ``policy``:
+        returns the policy in force now (``None`` fails closed). Both come from the app layer."""
         self.cfg = cfg
         self.store = store
         self.config_dir = config_dir
-        self.versions = DbVersionStore(store)
+        self.versions = versions
+        self._policy = policy
         self.screener = screener or Screener(cfg)
         self._signer: KeystoreSigner | None = None
 
@@ -259,9 +261,8 @@ class Destinations:
         return read_policy_dir(pdir if pdir.is_absolute() else self.config_dir / pdir)
 
     def policy(self) -> Any:
-        from primeguard.active_policy import active_policy
-
-        return active_policy(self.cfg, self.store, self.config_dir)
+        """The policy in force now (``None``: no policy, everything fails closed)."""
+        return self._policy()
 
     def propose(self, actor: Actor, *, client: str, venue: str, chain: str, assets: list[str], address: str,
                 label: str, expires_at: datetime, entry_id: str | None = None, note: str = "",
@@ -507,7 +508,7 @@ def _snapshots(cfg: PrimeguardConfig) -> Any:
     """One fresh collection per status call (cached by config identity for the call's duration)."""
     import asyncio
 
-    from primeguard.daemon.sweep import collect
+    from primeguard.pipeline.collect import collect
 
     key = id(cfg)
     if key not in _SNAPS:

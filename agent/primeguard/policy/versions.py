@@ -5,7 +5,7 @@ States: ``proposed`` -> ``active`` (approve) -> ``superseded`` (when another ver
 linted) when proposed and again when approved: nothing invalid can become active.
 
 Storage sits behind the small :class:`VersionStore` protocol, implemented by the agent's database
-store (``primeguard.policy_store.DbVersionStore``: its ``content`` column holds
+store (``primeguard.app.policy_versions.DbVersionStore``: its ``content`` column holds
 :func:`~primeguard.policy.bundle.canonical_content`, whose SHA-256 is the version hash). This module
 does no I/O; the tests keep in-memory and file-backed stores of their own.
 """

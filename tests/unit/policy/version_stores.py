@@ -1,6 +1,6 @@
 """Version stores for tests: in memory, and a directory of JSON files (one writer at a time).
 
-Production keeps versions in the agent's database (``primeguard.policy_store.DbVersionStore``);
+Production keeps versions in the agent's database (``primeguard.app.policy_versions.DbVersionStore``);
 these implement the same :class:`~primeguard.policy.versions.VersionStore` protocol for the pure
 propose/approve tests.
 """

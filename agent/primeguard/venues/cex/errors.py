@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import ccxt
 
@@ -31,8 +31,19 @@ from primeguard.domain.errors import (
 )
 from primeguard.domain.findings import Finding, FindingCode, Severity
 
-if TYPE_CHECKING:
-    from primeguard.venues.cex.exchange import CexExchange
+
+class ErrorTable(Protocol):
+    """What :func:`raise_for_response` needs of an exchange (:class:`~primeguard.venues.cex.exchange.CexExchange`
+    provides it): its name, how it reads its error code from a body, and the typed error per code."""
+
+    name: str
+
+    def error_code(self, response: Any) -> tuple[str | None, str]: ...
+
+    def special_error(self, code: str, response: Any, where: str,
+                      make: Callable[[type[VenueError], str, str], VenueError]) -> VenueError | None: ...
+
+    def error_kind(self, code: str) -> type[VenueError] | None: ...
 
 
 class VenueNotFound(VenueError):
@@ -92,7 +103,7 @@ def _make(kind: _Kind, message: str, venue: str, code: str | None, headers: Mapp
     return kind(message, venue=venue, code=code)
 
 
-def raise_for_response(exchange: CexExchange, status: int, headers: Mapping[str, str] | None, body: str,
+def raise_for_response(exchange: ErrorTable, status: int, headers: Mapping[str, str] | None, body: str,
                        response: Any, path: str) -> None:
     """Raise the typed error an HTTP answer means, or return for a success.
 

@@ -18,7 +18,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 Weigh = Callable[[str, str], tuple[str | None, int]]  # (url path, query) -> (budget prefix, weight)
 
@@ -34,15 +33,6 @@ class VenueLimits:
     def accounts_in_flight(self) -> int:
         """Accounts collected at once: enough to keep ``max_in_flight`` requests busy."""
         return self.max_in_flight * 4
-
-
-def __getattr__(name: str) -> Any:
-    """``DEFAULT_LIMITS``: every registered exchange's default limits (built from the registry)."""
-    if name == "DEFAULT_LIMITS":
-        from primeguard.venues.cex.registry import default_limits
-
-        return default_limits()
-    raise AttributeError(name)
 
 
 def _unweighted(path: str, query: str) -> tuple[str | None, int]:

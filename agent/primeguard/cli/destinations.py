@@ -40,11 +40,9 @@ def register(app: typer.Typer, *, friendly: Any, anchors_after: Any, acting_user
     app.add_typer(screen, name="screening")
 
     def service(config: Path) -> Any:
-        from primeguard.config import load_config
-        from primeguard.custody.destinations import Destinations
+        from primeguard.app.runtime import Runtime
 
-        cfg = load_config(config)
-        return Destinations(cfg, store_for(config), config_dir=config.parent.resolve())
+        return Runtime.from_config(config).destinations()
 
     def steps_out(steps: list[Any]) -> None:
         for st in steps:

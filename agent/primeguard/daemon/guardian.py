@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 # never executed); the config's ``playbooks.modes`` turns them to needs_approval or automatic.
 LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
     LadderState.MARGIN_CALL: ("margin_call",),
-    LadderState.HALT: ("halt_vault", "halt_cex"),
-    LadderState.LIQUIDATE: ("halt_vault", "halt_cex", "liquidate_cex"),
+    LadderState.HALT: ("halt_vault", "halt_cex", "halt_dydx"),
+    LadderState.LIQUIDATE: ("halt_vault", "halt_cex", "liquidate_cex", "halt_dydx", "liquidate_dydx"),
 }
 
 

@@ -1,16 +1,20 @@
 """dYdX v4 as a :class:`~primeguard.venues.base.Collector` over
-:func:`primeguard.venues.dydx.collect_many` (indexer + node)."""
+:func:`primeguard.venues.dydx.collect_many` (indexer + node), and as
+:class:`~primeguard.venues.base.Levers` over :func:`primeguard.venues.dydx.levers.playbook_levers`
+(node transactions signed with the broker's key)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.venues.base import VenueResult
+from primeguard.venues.base import Lever, VenueResult
 
 
 class DydxVenue:
-    """Reads every configured dYdX address (balances, positions, authenticators)."""
+    """Reads every configured dYdX address (balances, positions, authenticators); levers
+    ``halt_dydx`` and ``liquidate_dydx``."""
 
     name = "dydx"
 
@@ -26,3 +30,10 @@ class DydxVenue:
         del now
         snaps = await collect_many(list(cfg.dydx_accounts))
         return VenueResult(tuple(snaps), tuple(q for s in snaps for q in s.prices))
+
+    def levers(self, cfg: PrimeguardConfig, *, config_dir: Path) -> dict[str, Lever]:
+        """See :func:`primeguard.venues.dydx.levers.playbook_levers` (a lever on an account without a
+        broker key refuses with ``not_configured``, which the playbook records as failed)."""
+        from primeguard.venues.dydx.levers import playbook_levers
+
+        return dict(playbook_levers(cfg, config_dir=config_dir))

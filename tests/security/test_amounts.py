@@ -92,8 +92,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-CLI_BAD = ["1E-999999999999999999", "١٢٣", "1_000", "NaN", "Infinity", "-5", "0", "0.0000001", "1e3",
-           "1" * 101]
+# Every form is refused by the parser (test_parse_amount_refuses); through the real CLI, one of each
+# kind of refusal (exponent, foreign digits, zero, finer than the asset, too long) keeps the suite fast.
+CLI_BAD = ["1E-999999999999999999", "١٢٣", "0", "0.0000001", "1" * 101]
 
 
 def test_cli_refuses_every_bad_amount_and_writes_nothing(cli_config: Path) -> None:

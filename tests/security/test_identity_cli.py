@@ -114,6 +114,7 @@ def test_role_comes_from_the_store_not_a_flag(world):
 
 def test_one_operator_cannot_fill_two_of_three(world):
     r = request(world, "210000")  # above $200k: two of carol, dave, erin
+    assert r["state"] == "requested", r["decision"]
     first = cli(world, "withdraw", "approve", r["id"], "--json", who="carol")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["state"] == "requested"

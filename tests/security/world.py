@@ -74,6 +74,8 @@ def build_world(base: Path, *, with_users: bool = True) -> Iterator[SecurityWorl
         url = f"sqlite:///{base / 'security.db'}"
         data["policy_dir"] = str(pdir)
         data["store"] = {"url": url}
+        for chain in data.get("chains", []):  # a loaded CI box must not turn a slow read into a blind chain
+            chain["timeout_s"] = 60
         config = sb.config_path.parent / "security.yaml"
         config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         tokens = make_users(config, REPO, USERS) if with_users else {}

@@ -8,6 +8,7 @@ and the client blind."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,9 @@ from primeguard.config.schema import (
     WalletConfig,
 )
 from primeguard.domain.findings import FindingCode, Severity
+from primeguard.domain.model import PriceQuote, PriceSourceKind
+from primeguard.pipeline.collect import collect
+from primeguard.pipeline.evaluate import evaluate
 from primeguard.risk.defi import value_positions
 from primeguard.sandbox.aave import ReserveSpec, deploy_aave_v3
 from primeguard.sandbox.anvil import start_anvil
@@ -171,3 +175,46 @@ def test_failed_protocol_read_leaves_position_unpriced_and_client_blind(world: d
     assert [f.code for f in got.findings] == [FindingCode.DEFI_POSITION_UNREADABLE]
     full = value_positions(asyncio.run(_read(cfg)), oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
     assert got.gross < full.gross  # the other positions still count; the broken one is not zero-filled silently
+
+
+def _with_prices(obs: Any, prices: dict[str, Decimal]) -> Any:
+    """The observation with the feeds' answers as fresh oracle quotes (the fixture's chain clock is
+    30 days ahead, so the feeds themselves are stale there; the oracle checks are tested elsewhere)."""
+    quotes = tuple(PriceQuote(a, p, PriceSourceKind.ORACLE, f"feed:{a}", obs.taken_at, obs.taken_at)
+                   for a, p in prices.items())
+    return dataclasses.replace(obs, prices=obs.prices + quotes)
+
+
+def test_positions_are_collateral_and_debt_in_the_sweep(world: dict[str, Any]) -> None:
+    """The sweep's EVM collection turns each declared position into an account of its client: supplied
+    legs are balances of the underlying, borrowed legs negative balances (owed in full)."""
+    cfg = world["cfg"]
+    positions = {p.id: p for p in asyncio.run(_read(cfg))}
+    obs, _ = asyncio.run(collect(cfg))
+    snaps = {s.account.id: s for s in obs.snapshots}
+    for pid, pos in positions.items():
+        snap = snaps[pid]
+        assert snap.ok and snap.account.client_id == "firm"
+        assert sorted((b.asset, b.quantity) for b in snap.balances) == sorted(
+            (leg.asset, -leg.amount if leg.borrowed else leg.amount) for leg in pos.legs)
+    assert any(b.quantity < 0 for b in snaps["aave"].balances)  # the USDC debt
+    prices = oracle_prices(world)
+    ev = evaluate(cfg, _with_prices(obs, prices), policy=None, ladder={}, peaks={}, with_stress=False)
+    firm = ev.valuations["firm"]
+    assert not firm.blind
+    held = sum((b.quantity * prices[b.asset] for s in obs.snapshots if s.account.client_id == "firm"
+                for b in s.balances), Decimal(0))
+    assert firm.equity == held
+
+
+def test_an_unreadable_position_blinds_its_client_in_the_sweep(world: dict[str, Any]) -> None:
+    cfg = world["cfg"]
+    broken = cfg.model_copy(update={"defi_positions": tuple(
+        p.model_copy(update={"address": world["usdc"].address}) if p.id == "wst" else p for p in cfg.defi_positions)})
+    obs, _ = asyncio.run(collect(broken))
+    wst = next(s for s in obs.snapshots if s.account.id == "wst")
+    assert not wst.ok and not wst.balances
+    assert [f.code for f in wst.findings] == [FindingCode.DEFI_POSITION_UNREADABLE]
+    ev = evaluate(broken, _with_prices(obs, oracle_prices(world)), policy=None, ladder={}, peaks={},
+                  with_stress=False)
+    assert ev.valuations["firm"].blind

@@ -99,12 +99,22 @@ def value_positions(positions: Iterable[DefiPosition], prices: Mapping[str, Deci
             else:
                 val.gross += value
                 val.collateral += value * (ONE - haircut)
-        hf = pos.health_factor
-        if hf is not None and hf < warn_health:
-            sev = Severity.CRITICAL if hf < ONE else Severity.HIGH
-            val.findings.append(Finding(FindingCode.HEALTH_FACTOR_LOW, sev, pos.id,
-                                        f"{pos.protocol} position {pos.id} has health factor {hf}"
-                                        f"{': liquidatable now' if hf < ONE else ', close to liquidation'}",
-                                        client_id=pos.client_id,
-                                        details=MappingProxyType({**details, "health_factor": str(hf)})))
+        low = health_finding(pos, warn_health)
+        if low is not None:
+            val.findings.append(low)
     return out
+
+
+def health_finding(pos: DefiPosition, warn_health: Decimal = Decimal("1.1")) -> Finding | None:
+    """``HEALTH_FACTOR_LOW`` when the position's health factor is below ``warn_health`` (critical
+    below 1: liquidatable now); ``None`` otherwise or when the protocol has no health factor."""
+    hf = pos.health_factor
+    if hf is None or hf >= warn_health:
+        return None
+    sev = Severity.CRITICAL if hf < ONE else Severity.HIGH
+    details = MappingProxyType({"position": pos.id, "protocol": pos.protocol, "error": pos.error,
+                                "health_factor": str(hf)})
+    return Finding(FindingCode.HEALTH_FACTOR_LOW, sev, pos.id,
+                   f"{pos.protocol} position {pos.id} has health factor {hf}"
+                   f"{': liquidatable now' if hf < ONE else ', close to liquidation'}",
+                   client_id=pos.client_id, details=details)

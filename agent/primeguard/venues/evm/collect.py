@@ -16,6 +16,7 @@ from primeguard.domain.errors import ChainIdMismatch, VenueError
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Account, Balance, PriceQuote, VenueKind
 from primeguard.domain.observation import AccountSnapshot
+from primeguard.risk.defi import DefiPosition, health_finding
 from primeguard.venues.evm.oracle import FeedSpec, check_round
 from primeguard.venues.evm.reader import ChainReader
 
@@ -50,7 +51,35 @@ async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime
                          expected_chain_id=chain.chain_id)
     observed = now or datetime.now(UTC)
     async with reader:
-        return await _collect_with(reader, chain, wallets, tokens, feeds, observed)
+        got = await _collect_with(reader, chain, wallets, tokens, feeds, observed)
+        if not any(p.wallet in {w.id for w in wallets} for p in cfg.defi_positions):
+            return got
+        from primeguard.venues.evm.defi import read_positions
+
+        positions = await read_positions(cfg, reader, chain.id)
+        extra = tuple(position_snapshot(p, {w.id: w for w in wallets}, cfg, chain.id, observed) for p in positions)
+        return EvmCollection(got.snapshots + extra, got.prices, got.findings, reader.round_trips)
+
+
+def position_snapshot(pos: DefiPosition, wallets: dict[str, WalletConfig], cfg: PrimeguardConfig, chain: str,
+                      observed: datetime) -> AccountSnapshot:
+    """A declared DeFi position as an account of its client: each supplied leg a balance of the
+    underlying asset, each borrowed leg a negative balance (a liability, counted in full by the
+    valuation). An unreadable position is a blind snapshot (``ok=False``, never zeros). Pure."""
+    decl = next(d for d in cfg.defi_positions if d.id == pos.id)
+    wallet = wallets[decl.wallet]
+    account = Account(id=pos.id, client_id=pos.client_id, venue=VenueKind.EVM, chain=chain, address=wallet.address,
+                      label=f"{pos.protocol} position")
+    source = f"evm:{chain}:{pos.protocol}"
+    if not pos.readable:
+        finding = Finding(FindingCode.DEFI_POSITION_UNREADABLE, Severity.CRITICAL, pos.id,
+                          f"{pos.protocol} position {pos.id} could not be read ({pos.error}): it is unpriced and "
+                          f"client {pos.client_id} is blind", venue="evm", chain=chain, client_id=pos.client_id)
+        return AccountSnapshot(account, observed, ok=False, findings=(finding,))
+    balances = tuple(Balance(pos.id, leg.asset, -leg.amount if leg.borrowed else leg.amount, observed, source)
+                     for leg in pos.legs)
+    low = health_finding(pos)
+    return AccountSnapshot(account, observed, ok=True, balances=balances, findings=() if low is None else (low,))
 
 
 async def _collect_with(reader: ChainReader, chain: ChainConfig, wallets: list[WalletConfig],

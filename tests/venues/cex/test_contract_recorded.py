@@ -57,6 +57,8 @@ def scenario() -> Scenario:
                 extra["multi_assets"] = True
             accts.append(_acct(venue, **extra))
         clients.append({"id": cid, "cex": accts})
+    # the key levers (delete a key, freeze a sub-member) act on accounts of their own
+    clients.append({"id": "levers", "cex": [_acct(v) for v in ("binance", "okx", "bybit")]})
     return Scenario.model_validate({"name": "cex-contract", "feeds": [{"asset": "BTC", "answer": "60000"},
                                                                      {"asset": "ETH", "answer": "3000"}],
                                     "clients": clients})
@@ -186,6 +188,37 @@ def test_lever_and_key_endpoints_match_recorded_bodies(accts: dict[str, CexAccou
     members = raw(y, "pb-master", lambda ex: ex.privateGetV5UserQuerySubMembers())
     check("bybit", "query_sub_members", members)
     assert any(m["uid"] == y.sub_account for m in members["result"]["subMembers"])
+
+
+def test_cancel_withdraw_and_key_lever_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    """The rest of what the levers and withdrawals call: Binance spot cancel-all, OKX batch cancel,
+    withdrawal and sub-account key read/reset/delete, Bybit withdrawal and sub-member freeze."""
+    b = accts["levers-binance"]
+    cancelled = raw(b, "client", lambda ex: ex.privateDeleteOpenOrders({"symbol": "ETHUSDT"}))
+    check("binance", "spot_cancel_open_orders", cancelled)
+    assert cancelled and all(r["status"] == "CANCELED" for r in cancelled)
+
+    o = accts["levers-okx"]
+    pending = raw(o, "client", lambda ex: ex.privateGetTradeOrdersPending())["data"]
+    assert pending, "an empty batch proves nothing about the rows' shape"
+    check("okx", "cancel_batch", raw(o, "client", lambda ex: ex.privatePostTradeCancelBatchOrders(
+        [{"instId": r["instId"], "ordId": r["ordId"]} for r in pending])))
+    check("okx", "withdrawal", raw(o, "client", lambda ex: ex.privatePostAssetWithdrawal(
+        {"ccy": "USDT", "amt": "1", "dest": "4", "toAddr": WL, "chain": "USDT-ETH", "clientId": "contract1"})))
+    q = {"subAcct": o.sub_account, "apiKey": public_key_of(o, "client")}
+    keys = raw(o, "pb-master", lambda ex: ex.privateGetUsersSubaccountApikey(dict(q)))
+    check("okx", "sub_apikey", keys)
+    assert keys["data"], "the client key must be listed"
+    check("okx", "sub_modify_apikey", raw(o, "pb-master", lambda ex: ex.privatePostUsersSubaccountModifyApikey(
+        {**q, "ip": "192.0.2.1"})))
+    check("okx", "sub_delete_apikey", raw(o, "pb-master", lambda ex: ex.privatePostUsersSubaccountDeleteApikey(
+        dict(q))))
+
+    y = accts["levers-bybit"]
+    check("bybit", "withdraw_create", raw(y, "client", lambda ex: ex.privatePostV5AssetWithdrawCreate(
+        {"coin": "USDT", "chain": "ETH", "address": WL, "amount": "1", "timestamp": 1, "accountType": "FUND"})))
+    check("bybit", "frozen_sub_member", raw(y, "pb-master", lambda ex: ex.privatePostV5UserFrozenSubMember(
+        {"subuid": y.sub_account, "frozen": 1})))
 
 
 def test_shape_rule_catches_what_the_defects_were() -> None:

@@ -192,6 +192,19 @@ def _spot_new_order_json(o: SimOrder) -> dict[str, Any]:
             "workingTime": o.created_ms, "fills": fills, "selfTradePreventionMode": "NONE"}
 
 
+def _spot_cancel_json(o: SimOrder, cancel_id: str) -> dict[str, Any]:
+    """One row of the answer to ``DELETE /api/v3/openOrders``: the cancel shape (``origClientOrderId``
+    is the order's id, ``clientOrderId`` the cancel's own, ``transactTime`` when it was cancelled), not
+    the query shape (no ``time``, ``updateTime``, ``stopPrice``, ``isWorking``...)."""
+    full = _spot_order_json(o)
+    return {"symbol": full["symbol"], "origClientOrderId": o.client_id, "orderId": full["orderId"],
+            "orderListId": -1, "clientOrderId": cancel_id, "transactTime": o.updated_ms, "price": full["price"],
+            "origQty": full["origQty"], "executedQty": full["executedQty"],
+            "cummulativeQuoteQty": full["cummulativeQuoteQty"], "status": full["status"],
+            "timeInForce": full["timeInForce"], "type": full["type"], "side": full["side"],
+            "selfTradePreventionMode": "NONE"}
+
+
 def spot_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     balances = []
@@ -227,7 +240,7 @@ def spot_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> 
     out = []
     for o in orders:
         state.cancel(o)
-        out.append(_spot_order_json(o))
+        out.append(_spot_cancel_json(o, f"cancel{state.next_id()}"))
     return SimResponse(200, out)
 
 

@@ -377,10 +377,14 @@ def cancel_batch(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
                     "sMsg": ""})
     failed = sum(1 for x in out if x["sCode"] != "0")
     if failed == len(out):
-        return err("1", "All operations failed", 200, out)
-    if failed:
-        return err("2", "Batch operation partially succeeded", 200, out)
-    return ok(out)
+        resp = err("1", "All operations failed", 200, out)
+    elif failed:
+        resp = err("2", "Batch operation partially succeeded", 200, out)
+    else:
+        resp = ok(out)
+    micros = str(state.server_ms() * 1000)
+    resp.body.update({"inTime": micros, "outTime": micros})  # a trade endpoint: the gateway times, as on an order
+    return resp
 
 
 def _leg_param(acct: SimAccount, pos_side: str | None) -> Literal["long", "short"] | SimResponse | None:

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.json_schemas import check
+
 pytestmark = pytest.mark.chain
 
 
@@ -27,6 +29,7 @@ def test_up_sweep_down(repo, tmp_path):
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
         assert report["schema"] == "primeguard.sweep/1"
+        check("sweep", report)
         clients = {c["client"]: c for c in report["clients"]}
         # firm-a: 10 ETH + 50 WETH at 3000 + 250000 USDC at 1, plus 10000 USDC in its Safe
         assert clients["firm-a"]["collateral_usd"] == "440000"
@@ -36,6 +39,7 @@ def test_up_sweep_down(repo, tmp_path):
         assert caps.returncode == 0, caps.stderr
         cap = json.loads(caps.stdout)
         assert cap["schema"] == "primeguard.capabilities/1"
+        check("capabilities", cap)
         codes = [f["code"] for f in cap["findings"]]
         assert {"unlimited_approval", "safe_module_enabled", "safe_low_threshold"} <= set(codes)
         assert codes.index("unlimited_approval") < codes.index("unknown_spender")  # worst first

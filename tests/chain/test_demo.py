@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from tests.json_schemas import check
+
 
 def test_demo_once_json(repo):
     out = subprocess.run([sys.executable, "-m", "primeguard.cli", "demo", "--once", "--json"], cwd=repo,
@@ -13,6 +15,7 @@ def test_demo_once_json(repo):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     assert report["schema"] == "primeguard.demo/1"
+    check("demo", report)
     clients = {c["client"]: c for c in report["clients"]}
     assert len(clients) >= 20
     states = {c["ladder"]["state"] for c in clients.values()}

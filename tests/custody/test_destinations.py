@@ -21,6 +21,7 @@ from primeguard.store import audit
 from primeguard.store.db import open_store
 from primeguard.venues.evm.artifacts import contract_abi
 from tests.clitools import make_users, run_cli
+from tests.json_schemas import check
 
 pytestmark = pytest.mark.chain
 
@@ -82,8 +83,10 @@ def _json(out) -> dict:
 
 
 def _request(world, to: str, amount: str = "10") -> dict:
-    return _json(_cli(world, "tom", "withdraw", "request", "--account", VAULT, "--asset", "USDC", "--amount", amount,
-                      "--to", to, "--json"))
+    result = _json(_cli(world, "tom", "withdraw", "request", "--account", VAULT, "--asset", "USDC", "--amount",
+                        amount, "--to", to, "--json"))
+    check("withdrawal", result)
+    return result
 
 
 def _w3(sb) -> Web3:
@@ -129,8 +132,10 @@ def test_propose_approve_timelock_active_remove(world):
     assert ok["state"] == "approved", ok
     done = _json(_cli(world, "tom", "withdraw", "execute", ok["id"], "--json"))
     assert done["state"] == "confirmed", done
+    check("withdrawal", done)
 
     status = _json(_cli(world, "carol", "allowlist", "status", "--no-venues", "--json"))
+    check("allowlist", status)
     row = next(d for d in status["destinations"] if d["address"] == NEW)
     assert row["vaults"][0]["state"] == "active" and row["screening"] == "clear"
     assert any(p["state"] == "active" for p in row["policy"])

@@ -17,6 +17,7 @@ import yaml
 from primeguard.domain.errors import InputError
 from primeguard.store import audit, open_store, repos
 from tests.clitools import make_users, run_cli
+from tests.json_schemas import check
 from tests.store.util import sql, user
 from tests.web.conftest import csrf_of, login
 from tests.web.seed import DEST, USDC, VAULT
@@ -206,3 +207,4 @@ def test_cli_list_renders_a_stored_absurd_amount(cli_config: Path) -> None:
         assert out.returncode == 0, out.stderr[-2000:]
         assert len(out.stdout) < 10_000
     assert json.loads(out.stdout)["withdrawals"][0]["amount"] == "1.000000e-999999999999999999"
+    check("withdrawals", json.loads(out.stdout))

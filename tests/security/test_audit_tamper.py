@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from primeguard.store import Store, audit
 from primeguard.store.audit import GENESIS_HASH
+from tests.json_schemas import check
 from tests.security.book import write_book
 from tests.store.util import sql
 
@@ -122,6 +123,7 @@ def test_cli_reports_problems_and_exits_1(sqlite_url: str) -> None:
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout)["problems"] == []
+    check("audit_verify", json.loads(ok.stdout))
     store = open_store(sqlite_url)
     _rollback(store, 0)
     store.close()
@@ -130,5 +132,6 @@ def test_cli_reports_problems_and_exits_1(sqlite_url: str) -> None:
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 1, bad.stdout + bad.stderr
     body = json.loads(bad.stdout)
+    check("audit_verify", body)
     assert body["ok"] is False and {"table": "withdrawals", "row_id": "w1"}.items() <= {
         k: v for p in body["problems"] if p["table"] == "withdrawals" for k, v in p.items()}.items()

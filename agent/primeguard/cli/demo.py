@@ -32,8 +32,7 @@ def _report(g: Guardian, out: Any) -> dict[str, Any]:
         clients.append(body)
     findings = {}
     for f in [*out.observation.findings, *[f for s in out.observation.snapshots for f in s.findings], *ev.findings]:
-        findings[f.key] = {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject,
-                           "client": f.client_id, "message": f.message}
+        findings[f.key] = f.to_json()
     return {"schema": SCHEMA, "taken_at": out.observation.taken_at.isoformat(), "sweep_seconds": round(out.seconds, 4),
             "clients": clients, "findings": sorted(findings.values(), key=lambda x: (x["severity"], x["code"]))}
 

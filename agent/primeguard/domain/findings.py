@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Any
+
+FINDING_SCHEMA = "primeguard.finding/1"
+"""Name of the one JSON form of a :class:`Finding` (docs/schemas/finding.json)."""
 
 
 class Severity(IntEnum):
@@ -110,6 +115,33 @@ class Finding:
     @property
     def is_blind_spot(self) -> bool:
         return self.code in BLIND_SPOT_CODES
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON form of a finding (``primeguard.finding/1``), used by every ``--json`` output,
+        the demo and the policy explanations. Pure; only JSON types: severity is its lower-case name,
+        Decimals in ``details`` are exact strings (never floats), other unknown values their ``str``."""
+        return {"code": self.code.value, "severity": self.severity.name.lower(), "subject": self.subject,
+                "venue": self.venue, "chain": self.chain, "client": self.client_id, "rule": self.rule_id,
+                "message": self.message, "details": {str(k): _plain(v) for k, v in self.details.items()}}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data: Decimals as exact text, datetimes ISO 8601, containers recursively."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value).lower().replace("infinity", "inf")
+        return "0" if value == 0 else format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, StrEnum):
+        return value.value
+    return str(value)
 
 
 BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(

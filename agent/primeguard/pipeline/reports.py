@@ -17,9 +17,8 @@ REPORT_SCHEMA = "primeguard.sweep/1"
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
-    """A finding in the reports' JSON (severity as a lower-case name). Pure."""
-    return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject, "venue": f.venue,
-            "chain": f.chain, "client": f.client_id, "message": f.message, "rule": f.rule_id}
+    """A finding in the reports' JSON: :meth:`Finding.to_json` (``primeguard.finding/1``). Pure."""
+    return f.to_json()
 
 
 async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> dict[str, Any]:

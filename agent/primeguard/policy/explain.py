@@ -69,21 +69,9 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
-    return {
-        "code": str(finding.code), "severity": finding.severity.name.lower(), "subject": finding.subject,
-        "message": finding.message, "venue": finding.venue, "chain": finding.chain, "client_id": finding.client_id,
-        "rule_id": finding.rule_id, "details": {k: _plain(v) for k, v in finding.details.items()},
-    }
+    """A finding in an explanation's JSON: :meth:`Finding.to_json` (``primeguard.finding/1``). Pure."""
+    return finding.to_json()
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
 
 
 def evaluation_json(policy: PolicySet, evaluation: Evaluation) -> dict[str, Any]:

@@ -349,16 +349,9 @@ class ClientValuation:
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
-    return {"code": f.code.value, "severity": f.severity.name.lower(), "subject": f.subject,
-            "venue": f.venue, "message": f.message, "details": {k: _plain(v) for k, v in f.details.items()}}
+    """A finding in a valuation's JSON: :meth:`Finding.to_json` (``primeguard.finding/1``). Pure."""
+    return f.to_json()
 
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return dec_str(v)
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
 
 
 def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,

@@ -235,6 +235,7 @@ class Binance(CexExchange):
     """Binance behind :class:`CexExchange`."""
 
     name = NAME
+    codes = CODES
     whitelist_access = WhitelistAccess.MONITOR
 
     def ccxt_options(self) -> dict[str, Any]:
@@ -261,12 +262,6 @@ class Binance(CexExchange):
         if isinstance(item, dict) and "code" in item and str(item["code"]) not in ("0", "200"):
             return str(item["code"]), str(item.get("msg", ""))
         return None, ""
-
-    def error_kind(self, code: str) -> ErrorKind | None:
-        try:
-            return CODES.get(int(code))
-        except (TypeError, ValueError):
-            return None
 
     def limiter_path(self, ex: Any, api: Any, path: str) -> str:
         if not isinstance(api, str):

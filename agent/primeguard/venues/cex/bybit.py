@@ -49,7 +49,6 @@ from primeguard.venues.cex.exchange import (
     hedge_key,
     limit_guard,
 )
-from primeguard.venues.cex.limits import VenueLimits
 from primeguard.venues.cex.markets import MarketBook
 from primeguard.venues.cex.normalize import (
     ZERO,
@@ -287,6 +286,7 @@ class Bybit(CexExchange):
     """Bybit behind :class:`CexExchange`."""
 
     name = NAME
+    codes = CODES
     expired_codes = frozenset({"33004"})  # "your api key has expired"
     whitelist_access = WhitelistAccess.WITHDRAW_KEY
 
@@ -311,15 +311,6 @@ class Bybit(CexExchange):
             if code is not None and str(code) != "0":
                 return str(code), str(response.get("retMsg", response.get("ret_msg", "")))
         return None, ""
-
-    def error_kind(self, code: str) -> ErrorKind | None:
-        try:
-            return CODES.get(int(code))
-        except (TypeError, ValueError):
-            return None
-
-    def default_limits(self) -> VenueLimits:
-        return VenueLimits(16)
 
     # --- reads ---
 

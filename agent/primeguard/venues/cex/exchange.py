@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from primeguard.domain.errors import VenueError
 from primeguard.domain.observation import WhitelistStatus
 from primeguard.venues.cex.errors import translate
+from primeguard.venues.cex.limits import VenueLimits
 
 if TYPE_CHECKING:
     from primeguard.config.schema import CexAccountConfig
-    from primeguard.venues.cex.limits import VenueLimits
     from primeguard.venues.cex.markets import MarketBook, MarketInfo
     from primeguard.venues.cex.normalize import KeyInfo, MonitorRead
 
@@ -144,9 +144,20 @@ class CexExchange(abc.ABC):
     def error_code(self, response: Any) -> tuple[str | None, str]:
         """(venue error code, message) of a decoded answer; code None when it is a success."""
 
-    @abc.abstractmethod
+    #: The venue's error codes and the typed error each means (keys as the venue documents them:
+    #: numbers for Binance and Bybit, strings for OKX).
+    codes: Mapping[Any, ErrorKind] = {}
+
     def error_kind(self, code: str) -> ErrorKind | None:
-        """The typed error a venue code means, None when the code is not in the table."""
+        """The typed error a venue code means (looked up in :attr:`codes` as given, then as an
+        integer), None when the code is not in the table."""
+        kind = self.codes.get(code)
+        if kind is not None:
+            return kind
+        try:
+            return self.codes.get(int(code))
+        except (TypeError, ValueError):
+            return None
 
     def special_error(self, code: str, response: Any, where: str,
                       make: Callable[[ErrorKind, str, str], VenueError]) -> VenueError | None:
@@ -163,9 +174,10 @@ class CexExchange(abc.ABC):
         """(budget prefix, weight) of a request; (None, 0) when the exchange has no weight budget."""
         return None, 0
 
-    @abc.abstractmethod
     def default_limits(self) -> VenueLimits:
-        """How hard one process may use the exchange by default."""
+        """How hard one process may use the exchange by default: 16 requests in flight, no weight
+        budget (an exchange with published weights overrides this)."""
+        return VenueLimits(16)
 
     async def write(self, ex: Any, call: Awaitable[Any]) -> Any:
         """Await a write (order, key change, withdrawal) and return its answer; an exchange whose

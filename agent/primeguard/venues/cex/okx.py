@@ -52,7 +52,6 @@ from primeguard.venues.cex.exchange import (
     fail_item,
     hedge_key,
 )
-from primeguard.venues.cex.limits import VenueLimits
 from primeguard.venues.cex.markets import MarketBook
 from primeguard.venues.cex.normalize import (
     ZERO,
@@ -202,6 +201,7 @@ class Okx(CexExchange):
     """OKX behind :class:`CexExchange`."""
 
     name = NAME
+    codes = CODES
     needs_passphrase = True
     whitelist_access = WhitelistAccess.NONE
     no_whitelist_reason = "OKX has no endpoint listing the withdrawal address book"
@@ -225,9 +225,6 @@ class Okx(CexExchange):
             return str(response["code"]), str(response.get("msg", ""))
         return None, ""
 
-    def error_kind(self, code: str) -> ErrorKind | None:
-        return CODES.get(str(code))
-
     def special_error(self, code: str, response: Any, where: str,
                       make: Callable[[ErrorKind, str, str], VenueError]) -> VenueError | None:
         """Batch answers (``code`` 1 or 2): a single-item call is classified by its item's ``sCode``;
@@ -244,9 +241,6 @@ class Okx(CexExchange):
         msg = response.get("msg", "") if isinstance(response, dict) else ""
         return VenueBatchError(f"{where}{short_text(msg)} ({len(codes)} of {len(items)} items failed)", venue=NAME,
                                code=code, items=[i for i in items if isinstance(i, dict)])
-
-    def default_limits(self) -> VenueLimits:
-        return VenueLimits(16)
 
     # --- reads ---
 

@@ -37,6 +37,7 @@ from primeguard.sandbox.world import Sandbox
 from primeguard.store.db import open_store
 from primeguard.venues.evm.reader import ChainReader
 from tests.conftest import REPO, scenario_from
+from tests.security.world import allowlist_entry
 from tests.store.util import actor
 
 pytestmark = pytest.mark.chain
@@ -53,18 +54,7 @@ WORLD = {
     "clients": [{"id": CID, "vault": {"limits": {"USDC": "10000000"}, "tokens": {"USDC": "2000000"},
                                       "allowlist": [{"asset": "USDC", "address": DEST}]}}],
 }
-ENTRY = f"""
-  - id: gamma-vault-usdc
-    client: {CID}
-    venue: evm
-    chain: ethereum
-    asset: USDC
-    address: "{DEST}"
-    label: Gamma settlement wallet
-    added_by: carol
-    added_at: 2026-01-01T00:00:00Z
-    expires_at: 2099-01-01T00:00:00Z
-"""
+ENTRY = allowlist_entry("gamma-vault-usdc", CID, "USDC", DEST, "Gamma settlement wallet")
 
 
 def with_chain_id(sb: Sandbox, chain_id: int) -> Any:

@@ -29,6 +29,7 @@ from primeguard.sandbox.faults import FaultConfig
 from primeguard.sandbox.world import Sandbox
 from primeguard.store.db import open_store
 from tests.conftest import REPO, scenario_from
+from tests.security.world import allowlist_entry
 from tests.store.util import actor
 
 pytestmark = pytest.mark.chain
@@ -50,18 +51,7 @@ WORLD = {
         "dydx": [{"subaccounts": [{"number": 0, "usdc": "5000"}]}],
     }],
 }
-ENTRY = f"""
-  - id: gamma-vault-usdc
-    client: {CID}
-    venue: evm
-    chain: ethereum
-    asset: USDC
-    address: "{DEST}"
-    label: Gamma settlement wallet
-    added_by: carol
-    added_at: 2026-01-01T00:00:00Z
-    expires_at: 2099-01-01T00:00:00Z
-"""
+ENTRY = allowlist_entry("gamma-vault-usdc", CID, "USDC", DEST, "Gamma settlement wallet")
 
 
 class Env:

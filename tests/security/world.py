@@ -24,18 +24,24 @@ WORLD = {
         "limits": {"USDC": "10000000"}, "tokens": {"USDC": "2000000"},
         "allowlist": [{"asset": "USDC", "address": DEST}, {"asset": "USDC", "address": OTHER}]}}],
 }
-ENTRIES = "".join(f"""
-  - id: gamma-{i}-usdc
-    client: gamma
+def allowlist_entry(entry_id: str, client: str, asset: str, address: str, label: str) -> str:
+    """One EVM withdrawal-allowlist entry, as appended to a copy of policies/allowlist.yaml."""
+    return f"""
+  - id: {entry_id}
+    client: {client}
     venue: evm
     chain: ethereum
     asset: {asset}
-    address: "{addr}"
-    label: Gamma wallet {i}
+    address: "{address}"
+    label: {label}
     added_by: carol
     added_at: 2026-01-01T00:00:00Z
     expires_at: 2099-01-01T00:00:00Z
-""" for i, (asset, addr) in enumerate([("USDC", DEST), ("USDC", OTHER), ("ETH", DEST)]))
+"""
+
+
+ENTRIES = "".join(allowlist_entry(f"gamma-{i}-usdc", "gamma", asset, addr, f"Gamma wallet {i}")
+                  for i, (asset, addr) in enumerate([("USDC", DEST), ("USDC", OTHER), ("ETH", DEST)]))
 USERS = {"tom": "treasury", "Tina": "treasury", "carol": "compliance", "dave": "compliance", "erin": "compliance",
          "vic": "viewer"}
 

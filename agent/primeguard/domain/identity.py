@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from primeguard.domain.errors import AuthorizationError, InputError
 
@@ -51,6 +52,12 @@ def canonical_name(name: object) -> str:
     """
     if not isinstance(name, str):
         raise InputError("a user name must be text")
+    return _canonical_text(name)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_text(name: str) -> str:
+    """:func:`canonical_name` of a string (cached: every policy decision compares approvers' names)."""
     key = unicodedata.normalize("NFKC", name).casefold().strip()
     if not key:
         raise InputError("a user name must not be empty")

@@ -91,10 +91,30 @@ class AnvilNode:
         self.stop()
 
 
-def start_anvil(
+def start_anvil(*, port: int | None = None, **options: Any) -> AnvilNode:
+    """Start anvil and wait until it answers ``eth_chainId`` (options as :func:`_start_anvil_once`).
+    Without a ``port``, a free one is picked; when another process takes it between the pick and
+    anvil's bind (parallel test workers do), anvil exits at once and a new port is tried (three
+    attempts)."""
+    if port is not None:
+        return _start_anvil_once(port=port, **options)
+    for attempt in range(3):
+        try:
+            return _start_anvil_once(port=free_port(), **options)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(SandboxError):
+    """anvil exited while starting: its port was most likely taken by another process."""
+
+
+def _start_anvil_once(
     *,
     chain_id: int | None = None,
-    port: int | None = None,
+    port: int,
     fork_url: str | None = None,
     block_time: float | None = None,
     accounts: int = 10,
@@ -113,7 +133,6 @@ def start_anvil(
     from primeguard.sandbox.toolchain import find_tool
 
     binary = find_tool("anvil")
-    port = port or free_port()
     args = [
         str(binary), "--host", "127.0.0.1", "--port", str(port),
         "--accounts", str(accounts), "--balance", str(balance_eth), "--mnemonic", SANDBOX_MNEMONIC,
@@ -147,12 +166,14 @@ def start_anvil(
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise SandboxError(f"anvil exited with code {proc.returncode} while starting on port {port}")
+                raise _PortTaken(f"anvil exited with code {proc.returncode} while starting on port {port}")
             try:
                 got = int(node.rpc("eth_chainId"), 16)
             except (OSError, urllib.error.URLError, SandboxError):
                 time.sleep(0.05)
                 continue
+            if proc.poll() is not None:  # the answer came from another process holding the port
+                raise _PortTaken(f"anvil exited with code {proc.returncode} while starting on port {port}")
             if chain_id is not None and got != chain_id:
                 raise SandboxError(f"anvil answered chain id {got}, expected {chain_id}")
             node.chain_id = got

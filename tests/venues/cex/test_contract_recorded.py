@@ -121,6 +121,53 @@ def test_read_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]
         assert rows, "an empty list proves nothing about the rows' shape"
 
 
+MARKET_LISTINGS: list[tuple[str, str, Callable[[Any], Any]]] = [
+    ("binance", "spot_exchange_info", lambda ex: ex.publicGetExchangeInfo()),
+    ("binance", "fapi_exchange_info", lambda ex: ex.fapiPublicGetExchangeInfo()),
+    ("okx", "instruments_spot", lambda ex: ex.publicGetPublicInstruments({"instType": "SPOT"})),
+    ("okx", "instruments_swap", lambda ex: ex.publicGetPublicInstruments({"instType": "SWAP"})),
+    ("bybit", "instruments_spot", lambda ex: ex.publicGetV5MarketInstrumentsInfo({"category": "spot"})),
+    ("bybit", "instruments_linear", lambda ex: ex.publicGetV5MarketInstrumentsInfo({"category": "linear"})),
+]
+
+
+def _rows(venue: str, body: Any) -> list[Any]:
+    return body["symbols"] if venue == "binance" else body["data"] if venue == "okx" else body["result"]["list"]
+
+
+@pytest.mark.parametrize("venue,name,call", MARKET_LISTINGS, ids=[f"{v}-{n}" for v, n, _ in MARKET_LISTINGS])
+def test_market_listings_match_recorded_bodies(accts: dict[str, CexAccountConfig], venue: str, name: str,
+                                               call: Callable[[Any], Any]) -> None:
+    """What ccxt's ``load_markets`` reads: Binance's spot and USD-M exchangeInfo (each ``filterType``
+    held against the recorded filter of that type), OKX's SPOT and SWAP instruments, Bybit's spot
+    and linear instruments-info."""
+    got = raw(accts[f"plain-{venue}"], "client", call)
+    check(venue, name, got)
+    assert _rows(venue, got), "an empty list proves nothing about the rows' shape"
+    if venue == "binance":
+        sent = {f["filterType"] for row in got["symbols"] for f in row["filters"]}
+        assert {"PRICE_FILTER", "LOT_SIZE"} <= sent, "ccxt reads the tick and step from these filters"
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
+def test_ccxt_parses_the_simulated_markets(accts: dict[str, CexAccountConfig], venue: str) -> None:
+    """ccxt's own market parsing over the simulated listings gives the spot and the linear swap with
+    the simulator's tick and step (OKX: contracts of ``ctVal`` BTC)."""
+    from decimal import Decimal
+
+    from primeguard.venues.cex.client import market_book
+
+    ex = build_exchange(accts[f"plain-{venue}"], "client", sync=True, timeout_s=5, rate_limit_ms=FAST_PACING_MS)
+    book = market_book(venue, ex.load_markets())
+    spot, swap = book.by_symbol["BTC/USDT"], book.by_symbol["BTC/USDT:USDT"]
+    assert (spot.kind, swap.kind, swap.settle) == ("spot", "swap", "USDT")
+    assert spot.tick == Decimal("0.1") and swap.tick == Decimal("0.1")
+    if venue == "okx":
+        assert swap.contract_size == Decimal("0.01") and swap.id == "BTC-USDT-SWAP"
+    else:
+        assert spot.step == Decimal("0.001") and swap.step == Decimal("0.001") and swap.id == "BTCUSDT"
+
+
 def test_binance_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
     a = accts["modes-binance"]
     spot = raw(a, "client", lambda ex: ex.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
@@ -233,6 +280,17 @@ def test_shape_rule_catches_what_the_defects_were() -> None:
     pos = record("bybit", "position_list")["body"]["result"]["list"][0]
     assert not shape_problems(pos, {**pos, "tradeMode": 1, "liqPrice": ""}, strict_strings=False)
     assert shape_problems(pos, {**pos, "isReduceOnly": "false"}, strict_strings=False)
+    # Binance filters are compared per filterType: a NOTIONAL filter in the MIN_NOTIONAL shape, and a
+    # filterType the venue does not send on that market, are problems.
+    spot = record("binance", "spot_exchange_info")["body"]
+    row = spot["symbols"][0]
+    as_futures = {**spot, "symbols": [{**row, "filters": [{"filterType": "NOTIONAL", "notional": "5"}]}]}
+    assert any("NOTIONAL" not in p and "minNotional: missing" in p for p in compare("binance", "spot_exchange_info",
+                                                                                   as_futures))
+    unknown = {**spot, "symbols": [{**row, "filters": [{"filterType": "MIN_NOTIONAL", "notional": "5"}]}]}
+    assert any("'MIN_NOTIONAL' is not in the recording" in p for p in compare("binance", "spot_exchange_info",
+                                                                              unknown))
+    assert not compare("binance", "spot_exchange_info", spot)
 
 
 def test_every_record_names_its_source() -> None:
@@ -240,6 +298,7 @@ def test_every_record_names_its_source() -> None:
         for name, entry in json.loads(f.read_text()).items():
             if name.startswith("_"):
                 continue
-            assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/", "Binance API docs",
+            assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/",
+                                                "ccxt static fixture ts/src/test/static/markets/", "Binance API docs",
                                                 "Bybit v5 API docs", "OKX API v5 docs")), (f.name, name)
             assert entry["endpoint"] and "body" in entry

@@ -102,12 +102,18 @@ def time_(state: VenueState, req: SimRequest) -> SimResponse:
     return SimResponse(200, {"serverTime": state.server_ms()})
 
 
-def _filters(m: SimMarket) -> list[dict[str, Any]]:
+def _filters(m: SimMarket, market: Literal["spot", "futures"]) -> list[dict[str, Any]]:
+    """A symbol's filters, each in the shape of its ``filterType`` on that market: the minimum
+    notional is spot's ``NOTIONAL`` (``minNotional``...) but USD-M's ``MIN_NOTIONAL`` (``notional``)."""
+    notional: dict[str, Any] = (
+        {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+         "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}
+        if market == "spot" else {"filterType": "MIN_NOTIONAL", "notional": "5"})
     return [
         {"filterType": "PRICE_FILTER", "minPrice": d(m.tick), "maxPrice": "10000000", "tickSize": d(m.tick)},
         {"filterType": "LOT_SIZE", "minQty": d(m.step), "maxQty": "100000", "stepSize": d(m.step)},
         {"filterType": "MARKET_LOT_SIZE", "minQty": d(m.step), "maxQty": "1000", "stepSize": d(m.step)},
-        {"filterType": "MIN_NOTIONAL", "notional": "5"},
+        notional,
     ]
 
 
@@ -120,7 +126,7 @@ def spot_exchange_info(state: VenueState, req: SimRequest) -> SimResponse:
             "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
             "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False, "filters": _filters(m)[:3], "permissions": [],
+            "isMarginTradingAllowed": False, "filters": _filters(m, "spot"), "permissions": [],
             "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
         })
@@ -144,9 +150,9 @@ def futures_exchange_info(state: VenueState, req: SimRequest) -> SimResponse:
             "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": m.base,
             "quoteAsset": m.quote, "marginAsset": m.quote, "pricePrecision": _places(m.tick),
             "quantityPrecision": _places(m.step), "baseAssetPrecision": 8, "quotePrecision": 8,
-            "underlyingType": "COIN", "underlyingSubType": [], "triggerProtect": "0.0500",
+            "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
             "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
-            "filters": _filters(m), "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+            "filters": _filters(m, "futures"), "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         })
     return SimResponse(200, {"timezone": "UTC", "serverTime": state.server_ms(), "futuresType": "U_MARGINED",

@@ -114,7 +114,8 @@ def instruments(state: VenueState, req: SimRequest) -> SimResponse:
                                           "minNotionalValue": "5"},
                         "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": m.quote,
                         "copyTrading": "both", "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
-                        "isPreListing": False, "preListingInfo": None})
+                        "isPreListing": False, "preListingInfo": None,
+                        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"}, "displayName": ""})
     return ok(state, {"category": cat, "list": out, "nextPageCursor": ""})
 
 

@@ -505,6 +505,28 @@ def withdraw_execute(
     _print_result(svc.execute(withdrawal_id, actor=who), as_json)
 
 
+@withdraw_app.command("follow")
+@friendly
+@anchors_after
+def withdraw_follow(
+    withdrawal_id: str = typer.Argument(None, help="One withdrawal; default: every broadcast CEX withdrawal"),
+    config: Path = typer.Option(..., "--config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Read broadcast CEX withdrawals back from their venue and record where they ended: confirmed
+    (with the tx hash), failed (with the venue's reason), still pending, or unknown (a venue status
+    primeguard cannot read: a blind-spot finding, never a success)."""
+    svc = _withdrawal_service(config)
+    results = [svc.follow(withdrawal_id)] if withdrawal_id else svc.follow_all()
+    if as_json:
+        emit_json({"schema": "primeguard.withdrawals_followed/1", "withdrawals": [r.to_json() for r in results]})
+        return
+    if not results:
+        say("no broadcast CEX withdrawal to follow")
+    for r in results:
+        _print_result(r, False)
+
+
 @withdraw_app.command("list")
 @friendly
 def withdraw_list(

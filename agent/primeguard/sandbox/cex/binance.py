@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
 from primeguard.sandbox.cex.state import (
     SimAccount,
@@ -537,9 +539,34 @@ def withdraw_apply(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
         return err(-4026, "You have insufficient balance.")
     acct.spot[coin] = acct.spot.get(coin, Decimal(0)) - amount
     wid = hashlib.sha256(f"{acct.uid}:{state.next_id()}".encode()).hexdigest()[:32]
-    acct.withdrawals.append({"id": wid, "coin": coin, "address": address, "amount": d(amount),
-                             "network": network or ""})
+    withdrawals.record(state, acct, wid=wid, coin=coin, address=address, amount=d(amount), network=network or "",
+                       client_id=req.param("withdrawOrderId") or "")
     return SimResponse(200, {"id": wid})
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def withdraw_history(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /sapi/v1/capital/withdraw/history``: the account's withdrawals, newest first, with the
+    status as an integer (0 Email Sent, 1 Cancelled, 2 Awaiting Approval, 3 Rejected, 4 Processing,
+    5 Failure, 6 Completed); ``info`` carries the failure reason, ``completeTime`` only once done."""
+    acct = state.account_of(key)
+    coin, order_id = req.param("coin"), req.param("withdrawOrderId")
+    out = []
+    for w in reversed(acct.withdrawals):
+        if coin not in (None, w["coin"]) or order_id not in (None, w["client_id"]):
+            continue
+        row: dict[str, Any] = {"id": w["id"], "amount": w["amount"], "transactionFee": "0", "coin": w["coin"],
+                               "status": w["status"], "address": w["address"], "txId": w["tx_id"],
+                               "applyTime": _utc(w["created_ms"]), "network": w["network"], "transferType": 0,
+                               "withdrawOrderId": w["client_id"], "info": w["reason"], "confirmNo": 0,
+                               "walletType": 0, "txKey": ""}
+        if w["status"] == 6:
+            row["completeTime"] = _utc(w["updated_ms"])
+        out.append(row)
+    return SimResponse(200, out)
 
 
 def sub_account_list(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -627,6 +654,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/account/apiRestrictions", api_restrictions, True, None),
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
+    Endpoint("GET", "/sapi/v1/capital/withdraw/history", withdraw_history, True, "read"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
     Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "master"),
     Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "master"),

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from primeguard.sandbox.cex.keys import KeyMaterial, derive_key, derive_uid, sandbox_seed
 from primeguard.sandbox.cex.scenario import CexAccountScenario, CexKeyScenario, WhitelistEntryScenario
@@ -152,7 +152,7 @@ class SimAccount:
     position_mode: str = "one_way"  # one_way | hedge
     margin_mode: str = "cross"  # cross | isolated
     multi_assets: bool = False
-    withdrawals: list[dict[str, str]] = field(default_factory=list)
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)  # sandbox.cex.withdrawals records
     created_ms: int = field(default_factory=now_ms)
 
     def open_orders(self, market: str | None = None) -> list[SimOrder]:

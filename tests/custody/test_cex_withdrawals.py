@@ -96,7 +96,7 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
     accounts = {a.venue: a for a in cfg.cex_accounts}
 
     def sent(venue: str) -> tuple[str, str]:
-        client, asset, address = FOLLOWED[venue]
+        _client, asset, address = FOLLOWED[venue]
         req = svc.request(account_id=accounts[venue].id, asset=asset, amount="1000", destination=address,
                           requested_by=tom)
         assert req.state == "approved", (venue, req.decision.explanation)

@@ -315,8 +315,8 @@ def spot_cancel_order(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
     o = _find_order(state.account_of(key), "spot", req)
     if o is None or o.status != "open":
         return err(-2011, "Unknown order sent.")
-    state.cancel(o)
-    return SimResponse(200, _spot_order_json(o))
+    state.cancel(o)  # answered in the cancel shape, as DELETE /api/v3/openOrders answers each order
+    return SimResponse(200, _spot_cancel_json(o, req.param("newClientOrderId") or f"cancel{state.next_id()}"))
 
 
 # --- USDⓈ-M futures ---------------------------------------------------------------------------------

@@ -90,7 +90,9 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
     cfg = sb.config()
     store = open_store(cfg.store.url, migrate=True)
     with store.session() as s:
-        tom = identity.actor_of(repos.create_user(s, "tom", "treasury")[0])
+        tom_row, tom_token = repos.create_user(s, "tom", "treasury")
+        tom = identity.actor_of(tom_row)
+        viewer_token = repos.create_user(s, "vic", "viewer")[1]
     svc = WithdrawalService(cfg, store, policy_decider(load(repo / "policies")),
                             LiveContext(cfg, store, load(repo / "policies")), config_dir=sb.workdir)
     accounts = {a.venue: a for a in cfg.cex_accounts}
@@ -140,10 +142,32 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
 
     # The CLI follows every broadcast CEX withdrawal: here the three left unknown, then one settles.
     sb.cex.settle_withdrawal("okx", odd_venue_id, "confirmed")
-    out = run_cli("withdraw", "follow", "--config", str(sb.workdir / "config.yaml"), "--json", cwd=sb.workdir)
+    follow = ("withdraw", "follow", "--config", str(sb.workdir / "config.yaml"), "--json")
+    refused = run_cli(*follow, cwd=sb.workdir, token=viewer_token)  # a viewer may not record outcomes
+    assert refused.returncode != 0 and "viewer" in (refused.stdout + refused.stderr)
+    out = run_cli(*follow, cwd=sb.workdir, token=tom_token)
     assert out.returncode == 0, out.stdout + out.stderr
     body = json.loads(out.stdout)
     check("withdrawals_followed", body)
     states = {w["id"]: w["state"] for w in body["withdrawals"]}
     assert len(states) == 3 and states[odd_id] == "confirmed"
     assert sorted(v for k, v in states.items() if k != odd_id) == ["unknown", "unknown"]
+
+    # The daemon's scheduled job does the same: the Bybit one now fails at the venue.
+    import asyncio
+
+    from primeguard.app.runtime import Runtime
+    from primeguard.daemon.guardian import Guardian
+
+    bybit_odd = next(k for k, v in states.items() if k != odd_id
+                     and repos_row(store, k).account_id == accounts["bybit"].id)
+    sb.cex.settle_withdrawal("bybit", repos_row(store, bybit_odd).external_id, "failed")
+    guardian = Guardian.from_runtime(Runtime.assemble(cfg, sb.workdir, store=store))
+    asyncio.run(guardian.follow_withdrawals())
+    assert repos_row(store, bybit_odd).state == "failed"
+    assert "Fail" in repos_row(store, bybit_odd).error
+
+
+def repos_row(store, withdrawal_id):
+    with store.session(readonly=True) as s:
+        return repos.get_withdrawal(s, withdrawal_id)

@@ -435,7 +435,7 @@ class WithdrawalService:
         return Result(row.id, "broadcast", tx_hash=wid)
 
 
-    def follow(self, withdrawal_id: str, *, actor: str = "custody", now: datetime | None = None) -> Result:
+    def follow(self, withdrawal_id: str, *, actor: Actor | str = "custody", now: datetime | None = None) -> Result:
         """Read a ``broadcast`` CEX withdrawal's record on its venue and record where it ended.
 
         The venue's own status (Binance withdraw-history ``status``, OKX ``state``, Bybit ``status``)
@@ -447,13 +447,18 @@ class WithdrawalService:
         leaves everything as it was (the error is in the result). Rows in another state, or on-chain
         withdrawals, are returned as they are (on-chain ones are followed by :meth:`execute`).
 
+        ``actor``: a user (the CLI: a role that may execute withdrawals) or the daemon's name.
+
         Raises:
-            InputError: no such withdrawal.
+            InputError: no such withdrawal; AuthorizationError: the user's role may not execute.
         """
         from primeguard.domain.errors import VenueError
         from primeguard.domain.findings import Finding, FindingCode, Severity
         from primeguard.venues.cex.withdraw import read_withdrawal
 
+        if isinstance(actor, Actor):
+            actor.require(Perm.EXECUTE_WITHDRAWAL)
+            actor = actor.name
         now = now or datetime.now(UTC)
         with self.store.session(readonly=True) as s:
             row = repos.get_withdrawal(s, withdrawal_id)
@@ -487,8 +492,10 @@ class WithdrawalService:
                          payload={"venue": cex.venue, "external_id": row.external_id, "status": seen.status})
             return Result(row.id, "unknown", tx_hash=row.external_id, error=message)
 
-    def follow_all(self, *, actor: str = "custody", now: datetime | None = None) -> list[Result]:
+    def follow_all(self, *, actor: Actor | str = "custody", now: datetime | None = None) -> list[Result]:
         """:meth:`follow` every ``broadcast`` CEX withdrawal (oldest first)."""
+        if isinstance(actor, Actor):
+            actor.require(Perm.EXECUTE_WITHDRAWAL)
         with self.store.session(readonly=True) as s:
             ids = [w.id for w in reversed(repos.list_withdrawals(s, state="broadcast", limit=1000))
                    if self._cex(w.account_id) is not None]

@@ -53,3 +53,35 @@ def test_venue_withdrawal_status_maps_to_our_state(venue: str, raw: dict, state:
 def test_binance_failure_carries_the_venue_reason() -> None:
     assert withdrawal_state("binance", {"id": "w", "status": 5, "info": "address invalid"}).reason == "address invalid"
     assert withdrawal_state("okx", {"wdId": "w", "state": "-1"}).reason == "failed"
+
+
+def test_scenario_settles_withdrawals_and_primeguard_reads_them_back(tmp_path) -> None:
+    """Over sockets: a scenario whose venue completes withdrawals (Binance), fails them (OKX) or
+    leaves them processing (Bybit); ``read_withdrawal`` reads each back through ccxt with the
+    monitoring key, and a withdrawal id the venue does not list is ``unknown`` (``absent``)."""
+    import asyncio
+    from decimal import Decimal
+
+    from primeguard.sandbox.cex.server import CexSimulators
+    from primeguard.sandbox.scenario import Scenario
+    from primeguard.venues.cex.withdraw import read_withdrawal, submit_withdrawal
+
+    address = "0x1111111111111111111111111111111111111111"
+    outcome = {"binance": "confirmed", "okx": "failed", "bybit": "pending"}
+    scenario = Scenario.model_validate({"name": "cex-withdrawals", "clients": [{"id": "alpha", "cex": [
+        {"venue": v, "spot": {"USDT": "1000"}, "withdrawals": outcome[v],
+         "keys": [{"id": "ops", "holder": "operator", "withdraw": True}],
+         "whitelist": [{"coin": "USDT", "address": address}]} for v in outcome]}]})
+    with CexSimulators(scenario) as sims:
+        for acct in sims.config_accounts(tmp_path / "secrets"):
+            async def go(acct=acct):  # noqa: ANN202 - a local coroutine
+                wid = await submit_withdrawal(acct, "ops", asset="USDT", amount=Decimal("10"), address=address,
+                                              network="ETH", request_id="req1")
+                return wid, await read_withdrawal(acct, acct.monitor, wid), \
+                    await read_withdrawal(acct, acct.monitor, "404404")
+
+            wid, seen, absent = asyncio.run(go())
+            expected = {"confirmed": "confirmed", "failed": "failed", "pending": "pending"}[outcome[acct.venue]]
+            assert (seen.id, seen.state) == (wid, expected), (acct.venue, seen)
+            assert (seen.tx_hash is not None) == (expected == "confirmed")
+            assert (absent.state, absent.status) == ("unknown", "absent")

@@ -555,7 +555,7 @@ def withdraw_history(state: VenueState, req: SimRequest, key: SimKey) -> SimResp
     acct = state.account_of(key)
     coin, order_id = req.param("coin"), req.param("withdrawOrderId")
     out = []
-    for w in reversed(acct.withdrawals):
+    for w in withdrawals.history(state, acct):
         if coin not in (None, w["coin"]) or order_id not in (None, w["client_id"]):
             continue
         row: dict[str, Any] = {"id": w["id"], "amount": w["amount"], "transactionFee": "0", "coin": w["coin"],

@@ -406,7 +406,7 @@ def withdraw_records(state: VenueState, req: SimRequest, key: SimKey) -> SimResp
     rows = [{"coin": w["coin"], "chain": w["network"], "amount": w["amount"], "txID": w["tx_id"],
              "status": w["status"], "toAddress": w["address"], "tag": "", "withdrawFee": "0",
              "createTime": str(w["created_ms"]), "updateTime": str(w["updated_ms"]), "withdrawId": w["id"],
-             "withdrawType": 0} for w in reversed(acct.withdrawals)
+             "withdrawType": 0} for w in withdrawals.history(state, acct)
             if wid in (None, w["id"]) and coin in (None, w["coin"])]
     return ok(state, {"rows": rows, "nextPageCursor": ""})
 

@@ -461,7 +461,7 @@ def withdrawal_history(state: VenueState, req: SimRequest, key: SimKey) -> SimRe
     acct = state.account_of(key)
     ccy, wd_id, client = req.param("ccy"), req.param("wdId"), req.param("clientId")
     out = []
-    for w in reversed(acct.withdrawals):
+    for w in withdrawals.history(state, acct):
         if ccy not in (None, w["coin"]) or wd_id not in (None, w["id"]) or client not in (None, w["client_id"]):
             continue
         out.append({"chain": w["network"], "fee": "0", "feeCcy": w["coin"], "ccy": w["coin"],

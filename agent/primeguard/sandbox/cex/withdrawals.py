@@ -1,8 +1,9 @@
 """Simulated withdrawal records: each venue keeps its own status codes and moves them on command.
 
 A withdrawal accepted by a simulator starts in the venue's "processing" status (Binance ``4``
-Processing, OKX ``"1"`` broadcasting, Bybit ``"Pending"``) and stays there until a test (or the
-sandbox host) settles it with :func:`settle`: ``"confirmed"`` moves it to the venue's completed
+Processing, OKX ``"1"`` broadcasting, Bybit ``"Pending"``) and stays there until a test settles it
+with :func:`settle` (or, when the scenario gives the account ``withdrawals: confirmed|failed``,
+until the venue's withdrawal history is first read: :func:`history`): ``"confirmed"`` moves it to the venue's completed
 status with a transaction hash, ``"failed"`` to its failure status with the venue's reason, and any
 other string is written as the raw status (to simulate a status primeguard does not know).
 
@@ -37,6 +38,17 @@ def record(state: VenueState, acct: SimAccount, *, wid: str, coin: str, address:
                            "created_ms": now, "updated_ms": now}
     acct.withdrawals.append(row)
     return row
+
+
+def history(state: VenueState, acct: SimAccount) -> list[dict[str, Any]]:
+    """``acct``'s withdrawals, newest first, as the history endpoints list them; withdrawals still
+    in the initial status settle first when the scenario says the venue completes (or fails) them."""
+    initial = STATUSES[state.venue][0]
+    if acct.withdrawal_outcome != "pending":
+        for row in acct.withdrawals:
+            if row["status"] == initial:
+                settle(state, str(row["id"]), acct.withdrawal_outcome)
+    return list(reversed(acct.withdrawals))
 
 
 def find(state: VenueState, wid: str) -> tuple[SimAccount, dict[str, Any]]:

@@ -74,7 +74,7 @@ def test_scenario_settles_withdrawals_and_primeguard_reads_them_back(tmp_path) -
          "whitelist": [{"coin": "USDT", "address": address}]} for v in outcome]}]})
     with CexSimulators(scenario) as sims:
         for acct in sims.config_accounts(tmp_path / "secrets"):
-            async def go(acct=acct):  # noqa: ANN202 - a local coroutine
+            async def go(acct=acct):
                 wid = await submit_withdrawal(acct, "ops", asset="USDT", amount=Decimal("10"), address=address,
                                               network="ETH", request_id="req1")
                 return wid, await read_withdrawal(acct, acct.monitor, wid), \

@@ -106,6 +106,7 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
         assert out.state == "broadcast" and out.tx_hash, (venue, out)
         return req.withdrawal_id, out.tx_hash
 
+    odd_ids = []
     for venue in FOLLOWED:
         ok_id, ok_venue_id = sent(venue)
         bad_id, bad_venue_id = sent(venue)
@@ -127,6 +128,7 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
         sb.cex.settle_withdrawal(venue, odd_venue_id, UNKNOWN_STATUS[venue])
         odd = svc.follow(odd_id)
         assert odd.state == "unknown" and UNKNOWN_STATUS[venue] in odd.error, (venue, odd)
+        odd_ids.append(odd_id)
 
         with store.session(readonly=True) as s:
             rows = {w: repos.get_withdrawal(s, w) for w in (ok_id, bad_id, odd_id)}
@@ -140,6 +142,18 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
             finding = next(f for f in repos.open_findings(s) if f.subject == odd_id)
             assert finding.code == FindingCode.WITHDRAWAL_STATUS_UNKNOWN and finding.venue == venue
 
+    # A sweep (which closes the findings it did not raise again) leaves the follower's blind spots open.
+    import asyncio
+
+    from primeguard.app.runtime import Runtime
+    from primeguard.daemon.guardian import Guardian
+
+    guardian = Guardian.from_runtime(Runtime.assemble(cfg, sb.workdir, store=store))
+    asyncio.run(guardian.sweep())
+    with store.session(readonly=True) as s:
+        assert sorted(f.subject for f in repos.open_findings(s)
+                      if f.code == FindingCode.WITHDRAWAL_STATUS_UNKNOWN) == sorted(odd_ids)
+
     # The CLI follows every broadcast CEX withdrawal: here the three left unknown, then one settles.
     sb.cex.settle_withdrawal("okx", odd_venue_id, "confirmed")
     follow = ("withdraw", "follow", "--config", str(sb.workdir / "config.yaml"), "--json")
@@ -151,18 +165,14 @@ def test_cex_withdrawals_are_followed_to_their_final_state(sandbox_factory, repo
     check("withdrawals_followed", body)
     states = {w["id"]: w["state"] for w in body["withdrawals"]}
     assert len(states) == 3 and states[odd_id] == "confirmed"
+    with store.session(readonly=True) as s:  # a status read at last closes its blind spot
+        assert odd_id not in {f.subject for f in repos.open_findings(s)}
     assert sorted(v for k, v in states.items() if k != odd_id) == ["unknown", "unknown"]
 
     # The daemon's scheduled job does the same: the Bybit one now fails at the venue.
-    import asyncio
-
-    from primeguard.app.runtime import Runtime
-    from primeguard.daemon.guardian import Guardian
-
     bybit_odd = next(k for k, v in states.items() if k != odd_id
                      and repos_row(store, k).account_id == accounts["bybit"].id)
     sb.cex.settle_withdrawal("bybit", repos_row(store, bybit_odd).external_id, "failed")
-    guardian = Guardian.from_runtime(Runtime.assemble(cfg, sb.workdir, store=store))
     asyncio.run(guardian.follow_withdrawals())
     assert repos_row(store, bybit_odd).state == "failed"
     assert "Fail" in repos_row(store, bybit_odd).error

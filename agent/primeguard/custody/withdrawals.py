@@ -434,7 +434,6 @@ class WithdrawalService:
             repos.transition_withdrawal(s, row.id, "broadcast", actor=actor, external_id=wid, now=now)
         return Result(row.id, "broadcast", tx_hash=wid)
 
-
     def follow(self, withdrawal_id: str, *, actor: Actor | str = "custody", now: datetime | None = None) -> Result:
         """Read a ``broadcast`` CEX withdrawal's record on its venue and record where it ended.
 
@@ -472,7 +471,13 @@ class WithdrawalService:
         except VenueError as exc:
             return Result(row.id, "broadcast", tx_hash=row.external_id, error=f"venue unreadable: {exc}"[:500])
         what = f"{cex.venue} withdrawal {row.external_id} status {seen.status!r}"
+        unknown = Finding(FindingCode.WITHDRAWAL_STATUS_UNKNOWN, Severity.HIGH, row.id,
+                          f"{what} is unknown to primeguard ({seen.reason}); the withdrawal is not taken as done",
+                          venue=cex.venue, client_id=row.client_id,
+                          details={"venue_id": row.external_id, "status": seen.status})
         with self.store.session() as s:
+            if seen.state in ("confirmed", "failed"):  # a status read before is no longer a blind spot
+                repos.close_findings(s, keys=[unknown.key], now=now)
             if seen.state == "confirmed":
                 repos.transition_withdrawal(s, row.id, "confirmed", actor=actor, tx_hash=seen.tx_hash, now=now,
                                             expected="broadcast")
@@ -484,13 +489,10 @@ class WithdrawalService:
                 return Result(row.id, "failed", tx_hash=row.external_id, error=error)
             if seen.state == "pending":
                 return Result(row.id, "broadcast", tx_hash=row.external_id)
-            message = f"{what} is unknown to primeguard ({seen.reason}); the withdrawal is not taken as done"
-            repos.upsert_finding(s, Finding(FindingCode.WITHDRAWAL_STATUS_UNKNOWN, Severity.HIGH, row.id, message,
-                                            venue=cex.venue, client_id=row.client_id,
-                                            details={"venue_id": row.external_id, "status": seen.status}), now=now)
+            repos.upsert_finding(s, unknown, now=now)
             audit.append(s, actor=actor, kind="withdrawal.venue_status_unknown", subject=row.id, now=now,
                          payload={"venue": cex.venue, "external_id": row.external_id, "status": seen.status})
-            return Result(row.id, "unknown", tx_hash=row.external_id, error=message)
+            return Result(row.id, "unknown", tx_hash=row.external_id, error=unknown.message)
 
     def follow_all(self, *, actor: Actor | str = "custody", now: datetime | None = None) -> list[Result]:
         """:meth:`follow` every ``broadcast`` CEX withdrawal (oldest first)."""

@@ -163,3 +163,7 @@ BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
         FindingCode.PRICE_MISSING,
     }
 )
+
+# Findings raised and closed by another process than the sweep (the withdrawal follower): a sweep,
+# which closes every open finding it did not see again, leaves these open.
+NOT_SWEPT_CODES: frozenset[FindingCode] = frozenset({FindingCode.WITHDRAWAL_STATUS_UNKNOWN})

@@ -505,6 +505,30 @@ def withdraw_execute(
     _print_result(svc.execute(withdrawal_id, actor=who), as_json)
 
 
+@withdraw_app.command("follow")
+@friendly
+@anchors_after
+def withdraw_follow(
+    withdrawal_id: str = typer.Argument(None, help="One withdrawal; default: every broadcast CEX withdrawal"),
+    config: Path = typer.Option(..., "--config"),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Read broadcast CEX withdrawals back from their venue and record where they ended: confirmed
+    (with the tx hash), failed (with the venue's reason), still pending, or unknown (a venue status
+    primeguard cannot read: a blind-spot finding, never a success). Treasury or admin."""
+    svc = _withdrawal_service(config)
+    who = acting_user(svc.store, token_file)
+    results = [svc.follow(withdrawal_id, actor=who)] if withdrawal_id else svc.follow_all(actor=who)
+    if as_json:
+        emit_json({"schema": "primeguard.withdrawals_followed/1", "withdrawals": [r.to_json() for r in results]})
+        return
+    if not results:
+        say("no broadcast CEX withdrawal to follow")
+    for r in results:
+        _print_result(r, False)
+
+
 @withdraw_app.command("list")
 @friendly
 def withdraw_list(

@@ -1,5 +1,10 @@
 """The withdrawal lifecycle: requested → approved | denied → signed → broadcast → confirmed | failed.
 
+A CEX withdrawal is ``broadcast`` once the venue accepted it; :meth:`WithdrawalService.follow` then
+reads the venue's own record (ccxt ``fetch_withdrawals``) until it ends ``confirmed`` (with its
+transaction hash) or ``failed`` (with the venue's reason). A venue status primeguard does not know
+leaves the row ``broadcast``, answers ``unknown`` and raises a blind-spot finding: never a success.
+
 Every step goes through the store (with its audit entry) and the policy is asked twice: when the
 request is made and again right before signing, because prices and LTV move in between. Bad input
 is rejected before anything is written; a denial is recorded as a decision, never raised.
@@ -401,8 +406,10 @@ class WithdrawalService:
         from primeguard.domain.errors import VenueError
         from primeguard.venues.cex.withdraw import submit_withdrawal
 
+        if state == "broadcast":
+            return self.follow(row.id, actor=actor, now=now)
         if state != "approved":
-            return Result(row.id, state, tx_hash=row.external_id)
+            return Result(row.id, state, tx_hash=row.tx_hash or row.external_id)
         with self.store.session() as s:
             fresh = repos.get_withdrawal(s, row.id)
             assert fresh is not None
@@ -426,6 +433,75 @@ class WithdrawalService:
         with self.store.session() as s:
             repos.transition_withdrawal(s, row.id, "broadcast", actor=actor, external_id=wid, now=now)
         return Result(row.id, "broadcast", tx_hash=wid)
+
+    def follow(self, withdrawal_id: str, *, actor: Actor | str = "custody", now: datetime | None = None) -> Result:
+        """Read a ``broadcast`` CEX withdrawal's record on its venue and record where it ended.
+
+        The venue's own status (Binance withdraw-history ``status``, OKX ``state``, Bybit ``status``)
+        is mapped by the exchange's table: ``confirmed`` moves the row to confirmed with the venue's
+        transaction hash, ``failed`` to failed with the venue's status and reason, ``pending`` leaves
+        it broadcast. Any other status, or a withdrawal the venue does not list, leaves the row
+        broadcast, answers state ``unknown`` and upserts a ``withdrawal_status_unknown`` blind-spot
+        finding with an audit entry: it is never taken for a success. A venue that cannot be read
+        leaves everything as it was (the error is in the result). Rows in another state, or on-chain
+        withdrawals, are returned as they are (on-chain ones are followed by :meth:`execute`).
+
+        ``actor``: a user (the CLI: a role that may execute withdrawals) or the daemon's name.
+
+        Raises:
+            InputError: no such withdrawal; AuthorizationError: the user's role may not execute.
+        """
+        from primeguard.domain.errors import VenueError
+        from primeguard.domain.findings import Finding, FindingCode, Severity
+        from primeguard.venues.cex.withdraw import read_withdrawal
+
+        if isinstance(actor, Actor):
+            actor.require(Perm.EXECUTE_WITHDRAWAL)
+            actor = actor.name
+        now = now or datetime.now(UTC)
+        with self.store.session(readonly=True) as s:
+            row = repos.get_withdrawal(s, withdrawal_id)
+        if row is None:
+            raise InputError(f"withdrawal {withdrawal_id} not found")
+        cex = self._cex(row.account_id)
+        if cex is None or row.state != "broadcast" or not row.external_id:
+            return Result(row.id, row.state, tx_hash=row.tx_hash or row.external_id, error=row.error)
+        try:
+            seen = asyncio.run(read_withdrawal(cex, cex.monitor, row.external_id, base_dir=self.config_dir))
+        except VenueError as exc:
+            return Result(row.id, "broadcast", tx_hash=row.external_id, error=f"venue unreadable: {exc}"[:500])
+        what = f"{cex.venue} withdrawal {row.external_id} status {seen.status!r}"
+        unknown = Finding(FindingCode.WITHDRAWAL_STATUS_UNKNOWN, Severity.HIGH, row.id,
+                          f"{what} is unknown to primeguard ({seen.reason}); the withdrawal is not taken as done",
+                          venue=cex.venue, client_id=row.client_id,
+                          details={"venue_id": row.external_id, "status": seen.status})
+        with self.store.session() as s:
+            if seen.state in ("confirmed", "failed"):  # a status read before is no longer a blind spot
+                repos.close_findings(s, keys=[unknown.key], now=now)
+            if seen.state == "confirmed":
+                repos.transition_withdrawal(s, row.id, "confirmed", actor=actor, tx_hash=seen.tx_hash, now=now,
+                                            expected="broadcast")
+                return Result(row.id, "confirmed", tx_hash=seen.tx_hash)
+            if seen.state == "failed":
+                error = f"{what}: {seen.reason}"[:500]
+                repos.transition_withdrawal(s, row.id, "failed", actor=actor, error=error, now=now,
+                                            expected="broadcast")
+                return Result(row.id, "failed", tx_hash=row.external_id, error=error)
+            if seen.state == "pending":
+                return Result(row.id, "broadcast", tx_hash=row.external_id)
+            repos.upsert_finding(s, unknown, now=now)
+            audit.append(s, actor=actor, kind="withdrawal.venue_status_unknown", subject=row.id, now=now,
+                         payload={"venue": cex.venue, "external_id": row.external_id, "status": seen.status})
+            return Result(row.id, "unknown", tx_hash=row.external_id, error=unknown.message)
+
+    def follow_all(self, *, actor: Actor | str = "custody", now: datetime | None = None) -> list[Result]:
+        """:meth:`follow` every ``broadcast`` CEX withdrawal (oldest first)."""
+        if isinstance(actor, Actor):
+            actor.require(Perm.EXECUTE_WITHDRAWAL)
+        with self.store.session(readonly=True) as s:
+            ids = [w.id for w in reversed(repos.list_withdrawals(s, state="broadcast", limit=1000))
+                   if self._cex(w.account_id) is not None]
+        return [self.follow(wid, actor=actor, now=now) for wid in ids]
 
 
 def _request_json(r: WithdrawalRequest) -> dict[str, Any]:

@@ -222,11 +222,22 @@ class Guardian:
         if not failures:
             self._anchored = key
 
+    async def follow_withdrawals(self) -> None:
+        """Follow every broadcast CEX withdrawal to its venue's final state (the scheduled
+        ``withdrawals`` job; see :meth:`WithdrawalService.follow`): confirmed, failed, or a
+        blind-spot finding for a status primeguard cannot read. A venue that cannot be read is
+        tried again at the next run."""
+        results = await asyncio.to_thread(self.runtime.withdrawals().follow_all, actor="custody")
+        for r in results:
+            if r.state != "broadcast":
+                log.info("withdrawal %s: %s", r.withdrawal_id, r.state)
+
     # --- run --------------------------------------------------------------------------------
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
-                  stop: asyncio.Event | None = None, watch: bool = True) -> None:
-        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs, the
+                  stop: asyncio.Event | None = None, watch: bool = True, follow_every_s: float = 30) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs
+        (sweeps, scans, anchors, following CEX withdrawals every ``follow_every_s``), the
         oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
         the way out leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
@@ -241,6 +252,8 @@ class Guardian:
                           max_instances=1, coalesce=True, id="sweep")
         scheduler.add_job(self._safe, "interval", seconds=scan_every_s, args=[self.capability_scan],
                           max_instances=1, coalesce=True, id="scan")
+        scheduler.add_job(self._safe, "interval", seconds=follow_every_s, args=[self.follow_withdrawals],
+                          max_instances=1, coalesce=True, id="withdrawals")
         if self.anchors.enabled:
             await self._safe(self.anchor)
             scheduler.add_job(self._safe, "interval", seconds=self.cfg.audit.anchors.every_s, args=[self.anchor],

@@ -35,6 +35,7 @@ class FindingCode(StrEnum):
     DATA_STALE = "data_stale"  # a venue's data is older than its budget
     BLIND_SPOT = "blind_spot"  # a client cannot be valued: decisions about it fail closed
     CHAIN_ID_MISMATCH = "chain_id_mismatch"  # the node serves another chain than the config names
+    WITHDRAWAL_STATUS_UNKNOWN = "withdrawal_status_unknown"  # a venue reports a withdrawal status we cannot read
     # oracles
     ORACLE_STALE = "oracle_stale"  # updatedAt older than the feed's heartbeat
     ORACLE_NON_POSITIVE = "oracle_non_positive"  # answer <= 0
@@ -153,6 +154,7 @@ BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
         FindingCode.DATA_STALE,
         FindingCode.BLIND_SPOT,
         FindingCode.CHAIN_ID_MISMATCH,
+        FindingCode.WITHDRAWAL_STATUS_UNKNOWN,
         FindingCode.ORACLE_STALE,
         FindingCode.ORACLE_NON_POSITIVE,
         FindingCode.ORACLE_INCOMPLETE_ROUND,
@@ -161,3 +163,7 @@ BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
         FindingCode.PRICE_MISSING,
     }
 )
+
+# Findings raised and closed by another process than the sweep (the withdrawal follower): a sweep,
+# which closes every open finding it did not see again, leaves these open.
+NOT_SWEPT_CODES: frozenset[FindingCode] = frozenset({FindingCode.WITHDRAWAL_STATUS_UNKNOWN})

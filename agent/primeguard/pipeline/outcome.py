@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from primeguard.domain.findings import Finding
+from primeguard.domain.findings import NOT_SWEPT_CODES, Finding
 from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.store import repos
@@ -80,6 +80,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                                     "peak_equity": None if peak is None else str(peak),
                                     "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
         keys = {f.key for f in findings}
+        keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
         repos.close_findings(s, now=obs.taken_at, except_keys=keys)
 

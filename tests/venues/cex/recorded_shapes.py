@@ -5,7 +5,10 @@ Shape rule (what "the same" means for a simulated body against a recorded one):
 - objects: the same keys; keys the simulator sends beyond the recording must be listed in the
   record's ``_documented_newer`` (fields the venue documents but the older recording lacks), keys
   the simulator may leave out in ``_optional``;
-- lists: every simulated element has the shape of the first recorded element;
+- lists: every simulated element has the shape of the first recorded element, except lists of
+  tagged objects (the record's ``_union_by`` names the tag, e.g. Binance's ``filterType``): there
+  each simulated element has the shape of the recorded element with the same tag, and a tag the
+  recording lacks is a problem;
 - booleans, null, objects and lists must match in kind (they survive ccxt-python's recording);
 - strings: a recorded ``""`` admits any string; a recorded numeric string demands a number
   (fields listed in the record's ``_may_be_empty``, which the venue leaves empty in other states
@@ -64,7 +67,8 @@ def _kind(v: Any) -> str:
 
 def shape_problems(recorded: Any, actual: Any, *, strict_strings: bool, newer: frozenset[str] = frozenset(),
                    optional: frozenset[str] = frozenset(), empty_ok: frozenset[str] = frozenset(),
-                   free_text: frozenset[str] = frozenset(), path: str = "$") -> list[str]:
+                   free_text: frozenset[str] = frozenset(), union_by: frozenset[str] = frozenset(),
+                   path: str = "$") -> list[str]:
     """Every way ``actual`` differs in shape from ``recorded`` (empty list: same shape)."""
     rk, ak = _kind(recorded), _kind(actual)
     leaf = path.rsplit(".", 1)[-1]
@@ -77,7 +81,7 @@ def shape_problems(recorded: Any, actual: Any, *, strict_strings: bool, newer: f
         out += [f"{path}.{k}: not sent by the venue" for k in sorted(set(actual) - set(recorded) - newer)]
         for k in sorted(set(recorded) & set(actual)):
             out += shape_problems(recorded[k], actual[k], strict_strings=strict_strings, newer=newer,
-                                  optional=optional, empty_ok=empty_ok, free_text=free_text,
+                                  optional=optional, empty_ok=empty_ok, free_text=free_text, union_by=union_by,
                                   path=f"{path}.{k}")
         return out
     if rk == "list":
@@ -85,10 +89,18 @@ def shape_problems(recorded: Any, actual: Any, *, strict_strings: bool, newer: f
             return [f"{path}: list expected, got {ak}"]
         if not recorded:
             return []
+        tag = _tag_of(recorded, union_by)
         out = []
         for i, item in enumerate(actual):
-            out += shape_problems(recorded[0], item, strict_strings=strict_strings, newer=newer, optional=optional,
-                                  empty_ok=empty_ok, free_text=free_text, path=f"{path}[{i}]")
+            model = recorded[0]
+            if tag is not None:
+                value = item.get(tag) if isinstance(item, dict) else None
+                model = next((r for r in recorded if r[tag] == value), None)
+                if model is None:
+                    out.append(f"{path}[{i}]: {tag} {value!r} is not in the recording")
+                    continue
+            out += shape_problems(model, item, strict_strings=strict_strings, newer=newer, optional=optional,
+                                  empty_ok=empty_ok, free_text=free_text, union_by=union_by, path=f"{path}[{i}]")
         return out
     if rk == "string":
         if recorded == "":
@@ -105,6 +117,14 @@ def shape_problems(recorded: Any, actual: Any, *, strict_strings: bool, newer: f
     return [] if rk == ak else [f"{path}: {rk} expected, got {ak}"]
 
 
+def _tag_of(recorded: list[Any], union_by: frozenset[str]) -> str | None:
+    """The tag key of a recorded list of tagged objects (every element an object carrying it), or None."""
+    for key in sorted(union_by):
+        if all(isinstance(r, dict) and key in r for r in recorded):
+            return key
+    return None
+
+
 def compare(venue: str, name: str, actual: Any) -> list[str]:
     """Shape problems of a simulated body against the recorded entry ``name`` of ``venue``."""
     rec = record(venue, name)
@@ -112,4 +132,5 @@ def compare(venue: str, name: str, actual: Any) -> list[str]:
                           newer=frozenset(rec.get("_documented_newer", ())),
                           optional=frozenset(rec.get("_optional", ())),
                           empty_ok=frozenset(rec.get("_may_be_empty", ())),
-                          free_text=frozenset(rec.get("_free_text", ())))
+                          free_text=frozenset(rec.get("_free_text", ())),
+                          union_by=frozenset(rec.get("_union_by", ())))

@@ -59,19 +59,26 @@ def scenario() -> Scenario:
         clients.append({"id": cid, "cex": accts})
     # the key levers (delete a key, freeze a sub-member) act on accounts of their own
     clients.append({"id": "levers", "cex": [_acct(v) for v in ("binance", "okx", "bybit")]})
+    # withdrawals, a cancelled order and a deleted key of their own
+    clients.append({"id": "spare", "cex": [_acct(v) for v in ("binance", "okx", "bybit")]})
     return Scenario.model_validate({"name": "cex-contract", "feeds": [{"asset": "BTC", "answer": "60000"},
                                                                      {"asset": "ETH", "answer": "3000"}],
                                     "clients": clients})
 
 
 @pytest.fixture(scope="module")
-def accts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, CexAccountConfig]]:
-    sims = CexSimulators(scenario())
-    sims.start()
+def sims() -> Iterator[CexSimulators]:
+    running = CexSimulators(scenario())
+    running.start()
     try:
-        yield {a.id: a for a in sims.config_accounts(tmp_path_factory.mktemp("contract-secrets"))}
+        yield running
     finally:
-        sims.stop()
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def accts(sims: CexSimulators, tmp_path_factory: pytest.TempPathFactory) -> dict[str, CexAccountConfig]:
+    return {a.id: a for a in sims.config_accounts(tmp_path_factory.mktemp("contract-secrets"))}
 
 
 def raw(acct: CexAccountConfig, cred: str, call: Callable[[Any], Any]) -> Any:
@@ -95,6 +102,10 @@ READS: list[tuple[str, str, Callable[[Any], Any]]] = [
     ("binance", "spot_open_orders", lambda ex: ex.privateGetOpenOrders()),
     ("binance", "api_restrictions", lambda ex: ex.sapiGetAccountApiRestrictions()),
     ("binance", "withdraw_address_list", lambda ex: ex.sapiGetCapitalWithdrawAddressList()),
+    ("binance", "time", lambda ex: ex.publicGetTime()),
+    ("binance", "fapi_time", lambda ex: ex.fapiPublicGetTime()),
+    ("binance", "leverage_bracket", lambda ex: ex.fapiPrivateGetLeverageBracket({"symbol": "BTCUSDT"})),
+    ("binance", "fapi_open_orders", lambda ex: ex.fapiPrivateGetOpenOrders()),
     ("okx", "balance", lambda ex: ex.privateGetAccountBalance()),
     ("okx", "positions", lambda ex: ex.privateGetAccountPositions()),
     ("okx", "orders_pending", lambda ex: ex.privateGetTradeOrdersPending()),
@@ -105,6 +116,7 @@ READS: list[tuple[str, str, Callable[[Any], Any]]] = [
     ("bybit", "order_realtime", lambda ex: ex.privateGetV5OrderRealtime({"category": "linear"})),
     ("bybit", "query_api", lambda ex: ex.privateGetV5UserQueryApi()),
     ("bybit", "account_info", lambda ex: ex.privateGetV5AccountInfo()),
+    ("bybit", "time", lambda ex: ex.publicGetV5MarketTime()),
 ]
 
 
@@ -119,6 +131,53 @@ def test_read_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]
     if venue in ("okx", "bybit") and name not in ("time", "config", "query_api", "account_info"):
         rows = got["data"] if venue == "okx" else got["result"]["list"]
         assert rows, "an empty list proves nothing about the rows' shape"
+
+
+MARKET_LISTINGS: list[tuple[str, str, Callable[[Any], Any]]] = [
+    ("binance", "spot_exchange_info", lambda ex: ex.publicGetExchangeInfo()),
+    ("binance", "fapi_exchange_info", lambda ex: ex.fapiPublicGetExchangeInfo()),
+    ("okx", "instruments_spot", lambda ex: ex.publicGetPublicInstruments({"instType": "SPOT"})),
+    ("okx", "instruments_swap", lambda ex: ex.publicGetPublicInstruments({"instType": "SWAP"})),
+    ("bybit", "instruments_spot", lambda ex: ex.publicGetV5MarketInstrumentsInfo({"category": "spot"})),
+    ("bybit", "instruments_linear", lambda ex: ex.publicGetV5MarketInstrumentsInfo({"category": "linear"})),
+]
+
+
+def _rows(venue: str, body: Any) -> list[Any]:
+    return body["symbols"] if venue == "binance" else body["data"] if venue == "okx" else body["result"]["list"]
+
+
+@pytest.mark.parametrize("venue,name,call", MARKET_LISTINGS, ids=[f"{v}-{n}" for v, n, _ in MARKET_LISTINGS])
+def test_market_listings_match_recorded_bodies(accts: dict[str, CexAccountConfig], venue: str, name: str,
+                                               call: Callable[[Any], Any]) -> None:
+    """What ccxt's ``load_markets`` reads: Binance's spot and USD-M exchangeInfo (each ``filterType``
+    held against the recorded filter of that type), OKX's SPOT and SWAP instruments, Bybit's spot
+    and linear instruments-info."""
+    got = raw(accts[f"plain-{venue}"], "client", call)
+    check(venue, name, got)
+    assert _rows(venue, got), "an empty list proves nothing about the rows' shape"
+    if venue == "binance":
+        sent = {f["filterType"] for row in got["symbols"] for f in row["filters"]}
+        assert {"PRICE_FILTER", "LOT_SIZE"} <= sent, "ccxt reads the tick and step from these filters"
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
+def test_ccxt_parses_the_simulated_markets(accts: dict[str, CexAccountConfig], venue: str) -> None:
+    """ccxt's own market parsing over the simulated listings gives the spot and the linear swap with
+    the simulator's tick and step (OKX: contracts of ``ctVal`` BTC)."""
+    from decimal import Decimal
+
+    from primeguard.venues.cex.client import market_book
+
+    ex = build_exchange(accts[f"plain-{venue}"], "client", sync=True, timeout_s=5, rate_limit_ms=FAST_PACING_MS)
+    book = market_book(venue, ex.load_markets())
+    spot, swap = book.by_symbol["BTC/USDT"], book.by_symbol["BTC/USDT:USDT"]
+    assert (spot.kind, swap.kind, swap.settle) == ("spot", "swap", "USDT")
+    assert spot.tick == Decimal("0.1") and swap.tick == Decimal("0.1")
+    if venue == "okx":
+        assert swap.contract_size == Decimal("0.01") and swap.id == "BTC-USDT-SWAP"
+    else:
+        assert spot.step == Decimal("0.001") and swap.step == Decimal("0.001") and swap.id == "BTCUSDT"
 
 
 def test_binance_writes_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
@@ -221,6 +280,82 @@ def test_cancel_withdraw_and_key_lever_endpoints_match_recorded_bodies(accts: di
         {"subuid": y.sub_account, "frozen": 1})))
 
 
+WITHDRAWAL_HISTORY: dict[str, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "binance": ("withdraw_history",
+                lambda ex: ex.sapiPostCapitalWithdrawApply({"coin": "USDT", "address": WL, "amount": "1",
+                                                            "network": "ETH", "withdrawOrderId": "contract2"}),
+                lambda ex: ex.sapiGetCapitalWithdrawHistory()),
+    "okx": ("withdrawal_history",
+            lambda ex: ex.privatePostAssetWithdrawal({"ccy": "USDT", "amt": "1", "dest": "4", "toAddr": WL,
+                                                      "chain": "USDT-ETH", "clientId": "contract2"}),
+            lambda ex: ex.privateGetAssetWithdrawalHistory()),
+    "bybit": ("withdraw_query_record",
+              lambda ex: ex.privatePostV5AssetWithdrawCreate({"coin": "USDT", "chain": "ETH", "address": WL,
+                                                              "amount": "1", "timestamp": 1, "accountType": "FUND"}),
+              lambda ex: ex.privateGetV5AssetWithdrawQueryRecord()),
+}
+
+
+@pytest.mark.parametrize("venue", list(WITHDRAWAL_HISTORY))
+def test_withdrawal_history_matches_recorded_bodies(sims: CexSimulators, accts: dict[str, CexAccountConfig],
+                                                    venue: str) -> None:
+    """The record primeguard follows a withdrawal by, in each state the simulator moves it through
+    (processing, completed with its tx hash, failed with its reason), with the venue's status codes."""
+    name, submit, history = WITHDRAWAL_HISTORY[venue]
+    a = accts[f"spare-{venue}"]
+    ids = []
+    for _ in range(3):
+        answer = raw(a, "client", submit)
+        ids.append(str(answer["id"] if venue == "binance" else answer["data"][0]["wdId"] if venue == "okx"
+                       else answer["result"]["id"]))
+    sims.settle_withdrawal(venue, ids[1], "confirmed")
+    sims.settle_withdrawal(venue, ids[2], "failed")
+    got = raw(a, "client", history)
+    check(venue, name, got)
+    rows = got if venue == "binance" else got["data"] if venue == "okx" else got["result"]["rows"]
+    status = "status" if venue != "okx" else "state"
+    by_id = {str(r.get("id") or r.get("wdId") or r.get("withdrawId")): r for r in rows}
+    initial, completed, failed = (4, 6, 5) if venue == "binance" else ("1", "2", "-1") if venue == "okx" \
+        else ("Pending", "success", "Fail")
+    assert [by_id[i][status] for i in ids] == [initial, completed, failed]
+    assert by_id[ids[1]]["txId" if venue != "bybit" else "txID"].startswith("0x")
+
+
+def test_master_and_cancel_endpoints_match_recorded_bodies(sims: CexSimulators,
+                                                           accts: dict[str, CexAccountConfig]) -> None:
+    """Binance's sub-account list and key deletion (master key), and a single spot order's cancel,
+    which answers in the cancel shape (``origClientOrderId``, ``transactTime``), not the query shape."""
+    b = accts["spare-binance"]
+    subs = raw(b, "pb-master", lambda ex: ex.sapiGetSubAccountList())
+    check("binance", "sub_account_list", subs)
+    assert any(x["email"] == b.sub_account for x in subs["subAccounts"])
+    placed = raw(b, "client", lambda ex: ex.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                              "timeInForce": "GTC", "quantity": "0.001",
+                                                              "price": "1000"}))
+    cancelled = raw(b, "client", lambda ex: ex.privateDeleteOrder({"symbol": "BTCUSDT",
+                                                                   "orderId": placed["orderId"]}))
+    check("binance", "spot_cancel_order", cancelled)
+    assert cancelled["status"] == "CANCELED" and cancelled["origClientOrderId"] == placed["clientOrderId"]
+    uid = sims.state("binance").sub_by_name(b.sub_account).uid  # type: ignore[union-attr]
+    check("binance", "broker_delete_sub_api", raw(b, "pb-master", lambda ex: ex.sapiDeleteBrokerSubAccountApi(
+        {"subAccountId": uid, "subAccountApiKey": public_key_of(b, "client")})))
+
+
+def test_every_simulated_route_has_a_contract_test() -> None:
+    """Each route a simulator registers has a recorded body, and each recorded body is used by a test
+    of this module (a new simulator endpoint without its recording fails here)."""
+    from primeguard.sandbox.cex import binance, bybit, okx
+
+    source = Path(__file__).read_text()
+    for module in (binance, okx, bybit):
+        records = json.loads((Path(__file__).parent / "recorded" / f"{module.venue}.json").read_text())
+        recorded = {e["endpoint"].split("?")[0] for n, e in records.items() if not n.startswith("_")}
+        missing = sorted(f"{e.method} {e.path}" for e in module.endpoints if f"{e.method} {e.path}" not in recorded)
+        assert not missing, f"{module.venue}: routes without a recorded body: {missing}"
+        unused = sorted(n for n in records if not n.startswith("_") and f'"{n}"' not in source)
+        assert not unused, f"{module.venue}: recorded bodies no test compares: {unused}"
+
+
 def test_shape_rule_catches_what_the_defects_were() -> None:
     """The rule itself: "" where OKX sends "0", a number where OKX sends a string, a missing
     boolean, Binance's spot new-order answer in the query shape: each is a problem."""
@@ -233,6 +368,17 @@ def test_shape_rule_catches_what_the_defects_were() -> None:
     pos = record("bybit", "position_list")["body"]["result"]["list"][0]
     assert not shape_problems(pos, {**pos, "tradeMode": 1, "liqPrice": ""}, strict_strings=False)
     assert shape_problems(pos, {**pos, "isReduceOnly": "false"}, strict_strings=False)
+    # Binance filters are compared per filterType: a NOTIONAL filter in the MIN_NOTIONAL shape, and a
+    # filterType the venue does not send on that market, are problems.
+    spot = record("binance", "spot_exchange_info")["body"]
+    row = spot["symbols"][0]
+    as_futures = {**spot, "symbols": [{**row, "filters": [{"filterType": "NOTIONAL", "notional": "5"}]}]}
+    assert any("NOTIONAL" not in p and "minNotional: missing" in p for p in compare("binance", "spot_exchange_info",
+                                                                                   as_futures))
+    unknown = {**spot, "symbols": [{**row, "filters": [{"filterType": "MIN_NOTIONAL", "notional": "5"}]}]}
+    assert any("'MIN_NOTIONAL' is not in the recording" in p for p in compare("binance", "spot_exchange_info",
+                                                                              unknown))
+    assert not compare("binance", "spot_exchange_info", spot)
 
 
 def test_every_record_names_its_source() -> None:
@@ -240,6 +386,7 @@ def test_every_record_names_its_source() -> None:
         for name, entry in json.loads(f.read_text()).items():
             if name.startswith("_"):
                 continue
-            assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/", "Binance API docs",
+            assert entry["_source"].startswith(("ccxt static fixture ts/src/test/static/response/",
+                                                "ccxt static fixture ts/src/test/static/markets/", "Binance API docs",
                                                 "Bybit v5 API docs", "OKX API v5 docs")), (f.name, name)
             assert entry["endpoint"] and "body" in entry

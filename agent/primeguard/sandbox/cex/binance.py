@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
 from primeguard.sandbox.cex.state import (
     SimAccount,
@@ -102,12 +104,18 @@ def time_(state: VenueState, req: SimRequest) -> SimResponse:
     return SimResponse(200, {"serverTime": state.server_ms()})
 
 
-def _filters(m: SimMarket) -> list[dict[str, Any]]:
+def _filters(m: SimMarket, market: Literal["spot", "futures"]) -> list[dict[str, Any]]:
+    """A symbol's filters, each in the shape of its ``filterType`` on that market: the minimum
+    notional is spot's ``NOTIONAL`` (``minNotional``...) but USD-M's ``MIN_NOTIONAL`` (``notional``)."""
+    notional: dict[str, Any] = (
+        {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+         "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}
+        if market == "spot" else {"filterType": "MIN_NOTIONAL", "notional": "5"})
     return [
         {"filterType": "PRICE_FILTER", "minPrice": d(m.tick), "maxPrice": "10000000", "tickSize": d(m.tick)},
         {"filterType": "LOT_SIZE", "minQty": d(m.step), "maxQty": "100000", "stepSize": d(m.step)},
         {"filterType": "MARKET_LOT_SIZE", "minQty": d(m.step), "maxQty": "1000", "stepSize": d(m.step)},
-        {"filterType": "MIN_NOTIONAL", "notional": "5"},
+        notional,
     ]
 
 
@@ -120,7 +128,7 @@ def spot_exchange_info(state: VenueState, req: SimRequest) -> SimResponse:
             "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
             "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False, "filters": _filters(m)[:3], "permissions": [],
+            "isMarginTradingAllowed": False, "filters": _filters(m, "spot"), "permissions": [],
             "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
         })
@@ -144,9 +152,9 @@ def futures_exchange_info(state: VenueState, req: SimRequest) -> SimResponse:
             "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": m.base,
             "quoteAsset": m.quote, "marginAsset": m.quote, "pricePrecision": _places(m.tick),
             "quantityPrecision": _places(m.step), "baseAssetPrecision": 8, "quotePrecision": 8,
-            "underlyingType": "COIN", "underlyingSubType": [], "triggerProtect": "0.0500",
+            "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
             "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
-            "filters": _filters(m), "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+            "filters": _filters(m, "futures"), "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         })
     return SimResponse(200, {"timezone": "UTC", "serverTime": state.server_ms(), "futuresType": "U_MARGINED",
@@ -307,8 +315,8 @@ def spot_cancel_order(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
     o = _find_order(state.account_of(key), "spot", req)
     if o is None or o.status != "open":
         return err(-2011, "Unknown order sent.")
-    state.cancel(o)
-    return SimResponse(200, _spot_order_json(o))
+    state.cancel(o)  # answered in the cancel shape, as DELETE /api/v3/openOrders answers each order
+    return SimResponse(200, _spot_cancel_json(o, req.param("newClientOrderId") or f"cancel{state.next_id()}"))
 
 
 # --- USDⓈ-M futures ---------------------------------------------------------------------------------
@@ -531,9 +539,34 @@ def withdraw_apply(state: VenueState, req: SimRequest, key: SimKey) -> SimRespon
         return err(-4026, "You have insufficient balance.")
     acct.spot[coin] = acct.spot.get(coin, Decimal(0)) - amount
     wid = hashlib.sha256(f"{acct.uid}:{state.next_id()}".encode()).hexdigest()[:32]
-    acct.withdrawals.append({"id": wid, "coin": coin, "address": address, "amount": d(amount),
-                             "network": network or ""})
+    withdrawals.record(state, acct, wid=wid, coin=coin, address=address, amount=d(amount), network=network or "",
+                       client_id=req.param("withdrawOrderId") or "")
     return SimResponse(200, {"id": wid})
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def withdraw_history(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /sapi/v1/capital/withdraw/history``: the account's withdrawals, newest first, with the
+    status as an integer (0 Email Sent, 1 Cancelled, 2 Awaiting Approval, 3 Rejected, 4 Processing,
+    5 Failure, 6 Completed); ``info`` carries the failure reason, ``completeTime`` only once done."""
+    acct = state.account_of(key)
+    coin, order_id = req.param("coin"), req.param("withdrawOrderId")
+    out = []
+    for w in withdrawals.history(state, acct):
+        if coin not in (None, w["coin"]) or order_id not in (None, w["client_id"]):
+            continue
+        row: dict[str, Any] = {"id": w["id"], "amount": w["amount"], "transactionFee": "0", "coin": w["coin"],
+                               "status": w["status"], "address": w["address"], "txId": w["tx_id"],
+                               "applyTime": _utc(w["created_ms"]), "network": w["network"], "transferType": 0,
+                               "withdrawOrderId": w["client_id"], "info": w["reason"], "confirmNo": 0,
+                               "walletType": 0, "txKey": ""}
+        if w["status"] == 6:
+            row["completeTime"] = _utc(w["updated_ms"])
+        out.append(row)
+    return SimResponse(200, out)
 
 
 def sub_account_list(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -621,6 +654,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/account/apiRestrictions", api_restrictions, True, None),
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
+    Endpoint("GET", "/sapi/v1/capital/withdraw/history", withdraw_history, True, "read"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
     Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "master"),
     Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "master"),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
 from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
 
@@ -114,7 +115,8 @@ def instruments(state: VenueState, req: SimRequest) -> SimResponse:
                                           "minNotionalValue": "5"},
                         "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": m.quote,
                         "copyTrading": "both", "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
-                        "isPreListing": False, "preListingInfo": None})
+                        "isPreListing": False, "preListingInfo": None,
+                        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"}, "displayName": ""})
     return ok(state, {"category": cat, "list": out, "nextPageCursor": ""})
 
 
@@ -390,8 +392,23 @@ def withdraw_create(state: VenueState, req: SimRequest, key: SimKey) -> SimRespo
         return err(131001, "the available balance is not sufficient to cover the handling fee")
     acct.spot[coin] = acct.spot.get(coin, Decimal(0)) - amount
     wid = state.next_id()
-    acct.withdrawals.append({"id": wid, "coin": coin, "address": address, "amount": d(amount), "network": chain or ""})
+    withdrawals.record(state, acct, wid=wid, coin=coin, address=address, amount=d(amount), network=chain or "",
+                       client_id=req.param("requestId") or "")
     return ok(state, {"id": wid})
+
+
+def withdraw_records(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /v5/asset/withdraw/query-record``: newest first, filtered by ``withdrawID`` and ``coin``;
+    ``status`` as Bybit's strings (SecurityCheck, Pending, success, CancelByUser, Reject, Fail,
+    BlockchainConfirmed...)."""
+    acct = state.account_of(key)
+    wid, coin = req.param("withdrawID"), req.param("coin")
+    rows = [{"coin": w["coin"], "chain": w["network"], "amount": w["amount"], "txID": w["tx_id"],
+             "status": w["status"], "toAddress": w["address"], "tag": "", "withdrawFee": "0",
+             "createTime": str(w["created_ms"]), "updateTime": str(w["updated_ms"]), "withdrawId": w["id"],
+             "withdrawType": 0} for w in withdrawals.history(state, acct)
+            if wid in (None, w["id"]) and coin in (None, w["coin"])]
+    return ok(state, {"rows": rows, "nextPageCursor": ""})
 
 
 def _status(a: SimAccount) -> int:
@@ -427,6 +444,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v5/user/query-api", query_api, True, None),
     Endpoint("GET", "/v5/asset/withdraw/query-address", query_address, True, "withdraw"),
     Endpoint("POST", "/v5/asset/withdraw/create", withdraw_create, True, "withdraw"),
+    Endpoint("GET", "/v5/asset/withdraw/query-record", withdraw_records, True, "read"),
     Endpoint("GET", "/v5/user/query-sub-members", query_sub_members, True, "master"),
     Endpoint("POST", "/v5/user/frozen-sub-member", frozen_sub_member, True, "master"),
 )

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import TRADE_PERMS, Endpoint, SimRequest, SimResponse, d
 from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
 
@@ -448,8 +449,26 @@ def withdrawal(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
         return err("58350", "Insufficient balance.")
     acct.spot[ccy] = acct.spot.get(ccy, Decimal(0)) - amt
     wd = state.next_id()
-    acct.withdrawals.append({"id": wd, "coin": ccy, "address": to_addr, "amount": d(amt), "network": chain or ""})
+    withdrawals.record(state, acct, wid=wd, coin=ccy, address=to_addr, amount=d(amt), network=chain or "",
+                       client_id=req.param("clientId") or "")
     return ok([{"amt": d(amt), "wdId": wd, "ccy": ccy, "clientId": req.param("clientId") or "", "chain": chain or ""}])
+
+
+def withdrawal_history(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /api/v5/asset/withdrawal-history``: newest first, filtered by ``ccy``, ``wdId``,
+    ``clientId``; ``state`` as OKX's string codes (-3 canceling, -2 canceled, -1 failed, 0 waiting,
+    1 broadcasting, 2 success, 7 approved, 10 waiting transfer, 4/5/6/8/9/12 manual review...)."""
+    acct = state.account_of(key)
+    ccy, wd_id, client = req.param("ccy"), req.param("wdId"), req.param("clientId")
+    out = []
+    for w in withdrawals.history(state, acct):
+        if ccy not in (None, w["coin"]) or wd_id not in (None, w["id"]) or client not in (None, w["client_id"]):
+            continue
+        out.append({"chain": w["network"], "fee": "0", "feeCcy": w["coin"], "ccy": w["coin"],
+                    "clientId": w["client_id"], "toAddrType": "1", "amt": w["amount"], "txId": w["tx_id"],
+                    "from": "", "areaCodeFrom": "", "to": w["address"], "areaCodeTo": "", "state": w["status"],
+                    "ts": str(w["created_ms"]), "nonTradableAsset": False, "wdId": w["id"]})
+    return ok(out)
 
 
 def _sub_key(state: VenueState, req: SimRequest) -> tuple[SimAccount, SimKey | None] | SimResponse:
@@ -522,6 +541,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/v5/trade/cancel-batch-orders", cancel_batch, True, "trade"),
     Endpoint("POST", "/api/v5/trade/close-position", close_position, True, "trade"),
     Endpoint("POST", "/api/v5/asset/withdrawal", withdrawal, True, "withdraw"),
+    Endpoint("GET", "/api/v5/asset/withdrawal-history", withdrawal_history, True, "read"),
     Endpoint("GET", "/api/v5/users/subaccount/apikey", sub_apikey, True, "master"),
     Endpoint("POST", "/api/v5/users/subaccount/delete-apikey", sub_delete_apikey, True, "master"),
     Endpoint("POST", "/api/v5/users/subaccount/modify-apikey", sub_modify_apikey, True, "master"),

@@ -105,6 +105,7 @@ class CexAccountScenario(_M):
     coexist on one symbol). ``margin_mode``: ``cross`` or ``isolated`` (OKX ``mgnMode`` of the
     positions, Binance margin type, Bybit isolated-margin account). ``multi_assets``: Binance
     USDⓈ-M multi-asset margin (non-USDT assets in the futures wallet count as margin).
+    ``withdrawals``: how the venue settles the account's withdrawals (see the field).
     """
 
     venue: Literal["binance", "okx", "bybit"]
@@ -120,6 +121,10 @@ class CexAccountScenario(_M):
     position_mode: Literal["one_way", "hedge"] = "one_way"
     margin_mode: Literal["cross", "isolated"] = "cross"
     multi_assets: bool = False
+    # Where the venue takes this account's withdrawals: ``pending`` (they stay processing until a
+    # test settles them with CexSimulators.settle_withdrawal), or ``confirmed`` / ``failed`` (each
+    # settles so the first time the venue's withdrawal history is read after it was made).
+    withdrawals: Literal["pending", "confirmed", "failed"] = "pending"
 
     @model_validator(mode="after")
     def _unique(self) -> CexAccountScenario:

@@ -140,6 +140,13 @@ class CexSimulators:
             st.fault_rng = random.Random(faults.seed)
             st.fault_counter = 0
 
+    def settle_withdrawal(self, venue: str, withdrawal_id: str, outcome: str, **kw: str) -> dict[str, Any]:
+        """Move one withdrawal on ``venue`` to ``outcome`` ("confirmed", "failed" or a raw venue
+        status): see :func:`primeguard.sandbox.cex.withdrawals.settle`. KeyError when unknown."""
+        from primeguard.sandbox.cex.withdrawals import settle
+
+        return settle(self.state(venue), withdrawal_id, outcome, **kw)
+
     def sub_accounts(self) -> list[SubAccountRef]:
         return list(self._refs)
 

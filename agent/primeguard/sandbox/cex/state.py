@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from primeguard.sandbox.cex.keys import KeyMaterial, derive_key, derive_uid, sandbox_seed
 from primeguard.sandbox.cex.scenario import CexAccountScenario, CexKeyScenario, WhitelistEntryScenario
@@ -152,7 +152,8 @@ class SimAccount:
     position_mode: str = "one_way"  # one_way | hedge
     margin_mode: str = "cross"  # cross | isolated
     multi_assets: bool = False
-    withdrawals: list[dict[str, str]] = field(default_factory=list)
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)  # sandbox.cex.withdrawals records
+    withdrawal_outcome: str = "pending"  # pending | confirmed | failed: see CexAccountScenario.withdrawals
     created_ms: int = field(default_factory=now_ms)
 
     def open_orders(self, market: str | None = None) -> list[SimOrder]:
@@ -371,7 +372,7 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
             acct = SimAccount(uid=uid, name=name, client=c.id, frozen=a.frozen, spot=dict(a.spot),
                               futures=dict(a.futures), whitelist_enabled=a.whitelist_enabled,
                               whitelist=list(a.whitelist), position_mode=a.position_mode, margin_mode=a.margin_mode,
-                              multi_assets=a.multi_assets)
+                              multi_assets=a.multi_assets, withdrawal_outcome=a.withdrawals)
             st.accounts[uid] = acct
             for p in a.positions:
                 base = p.symbol.split("/")[0]

@@ -231,12 +231,20 @@ def _fmt(x: Decimal) -> str:
     return decimal_str(x)
 
 
+# GET /sapi/v1/capital/withdraw/history ``status``
+WITHDRAWAL_STATES: Mapping[str, tuple[str, str]] = {"0": ("pending", "Email Sent"), "1": ("failed", "Cancelled"),
+    "2": ("pending", "Awaiting Approval"), "3": ("failed", "Rejected"), "4": ("pending", "Processing"),
+    "5": ("failed", "Failure"), "6": ("confirmed", "Completed")}
+
+
 class Binance(CexExchange):
     """Binance behind :class:`CexExchange`."""
 
     name = NAME
     codes = CODES
     whitelist_access = WhitelistAccess.MONITOR
+    withdrawal_states = WITHDRAWAL_STATES
+    withdrawal_reason_field = "info"
 
     def ccxt_options(self) -> dict[str, Any]:
         return {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchMargins": False, "fetchCurrencies": False,

@@ -282,6 +282,13 @@ def _fmt(x: Decimal) -> str:
     return decimal_str(x)
 
 
+# GET /v5/asset/withdraw/query-record ``status`` (its documented "Unknown" stays unknown here)
+WITHDRAWAL_STATES: Mapping[str, tuple[str, str]] = {"SecurityCheck": ("pending", "security check"),
+    "Pending": ("pending", "pending"), "MoreInformationRequired": ("pending", "more information required"),
+    "success": ("confirmed", "success"), "BlockchainConfirmed": ("confirmed", "confirmed on chain"),
+    "CancelByUser": ("failed", "cancelled by user"), "Reject": ("failed", "rejected"), "Fail": ("failed", "failed")}
+
+
 class Bybit(CexExchange):
     """Bybit behind :class:`CexExchange`."""
 
@@ -289,6 +296,7 @@ class Bybit(CexExchange):
     codes = CODES
     expired_codes = frozenset({"33004"})  # "your api key has expired"
     whitelist_access = WhitelistAccess.WITHDRAW_KEY
+    withdrawal_states = WITHDRAWAL_STATES
 
     def ccxt_options(self) -> dict[str, Any]:
         return {"fetchMarkets": {"types": ["spot", "linear"]}, "enableUnifiedAccount": True,

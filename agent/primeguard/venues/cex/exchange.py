@@ -117,6 +117,13 @@ class CexExchange(abc.ABC):
     whitelist_access: WhitelistAccess = WhitelistAccess.NONE
     #: why the whitelist cannot be verified when ``whitelist_access`` is NONE
     no_whitelist_reason: str = ""
+    #: the venue's withdrawal statuses (as strings) → (``pending`` | ``confirmed`` | ``failed``, label);
+    #: a status missing here is unknown to primeguard (a blind spot, never a success)
+    withdrawal_states: Mapping[str, tuple[str, str]] = {}
+    #: the field of the venue's raw withdrawal record holding that status, and the one holding the
+    #: venue's failure reason (None: the venue gives none, the status label stands for it)
+    withdrawal_status_field: str = "status"
+    withdrawal_reason_field: str | None = None
 
     # --- ccxt wiring -----------------------------------------------------------------------------
 

@@ -197,6 +197,17 @@ def _fmt(x: Decimal) -> str:
     return decimal_str(x)
 
 
+# GET /api/v5/asset/withdrawal-history ``state``
+WITHDRAWAL_STATES: Mapping[str, tuple[str, str]] = {"-3": ("pending", "canceling"), "-2": ("failed", "canceled"),
+    "-1": ("failed", "failed"), "0": ("pending", "waiting withdrawal"), "1": ("pending", "broadcasting"),
+    "2": ("confirmed", "withdraw success"), "7": ("pending", "approved"), "10": ("pending", "waiting transfer"),
+    "15": ("pending", "pending transaction validation"), "16": ("pending", "delayed by local laws"),
+    "17": ("pending", "pending Travel Rule review"), "4": ("pending", "waiting manual review"),
+    "5": ("pending", "waiting manual review"), "6": ("pending", "waiting manual review"),
+    "8": ("pending", "waiting manual review"), "9": ("pending", "waiting manual review"),
+    "12": ("pending", "waiting manual review")}
+
+
 class Okx(CexExchange):
     """OKX behind :class:`CexExchange`."""
 
@@ -205,6 +216,8 @@ class Okx(CexExchange):
     needs_passphrase = True
     whitelist_access = WhitelistAccess.NONE
     no_whitelist_reason = "OKX has no endpoint listing the withdrawal address book"
+    withdrawal_states = WITHDRAWAL_STATES
+    withdrawal_status_field = "state"
 
     def ccxt_options(self) -> dict[str, Any]:
         return {"fetchMarkets": {"types": ["spot", "swap"]}, "adjustForTimeDifference": False}

@@ -39,7 +39,6 @@ from primeguard.venues.evm.reader import ChainReader
 pytestmark = pytest.mark.chain
 
 HAIRCUTS = {"erc4626": Decimal("0.10"), "aave_v3": Decimal("0.25"), "wsteth": Decimal("0.15")}
-DEFAULT = Decimal("0.5")
 
 
 def deploy(w3: Web3, art: dict[str, Any], *args: Any) -> Any:
@@ -120,7 +119,7 @@ def oracle_prices(world: dict[str, Any]) -> dict[str, Decimal]:
 def test_collateral_and_loan_equal_hand_computation(world: dict[str, Any]) -> None:
     positions = asyncio.run(_read(world["cfg"]))
     prices = oracle_prices(world)
-    got = value_positions(positions, prices, HAIRCUTS, DEFAULT)["firm"]
+    got = value_positions(positions, prices, HAIRCUTS)["firm"]
     # by hand, from the protocols' views at the same block
     c, m = world["client"], world["market"]
     w3 = world["w3"]
@@ -156,7 +155,7 @@ def test_health_factor_near_one_is_a_finding(world: dict[str, Any]) -> None:
         # ETH falls in the market's oracle: the Aave position nears liquidation
         send(w3, m.oracle.functions.setAssetPrice(world["weth"].address, 2400_00000000), w3.eth.accounts[0])
         positions = asyncio.run(_read(world["cfg"]))
-        got = value_positions(positions, oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+        got = value_positions(positions, oracle_prices(world), HAIRCUTS)["firm"]
         low = [f for f in got.findings if f.code is FindingCode.HEALTH_FACTOR_LOW]
         aave = next(p for p in positions if p.id == "aave")
         assert aave.health_factor is not None and Decimal(1) < aave.health_factor < Decimal("1.1")
@@ -170,10 +169,10 @@ def test_failed_protocol_read_leaves_position_unpriced_and_client_blind(world: d
     broken = tuple(p.model_copy(update={"address": world["usdc"].address}) if p.id == "wst" else p
                    for p in cfg.defi_positions)  # a token without wstETH's views
     positions = asyncio.run(_read(cfg.model_copy(update={"defi_positions": broken})))
-    got = value_positions(positions, oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+    got = value_positions(positions, oracle_prices(world), HAIRCUTS)["firm"]
     assert got.blind and got.unpriced == ["wst"]
     assert [f.code for f in got.findings] == [FindingCode.DEFI_POSITION_UNREADABLE]
-    full = value_positions(asyncio.run(_read(cfg)), oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+    full = value_positions(asyncio.run(_read(cfg)), oracle_prices(world), HAIRCUTS)["firm"]
     assert got.gross < full.gross  # the other positions still count; the broken one is not zero-filled silently
 
 

@@ -108,8 +108,11 @@ def test_defi_classes_and_known_delegates_are_diffed() -> None:
             {"id": "c1", "applies_to": {"holders": ["client"]}, "forbid": ["withdraw"]}]}
 
     old_docs, new_docs = small_docs(), small_docs()
-    old_docs["hair.yaml"]["defi_classes"] = [{"name": "aave_v3", "haircut": "0.2"}, {"name": "wsteth", "haircut": "0.1"}]
-    new_docs["hair.yaml"]["defi_classes"] = [{"name": "aave_v3", "haircut": "0.3"}, {"name": "erc4626", "haircut": "0.1"}]
+    def cls(name: str, haircut: str) -> dict[str, str]:
+        return {"name": name, "haircut": haircut}
+
+    old_docs["hair.yaml"]["defi_classes"] = [cls("aave_v3", "0.2"), cls("wsteth", "0.1")]
+    new_docs["hair.yaml"]["defi_classes"] = [cls("aave_v3", "0.3"), cls("erc4626", "0.1")]
     old_docs["keys.yaml"] = keys([{"address": NEW_ADDR, "label": "old delegate"}])
     new_docs["keys.yaml"] = keys([{"address": ALPHA_COLD, "label": "new delegate", "chain": "ethereum"}])
     changes = diff(load_bundle(to_files(old_docs)), load_bundle(to_files(new_docs)))

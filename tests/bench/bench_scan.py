@@ -26,7 +26,7 @@ from primeguard.sandbox.chain import derived_account
 from primeguard.venues.evm.artifacts import contract_artifact
 from primeguard.venues.evm.grants import token_metadata
 from primeguard.venues.evm.reader import ChainReader
-from primeguard.venues.evm.grants import APPROVAL_TOPIC, topic_address
+from primeguard.venues.evm.grants import APPROVAL_TOPIC, classify_logs, topic_address
 from primeguard.venues.evm.scan import discover_pairs
 
 WALLETS, TOKENS, BLOCKS, APPROVERS, CHUNK = 500, 10, 50_000, 100, 10_000
@@ -45,16 +45,13 @@ def deploy(w3: Web3, name: str):
 
 async def discover_listed(reader: ChainReader, tokens: list[str], owners: list[str], start: int, end: int,
                           chunk: int) -> set[tuple[str, str, str]]:
-    """The fair baseline's discovery: one getLogs per block chunk, address list × topic lists."""
+    """The fair baseline's discovery: one getLogs per block chunk (concurrently, as ours), address
+    list × topic lists, parsed by the same code as ours."""
     topics = [[APPROVAL_TOPIC], [topic_address(o) for o in owners]]
     cs = reader.w3.to_checksum_address
-    out: set[tuple[str, str, str]] = set()
-    for a in range(start, end + 1, chunk):
-        for log in await reader.logs(tokens, topics, a, min(end, a + chunk - 1)):
-            t = log["topics"]
-            if len(t) == 3:
-                out.add((cs(log["address"]), cs("0x" + t[1].hex()[-40:]), cs("0x" + t[2].hex()[-40:])))
-    return out
+    ranges = [(a, min(end, a + chunk - 1)) for a in range(start, end + 1, chunk)]
+    got = await asyncio.gather(*(reader.logs(tokens, topics, a, b) for a, b in ranges))  # chunks concurrently
+    return {p for logs in got for p in classify_logs(logs, cs, set(tokens)).erc20}
 
 
 def rpc_batch(url: str, calls: list[tuple[str, str]]) -> list[str]:

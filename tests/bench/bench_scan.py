@@ -24,9 +24,8 @@ from web3 import Web3
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import derived_account
 from primeguard.venues.evm.artifacts import contract_artifact
-from primeguard.venues.evm.grants import token_metadata
+from primeguard.venues.evm.grants import APPROVAL_TOPIC, classify_logs, token_metadata, topic_address
 from primeguard.venues.evm.reader import ChainReader
-from primeguard.venues.evm.grants import APPROVAL_TOPIC, classify_logs, topic_address
 from primeguard.venues.evm.scan import discover_pairs
 
 WALLETS, TOKENS, BLOCKS, APPROVERS, CHUNK = 500, 10, 50_000, 100, 10_000
@@ -62,7 +61,7 @@ def rpc_batch(url: str, calls: list[tuple[str, str]]) -> list[str]:
     body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": data}, "latest"]}
                        for i, (to, data) in enumerate(calls)]).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - loopback anvil
+    with urllib.request.urlopen(req, timeout=120) as resp:
         answers = sorted(json.loads(resp.read()), key=lambda a: a["id"])
     return [a.get("result", "0x") for a in answers]
 
@@ -110,8 +109,9 @@ def main() -> int:
             sel = Web3.keccak(text="allowance(address,address)")[:4].hex()
             calls = [(t, "0x" + sel + o[2:].lower().rjust(64, "0") + s_[2:].lower().rjust(64, "0"))
                      for t, o, s_ in pairs]
+            meta_sels = ["0x" + Web3.keccak(text=f)[:4].hex() for f in ("symbol()", "decimals()", "totalSupply()")]
             for t in sorted({p[0] for p in pairs}):
-                calls += [(t, "0x" + Web3.keccak(text=f)[:4].hex()) for f in ("symbol()", "decimals()", "totalSupply()")]
+                calls += [(t, sel_) for sel_ in meta_sels]
             got = rpc_batch(node.rpc_url, calls)
             return pairs, {p: int(v, 16) for p, v in zip(pairs, got, strict=False)}, trips + 1
 

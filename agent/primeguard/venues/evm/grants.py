@@ -17,6 +17,7 @@ symbols, missing ``decimals`` or ``totalSupply`` (None, never a guess).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,13 +96,16 @@ def _hex(value: Any) -> str:
     return value.hex() if not isinstance(value, str) else value.removeprefix("0x")
 
 
-def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None) -> Grants:
+def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None, known: Iterable[str] = ()) -> Grants:
     """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list.
 
     Checksumming is a keccak per address: a scan sees the same few tokens, owners and spenders in
-    every log, so each distinct address is checksummed once (it was most of the scan's own time)."""
+    every log, so each distinct address is checksummed once, and ``known`` addresses (already
+    checksummed: the owners asked about, the listed tokens) not at all."""
     out = Grants()
-    memo: dict[str, str] = {}
+    memo: dict[str, str] = {a[2:].lower(): a for a in known}
+    if tokens is not None:
+        memo.update((a[2:].lower(), a) for a in tokens)
 
     def addr(raw: Any) -> str:
         key = _hex(raw)[-40:].lower()
@@ -132,8 +136,9 @@ def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None) -> G
 
 async def discover_grants(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
                           tokens: list[str] | None = None) -> Grants:
-    """Every grant by ``owners`` logged in [start, end]: one getLogs per block chunk, no address
-    filter (all contracts), topic lists for the event kinds and the owners.
+    """Every grant by ``owners`` (checksummed, as the config holds them) logged in [start, end]: one
+    getLogs per block chunk, no address filter (all contracts), topic lists for the event kinds and
+    the owners.
 
     ``tokens`` given: ERC-20 approvals of those tokens only (the logs asked for are the same)."""
     found = Grants()
@@ -145,7 +150,7 @@ async def discover_grants(reader: ChainReader, owners: list[str], start: int, en
     cs = reader.w3.to_checksum_address
     wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
     for logs in results:
-        found.update(classify_logs(logs, cs, wanted))
+        found.update(classify_logs(logs, cs, wanted, owners))
     return found
 
 

@@ -357,7 +357,19 @@ def calldata(fn: Any) -> bytes:
     if getattr(fn, "kwargs", None):
         return bytes.fromhex(str(fn._encode_transaction_data()).removeprefix("0x"))
     abi = fn.abi
-    return function_abi_to_4byte_selector(abi) + abi_encode(get_abi_input_types(abi), list(fn.args))
+    types = get_abi_input_types(abi)
+    # Addresses as their 20 bytes: web3 validated them when the function was bound, and eth-abi
+    # would checksum-validate each hex string again (a keccak per address).
+    args = [_address_bytes(v, t) for v, t in zip(fn.args, types, strict=True)]
+    return function_abi_to_4byte_selector(abi) + abi_encode(types, args)
+
+
+def _address_bytes(value: Any, abi_type: str) -> Any:
+    if abi_type == "address" and isinstance(value, str):
+        return bytes.fromhex(value[2:])
+    if abi_type == "address[]":
+        return [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _split_token_result(got: Any, n: int) -> tuple[list[int], list[bool]]:

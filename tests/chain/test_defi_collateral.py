@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from primeguard.domain.findings import FindingCode, Severity
 from primeguard.domain.model import PriceQuote, PriceSourceKind
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import evaluate
+from primeguard.policy import load_bundle
 from primeguard.risk.defi import value_positions
 from primeguard.sandbox.aave import ReserveSpec, deploy_aave_v3
 from primeguard.sandbox.anvil import start_anvil
@@ -39,7 +41,13 @@ from primeguard.venues.evm.reader import ChainReader
 pytestmark = pytest.mark.chain
 
 HAIRCUTS = {"erc4626": Decimal("0.10"), "aave_v3": Decimal("0.25"), "wsteth": Decimal("0.15")}
-DEFAULT = Decimal("0.5")
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
+
+
+def shipped_policy() -> Any:
+    from primeguard.policy.loader import read_policy_dir
+
+    return load_bundle(read_policy_dir(POLICY_DIR))
 
 
 def deploy(w3: Web3, art: dict[str, Any], *args: Any) -> Any:
@@ -120,7 +128,7 @@ def oracle_prices(world: dict[str, Any]) -> dict[str, Decimal]:
 def test_collateral_and_loan_equal_hand_computation(world: dict[str, Any]) -> None:
     positions = asyncio.run(_read(world["cfg"]))
     prices = oracle_prices(world)
-    got = value_positions(positions, prices, HAIRCUTS, DEFAULT)["firm"]
+    got = value_positions(positions, prices, HAIRCUTS)["firm"]
     # by hand, from the protocols' views at the same block
     c, m = world["client"], world["market"]
     w3 = world["w3"]
@@ -156,7 +164,7 @@ def test_health_factor_near_one_is_a_finding(world: dict[str, Any]) -> None:
         # ETH falls in the market's oracle: the Aave position nears liquidation
         send(w3, m.oracle.functions.setAssetPrice(world["weth"].address, 2400_00000000), w3.eth.accounts[0])
         positions = asyncio.run(_read(world["cfg"]))
-        got = value_positions(positions, oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+        got = value_positions(positions, oracle_prices(world), HAIRCUTS)["firm"]
         low = [f for f in got.findings if f.code is FindingCode.HEALTH_FACTOR_LOW]
         aave = next(p for p in positions if p.id == "aave")
         assert aave.health_factor is not None and Decimal(1) < aave.health_factor < Decimal("1.1")
@@ -170,10 +178,10 @@ def test_failed_protocol_read_leaves_position_unpriced_and_client_blind(world: d
     broken = tuple(p.model_copy(update={"address": world["usdc"].address}) if p.id == "wst" else p
                    for p in cfg.defi_positions)  # a token without wstETH's views
     positions = asyncio.run(_read(cfg.model_copy(update={"defi_positions": broken})))
-    got = value_positions(positions, oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+    got = value_positions(positions, oracle_prices(world), HAIRCUTS)["firm"]
     assert got.blind and got.unpriced == ["wst"]
     assert [f.code for f in got.findings] == [FindingCode.DEFI_POSITION_UNREADABLE]
-    full = value_positions(asyncio.run(_read(cfg)), oracle_prices(world), HAIRCUTS, DEFAULT)["firm"]
+    full = value_positions(asyncio.run(_read(cfg)), oracle_prices(world), HAIRCUTS)["firm"]
     assert got.gross < full.gross  # the other positions still count; the broken one is not zero-filled silently
 
 
@@ -199,12 +207,53 @@ def test_positions_are_collateral_and_debt_in_the_sweep(world: dict[str, Any]) -
             (leg.asset, -leg.amount if leg.borrowed else leg.amount) for leg in pos.legs)
     assert any(b.quantity < 0 for b in snaps["aave"].balances)  # the USDC debt
     prices = oracle_prices(world)
-    ev = evaluate(cfg, _with_prices(obs, prices), policy=None, ladder={}, peaks={}, with_stress=False)
+    policy = shipped_policy()
+    ev = evaluate(cfg, _with_prices(obs, prices), policy=policy, ladder={}, peaks={}, with_stress=False)
     firm = ev.valuations["firm"]
     assert not firm.blind
     held = sum((b.quantity * prices[b.asset] for s in obs.snapshots if s.account.client_id == "firm"
                 for b in s.balances), Decimal(0))
     assert firm.equity == held
+    # haircuts: a position's supplied legs by its class in the policy (not by the asset), debt in full
+    params = ev.params["firm"]
+    classes = {d.id: policy.defi_classes[d.klass].haircut for d in cfg.defi_positions}
+    by_hand = Decimal(0)
+    for snap in (s for s in obs.snapshots if s.account.client_id == "firm"):
+        for b in snap.balances:
+            value = b.quantity * prices[b.asset]
+            haircut = classes.get(snap.account.id, params.haircut(b.asset))
+            by_hand += value * (1 - haircut) if value > 0 else value
+    assert firm.haircut_collateral == by_hand
+    assert classes["aave"] != params.haircut("ETH")  # the class decides, not the underlying asset
+
+
+def test_a_position_class_the_policy_does_not_list_is_not_collateral(world: dict[str, Any]) -> None:
+    """Fail closed: a DeFi position whose haircut class is not in the policy counts for nothing as
+    collateral (its debt still counts in full) and blinds its client with a finding saying why."""
+    cfg = world["cfg"]
+    odd = cfg.model_copy(update={"defi_positions": tuple(
+        p.model_copy(update={"haircut_class": "morpho_blue"}) if p.id == "aave" else p for p in cfg.defi_positions)})
+    obs, _ = asyncio.run(collect(odd))
+    prices = oracle_prices(world)
+    policy = shipped_policy()
+    seen = _with_prices(obs, prices)
+    known = evaluate(cfg, seen, policy=policy, ladder={}, peaks={}, with_stress=False).valuations["firm"]
+    ev = evaluate(odd, seen, policy=policy, ladder={}, peaks={}, with_stress=False)
+    firm = ev.valuations["firm"]
+    assert firm.blind and not known.blind
+    aave = next(s for s in obs.snapshots if s.account.id == "aave")
+    supplied = sum((b.quantity * prices[b.asset] for b in aave.balances if b.quantity > 0), Decimal(0))
+    keep = 1 - policy.defi_classes["aave_v3"].haircut
+    assert firm.haircut_collateral == known.haircut_collateral - supplied * keep  # debt still counted
+    blind = [f for f in firm.findings if f.code is FindingCode.BLIND_SPOT and f.details["account"] == "aave"]
+    assert len(blind) == 1 and blind[0].details["cause"] == FindingCode.DEFI_HAIRCUT_CLASS_UNKNOWN.value
+    assert "morpho_blue" in blind[0].message
+    # the pure valuation says the same
+    positions = [dataclasses.replace(p, haircut_class="morpho_blue") if p.id == "aave" else p
+                 for p in asyncio.run(_read(cfg))]
+    got = value_positions(positions, prices, HAIRCUTS)["firm"]
+    assert got.blind and got.unpriced == ["aave"]
+    assert [f.code for f in got.findings] == [FindingCode.DEFI_HAIRCUT_CLASS_UNKNOWN]
 
 
 def test_an_unreadable_position_blinds_its_client_in_the_sweep(world: dict[str, Any]) -> None:

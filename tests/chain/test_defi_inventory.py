@@ -262,3 +262,18 @@ def test_levers_revoke_permit2_operator_and_clear_delegation_idempotently(world:
         assert not [f for f in findings if f.code is FindingCode.EOA_DELEGATED_CODE and world.swept in f.subject]
     finally:
         world.node.rpc("evm_revert", [snap])
+
+
+def test_a_refused_log_query_is_a_chain_error(world: World) -> None:
+    """getLogs answers are read raw (not through web3's formatters): a node's error answer is still a
+    typed ChainError, never an empty list that would hide grants."""
+    from primeguard.domain.errors import ChainError
+    from primeguard.venues.evm.reader import ChainReader
+
+    async def ask() -> None:
+        async with ChainReader("eth", world.node.rpc_url, batch_reader=None) as r:
+            assert await r.logs(None, [[]], 0, 0) == []  # a well-formed query over an empty block
+            await r.logs(None, [["0x12"]], 0, 0)  # not a topic: the node refuses
+
+    with pytest.raises(ChainError, match="eth_getLogs failed"):
+        asyncio.run(ask())

@@ -103,9 +103,15 @@ class Runtime:
     @cached_property
     def levers(self) -> dict[str, Lever]:
         """The playbook levers this config can pull: ``margin_call`` always; ``halt_vault`` with
-        vaults and a custody signer; ``revoke_approval`` with a custody signer; and every configured
+        vaults and a custody signer; ``revoke_approval`` and ``revoke_grant`` (Permit2, NFT operators,
+        EIP-7702 delegations) with a custody signer; and every configured
         venue's own levers (e.g. ``halt_cex``, ``liquidate_cex``: :func:`primeguard.venues.registry.levers`)."""
-        from primeguard.playbooks.levers import margin_call_lever, revoke_approval_lever, vault_pause_lever
+        from primeguard.playbooks.levers import (
+            margin_call_lever,
+            revoke_approval_lever,
+            revoke_grant_lever,
+            vault_pause_lever,
+        )
         from primeguard.venues.registry import levers as venue_levers
 
         cfg, base = self.cfg, self.config_dir
@@ -114,6 +120,7 @@ class Runtime:
             levers["halt_vault"] = vault_pause_lever(cfg, config_dir=base)
         if cfg.custody is not None:
             levers["revoke_approval"] = revoke_approval_lever(cfg, config_dir=base)
+            levers["revoke_grant"] = revoke_grant_lever(cfg, config_dir=base)
         levers.update(venue_levers(cfg, config_dir=base))
         return levers
 

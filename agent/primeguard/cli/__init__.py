@@ -177,7 +177,11 @@ def capabilities(
     cursor = Path(cfg.scan.cursor_file) if cfg.scan.cursor_file else None
     if cursor is not None and not cursor.is_absolute():
         cursor = config.parent / cursor
-    report = asyncio.run(capabilities_report(cfg, cursor_path=cursor))
+    rt = _runtime(config)
+    try:  # the policy in force names the known EIP-7702 delegates (the config's list is deprecated)
+        report = asyncio.run(capabilities_report(cfg, cursor_path=cursor, policy=rt.policy()))
+    finally:
+        rt.close()
     if as_json:
         emit_json(report)
     else:

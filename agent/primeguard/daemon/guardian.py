@@ -177,13 +177,16 @@ class Guardian:
     async def capability_scan(self) -> None:
         """Scan approvals and Safes (cursor kept between runs), keep the credentials for the next sweeps, and
         propose revoking unknown unlimited approvals. Proposals are idempotent (ids from the approval)."""
+        from primeguard.pipeline.reports import known_delegates_of
         from primeguard.venues.evm.scan import MemoryCursorStore, capabilities_from_scan, scan_all
 
         store = getattr(self, "_cursor", None) or MemoryCursorStore()
         self._cursor = store
-        creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store))
+        creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store),
+                                                  known_delegates_of(self.policy()))
         self.scan_credentials = tuple(creds)
         self._propose_revocations(creds)
+        self._propose_grant_revocations(creds)
 
     def _propose_revocations(self, creds: list[Credential]) -> None:
         """An unlimited approval to a spender we do not know becomes a revoke action. It needs a
@@ -203,6 +206,41 @@ class Guardian:
                                     mode=self.action_modes.get("revoke_approval", "needs_approval"),
                                     params={"chain": c.chain, "token_address": d["token_address"], "owner": w.address,
                                             "spender": d["spender"], "symbol": d["token"]}))
+        if specs:
+            self.playbook.propose(specs)
+
+    def _propose_grant_revocations(self, creds: list[Credential]) -> None:
+        """The other grants the capability scan finds become ``revoke_grant`` actions (default
+        ``needs_approval``; the config's ``playbooks.modes`` may say otherwise), one per grant, with
+        the credential id as episode (idempotent: the same grant is proposed once):
+
+        - an EIP-7702 delegation to a delegate the policy does not know → clear it (``delegation``);
+        - a live unlimited Permit2 allowance to an unknown spender → lockdown (``permit2``);
+        - an NFT operator (``setApprovalForAll``) that is not a known spender → revoke (``operator``).
+
+        The lever acts only where the custody key is the wallet's own; elsewhere it fails and the
+        critical finding stands."""
+        if "revoke_grant" not in self.playbook.levers:
+            return
+        wallets = {w.id: w for w in self.cfg.wallets}
+        mode = self.action_modes.get("revoke_grant", "needs_approval")
+        specs = []
+        for c in creds:
+            d, w = c.details, wallets.get(c.account_id)
+            if w is None:
+                continue
+            base = {"chain": c.chain, "owner": w.address}
+            if c.kind == "eip7702_delegation" and not d.get("known_delegate"):
+                params = {**base, "grant": "delegation", "delegate": d["delegate"]}
+            elif (c.kind == "permit2_allowance" and d.get("unlimited") and not d.get("expired")
+                  and not d.get("known_spender")):
+                params = {**base, "grant": "permit2", "token_address": d["token_address"], "spender": d["spender"],
+                          "symbol": d["token"]}
+            elif c.kind == "nft_operator" and not d.get("known_spender"):
+                params = {**base, "grant": "operator", "collection": d["collection"], "operator": d["operator"]}
+            else:
+                continue
+            specs.append(ActionSpec("revoke_grant", w.client, episode=c.id, mode=mode, params=params))
         if specs:
             self.playbook.propose(specs)
 

@@ -69,6 +69,7 @@ class FindingCode(StrEnum):
     # DeFi positions
     DEFI_POSITION_UNREADABLE = "defi_position_unreadable"  # a protocol view failed: position unpriced
     HEALTH_FACTOR_LOW = "health_factor_low"  # Aave health factor near 1: liquidation is close
+    DEFI_HAIRCUT_CLASS_UNKNOWN = "defi_haircut_class_unknown"  # class not in the policy: not counted as collateral
     # risk
     LTV_WARNING = "ltv_warning"
     LTV_MARGIN_CALL = "ltv_margin_call"

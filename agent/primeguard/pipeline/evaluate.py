@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
@@ -94,10 +95,12 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
         venues = {s.account.id: account_venue(s) for s in snaps}
         loan_terms = loan_of(cfg, client.id)
         loan, terms = loan_terms if loan_terms is not None else (None, None)
+        keeps, class_gaps = defi_keeps(cfg, snaps, params)
         book = ClientBook(Client(client.id, client.name or client.id, tier), loan,
                           balances, positions, tuple(s.account.id for s in snaps if not s.ok), venues,
                           peaks.get(client.id), interest=terms,
-                          gaps=gaps.of(client.id, snaps, balances, positions, loan))
+                          gaps=gaps.of(client.id, snaps, balances, positions, loan) + class_gaps,
+                          account_keep=keeps)
         wanted = {b.asset for b in balances} | {p.underlying for p in positions}
         prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
         val = valuate(book, prices, params, now, tier=tier)
@@ -129,6 +132,32 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
     return out
+
+
+def defi_keeps(cfg: PrimeguardConfig, snaps: tuple[AccountSnapshot, ...],
+               params: RiskParameters) -> tuple[Mapping[str, Decimal], tuple[DataGap, ...]]:
+    """Per DeFi position account read this sweep: (1 − the haircut of its class in the policy),
+    which replaces the underlying asset's haircut. A class the policy does not list counts for
+    nothing (keep 0; borrowed legs still count in full) and is a gap that blinds the client
+    (``defi_haircut_class_unknown``). Pure."""
+    if not cfg.defi_positions:
+        return MappingProxyType({}), ()
+    decls = {d.id: d for d in cfg.defi_positions}
+    keeps: dict[str, Decimal] = {}
+    out: list[DataGap] = []
+    for snap in snaps:
+        decl = decls.get(snap.account.id)
+        if decl is None or not snap.ok:
+            continue
+        haircut = params.defi_haircuts.get(decl.klass)
+        if haircut is None:
+            keeps[decl.id] = Decimal(0)
+            out.append(DataGap(account_venue(snap), decl.id,
+                               f"haircut class {decl.klass!r} is not in the policy's defi_classes: the position is "
+                               f"not counted as collateral", FindingCode.DEFI_HAIRCUT_CLASS_UNKNOWN))
+        else:
+            keeps[decl.id] = Decimal(1) - haircut
+    return MappingProxyType(keeps), tuple(out)
 
 
 class GapIndex:

@@ -12,6 +12,7 @@ from primeguard.domain.model import Credential
 from primeguard.domain.money import decimal_str
 from primeguard.pipeline.collateral import oracle_collateral
 from primeguard.pipeline.collect import collect
+from primeguard.policy.policyset import PolicySet
 
 REPORT_SCHEMA = "primeguard.sweep/1"
 
@@ -69,6 +70,11 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
 CAPABILITIES_SCHEMA = "primeguard.capabilities/1"
 
 
+def known_delegates_of(policy: PolicySet | None) -> list[tuple[str, str | None, str]]:
+    """The policy's known EIP-7702 delegates as (address, chain or None, label); none without a policy. Pure."""
+    return [] if policy is None else [(d.address, d.chain, d.label) for d in policy.known_delegates]
+
+
 def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
     """A credential in the capability report's JSON, with the client that owns its account. Pure."""
     return {
@@ -80,13 +86,15 @@ def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None = None) -> dict[str, Any]:
-    """Who can move what, on every venue, in one vocabulary; findings (violations) first."""
+async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None = None,
+                              policy: PolicySet | None = None) -> dict[str, Any]:
+    """Who can move what, on every venue, in one vocabulary; findings (violations) first. The
+    known EIP-7702 delegates are the ``policy``'s (plus the config's deprecated list)."""
     from primeguard.venues.evm.scan import JsonCursorStore, MemoryCursorStore, capabilities_from_scan, scan_all
 
     store = JsonCursorStore(cursor_path) if cursor_path is not None else MemoryCursorStore()
     scans = await scan_all(cfg, store)
-    creds, findings = capabilities_from_scan(cfg, scans)
+    creds, findings = capabilities_from_scan(cfg, scans, known_delegates_of(policy))
     obs, _ = await collect(cfg)
     for snap in obs.snapshots:
         if snap.account.venue.value != "evm":

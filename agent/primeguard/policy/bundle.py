@@ -44,7 +44,9 @@ from primeguard.policy.policyset import (
     ApprovalRuleC,
     CapabilityRuleC,
     CompiledScope,
+    DefiClassC,
     GuardsC,
+    KnownDelegateC,
     LimitRuleC,
     Origin,
     PolicySet,
@@ -263,6 +265,7 @@ class _Context:
         for hp in self.of_kind("haircuts"):
             hmodel: HaircutsFile = hp.model
             _unique_ids(self, hp, ("assets",), [a.asset.upper() for a in hmodel.assets], "asset")
+            _unique_ids(self, hp, ("defi_classes",), [c.name for c in hmodel.defi_classes], "DeFi haircut class")
 
         # Rule ids (entries, guards, limits, approvals, capability rules) share one namespace with
         # file ids, so a decision's rule_ids are unambiguous. Duplicates are reported at every site.
@@ -330,6 +333,8 @@ class _Context:
             cmodel: CapabilityRulesFile = cp.model
             spender_keys = [f"{normalise_address(s.address)}@{s.chain or '*'}" for s in cmodel.known_spenders]
             _unique_ids(self, cp, ("known_spenders",), spender_keys, "known spender")
+            delegate_keys = [f"{normalise_address(d.address)}@{d.chain or '*'}" for d in cmodel.known_delegates]
+            _unique_ids(self, cp, ("known_delegates",), delegate_keys, "known delegate")
             for i, crule in enumerate(cmodel.rules):
                 claim(cp, ("rules", i, "id"), crule.id)
                 for j, cid in enumerate(crule.applies_to.clients or ()):
@@ -467,6 +472,12 @@ class _Context:
                 info(c.id, "capability", o, c.description, c.shadow)
 
         haircuts = {a.asset.upper(): a.haircut for a in hair.assets}
+        defi_classes = {c.name: DefiClassC(c.name, c.haircut, self.origin(hair_p, ("defi_classes", i, "name")), c.note)
+                        for i, c in enumerate(hair.defi_classes)}
+        delegates = tuple(KnownDelegateC(normalise_address(d.address), d.chain, d.label,
+                                         self.origin(cp, ("known_delegates", i)))
+                          for cp in self.of_kind("capability_rules")
+                          for i, d in enumerate(cp.model.known_delegates))
         return PolicySet(
             hash=content_hash(files),
             files=MappingProxyType(dict(files)),
@@ -489,6 +500,8 @@ class _Context:
             capability_rules=tuple(cap_rules),
             rules=MappingProxyType(rules),
             root=self.root,
+            defi_classes=MappingProxyType(defi_classes),
+            known_delegates=delegates,
         )
 
 

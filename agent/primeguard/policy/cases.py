@@ -22,6 +22,9 @@ A test file (OPA style: every policy has its tests beside it)::
       - name: LTV past margin call
         risk: {client: gamma, ltv: 0.72}
         expect: {outcome: deny, findings: [ltv_margin_call]}
+      - name: a DeFi position of a class the policy does not list is not collateral
+        defi_position: {haircut_class: morpho}
+        expect: {outcome: deny, findings: [defi_haircut_class_unknown]}
 
 ``expect``: ``outcome`` (exact), ``reasons`` (exact set), ``rules`` (each must be among the
 deciding rule ids), ``shadow`` (exact set of rule ids that objected in shadow), ``findings``
@@ -46,7 +49,13 @@ from primeguard.domain.errors import PolicyError
 from primeguard.domain.findings import FindingCode
 from primeguard.domain.model import Account, Capability, Credential, Holder, VenueKind
 from primeguard.policy.bundle import display_name, validation_message
-from primeguard.policy.engine import Evaluation, evaluate_capabilities, evaluate_risk, evaluate_withdrawal
+from primeguard.policy.engine import (
+    Evaluation,
+    evaluate_capabilities,
+    evaluate_defi_class,
+    evaluate_risk,
+    evaluate_withdrawal,
+)
 from primeguard.policy.inputs import (
     ApprovalGiven,
     CapabilityInput,
@@ -141,6 +150,12 @@ class RiskCase(Strict):
     stress_shortfall: Decimal | None = None
 
 
+class DefiPositionCase(Strict):
+    haircut_class: Identifier
+    client: str = ""
+    position: str = ""
+
+
 class Expect(Strict):
     outcome: Outcome
     reasons: tuple[ReasonCode, ...] | None = None
@@ -156,12 +171,13 @@ class Case(Strict):
     withdrawal: WithdrawalCase | None = None
     capabilities: CapabilitiesCase | None = None
     risk: dict[str, Any] | None = None  # a RiskCase once merged with defaults.risk
+    defi_position: DefiPositionCase | None = None
     expect: Expect
 
     @model_validator(mode="after")
     def _one_subject(self) -> Case:
-        if sum(x is not None for x in (self.withdrawal, self.capabilities, self.risk)) != 1:
-            raise ValueError("a case needs exactly one of withdrawal, capabilities, risk")
+        if sum(x is not None for x in (self.withdrawal, self.capabilities, self.risk, self.defi_position)) != 1:
+            raise ValueError("a case needs exactly one of withdrawal, capabilities, risk, defi_position")
         return self
 
 
@@ -384,6 +400,9 @@ def _evaluate_case(policy: PolicySet, spec: PolicyTestFile, case: Case, src: Sou
         ]
         accts = {a.id: Account(a.id, a.client, a.venue, a.chain, a.address) for a in accounts.values()}
         return evaluate_capabilities(policy, CapabilityInput(creds, MappingProxyType(accts)))
+    if case.defi_position is not None:
+        d = case.defi_position
+        return evaluate_defi_class(policy, d.haircut_class, client_id=d.client, position_id=d.position)
     assert case.risk is not None
     r: RiskCase = _validate(RiskCase, {**spec.defaults.risk, **case.risk}, src, (*base, "risk"))
     return evaluate_risk(policy, RiskSnapshot(r.client, r.ltv, r.leverage, r.net_delta_ratio, r.drawdown,

@@ -17,7 +17,7 @@ from typing import Any
 from primeguard.domain.errors import PolicyError, PolicyLoadError
 from primeguard.policy.cases import build_case_inputs
 from primeguard.policy.diff import diff, diff_text
-from primeguard.policy.engine import evaluate_withdrawal
+from primeguard.policy.engine import evaluate_defi_class, evaluate_withdrawal
 from primeguard.policy.explain import (
     decision_from_json,
     evaluation_json,
@@ -77,8 +77,9 @@ def diff_command(old_dir: str | PurePath, new_dir: str | PurePath) -> CommandRes
 def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> CommandResult:
     """``policy explain DIR INPUT``: why a decision comes out as it does.
 
-    ``INPUT`` (YAML or JSON) holds either ``withdrawal: {request, context}`` (evaluated now, with
-    the full rule trace) or ``decision: {...}`` (a recorded decision, explained against DIR).
+    ``INPUT`` (YAML or JSON) holds ``withdrawal: {request, context}`` (evaluated now, with the full
+    rule trace), ``decision: {...}`` (a recorded decision, explained against DIR) or
+    ``defi_position: {haircut_class: NAME}`` (how DIR haircuts DeFi positions of that class).
     """
     try:
         policy = load(policy_dir)
@@ -90,9 +91,17 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
-    if not isinstance(data, dict) or not ({"withdrawal", "decision"} & set(data)):
-        return CommandResult(f"{path}: expected a mapping with 'withdrawal' or 'decision'",
+    if not isinstance(data, dict) or not ({"withdrawal", "decision", "defi_position"} & set(data)):
+        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'decision' or 'defi_position'",
                              {"ok": False, "error": "bad input"}, 2)
+    if "defi_position" in data:
+        pos = data["defi_position"]
+        if not isinstance(pos, dict) or not isinstance(pos.get("haircut_class"), str):
+            return CommandResult(f"{path}: defi_position needs a haircut_class (a string)",
+                                 {"ok": False, "error": "bad input"}, 2)
+        ev = evaluate_defi_class(policy, pos["haircut_class"], client_id=str(pos.get("client", "")),
+                                 position_id=str(pos.get("position", "")))
+        return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
     try:
         if "decision" in data:
             decision = decision_from_json(data["decision"])

@@ -275,6 +275,14 @@ def _capabilities(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
     for addr, chain in sorted(a_sp - b_sp, key=str):
         out.append(Change("capabilities", addr, "stricter", f"unlimited approvals to {addr} "
                           f"({chain or 'any chain'}) are flagged again (known spender removed)"))
+    a_dl = {(d.address, d.chain) for d in old.known_delegates}
+    b_dl = {(d.address, d.chain) for d in new.known_delegates}
+    for addr, chain in sorted(b_dl - a_dl, key=str):
+        out.append(Change("capabilities", addr, "looser", f"EOAs delegating their code to {addr} "
+                          f"({chain or 'any chain'}) are no longer critical (known delegate added)"))
+    for addr, chain in sorted(a_dl - b_dl, key=str):
+        out.append(Change("capabilities", addr, "stricter", f"EOAs delegating their code to {addr} "
+                          f"({chain or 'any chain'}) are critical again (known delegate removed)"))
 
 
 def _tier(out: list[Change], a: TierSpec, b: TierSpec) -> None:
@@ -371,6 +379,23 @@ def _risk(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
         out.append(Change("haircuts", asset, "stricter", f"{asset} is now treated as a low-liquidity asset"))
     for asset in sorted(old.low_liquidity_assets - new.low_liquidity_assets):
         out.append(Change("haircuts", asset, "looser", f"{asset} is no longer treated as a low-liquidity asset"))
+    _defi_classes(old, new, out)
+
+
+def _defi_classes(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
+    """DeFi position haircut classes: a class added lets its positions count as collateral (looser),
+    a class removed stops them counting (stricter), a haircut raised is stricter."""
+    for name in sorted(set(old.defi_classes) | set(new.defi_classes)):
+        a, b = old.defi_classes.get(name), new.defi_classes.get(name)
+        if a is None and b is not None:
+            out.append(Change("haircuts", f"defi:{name}", "looser", f"DeFi positions of class {name} become "
+                              f"collateral (haircut {_d(b.haircut)})"))
+        elif b is None and a is not None:
+            out.append(Change("haircuts", f"defi:{name}", "stricter", f"DeFi positions of class {name} no longer "
+                              f"count as collateral (class removed: fail closed)"))
+        elif a is not None and b is not None:
+            _num(out, "haircuts", f"defi:{name}", f"haircut on DeFi class {name}", a.haircut, b.haircut,
+                 "stricter", _d)
 
 
 __all__ = ["Change", "diff", "diff_text"]

@@ -676,3 +676,34 @@ def evaluate_risk(policy: PolicySet, snap: RiskSnapshot) -> Evaluation:
                 f"{'; '.join(c.text for c in checks)}. Policy {policy.short_hash}.")
         decision = Decision(Outcome.ALLOW, (ReasonCode.ALLOWED,), (rid,), text, policy.hash)
     return Evaluation(decision, tuple(findings), tuple(checks))
+
+
+def evaluate_defi_class(policy: PolicySet, haircut_class: str, *, client_id: str = "",
+                        position_id: str = "") -> Evaluation:
+    """How DeFi positions of ``haircut_class`` count under ``policy`` (the rule the sweep applies).
+
+    Allow: the class is in the haircuts file's ``defi_classes``; its supplied legs count at
+    (1 − haircut) of their value, replacing the underlying asset's haircut. Deny (``blind_spot``,
+    finding ``defi_haircut_class_unknown``): the class is not listed, so the position is not counted
+    as collateral and its client is blind (fail closed)."""
+    c = policy.defi_classes.get(haircut_class)
+    rid = f"defi_class:{haircut_class}"
+    subject = position_id or rid
+    if c is None:
+        known = ", ".join(sorted(policy.defi_classes)) or "none"
+        msg = (f"DeFi haircut class {haircut_class!r} is not in the policy (classes: {known}): "
+               f"{'position ' + position_id + ' is' if position_id else 'its positions are'} not counted as "
+               f"collateral")
+        finding = Finding(FindingCode.DEFI_HAIRCUT_CLASS_UNKNOWN, Severity.HIGH, subject, msg,
+                          client_id=client_id or None, rule_id=rid,
+                          details=MappingProxyType({"haircut_class": haircut_class, "position": position_id,
+                                                    "policy_hash": policy.hash}))
+        check = Check(rid, "deny", ReasonCode.BLIND_SPOT, msg)
+        text = f"Denied: {msg}; the client is blind until the class is added. Policy {policy.short_hash}."
+        return Evaluation(Decision(Outcome.DENY, (ReasonCode.BLIND_SPOT,), (rid,), text, policy.hash), (finding,),
+                          (check,))
+    msg = (f"DeFi haircut class {haircut_class!r}: haircut {decimal_str(c.haircut)} ({c.origin}); supplied legs count "
+           f"at {decimal_str(1 - c.haircut)} of their value, borrowed legs in full")
+    text = f"Allowed: {msg}. Policy {policy.short_hash}."
+    return Evaluation(Decision(Outcome.ALLOW, (ReasonCode.ALLOWED,), (rid,), text, policy.hash), (),
+                      (Check(rid, "pass", None, msg),))

@@ -185,6 +185,26 @@ class CapabilityRuleC:
         return self.spec.id
 
 
+@dataclass(frozen=True, slots=True)
+class DefiClassC:
+    """A DeFi position haircut class as compiled: its haircut and where it is written."""
+
+    name: str
+    haircut: Decimal
+    origin: Origin
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDelegateC:
+    """An EIP-7702 delegate the policy trusts (``chain`` None: on every chain)."""
+
+    address: str  # checksummed
+    chain: str | None
+    label: str
+    origin: Origin
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """One policy version: the files it was loaded from, their content hash, compiled rules."""
@@ -210,6 +230,8 @@ class PolicySet:
     capability_rules: tuple[CapabilityRuleC, ...]
     rules: Mapping[str, RuleInfo]
     root: str = ""
+    defi_classes: Mapping[str, DefiClassC] = field(default_factory=lambda: MappingProxyType({}))
+    known_delegates: tuple[KnownDelegateC, ...] = ()
     _memo: dict[tuple[str, VenueKind, str, str], tuple[tuple[LimitRuleC, ...], tuple[ApprovalRuleC, ...]]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -295,6 +317,7 @@ class PolicySet:
             ),
             haircuts=MappingProxyType(dict(self.haircuts)),
             default_haircut=self.default_haircut,
+            defi_haircuts=MappingProxyType({n: c.haircut for n, c in self.defi_classes.items()}),
             max_leverage=spec.max_leverage,
             max_net_delta_ratio=spec.max_net_delta_ratio,
             max_drawdown=spec.max_drawdown,
@@ -323,6 +346,10 @@ class PolicySet:
 
     def risk_parameters_for_client(self, client_id: str) -> RiskParameters:
         return self.risk_parameters(self.tier_of(client_id))
+
+    def is_known_delegate(self, address: str, chain: str) -> bool:
+        """``address`` (checksummed) is a known EIP-7702 delegate on ``chain`` in this policy."""
+        return any(d.address == address and d.chain in (None, chain) for d in self.known_delegates)
 
     def origin(self, rule_id: str) -> Origin | None:
         info = self.rules.get(rule_id)

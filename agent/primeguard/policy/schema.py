@@ -120,11 +120,23 @@ class VolatilitySpec(Strict):
     assets: tuple[AssetSymbol, ...] | None = Field(default=None, min_length=1)  # None: every listed asset
 
 
+class DefiHaircutClass(Strict):
+    """The haircut of every DeFi position of one class (a config position's ``haircut_class``, by
+    default its protocol: ``erc4626``, ``aave_v3``, ``wsteth``). It *replaces* the underlying asset's
+    haircut for the position's supplied legs (protocol risk and the asset's own); borrowed legs count
+    in full. A position whose class is not listed is not counted as collateral (fail closed)."""
+
+    name: Identifier
+    haircut: Fraction
+    note: str = ""
+
+
 class HaircutsFile(FileHeader):
     kind: Literal["haircuts"]
     default: Fraction  # assets not listed; they are also unknown to the withdrawal path
     assets: tuple[HaircutEntry, ...] = Field(min_length=1)
     volatility: VolatilitySpec | None = None
+    defi_classes: tuple[DefiHaircutClass, ...] = ()  # DeFi position haircut classes (issue M)
 
 
 # --- risk limits: tiers, ladders, oracle -------------------------------------------------------
@@ -425,6 +437,11 @@ class KnownSpender(Strict):
     chain: ChainName | None = None  # None: on every chain
 
 
+class KnownDelegate(KnownSpender):
+    """An EIP-7702 delegate contract the broker trusts: an EOA delegating to it is an ``info``
+    finding and is not proposed for clearing; any other delegate is critical."""
+
+
 CHECK_KEYS: tuple[str, ...] = (
     "forbid", "allow_only", "require_ip_bound", "forbid_present",
     "unlimited_approvals_only_to_known_spenders", "safe_min_threshold", "safe_allowed_modules",
@@ -465,6 +482,7 @@ class CapabilityRule(Strict):
 class CapabilityRulesFile(FileHeader):
     kind: Literal["capability_rules"]
     known_spenders: tuple[KnownSpender, ...] = ()
+    known_delegates: tuple[KnownDelegate, ...] = ()
     rules: tuple[CapabilityRule, ...] = Field(min_length=1)
 
 

@@ -62,14 +62,16 @@ class DefiValue:
 
 
 def value_positions(positions: Iterable[DefiPosition], prices: Mapping[str, Decimal],
-                    haircuts: Mapping[str, Decimal], default_haircut: Decimal,
+                    haircuts: Mapping[str, Decimal],
                     warn_health: Decimal = Decimal("1.1")) -> dict[str, DefiValue]:
     """Collateral, gross value and liabilities per client (see the module docstring).
 
     ``prices`` maps asset → USD price (fresh, already checked by the oracle layer; an asset absent
-    here is unpriced). ``haircuts`` maps a haircut class → haircut in [0, 1]; a class not listed
-    takes ``default_haircut``. A position is counted whole or not at all: if any of its legs
-    cannot be priced, none of it counts and the client is blind."""
+    here is unpriced). ``haircuts`` maps a haircut class (the policy's ``defi_classes``) → haircut
+    in [0, 1]. A class not listed fails closed: the position's supplied legs count for nothing
+    (its borrowed legs still count in full), the client is blind and a
+    ``DEFI_HAIRCUT_CLASS_UNKNOWN`` finding says why. A position is counted whole or not at all: if
+    any of its legs cannot be priced, none of it counts and the client is blind."""
     out: dict[str, DefiValue] = {}
     for pos in positions:
         val = out.setdefault(pos.client_id, DefiValue(pos.client_id))
@@ -91,7 +93,16 @@ def value_positions(positions: Iterable[DefiPosition], prices: Mapping[str, Deci
                                         f"price: it is unpriced and client {pos.client_id} is blind",
                                         client_id=pos.client_id, details=details))
             continue
-        haircut = haircuts.get(pos.haircut_class, default_haircut)
+        haircut = haircuts.get(pos.haircut_class)
+        if haircut is None:
+            val.blind = True
+            val.unpriced.append(pos.id)
+            val.findings.append(Finding(FindingCode.DEFI_HAIRCUT_CLASS_UNKNOWN, Severity.HIGH, pos.id,
+                                        f"{pos.protocol} position {pos.id} has haircut class {pos.haircut_class!r}, "
+                                        f"which the policy does not list: not counted as collateral, client "
+                                        f"{pos.client_id} is blind", client_id=pos.client_id,
+                                        details={**details, "haircut_class": pos.haircut_class}))
+            haircut = ONE  # supplied legs count for nothing; borrowed legs below still count in full
         for leg in pos.legs:
             value = leg.amount * prices[leg.asset]
             if leg.borrowed:

@@ -74,6 +74,9 @@ class RiskParameters:
     ladder: LadderBands
     haircuts: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     default_haircut: Decimal = Decimal("0.5")  # unknown assets count at half value
+    # DeFi position haircut class -> haircut of the position's supplied legs (replaces the asset's);
+    # a class not listed is not counted as collateral (see pipeline.evaluate).
+    defi_haircuts: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     max_leverage: Decimal | None = None
     max_net_delta_ratio: Decimal | None = None  # Σ |net delta USD| / equity
     max_drawdown: Decimal | None = None  # fraction from peak equity

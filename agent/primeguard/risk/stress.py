@@ -317,7 +317,8 @@ def _dark_parts(valuations: Sequence[ClientValuation],
             for b in book.balances:
                 t = table.get(b.asset)
                 if b.account_id in dark and t is not None and b.quantity:
-                    hv = b.quantity * t.low * t.keep if b.quantity > 0 else b.quantity * t.high
+                    hv = b.quantity * t.low * book.keep(b.account_id, t.keep) if b.quantity > 0 \
+                        else b.quantity * t.high
                     if t.stable:
                         st += hv
                     else:
@@ -396,7 +397,8 @@ def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], 
             t = table.get(b.asset)
             if t is None or not b.quantity or _dark(v.book.venue_of(b.account_id), dark):
                 continue
-            x = float(b.quantity * (t.low * t.keep if b.quantity > 0 else t.high)) * mult[b.asset]
+            keep = v.book.keep(b.account_id, t.keep)
+            x = float(b.quantity * (t.low * keep if b.quantity > 0 else t.high)) * mult[b.asset]
             total += x
         out.append(total)
     return out

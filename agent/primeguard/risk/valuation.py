@@ -78,9 +78,16 @@ class ClientBook:
     peak_equity: Decimal | None = None
     interest: InterestTerms | None = None
     gaps: tuple[DataGap, ...] = ()
+    # account id -> (1 − haircut) for that account's holdings, replacing the asset's: a DeFi
+    # position's haircut class (0 when the policy does not know the class: not collateral).
+    account_keep: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
 
     def venue_of(self, account_id: str) -> str:
         return self.account_venues.get(account_id, UNKNOWN_VENUE)
+
+    def keep(self, account_id: str, asset_keep: Decimal) -> Decimal:
+        """(1 − haircut) for a holding on ``account_id``: its class's override, else the asset's."""
+        return self.account_keep.get(account_id, asset_keep) if self.account_keep else asset_keep
 
     def venue_of_position(self, p: Position) -> str:
         return self.account_venues.get(p.account_id) or p.venue.value
@@ -285,7 +292,7 @@ class ClientValuation:
                 v = book.venue_of(b.account_id)
                 x = b.quantity * (t.low if b.quantity > 0 else t.high)
                 value[v] = value.get(v, ZERO) + x
-                haircut[v] = haircut.get(v, ZERO) + (x * t.keep if x > 0 else x)
+                haircut[v] = haircut.get(v, ZERO) + (x * book.keep(b.account_id, t.keep) if x > 0 else x)
         legs: dict[tuple[str, str], Decimal] = {}
         for p in book.positions:
             px = price.get(p.underlying)
@@ -426,6 +433,7 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
 
     # --- balances: few per client --------------------------------------------------------
     gross_coll = spot_exposure = stable_hc = risky_hc = ZERO
+    account_keep, keep_of = book.account_keep, book.keep
     per_asset: dict[str, Decimal] = {}
     for b in book.balances:
         q = b.quantity
@@ -437,7 +445,7 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
             continue
         value = q * (t.low if q > 0 else t.high)
         gross_coll += value
-        hc = value * t.keep if q > 0 else value
+        hc = value * (keep_of(b.account_id, t.keep) if account_keep else t.keep) if q > 0 else value
         per_asset[b.asset] = per_asset.get(b.asset, ZERO) + value
         if t.stable:
             stable_hc += hc

@@ -97,3 +97,22 @@ def test_propose_and_approve_commands(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and ok.data["state"] == "active" and ok.data["approved_by"] == "dave"
     listing = commands.versions_command(store)
     assert listing.data["versions"][0]["state"] == "active" and short in listing.text
+
+
+def test_explain_command_for_a_defi_haircut_class(tmp_path: Path) -> None:
+    """Issue M: how the policy haircuts a DeFi position class, with where it is written; an
+    unlisted class is not collateral (fail closed)."""
+    known = tmp_path / "k.yaml"
+    known.write_text("defi_position: {haircut_class: aave_v3}\n")
+    res = commands.explain_command(POLICIES, known)
+    assert res.exit_code == 0 and res.data["decision"]["outcome"] == "allow"
+    assert "haircut 0.2 (" in res.text and "haircuts.yaml:" in res.text and "count at 0.8" in res.text
+    unknown = tmp_path / "u.yaml"
+    unknown.write_text("defi_position: {haircut_class: morpho_blue, client: gamma, position: gamma-morpho}\n")
+    res = commands.explain_command(POLICIES, unknown)
+    assert res.data["decision"]["outcome"] == "deny" and res.data["decision"]["reasons"] == ["blind_spot"]
+    assert [f["code"] for f in res.data["findings"]] == ["defi_haircut_class_unknown"]
+    assert "not counted as collateral" in res.text
+    bad = tmp_path / "b.yaml"
+    bad.write_text("defi_position: {haircut_class: 3}\n")
+    assert commands.explain_command(POLICIES, bad).exit_code == 2

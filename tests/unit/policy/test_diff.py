@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from primeguard.policy import Change, diff, diff_text, load_bundle
-from tests.unit.policy.helpers import small_docs, to_files
+from tests.unit.policy.helpers import ALPHA_COLD, small_docs, to_files
 
 NEW_ADDR = "0x506fEDd589E0BB429f2b312Dae2eDdd0a7c2F794"
 
@@ -98,3 +98,26 @@ def test_new_risk_fields_are_diffed() -> None:
                for c, t in zip(changes, text, strict=True))
     assert "tier standard: max_stress_shortfall_usd moves from $500,000 to $250,000 (stricter)" in text
     assert "venue binance: largest share of a client's collateral moves from 0.9 to 0.7 (stricter)" in text
+
+
+def test_defi_classes_and_known_delegates_are_diffed() -> None:
+    """Issue M: a DeFi haircut class added is looser (its positions become collateral), removed is
+    stricter, a haircut raised is stricter; a known 7702 delegate added is looser, removed stricter."""
+    def keys(delegates: list[dict[str, str]]) -> dict[str, Any]:
+        return {"version": 1, "kind": "capability_rules", "id": "keys", "known_delegates": delegates, "rules": [
+            {"id": "c1", "applies_to": {"holders": ["client"]}, "forbid": ["withdraw"]}]}
+
+    old_docs, new_docs = small_docs(), small_docs()
+    def cls(name: str, haircut: str) -> dict[str, str]:
+        return {"name": name, "haircut": haircut}
+
+    old_docs["hair.yaml"]["defi_classes"] = [cls("aave_v3", "0.2"), cls("wsteth", "0.1")]
+    new_docs["hair.yaml"]["defi_classes"] = [cls("aave_v3", "0.3"), cls("erc4626", "0.1")]
+    old_docs["keys.yaml"] = keys([{"address": NEW_ADDR, "label": "old delegate"}])
+    new_docs["keys.yaml"] = keys([{"address": ALPHA_COLD, "label": "new delegate", "chain": "ethereum"}])
+    changes = diff(load_bundle(to_files(old_docs)), load_bundle(to_files(new_docs)))
+    got = {(c.subject, c.effect) for c in changes}
+    assert got == {("defi:aave_v3", "stricter"), ("defi:wsteth", "stricter"), ("defi:erc4626", "looser"),
+                   (ALPHA_COLD, "looser"), (NEW_ADDR, "stricter")}
+    assert "haircut on DeFi class aave_v3 moves from 0.2 to 0.3 (stricter)" in [c.text for c in changes]
+    assert diff(load_bundle(to_files(new_docs)), load_bundle(to_files(new_docs))) == []

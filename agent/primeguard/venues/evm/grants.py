@@ -17,6 +17,7 @@ symbols, missing ``decimals`` or ``totalSupply`` (None, never a guess).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,37 +96,49 @@ def _hex(value: Any) -> str:
     return value.hex() if not isinstance(value, str) else value.removeprefix("0x")
 
 
-def _addr(raw: Any, cs: Any) -> str:
-    return str(cs("0x" + _hex(raw)[-40:]))
+def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None, known: Iterable[str] = ()) -> Grants:
+    """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list.
 
-
-def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None) -> Grants:
-    """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list."""
+    Checksumming is a keccak per address: a scan sees the same few tokens, owners and spenders in
+    every log, so each distinct address is checksummed once, and ``known`` addresses (already
+    checksummed: the owners asked about, the listed tokens) not at all."""
     out = Grants()
+    memo: dict[str, str] = {a[2:].lower(): a for a in known}
+    if tokens is not None:
+        memo.update((a[2:].lower(), a) for a in tokens)
+
+    def addr(raw: Any) -> str:
+        key = _hex(raw)[-40:].lower()
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = str(cs("0x" + key))
+        return got
+
     for log in logs:
         topics = log["topics"]
         if len(topics) < 2:
             continue
         t0 = "0x" + _hex(topics[0]).lower()
-        where = cs(log["address"])
+        where = addr(log["address"])
         if t0 == APPROVAL_TOPIC and len(topics) == 3:  # ERC-20; ERC-721 single-token approvals have 4
             if tokens is None or where in tokens:
-                out.erc20.add((where, _addr(topics[1], cs), _addr(topics[2], cs)))
+                out.erc20.add((where, addr(topics[1]), addr(topics[2])))
         elif t0 == APPROVAL_FOR_ALL_TOPIC and len(topics) == 3:
-            out.operators.add((where, _addr(topics[1], cs), _addr(topics[2], cs)))
+            out.operators.add((where, addr(topics[1]), addr(topics[2])))
         elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and len(topics) == 4:
-            out.permit2.add((_addr(topics[2], cs), _addr(topics[1], cs), _addr(topics[3], cs)))
+            out.permit2.add((addr(topics[2]), addr(topics[1]), addr(topics[3])))
         elif where == PERMIT2 and t0 == P2_LOCKDOWN_TOPIC:
             data = bytes.fromhex(_hex(log["data"]))
             if len(data) >= 64:
-                out.permit2.add((_addr(data[:32], cs), _addr(topics[1], cs), _addr(data[32:64], cs)))
+                out.permit2.add((addr(data[:32]), addr(topics[1]), addr(data[32:64])))
     return out
 
 
 async def discover_grants(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
                           tokens: list[str] | None = None) -> Grants:
-    """Every grant by ``owners`` logged in [start, end]: one getLogs per block chunk, no address
-    filter (all contracts), topic lists for the event kinds and the owners.
+    """Every grant by ``owners`` (checksummed, as the config holds them) logged in [start, end]: one
+    getLogs per block chunk, no address filter (all contracts), topic lists for the event kinds and
+    the owners.
 
     ``tokens`` given: ERC-20 approvals of those tokens only (the logs asked for are the same)."""
     found = Grants()
@@ -137,7 +150,7 @@ async def discover_grants(reader: ChainReader, owners: list[str], start: int, en
     cs = reader.w3.to_checksum_address
     wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
     for logs in results:
-        found.update(classify_logs(logs, cs, wanted))
+        found.update(classify_logs(logs, cs, wanted, owners))
     return found
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils.abi import get_abi_output_types
+from eth_abi import encode as abi_encode
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3 import AsyncWeb3
 
 from primeguard.domain.errors import ChainError
@@ -115,12 +116,13 @@ class ChainReader:
         return max(1, (self.call_gas_cap // 2) // gas_per_read)
 
     async def _call(self, what: str, fn: Any) -> Any:
-        """eth_call a bound contract function and decode its output with eth-abi directly.
+        """eth_call a bound contract function, encoding its arguments and decoding its output with
+        eth-abi directly (:func:`calldata`).
 
         web3's own ``.call()`` runs every value through Python normalizers (``map_abi_data``): for a
         batch of 10,000 reads that was 85 % of the time. Same bytes, same decoding, no normalizers.
         """
-        tx = {"to": fn.address, "data": fn._encode_transaction_data(), "gas": self.call_gas_cap}
+        tx = {"to": fn.address, "data": calldata(fn), "gas": self.call_gas_cap}
         async with self._sem:
             raw = await guarded(self.chain, what, self.w3.eth.call(tx))  # type: ignore[arg-type]
         if not raw:
@@ -313,12 +315,26 @@ class ChainReader:
 
     async def logs(self, addresses: list[str] | None, topics: list[Any], from_block: int,
                    to_block: int) -> list[Any]:
-        """eth_getLogs over [from_block, to_block]; ``addresses`` None → logs of every contract."""
-        flt: dict[str, Any] = {"topics": topics, "fromBlock": from_block, "toBlock": to_block}
+        """eth_getLogs over [from_block, to_block]; ``addresses`` None → logs of every contract.
+
+        The logs come back as the node sent them (JSON: hex strings), not through web3's result
+        formatters, which cost more than the node's own work on a scan's few hundred logs.
+
+        Raises:
+            ChainError: the node answered with an error (e.g. a range or result limit) or not a list.
+            VenueUnavailable: the node could not be asked.
+        """
+        flt: dict[str, Any] = {"topics": topics, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if addresses is not None:
             flt["address"] = addresses
         async with self._sem:
-            return list(await guarded(self.chain, "eth_getLogs", self.w3.eth.get_logs(flt)))  # type: ignore[arg-type]
+            answer = await guarded(self.chain, "eth_getLogs", self.provider.make_request("eth_getLogs", [flt]))
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, list):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            code = error.get("code") if isinstance(error, dict) else None
+            raise ChainError(f"eth_getLogs failed (code {code})", venue=f"evm:{self.chain}")
+        return result
 
     async def storage_at(self, address: str, slot: int) -> bytes:
         return bytes(await guarded(self.chain, "eth_getStorageAt", self.w3.eth.get_storage_at(address, slot)))
@@ -330,6 +346,30 @@ class ChainReader:
     async def block_timestamp(self) -> int:
         block = await guarded(self.chain, "eth_getBlockByNumber", self.w3.eth.get_block("latest"))
         return int(block["timestamp"])
+
+
+def calldata(fn: Any) -> bytes:
+    """The call data of a bound contract function: its 4-byte selector and its arguments encoded
+    by eth-abi, byte for byte what web3's ``_encode_transaction_data`` gives for plain values
+    (addresses as hex strings, ints, bytes), without web3's per-value normalizers, which were 95 %
+    of the capability scan's time for a 200-triple allowance batch. Keyword arguments (none of
+    ours) go through web3."""
+    if getattr(fn, "kwargs", None):
+        return bytes.fromhex(str(fn._encode_transaction_data()).removeprefix("0x"))
+    abi = fn.abi
+    types = get_abi_input_types(abi)
+    # Addresses as their 20 bytes: web3 validated them when the function was bound, and eth-abi
+    # would checksum-validate each hex string again (a keccak per address).
+    args = [_address_bytes(v, t) for v, t in zip(fn.args, types, strict=True)]
+    return function_abi_to_4byte_selector(abi) + abi_encode(types, args)
+
+
+def _address_bytes(value: Any, abi_type: str) -> Any:
+    if abi_type == "address" and isinstance(value, str):
+        return bytes.fromhex(value[2:])
+    if abi_type == "address[]":
+        return [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _split_token_result(got: Any, n: int) -> tuple[list[int], list[bool]]:

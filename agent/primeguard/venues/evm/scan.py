@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -395,16 +396,25 @@ async def scan_all(cfg: PrimeguardConfig, store: ScanCursorStore) -> list[ChainS
 # --- normalization into the shared capability vocabulary ----------------------------------------
 
 
-def capabilities_from_scan(cfg: PrimeguardConfig, scans: list[ChainScan]) -> tuple[list[Credential], list[Finding]]:
+#: A known EIP-7702 delegate: (checksummed address, chain or None for every chain, label).
+KnownDelegate = tuple[str, str | None, str]
+
+
+def capabilities_from_scan(cfg: PrimeguardConfig, scans: list[ChainScan],
+                           known_delegates: Iterable[KnownDelegate] = ()) -> tuple[list[Credential], list[Finding]]:
     """Turn scan facts into Credentials (same vocabulary as CEX keys and dYdX authenticators)
-    plus default findings. Policies decide what is allowed; these findings say what is there."""
+    plus default findings. Policies decide what is allowed; these findings say what is there.
+
+    ``known_delegates`` are the policy's (``capability_rules.known_delegates``); the config's
+    ``known_delegates`` are a deprecated fallback, still honoured (the union of both is known)."""
     creds: list[Credential] = []
     findings: list[Finding] = []
     known = {(k.address, k.chain) for k in cfg.known_spenders}
     labels = {k.address: k.label for k in cfg.known_spenders}
     labels.setdefault(PERMIT2, "Permit2")
-    delegates = {(k.address, k.chain) for k in cfg.known_delegates}
-    delegate_labels = {k.address: k.label for k in cfg.known_delegates}
+    trusted = [*((k.address, k.chain, k.label) for k in cfg.known_delegates), *known_delegates]
+    delegates = {(a, c) for a, c, _ in trusted}
+    delegate_labels = {a: label for a, _, label in trusted}
     wallet_by = {(w.chain, w.address): w for w in cfg.wallets}
 
     def is_known(addr: str, chain: str) -> bool:

@@ -58,27 +58,28 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
     """
+    snapshots = [dict(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
+                      observed_at=snap.observed_at, payload=snapshot_payload(snap),
+                      error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
+                 for snap in obs.snapshots if clients is None or snap.account.client_id in clients]
+    metrics = []
+    for cid, val in ev.valuations.items():
+        peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
+        if peak is not None:
+            peaks[cid] = peak
+        params = ev.params[cid].ladder
+        metrics.append(dict(client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
+                            ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
+                            ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
+                                "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                                "ladder": ev.ladder[cid].to_json(),
+                                "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
+                                          "halt": str(params.halt), "liquidate": str(params.liquidate)},
+                                "peak_equity": None if peak is None else str(peak),
+                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()}))
     with store.session() as s:
-        for snap in obs.snapshots:
-            if clients is not None and snap.account.client_id not in clients:
-                continue
-            repos.save_snapshot(s, sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
-                                ok=snap.ok, observed_at=snap.observed_at, payload=snapshot_payload(snap),
-                                error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
-        for cid, val in ev.valuations.items():
-            peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
-            if peak is not None:
-                peaks[cid] = peak
-            params = ev.params[cid].ladder
-            repos.record_metric(s, client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
-                                ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
-                                ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                    "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
-                                    "ladder": ev.ladder[cid].to_json(),
-                                    "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
-                                              "halt": str(params.halt), "liquidate": str(params.liquidate)},
-                                    "peak_equity": None if peak is None else str(peak),
-                                    "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
+        repos.insert_snapshots(s, snapshots)
+        repos.insert_metrics(s, metrics)
         keys = {f.key for f in findings}
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
         repos.close_findings(s, now=obs.taken_at, except_keys=keys)

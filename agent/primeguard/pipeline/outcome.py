@@ -6,7 +6,7 @@ so a sweep is recorded whole or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,14 +19,16 @@ from primeguard.store.db import Store
 
 @dataclass
 class SweepOutcome:
-    """One finished sweep: its id, duration in seconds, evaluation, observation and the number of
-    alert deliveries made."""
+    """One finished sweep: its id, duration in seconds, evaluation, observation, the number of
+    alert deliveries made and the seconds per stage (``collect``, ``collect:<venue>``, ``policy``,
+    ``evaluate``, ``alerts``, ``persist``, ``playbooks``)."""
 
     sweep_id: str
     seconds: float
     evaluation: Evaluation
     observation: Observation
     deliveries: int
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def sweep_findings(obs: Observation, ev: Evaluation, clients: set[str] | None) -> list[Finding]:

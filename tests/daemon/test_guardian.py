@@ -112,9 +112,12 @@ def test_stage_timings_in_metrics_and_log(sandbox_factory, tmp_path, caplog):
             for _ in range(3000):  # the health server starts after the first sweep: poll until it answers
                 try:
                     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
-                        return await r.text()
+                        text = await r.text()
+                    if "primeguard_sweep_stage_seconds_count" in text:
+                        return text
                 except aiohttp.ClientError:
-                    await asyncio.sleep(0.02)
+                    pass
+                await asyncio.sleep(0.02)
             raise AssertionError("/metrics never answered")
         finally:
             stop.set()

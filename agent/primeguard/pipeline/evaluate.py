@@ -23,7 +23,7 @@ from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import PriceBook, select_prices
-from primeguard.risk.stress import default_scenarios, stress
+from primeguard.risk.stress import ShockedBooks, default_scenarios, stress
 from primeguard.risk.valuation import ClientBook, ClientValuation, ValuationContext, valuate
 
 # Used only when no policy is active: strict on purpose.
@@ -101,6 +101,7 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     heartbeats = cfg.feed_budgets()
     gaps = GapIndex(cfg, obs)
     books = _PriceBooks(obs, heartbeats)
+    shocked = ShockedBooks()
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
@@ -143,7 +144,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
         out.findings.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            results = [stress(book, prices, params, now, sc) for sc in default_scenarios(set(venues.values()))]
+            results = [stress(book, prices, params, now, sc, books=shocked)
+                       for sc in default_scenarios(set(venues.values()))]
             out.stress[client.id] = [r.to_json() for r in results]
             out.findings.extend(stress_findings(client.id, results, params))
     out.book_exposure = book_exposure(out.valuations.values())

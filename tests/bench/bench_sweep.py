@@ -153,6 +153,7 @@ def main() -> int:
             target += "; RSS < 1 GB"
             ok = ok and rss < 1024
         results.append(Result(f"sweep_e2e_{n}", ours, floor, target, ok, extra, floor_s=floor, modelled=MODELLED))
+        print(f"# {results[-1].line()}", file=sys.stderr, flush=True)  # progress: the 10,000-client run is long
     report(results)
     return 0 if all(r.ok for r in results) else 1
 

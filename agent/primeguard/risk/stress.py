@@ -163,8 +163,9 @@ def liquidation_cost(book: ClientBook, prices: PriceBook, params: RiskParameters
             key = (book.venue_of(b.account_id), b.asset)
             lots[key] = lots.get(key, ZERO) + abs(b.quantity) * price
     nets: dict[tuple[str, str, str], Decimal] = {}
+    venues = book.account_venues  # book.venue_of_position, inlined: this loop runs per position per scenario
     for p in book.positions:
-        key3 = (p.account_id, book.venue_of_position(p), p.underlying)
+        key3 = (p.account_id, venues.get(p.account_id) or p.venue.value, p.underlying)
         nets[key3] = nets.get(key3, ZERO) + p.size
     for (_, venue, u), net in nets.items():
         price = prices.collateral(u) if net > 0 else prices.liability(u)
@@ -172,8 +173,12 @@ def liquidation_cost(book: ClientBook, prices: PriceBook, params: RiskParameters
             key = (venue, u)
             lots[key] = lots.get(key, ZERO) + abs(net) * price
     cost = ZERO
+    classes: dict[str, Any] = {}
     for (_, asset), notional in lots.items():
-        cost += notional * params.liquidity_of(asset).slippage(notional)
+        liquidity = classes.get(asset)
+        if liquidity is None:
+            liquidity = classes[asset] = params.liquidity_of(asset)
+        cost += notional * liquidity.slippage(notional)
     return cost
 
 

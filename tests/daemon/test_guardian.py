@@ -88,3 +88,45 @@ def test_dead_chain_is_a_blind_spot_alert(sandbox_factory, tmp_path):
     out, _body = asyncio.run(scenario())
     assert all(v.blind for v in out.evaluation.valuations.values())
     assert out.evaluation.ladder["firm-b"].state == LadderState.NORMAL  # blind never moves a client down
+
+
+def test_stage_timings_in_metrics_and_log(sandbox_factory, tmp_path, caplog):
+    import socket
+
+    import aiohttp
+
+    sb = sandbox_factory(WORLD)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def scenario() -> str:
+        receiver = Receiver()
+        await receiver.start()
+        g = _guardian(sb, receiver, tmp_path)
+        stop = asyncio.Event()
+        task = asyncio.create_task(g.run(sweep_every_s=600, scan_every_s=600, stop=stop, watch=False,
+                                         health_port=port))
+        try:
+            await await_until(lambda: g.last_sweep is not None, what="the first sweep")
+            for _ in range(3000):  # the health server starts after the first sweep: poll until it answers
+                try:
+                    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                        text = await r.text()
+                    if "primeguard_sweep_stage_seconds_count" in text:
+                        return text
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.02)
+            raise AssertionError("/metrics never answered")
+        finally:
+            stop.set()
+            await task
+            await receiver.stop()
+
+    with caplog.at_level("INFO", logger="primeguard.daemon.guardian"):
+        text = asyncio.run(scenario())
+    for stage in ("collect", "collect:evm", "policy", "evaluate", "alerts", "persist", "playbooks"):
+        assert f'primeguard_sweep_stage_seconds_count{{stage="{stage}"}} 1.0' in text, stage
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep "))
+    assert "collect:evm" in line and "persist" in line and "evaluate" in line

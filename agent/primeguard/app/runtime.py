@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from primeguard.alerts.notifier import Notifier
-from primeguard.app.policy_source import ActivePolicy, active_policy, policy_dir, store_url
+from primeguard.app.policy_source import ActivePolicy, PolicySource, policy_dir, store_url
 from primeguard.app.policy_versions import DbVersionStore
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.custody.context import LiveContext, policy_decider
@@ -28,7 +28,8 @@ class Runtime:
 
     Relative paths in the config (store file, policy directory, keystores, anchor files) resolve
     against ``config_dir``. Parts are built on first use and kept, except the active policy, which
-    is read again on every :meth:`policy` call (a newly approved version takes effect at once).
+    is looked up again on every :meth:`policy` call (a newly approved version takes effect at once)
+    and parsed only when its content hash changes (:class:`PolicySource`).
     """
 
     def __init__(self, cfg: PrimeguardConfig, config_dir: Path, store: Store) -> None:
@@ -69,8 +70,14 @@ class Runtime:
     # --- parts ------------------------------------------------------------------------------
 
     def policy(self) -> ActivePolicy:
-        """The policy in force now (read again on each call); ``None`` fails closed."""
-        return active_policy(self.cfg, self.store, self.config_dir)
+        """The policy in force now (looked up on each call, parsed once per content hash); ``None``
+        fails closed."""
+        return self.policy_source.current()
+
+    @cached_property
+    def policy_source(self) -> PolicySource:
+        """The policy in force, cached by content hash (see :class:`PolicySource`)."""
+        return PolicySource(self.cfg, self.store, self.config_dir)
 
     def venues(self) -> tuple[Any, ...]:
         """The venue collectors this config has accounts on, in registry order."""

@@ -82,6 +82,10 @@ class Guardian:
         self.registry = CollectorRegistry()
         self.m_sweeps = Counter("primeguard_sweeps_total", "Sweeps run", ["reason"], registry=self.registry)
         self.m_sweep_s = Histogram("primeguard_sweep_seconds", "Sweep duration", registry=self.registry)
+        self.m_stage_s = Histogram("primeguard_sweep_stage_seconds", "Sweep duration per stage (collect:<venue>, "
+                                   "collect, policy, evaluate, alerts, persist, playbooks)", ["stage"],
+                                   registry=self.registry)
+        self.collect = collect  # the venues' reader (one call per sweep); benchmarks put a simulated world here
         self.m_blind = Gauge("primeguard_blind_accounts", "Accounts that could not be read", registry=self.registry)
         self.m_ltv = Gauge("primeguard_client_ltv", "Client LTV", ["client"], registry=self.registry)
         self.m_ladder = Gauge("primeguard_client_ladder_level", "Ladder level 0-4", ["client"], registry=self.registry)
@@ -107,7 +111,7 @@ class Guardian:
         return cls(rt.cfg, config_dir=rt.config_dir, runtime=rt, **options)
 
     def policy(self) -> ActivePolicy:
-        """The policy in force now (read from the store on each sweep); ``None`` fails closed."""
+        """The policy in force now (looked up on each sweep, parsed once per version); ``None`` fails closed."""
         return self.runtime.policy()
 
     def my_clients(self) -> set[str] | None:
@@ -125,9 +129,12 @@ class Guardian:
         propagate; the sweep's records are written in one transaction, whole or not at all."""
         async with self._lock:
             t0 = time.perf_counter()
+            stages: dict[str, float] = {}
             clients = self.my_clients()
-            obs, stats = await collect(self.cfg, now)
+            obs, stats = await self.collect(self.cfg, now)
+            t = _lap(stages, "collect", t0)
             policy = self.policy()
+            t = _lap(stages, "policy", t)
             ev = evaluate(self.cfg, obs, policy=policy, ladder=self.ladder, peaks=self.peaks,
                           loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
                           with_stress=reason != "oracle")
@@ -135,23 +142,33 @@ class Guardian:
             findings = sweep_findings(obs, ev, clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
+            t = _lap(stages, "evaluate", t)
             # Alerts first: people hear about a crash before the history is written.
             deliveries = await self.notifier.process(dedupe(findings), events, now=obs.taken_at)
+            t = _lap(stages, "alerts", t)
             persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
                           peaks=self.peaks)
+            t = _lap(stages, "persist", t)
             self._propose(ev)
             await self.playbook.run_ready()
+            _lap(stages, "playbooks", t)
             self.ladder.update(ev.ladder)
             self.last_sweep = obs.taken_at
             seconds = time.perf_counter() - t0
             self.m_sweeps.labels(reason).inc()
             self.m_sweep_s.observe(seconds)
+            for venue, s in stats.venue_seconds.items():
+                stages[f"collect:{venue}"] = s
+            for stage, s in stages.items():
+                self.m_stage_s.labels(stage).observe(s)
+            log.info("sweep %s (%s): %.3f s; %s", sweep_id, reason, seconds,
+                     ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
             self.m_blind.set(stats.blind_accounts)
             for cid, v in ev.valuations.items():
                 if v.ltv is not None and v.ltv.is_finite():
                     self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only; decisions stay Decimal
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
-            return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries))
+            return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries), stages)
 
     def _propose(self, ev: Evaluation) -> None:
         specs: list[ActionSpec] = []
@@ -338,6 +355,13 @@ class Guardian:
 
     async def _metrics(self, _req: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+
+def _lap(stages: dict[str, float], stage: str, since: float) -> float:
+    """Record the seconds since ``since`` as ``stage``; returns now (the next stage's start)."""
+    now = time.perf_counter()
+    stages[stage] = now - since
+    return now
 
 
 def _ltv_text(ltv: Decimal | None) -> str | None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.observation import Observation
@@ -19,13 +20,15 @@ from primeguard.venues.registry import configured
 
 @dataclass(frozen=True)
 class CollectStats:
-    """Operator counters of one collection: wall ``seconds``, accounts read, accounts blind, and
-    each venue's own counters (``venues["evm"]["round_trips"]``). Never used in decisions."""
+    """Operator counters of one collection: wall ``seconds``, accounts read, accounts blind,
+    each venue's own counters (``venues["evm"]["round_trips"]``) and wall seconds per venue
+    (``venue_seconds["binance"]``; venues run concurrently). Never used in decisions."""
 
     seconds: float
     accounts: int
     blind_accounts: int
     venues: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    venue_seconds: Mapping[str, float] = field(default_factory=dict)
 
     def counters(self) -> dict[str, int]:
         """The venues' counters flattened as ``<venue>_<counter>`` (e.g. ``evm_round_trips``)."""
@@ -42,11 +45,21 @@ async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[O
     t0 = loop.time()
     now = now or datetime.now(UTC)
     collectors = configured(cfg)
-    results = await asyncio.gather(*(c.collect(cfg, now) for c in collectors))
+    seconds: dict[str, float] = {}
+
+    async def timed(c: Any) -> Any:
+        start = loop.time()
+        try:
+            return await c.collect(cfg, now)
+        finally:
+            seconds[c.name] = loop.time() - start
+
+    results = await asyncio.gather(*(timed(c) for c in collectors))
     snapshots = tuple(s for r in results for s in r.snapshots)
     obs = Observation(taken_at=now, snapshots=snapshots, prices=tuple(q for r in results for q in r.prices),
                       findings=tuple(f for r in results for f in r.findings))
     stats = CollectStats(seconds=loop.time() - t0, accounts=len(snapshots),
                          blind_accounts=sum(not s.ok for s in snapshots),
-                         venues={c.name: dict(r.stats) for c, r in zip(collectors, results, strict=True) if r.stats})
+                         venues={c.name: dict(r.stats) for c, r in zip(collectors, results, strict=True) if r.stats},
+                         venue_seconds=seconds)
     return obs, stats

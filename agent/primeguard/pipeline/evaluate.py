@@ -23,9 +23,9 @@ from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
-from primeguard.risk.pricing import select_prices
-from primeguard.risk.stress import default_scenarios, stress
-from primeguard.risk.valuation import ClientBook, ClientValuation, valuate
+from primeguard.risk.pricing import PriceBook, select_prices
+from primeguard.risk.stress import ShockedBooks, default_scenarios, stress
+from primeguard.risk.valuation import ClientBook, ClientValuation, ValuationContext, valuate
 
 # Used only when no policy is active: strict on purpose.
 FALLBACK_PARAMS = RiskParameters(ladder=LadderBands(Decimal("0.4"), Decimal("0.5"), Decimal("0.6"), Decimal("0.7")))
@@ -58,9 +58,32 @@ class Evaluation:
 def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
     """The client's loan and its interest terms from the config (the start is required there)."""
     c = next((c for c in cfg.clients if c.id == client_id), None)
-    if c is None or c.loan is None:
-        return None
-    return c.loan.to_loan(client_id)
+    return _loan(c) if c is not None else None
+
+
+def _loan(c: Any) -> tuple[Loan, InterestTerms] | None:
+    return None if c.loan is None else c.loan.to_loan(c.id)
+
+
+class _PriceBooks:
+    """One price book and valuation context per set of risk parameters, for one evaluation.
+
+    Valuation reads only the picks and the book-wide per-asset findings (a missing price is restated
+    per client by ``valuate``), so every client valued with the same parameters shares one book
+    chosen from every quote, instead of choosing prices again per client."""
+
+    def __init__(self, obs: Observation, heartbeats: Mapping[str, int]) -> None:
+        self._obs = obs
+        self._heartbeats = heartbeats
+        self._books: dict[int, tuple[RiskParameters, PriceBook, ValuationContext]] = {}
+
+    def of(self, params: RiskParameters) -> tuple[PriceBook, ValuationContext]:
+        hit = self._books.get(id(params))
+        if hit is None or hit[0] is not params:
+            book = select_prices(self._obs.prices, self._obs.taken_at, params, max_age_s=self._heartbeats)
+            hit = (params, book, ValuationContext(book, params))
+            self._books[id(params)] = hit
+        return hit[1], hit[2]
 
 
 def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
@@ -78,6 +101,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
                                     "built-in ladder is used", details={"reason": "policy_missing"}))
     heartbeats = cfg.feed_budgets()
     gaps = GapIndex(cfg, obs)
+    books = _PriceBooks(obs, heartbeats)
+    shocked = ShockedBooks()
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
@@ -93,7 +118,7 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
         balances = tuple(b for s in snaps if s.ok for b in s.balances)
         positions = tuple(p for s in snaps if s.ok for p in s.positions)
         venues = {s.account.id: account_venue(s) for s in snaps}
-        loan_terms = loan_of(cfg, client.id)
+        loan_terms = _loan(client)
         loan, terms = loan_terms if loan_terms is not None else (None, None)
         keeps, class_gaps = defi_keeps(cfg, snaps, params)
         book = ClientBook(Client(client.id, client.name or client.id, tier), loan,
@@ -101,9 +126,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
                           peaks.get(client.id), interest=terms,
                           gaps=gaps.of(client.id, snaps, balances, positions, loan) + class_gaps,
                           account_keep=keeps)
-        wanted = {b.asset for b in balances} | {p.underlying for p in positions}
-        prices = select_prices(obs.prices, now, params, wanted=wanted, max_age_s=heartbeats)
-        val = valuate(book, prices, params, now, tier=tier)
+        prices, context = books.of(params)
+        val = valuate(book, prices, params, now, tier=tier, context=context)
         out.valuations[client.id] = val
         out.findings.extend(val.findings)
         prev = ladder.get(client.id) or initial(now)
@@ -123,7 +147,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
                                         client_id=client.id, details={"ltv": str(val.ltv)}))
         out.findings.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            results = [stress(book, prices, params, now, sc) for sc in default_scenarios(set(venues.values()))]
+            results = [stress(book, prices, params, now, sc, books=shocked)
+                       for sc in default_scenarios(set(venues.values()))]
             out.stress[client.id] = [r.to_json() for r in results]
             out.findings.extend(stress_findings(client.id, results, params))
     out.book_exposure = book_exposure(out.valuations.values())

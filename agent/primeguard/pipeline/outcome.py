@@ -6,7 +6,7 @@ so a sweep is recorded whole or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,14 +19,16 @@ from primeguard.store.db import Store
 
 @dataclass
 class SweepOutcome:
-    """One finished sweep: its id, duration in seconds, evaluation, observation and the number of
-    alert deliveries made."""
+    """One finished sweep: its id, duration in seconds, evaluation, observation, the number of
+    alert deliveries made and the seconds per stage (``collect``, ``collect:<venue>``, ``policy``,
+    ``evaluate``, ``alerts``, ``persist``, ``playbooks``)."""
 
     sweep_id: str
     seconds: float
     evaluation: Evaluation
     observation: Observation
     deliveries: int
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def sweep_findings(obs: Observation, ev: Evaluation, clients: set[str] | None) -> list[Finding]:
@@ -58,27 +60,28 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
     """
+    snapshots = [dict(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
+                      observed_at=snap.observed_at, payload=snapshot_payload(snap),
+                      error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
+                 for snap in obs.snapshots if clients is None or snap.account.client_id in clients]
+    metrics = []
+    for cid, val in ev.valuations.items():
+        peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
+        if peak is not None:
+            peaks[cid] = peak
+        params = ev.params[cid].ladder
+        metrics.append(dict(client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
+                            ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
+                            ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
+                                "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                                "ladder": ev.ladder[cid].to_json(),
+                                "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
+                                          "halt": str(params.halt), "liquidate": str(params.liquidate)},
+                                "peak_equity": None if peak is None else str(peak),
+                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()}))
     with store.session() as s:
-        for snap in obs.snapshots:
-            if clients is not None and snap.account.client_id not in clients:
-                continue
-            repos.save_snapshot(s, sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
-                                ok=snap.ok, observed_at=snap.observed_at, payload=snapshot_payload(snap),
-                                error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
-        for cid, val in ev.valuations.items():
-            peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
-            if peak is not None:
-                peaks[cid] = peak
-            params = ev.params[cid].ladder
-            repos.record_metric(s, client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
-                                ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
-                                ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                    "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
-                                    "ladder": ev.ladder[cid].to_json(),
-                                    "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
-                                              "halt": str(params.halt), "liquidate": str(params.liquidate)},
-                                    "peak_equity": None if peak is None else str(peak),
-                                    "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
+        repos.insert_snapshots(s, snapshots)
+        repos.insert_metrics(s, metrics)
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)

@@ -37,7 +37,7 @@ from typing import Any
 
 from primeguard.risk.params import RiskParameters
 from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
-from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation, valuate
+from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation, ValuationContext, valuate
 
 ALL = "*"
 
@@ -118,6 +118,27 @@ def shocked_prices(prices: PriceBook, scenario: StressScenario, stablecoins: fro
                      prices.findings_by_asset)
 
 
+class ShockedBooks:
+    """Shocked price books and their valuation contexts, shared between clients valued with the
+    same prices and parameters (one evaluation's stress runs): a scenario's book is built once,
+    not once per client. Pure memo: the results are those of :func:`shocked_prices`."""
+
+    def __init__(self) -> None:
+        self._books: dict[tuple[Any, ...], tuple[PriceBook, RiskParameters, PriceBook, ValuationContext]] = {}
+
+    def get(self, prices: PriceBook, params: RiskParameters, scenario: StressScenario,
+            extra: Mapping[str, Decimal] | None) -> tuple[PriceBook, ValuationContext]:
+        """The book ``prices`` under ``scenario`` (and ``extra`` shocks), with its context."""
+        key = (id(prices), id(params), tuple(sorted(scenario.shocks.items())),
+               tuple(sorted(extra.items())) if extra else ())
+        hit = self._books.get(key)
+        if hit is None or hit[0] is not prices or hit[1] is not params:
+            book = shocked_prices(prices, scenario, params.stablecoins, extra)
+            hit = (prices, params, book, ValuationContext(book, params))
+            self._books[key] = hit
+        return hit[2], hit[3]
+
+
 def without_venue(book: ClientBook, venue: str | None) -> ClientBook:
     """The book with everything on ``venue`` removed (a venue gone dark)."""
     if venue is None:
@@ -142,8 +163,9 @@ def liquidation_cost(book: ClientBook, prices: PriceBook, params: RiskParameters
             key = (book.venue_of(b.account_id), b.asset)
             lots[key] = lots.get(key, ZERO) + abs(b.quantity) * price
     nets: dict[tuple[str, str, str], Decimal] = {}
+    venues = book.account_venues  # book.venue_of_position, inlined: this loop runs per position per scenario
     for p in book.positions:
-        key3 = (p.account_id, book.venue_of_position(p), p.underlying)
+        key3 = (p.account_id, venues.get(p.account_id) or p.venue.value, p.underlying)
         nets[key3] = nets.get(key3, ZERO) + p.size
     for (_, venue, u), net in nets.items():
         price = prices.collateral(u) if net > 0 else prices.liability(u)
@@ -151,8 +173,12 @@ def liquidation_cost(book: ClientBook, prices: PriceBook, params: RiskParameters
             key = (venue, u)
             lots[key] = lots.get(key, ZERO) + abs(net) * price
     cost = ZERO
+    classes: dict[str, Any] = {}
     for (_, asset), notional in lots.items():
-        cost += notional * params.liquidity_of(asset).slippage(notional)
+        liquidity = classes.get(asset)
+        if liquidity is None:
+            liquidity = classes[asset] = params.liquidity_of(asset)
+        cost += notional * liquidity.slippage(notional)
     return cost
 
 
@@ -163,18 +189,20 @@ def _ltv(owed: Decimal, collateral: Decimal) -> Decimal:
 
 
 def stress(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
-           scenario: StressScenario) -> StressResult:
-    """LTV and liquidation outcome of one client under one scenario (exact)."""
+           scenario: StressScenario, *, books: ShockedBooks | None = None) -> StressResult:
+    """LTV and liquidation outcome of one client under one scenario (exact). ``books`` shares the
+    shocked price books between the clients of one evaluation (same result without it)."""
+    books = books if books is not None else ShockedBooks()
     if scenario.idiosyncratic is not None:
-        return _idiosyncratic(book, prices, params, now, scenario)
-    return _one(book, prices, params, now, scenario, None)
+        return _idiosyncratic(book, prices, params, now, scenario, books)
+    return _one(book, prices, params, now, scenario, None, books)
 
 
 def _one(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime, scenario: StressScenario,
-         extra: Mapping[str, Decimal] | None) -> StressResult:
-    shocked = shocked_prices(prices, scenario, params.stablecoins, extra)
+         extra: Mapping[str, Decimal] | None, books: ShockedBooks) -> StressResult:
+    shocked, context = books.get(prices, params, scenario, extra)
     live = without_venue(book, scenario.venue_dark)
-    val = valuate(live, shocked, params, now)
+    val = valuate(live, shocked, params, now, context=context)
     funding = scenario.funding_spike * val.gross_notional
     equity = val.equity - funding
     coll = val.haircut_collateral - funding
@@ -185,17 +213,17 @@ def _one(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datet
 
 
 def _idiosyncratic(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
-                   scenario: StressScenario) -> StressResult:
+                   scenario: StressScenario, books: ShockedBooks) -> StressResult:
     assert scenario.idiosyncratic is not None
     held = sorted({b.asset for b in book.balances if b.quantity} | {p.underlying for p in book.positions if p.size})
     assets = [a for a in held if a not in params.stablecoins and a != UNIT and a in prices.picks]
     worst: StressResult | None = None
     for a in assets:
-        r = _one(book, prices, params, now, scenario, {a: scenario.idiosyncratic})
+        r = _one(book, prices, params, now, scenario, {a: scenario.idiosyncratic}, books)
         if worst is None or (r.ltv or ZERO) > (worst.ltv or ZERO):
             worst = replace(r, worst_asset=a)
     if worst is None:  # nothing volatile held: the shock changes nothing
-        worst = _one(book, prices, params, now, replace(scenario, idiosyncratic=None), None)
+        worst = _one(book, prices, params, now, replace(scenario, idiosyncratic=None), None, books)
     return worst
 
 

@@ -16,6 +16,7 @@ Everything the store writes into a JSON column goes through :func:`jsonable` fir
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -43,6 +44,7 @@ _SENSITIVE_SUFFIXES = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
     """True when a mapping key names a secret whose value must never be stored."""
     norm = re.sub(r"[^a-z0-9]", "", key.lower())
@@ -82,10 +84,40 @@ def exact_decimal(value: object, *, what: str = "amount") -> Decimal:
 
 def jsonable(value: Any, *, path: str = "$") -> Any:
     """Normalise ``value`` to plain JSON types, exactly (see the module docstring)."""
+    try:
+        return _plain(value)
+    except StoreError:  # redone with paths, so the message says where
+        return _jsonable(value, path=path)
+
+
+def _plain(value: Any) -> Any:
+    """:func:`_jsonable` without building a path per node (the common shapes: dicts with string
+    keys, lists, strings, ints, Decimals); anything else goes through :func:`_jsonable`. Raises
+    :class:`StoreError` without a useful path: :func:`jsonable` then redoes the work with paths."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is Decimal:
+        if not value.is_finite():
+            raise StoreError("not finite")
+        return format(value, "f")
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, item in value.items():
+            if type(k) is not str:
+                return _jsonable(value)
+            out[k] = _plain(item)
+        return out
+    if t is list or t is tuple:
+        return [_plain(v) for v in value]
+    return _jsonable(value)
+
+
+def _jsonable(value: Any, *, path: str = "$") -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, Enum):
-        return jsonable(value.value, path=path)
+        return _jsonable(value.value, path=path)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -106,18 +138,18 @@ def jsonable(value: Any, *, path: str = "$") -> Any:
             k = key.value if isinstance(key, Enum) else key
             if not isinstance(k, str):
                 raise StoreError(f"{path}: mapping keys must be strings, got {type(k).__name__}")
-            out[k] = jsonable(item, path=f"{path}.{k}")
+            out[k] = _jsonable(item, path=f"{path}.{k}")
         return out
     if isinstance(value, list | tuple):
-        return [jsonable(v, path=f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_jsonable(v, path=f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, set | frozenset):
-        items = [jsonable(v, path=f"{path}[]") for v in value]
+        items = [_jsonable(v, path=f"{path}[]") for v in value]
         return sorted(items, key=canonical_json)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, path=path)
+        return _jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, path=path)
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic models
-        return jsonable(dump(mode="python"), path=path)
+        return _jsonable(dump(mode="python"), path=path)
     raise StoreError(f"{path}: cannot store a {type(value).__name__}")
 
 
@@ -143,6 +175,8 @@ def mask(value: Any, extra_paths: Iterable[str] = ()) -> tuple[Any, list[str]]:
     sorted list of masked paths (the list goes into the record so readers know what was hidden).
     """
     extra = {p if p.startswith("$") else f"$.{p}" for p in extra_paths}
+    if not extra and not _has_secret(value):  # the common case: nothing to mask, no paths to build
+        return value, []
     masked: list[str] = []
 
     def walk(node: Any, path: str) -> Any:
@@ -166,6 +200,15 @@ def mask(value: Any, extra_paths: Iterable[str] = ()) -> tuple[Any, list[str]]:
         return node
 
     return walk(value, "$"), sorted(set(masked))
+
+
+def _has_secret(node: Any) -> bool:
+    """Whether :func:`mask` would mask anything in ``node`` (no extra paths)."""
+    if isinstance(node, dict):
+        return any((is_sensitive_key(k) and v is not None) or _has_secret(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_secret(v) for v in node)
+    return bool(node == MASK)
 
 
 def store_json(value: Any, extra_mask: Iterable[str] = ()) -> tuple[Any, list[str]]:

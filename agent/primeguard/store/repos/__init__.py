@@ -59,6 +59,7 @@ from primeguard.store.repos.leases import (
     renew_lease,
 )
 from primeguard.store.repos.metrics import (
+    insert_metrics,
     latest_metric,
     metric_history,
     record_metric,
@@ -67,6 +68,7 @@ from primeguard.store.repos.policy_versions import (
     activate_policy_version,
     approve_policy_version,
     get_active_policy,
+    get_active_policy_hash,
     get_policy_version,
     list_policy_versions,
     policy_content_hash,
@@ -78,6 +80,7 @@ from primeguard.store.repos.scan_cursors import (
     set_cursor,
 )
 from primeguard.store.repos.snapshots import (
+    insert_snapshots,
     latest_snapshot,
     save_snapshot,
     save_snapshots,
@@ -126,6 +129,7 @@ __all__ = [
     "ensure_alert",
     "get_action",
     "get_active_policy",
+    "get_active_policy_hash",
     "get_alert",
     "get_cursor",
     "get_decision",
@@ -136,6 +140,8 @@ __all__ = [
     "get_withdrawal",
     "hash_token",
     "insert_action_once",
+    "insert_metrics",
+    "insert_snapshots",
     "latest_metric",
     "latest_snapshot",
     "list_actions",

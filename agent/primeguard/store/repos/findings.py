@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from primeguard.domain.errors import InputError
 from primeguard.domain.findings import Finding
-from primeguard.store._sql import insert_ignore, table_of
+from primeguard.store._sql import insert_ignore, table_of, upsert_insert
 from primeguard.store.codec import store_json
 from primeguard.store.errors import StaleState
 from primeguard.store.repos._helpers import get_row, resolve_now
@@ -26,12 +26,7 @@ def upsert_finding(session: Session, finding: Finding, *, now: datetime | None =
     """Record that ``finding`` is present now. Returns ``(row, opened)``: ``opened`` is True when the
     finding is new or was closed before (a new episode: ``first_seen`` restarts)."""
     now = resolve_now(now)
-    details, _ = store_json(dict(finding.details))
-    values = {
-        "code": str(finding.code), "severity": int(finding.severity), "subject": finding.subject,
-        "venue": finding.venue, "chain": finding.chain, "client_id": finding.client_id,
-        "rule_id": finding.rule_id, "message": finding.message, "details": details,
-    }
+    values = _values(finding)
     t = table_of(FindingRow)
     inserted = insert_ignore(session, t, {
         "key": finding.key, **values, "state": FindingState.OPEN.value, "first_seen": now, "last_seen": now,
@@ -54,10 +49,76 @@ def upsert_finding(session: Session, finding: Finding, *, now: datetime | None =
     return row, reopened
 
 
+def _values(finding: Finding) -> dict[str, Any]:
+    details, _ = store_json(dict(finding.details))
+    return {
+        "code": str(finding.code), "severity": int(finding.severity), "subject": finding.subject,
+        "venue": finding.venue, "chain": finding.chain, "client_id": finding.client_id,
+        "rule_id": finding.rule_id, "message": finding.message, "details": details,
+    }
+
+
+_CHUNK = 500  # keys per IN list: well under every backend's bound-parameter limit
+
+
 def upsert_findings(session: Session, findings: Iterable[Finding], *, now: datetime | None = None) -> list[str]:
-    """:func:`upsert_finding` for each; returns the keys that opened (new or reopened)."""
+    """:func:`upsert_finding` for each (same rows, same result), in a few statements: the existing
+    rows are read in chunks; findings seen again unchanged get one UPDATE per chunk (``last_seen``,
+    ``occurrences + 1``); only new findings (one multi-row INSERT), changed and reopened ones are
+    written with their values. Returns the keys that opened (new or reopened), in input order.
+
+    A finding given twice is upserted twice, in order (as :func:`upsert_finding` would)."""
     now = resolve_now(now)
-    return [f.key for f in findings if upsert_finding(session, f, now=now)[1]]
+    items = list(findings)
+    if len({f.key for f in items}) != len(items):  # rare: keep the one-by-one semantics exactly
+        return [f.key for f in items if upsert_finding(session, f, now=now)[1]]
+    t = table_of(FindingRow)
+    cols = [t.c.key, t.c.state, t.c.occurrences, *(t.c[k] for k in _VALUE_KEYS)]
+    existing: dict[str, Any] = {}
+    keys = [f.key for f in items]
+    for i in range(0, len(keys), _CHUNK):
+        stmt = sa.select(*cols).where(t.c.key.in_(keys[i:i + _CHUNK])).with_for_update()
+        existing.update((r.key, r) for r in session.execute(stmt))
+    opened: set[str] = set()
+    new: list[dict[str, Any]] = []
+    touched: list[str] = []
+    rewrite: list[dict[str, Any]] = []
+    for f in items:
+        values = _values(f)
+        row = existing.get(f.key)
+        if row is None:
+            new.append({"key": f.key, **values, "state": FindingState.OPEN.value, "first_seen": now,
+                        "last_seen": now, "closed_at": None, "occurrences": 1})
+        elif row.state == FindingState.CLOSED.value:
+            opened.add(f.key)
+            rewrite.append({"k": f.key, **values, "state": FindingState.OPEN.value, "first_seen": now,
+                            "last_seen": now, "closed_at": None, "occurrences": 1})
+        elif all(getattr(row, k) == v for k, v in values.items()):
+            touched.append(f.key)
+        else:
+            rewrite.append({"k": f.key, **values, "last_seen": now, "occurrences": row.occurrences + 1})
+    for i in range(0, len(new), _CHUNK):
+        chunk = new[i:i + _CHUNK]
+        stmt = upsert_insert(session, t).values(chunk).on_conflict_do_nothing().returning(t.c.key)
+        inserted = {r[0] for r in session.execute(stmt)}
+        opened |= inserted
+        for row_values in chunk:  # inserted by someone else in between: the one-by-one path decides
+            if row_values["key"] not in inserted:
+                f = next(x for x in items if x.key == row_values["key"])
+                if upsert_finding(session, f, now=now)[1]:
+                    opened.add(f.key)
+    for i in range(0, len(touched), _CHUNK):
+        session.execute(sa.update(t).where(t.c.key.in_(touched[i:i + _CHUNK]))
+                        .values(last_seen=now, occurrences=t.c.occurrences + 1))
+    for shape in {tuple(sorted(r)) for r in rewrite}:  # one executemany per column set
+        batch = [{f"v_{c}": v for c, v in r.items()} for r in rewrite if tuple(sorted(r)) == shape]
+        stmt = sa.update(t).where(t.c.key == sa.bindparam("v_k")).values(
+            {c: sa.bindparam(f"v_{c}") for c in shape if c != "k"})
+        session.execute(stmt, batch)
+    return [k for k in keys if k in opened]
+
+
+_VALUE_KEYS = ("code", "severity", "subject", "venue", "chain", "client_id", "rule_id", "message", "details")
 
 
 def close_findings(
@@ -81,16 +142,15 @@ def close_findings(
     cond = [t.c.state == FindingState.OPEN.value]
     if keys is not None:
         cond.append(t.c.key.in_(list(keys)))
-    else:
-        keep = list(except_keys or ())
-        if keep:
-            cond.append(t.c.key.not_in(keep))
     if subjects is not None:
         cond.append(t.c.subject.in_(list(subjects)))
     closed = [r[0] for r in session.execute(sa.select(t.c.key).where(*cond).with_for_update())]
-    if closed:
+    if except_keys is not None:  # filtered here: a sweep's keys are too many for a NOT IN list
+        keep = set(except_keys)
+        closed = [k for k in closed if k not in keep]
+    for i in range(0, len(closed), _CHUNK):
         session.execute(
-            sa.update(t).where(t.c.key.in_(closed), t.c.state == FindingState.OPEN.value)
+            sa.update(t).where(t.c.key.in_(closed[i:i + _CHUNK]), t.c.state == FindingState.OPEN.value)
             .values(state=FindingState.CLOSED.value, closed_at=now)
         )
     return sorted(closed)

@@ -6,7 +6,7 @@ see :mod:`primeguard.store.repos`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,15 +33,30 @@ def record_metric(
     extra: Mapping[str, Any] | None = None,
 ) -> MetricRow:
     """Append one point of a client's risk history. Values are stored exactly (no rounding)."""
-    row = MetricRow(
-        client_id=required(client_id, "client_id"), at=as_utc(at), sweep_id=sweep_id,
-        equity=exact_decimal(equity, what="equity"), loan=exact_decimal(loan, what="loan"),
-        ltv=None if ltv is None else exact_decimal(ltv, what="ltv"), ladder_state=ladder_state,
-        extra=jsonable(dict(extra or {})),
-    )
+    row = MetricRow(**metric_values(client_id=client_id, at=at, equity=equity, loan=loan, ltv=ltv,
+                                    ladder_state=ladder_state, sweep_id=sweep_id, extra=extra))
     session.add(row)
     session.flush()
     return row
+
+
+def metric_values(*, client_id: str, at: datetime, equity: Decimal | int | str, loan: Decimal | int | str,
+                  ltv: Decimal | int | str | None, ladder_state: str, sweep_id: str | None = None,
+                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The column values :func:`record_metric` stores (checked, exact)."""
+    return {"client_id": required(client_id, "client_id"), "at": as_utc(at), "sweep_id": sweep_id,
+            "equity": exact_decimal(equity, what="equity"), "loan": exact_decimal(loan, what="loan"),
+            "ltv": None if ltv is None else exact_decimal(ltv, what="ltv"), "ladder_state": ladder_state,
+            "extra": jsonable(dict(extra or {}))}
+
+
+def insert_metrics(session: Session, metrics: Iterable[Mapping[str, Any]]) -> int:
+    """Append many metric points (each a mapping of :func:`record_metric`'s keyword arguments, same
+    checks) with one bulk INSERT; returns how many."""
+    values = [metric_values(**dict(m)) for m in metrics]
+    if values:
+        session.execute(sa.insert(table_of(MetricRow)), values)
+    return len(values)
 
 
 def metric_history(

@@ -67,6 +67,12 @@ def get_active_policy(session: Session) -> PolicyVersionRow | None:
     ).scalar_one_or_none()
 
 
+def get_active_policy_hash(session: Session) -> str | None:
+    """The active version's hash only (no content): cheap enough to ask on every sweep."""
+    t = table_of(PolicyVersionRow)
+    return session.execute(sa.select(t.c.hash).where(t.c.state == PolicyState.ACTIVE.value)).scalar_one_or_none()
+
+
 def list_policy_versions(session: Session, *, limit: int = 100) -> list[PolicyVersionRow]:
     t = table_of(PolicyVersionRow)
     return list(session.execute(sa.select(PolicyVersionRow).order_by(t.c.proposed_at.desc()).limit(limit)).scalars())

@@ -35,21 +35,35 @@ def save_snapshot(
     ``payload``: balances/positions etc.; Decimals become exact strings, floats are refused,
     sensitive keys are masked.
     """
-    body, masked = store_json(dict(payload))
-    if masked:
-        body["_masked"] = masked
-    row = SnapshotRow(
-        sweep_id=required(sweep_id, "sweep_id"), account_id=required(account_id, "account_id"), venue=venue,
-        ok=bool(ok), observed_at=as_utc(observed_at), payload=body, error=error,
-    )
+    row = SnapshotRow(**snapshot_values(sweep_id=sweep_id, account_id=account_id, venue=venue, ok=ok,
+                                        observed_at=observed_at, payload=payload, error=error))
     session.add(row)
     session.flush()
     return row
 
 
+def snapshot_values(*, sweep_id: str, account_id: str, venue: str, ok: bool, observed_at: datetime,
+                    payload: Mapping[str, Any], error: str | None = None) -> dict[str, Any]:
+    """The column values :func:`save_snapshot` stores (checked, JSON-normalised, masked)."""
+    body, masked = store_json(dict(payload))
+    if masked:
+        body["_masked"] = masked
+    return {"sweep_id": required(sweep_id, "sweep_id"), "account_id": required(account_id, "account_id"),
+            "venue": venue, "ok": bool(ok), "observed_at": as_utc(observed_at), "payload": body, "error": error}
+
+
 def save_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> list[SnapshotRow]:
     """:func:`save_snapshot` for each mapping of its keyword arguments."""
     return [save_snapshot(session, **dict(s)) for s in snapshots]
+
+
+def insert_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> int:
+    """Store many snapshots (each a mapping of :func:`save_snapshot`'s keyword arguments, same
+    checks) with one bulk INSERT; returns how many. Returns no rows: a sweep never reads them back."""
+    values = [snapshot_values(**dict(s)) for s in snapshots]
+    if values:
+        session.execute(sa.insert(table_of(SnapshotRow)), values)
+    return len(values)
 
 
 def latest_snapshot(session: Session, account_id: str) -> SnapshotRow | None:

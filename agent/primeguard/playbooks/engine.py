@@ -23,6 +23,7 @@ from primeguard.domain.identity import Actor, Perm
 from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.tables import ActionRow
+from primeguard.venues.checkpoints import checkpoint, step_name
 
 log = logging.getLogger(__name__)
 Lever = Callable[[ActionRow], Awaitable[Mapping[str, Any]]]
@@ -38,7 +39,10 @@ class ActionSpec:
 
     @property
     def id(self) -> str:
-        body = json.dumps([self.kind, self.client_id, self.episode, dict(self.params)], sort_keys=True, default=str)
+        """One id per (kind, client, episode): proposing the same action again in the same episode
+        (with a newer LTV in ``params``, say) finds the action already there. ``params`` record what
+        the first proposal saw; they are not part of the identity."""
+        body = json.dumps([self.kind, self.client_id, self.episode], sort_keys=True, default=str)
         return f"{self.kind}-{hashlib.sha256(body.encode()).hexdigest()[:24]}"
 
 
@@ -96,6 +100,7 @@ class Playbook:
             with self.store.session() as s:
                 return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
                                                error=f"no lever for action kind {action.kind!r}")
+        checkpoint(step_name(action, "start"))
         try:
             result = await lever(action)
         except Exception as exc:  # a lever failing must not stop the others; its reason is recorded
@@ -103,6 +108,7 @@ class Playbook:
             with self.store.session() as s:
                 return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
                                                error=f"{type(exc).__name__}: {exc}"[:500])
+        checkpoint(step_name(action, "recording"))  # done on the venues, not yet in the store
         with self.store.session() as s:
             return repos.transition_action(s, action.id, "done", expected="executing", actor=actor, now=now,
                                            result=dict(result))

@@ -203,6 +203,7 @@ class Episode:
         self._t0 = time.monotonic()
         self.liquidate_at: float | None = None
         self.flat_at: float | None = None
+        self._became_flat: float | None = None
 
     def _t(self, at: float | None = None) -> float:
         return round((at if at is not None else time.monotonic()) - self._t0, 3)
@@ -230,7 +231,12 @@ class Episode:
 
     async def _sweep(self, g: Guardian, step: str) -> None:
         t_start = time.monotonic()
-        out = await g.sweep("drill")
+        watch = asyncio.create_task(self._watch_flat()) if self.flat_at is None else None
+        try:
+            out = await g.sweep("drill")
+        finally:
+            if watch is not None:
+                watch.cancel()
         obs = out.observation
         seen = [*obs.findings, *(f for snap in obs.snapshots for f in snap.findings), *out.evaluation.findings]
         blind = sorted({f.subject for f in seen if f.is_blind_spot})
@@ -243,15 +249,33 @@ class Episode:
             if m.current.state.label == "liquidate" and self.liquidate_at is None:
                 self.liquidate_at = t_start
         with g.store.session(readonly=True) as s:
-            actions = sorted(repos.list_actions(s, limit=1000), key=lambda a: (a.updated_at, a.id))
+            actions = sorted(repos.list_actions(s, limit=1000), key=run_order)
         for a in actions:
             if a.id in self._reported or a.state not in ("done", "failed"):
                 continue
             self._reported.add(a.id)
             self.timeline.extend({"t_s": self._t(), "kind": "lever", "step": step, **e}
                                  for e in lever_entries(a, self.cfg))
-        if self.liquidate_at is not None and self.flat_at is None and await is_flat(self.sb, self.cfg):
-            self.flat_at = time.monotonic()
+        if self.liquidate_at is not None and self.flat_at is None and is_flat(self.sb, self.cfg):
+            self.flat_at = self._became_flat or time.monotonic()
+
+    async def _watch_flat(self) -> None:
+        """While a sweep runs: the first moment every venue reads flat after it did not (polled
+        every 10 ms from the simulators' state)."""
+        self._became_flat = None
+        was_flat = is_flat(self.sb, self.cfg)
+        while True:
+            await asyncio.sleep(0.01)
+            flat = is_flat(self.sb, self.cfg)
+            if flat and not was_flat:
+                self._became_flat = time.monotonic()
+                return
+            was_flat = flat
+
+
+def run_order(a: ActionRow) -> tuple[Any, ...]:
+    """The order the playbook runs actions proposed together (see ``Playbook.run_ready``)."""
+    return (a.created_at, not a.kind.startswith("liquidate_"), a.id)
 
 
 def _venue_of(cfg: PrimeguardConfig) -> dict[str, str]:
@@ -302,10 +326,11 @@ def lever_entries(action: ActionRow, cfg: PrimeguardConfig) -> list[dict[str, An
 # --- end state, read from the venues ------------------------------------------------------------
 
 
-async def is_flat(sb: Sandbox, cfg: PrimeguardConfig) -> bool:
-    """No open order and no position on any client CEX or dYdX account (read from the venues)."""
-    state = await end_state(sb, cfg, None, probe_keys=False)
-    return all(not v.get("open_orders") and not v.get("positions") for v in state["venues"])
+def is_flat(sb: Sandbox, cfg: PrimeguardConfig) -> bool:
+    """No open order and no position on any client CEX or dYdX account (read from the simulators)."""
+    rows = [_cex_row(sb, a) for a in cfg.cex_accounts]
+    rows += [_dydx_row(sb, d.id, d.address, d.subaccounts, "client") for d in cfg.dydx_accounts]
+    return all(not v["open_orders"] and not v["positions"] for v in rows)
 
 
 async def end_state(sb: Sandbox, cfg: PrimeguardConfig, config_dir: Path | None, *,
@@ -314,17 +339,7 @@ async def end_state(sb: Sandbox, cfg: PrimeguardConfig, config_dir: Path | None,
     each client key is tried with a real signed balance request: ``usable`` is whether it answered."""
     venues: list[dict[str, Any]] = []
     for a in cfg.cex_accounts:
-        st = sb.cex.state(a.venue)
-        with st.lock:
-            sub = st.sub_by_name(a.sub_account or "")
-            row: dict[str, Any] = {"venue": a.venue, "account": a.id, "role": "client", "open_orders": [],
-                                   "positions": [], "balances": {}}
-            if sub is not None:
-                row["open_orders"] = [f"{o.market} {o.symbol} {o.side} {o.amount} @ {o.price}"
-                                      for o in sub.open_orders()]
-                row["positions"] = [f"{p.base} {p.size}" for p in sub.positions.values() if p.size != 0]
-                row["balances"] = _cex_balances(sub)
-                row["sub_account_frozen"] = sub.frozen
+        row = _cex_row(sb, a)
         if probe_keys:
             row["client_keys"] = await _probe_client_keys(a, config_dir)
         venues.append(row)
@@ -341,6 +356,19 @@ async def end_state(sb: Sandbox, cfg: PrimeguardConfig, config_dir: Path | None,
     for v in cfg.vaults:
         venues.append(await asyncio.to_thread(_vault_row, sb, v.id, v.chain, v.address))
     return {"venues": venues}
+
+
+def _cex_row(sb: Sandbox, a: Any) -> dict[str, Any]:
+    st = sb.cex.state(a.venue)
+    with st.lock:
+        sub = st.sub_by_name(a.sub_account or "")
+        if sub is None:
+            return {"venue": a.venue, "account": a.id, "role": "client", "open_orders": ["sub-account not found"],
+                    "positions": [], "balances": {}}
+        return {"venue": a.venue, "account": a.id, "role": "client",
+                "open_orders": [f"{o.market} {o.symbol} {o.side} {o.amount} @ {o.price}" for o in sub.open_orders()],
+                "positions": [f"{p.base} {p.size}" for p in sub.positions.values() if p.size != 0],
+                "balances": _cex_balances(sub), "sub_account_frozen": sub.frozen}
 
 
 def _cex_balances(acct: Any) -> dict[str, dict[str, str]]:
@@ -370,7 +398,7 @@ def _dydx_row(sb: Sandbox, account_id: str, address: str, subaccounts: Iterable[
 
     sims: DydxSimulators = sb.dydx
     with sims.world.lock:
-        st = next((s for s in sims.world.order if s.address == address), None)
+        st = sims.world.addresses.get(address)
         auths = [] if st is None else [{"id": a.id, "type": a.type, "holder": a.holder}
                                        for a in sorted(st.authenticators.values(), key=lambda a: a.id)]
         subs = {} if st is None else st.subaccounts

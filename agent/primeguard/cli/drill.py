@@ -254,7 +254,7 @@ class Episode:
             if a.id in self._reported or a.state not in ("done", "failed"):
                 continue
             self._reported.add(a.id)
-            self.timeline.extend({"t_s": self._t(), "kind": "lever", "step": step, **e}
+            self.timeline.extend({"t_s": self._t(), "step": step, **e, "kind": "lever"}
                                  for e in lever_entries(a, self.cfg))
         if self.liquidate_at is not None and self.flat_at is None and is_flat(self.sb, self.cfg):
             self.flat_at = self._became_flat or time.monotonic()
@@ -279,19 +279,20 @@ def run_order(a: ActionRow) -> tuple[Any, ...]:
 
 
 def _venue_of(cfg: PrimeguardConfig) -> dict[str, str]:
-    venues = {a.id: a.venue for a in cfg.cex_accounts}
+    venues: dict[str, str] = {a.id: a.venue for a in cfg.cex_accounts}
     venues.update({a.id: "dydx" for a in cfg.dydx_accounts})
     venues.update({v.id: f"evm:{v.chain}" for v in cfg.vaults})
     return venues
 
 
 def lever_entries(action: ActionRow, cfg: PrimeguardConfig) -> list[dict[str, Any]]:
-    """What an action did, one entry per venue account and lever, in words: ``did`` lists each
+    """What an action did, one entry per venue account and lever, in words (``action``: its kind;
+    ``lever``: the venue lever, e.g. ``close_all_positions``): ``did`` lists each
     item (``target: status (detail)``); ``outcome`` is done / already_done / failed / refused.
     Reads the levers' own reports (``result.reports``, ``result.vaults``), so new lever kinds
     reporting the same way show up without change here."""
     venues = _venue_of(cfg)
-    base = {"action_id": action.id, "kind": action.kind, "client": action.client_id}
+    base = {"action_id": action.id, "action": action.kind, "client": action.client_id}
     result = dict(action.result or {})
     out: list[dict[str, Any]] = []
     if action.state == "failed" and not result.get("reports"):
@@ -372,8 +373,8 @@ def _cex_row(sb: Sandbox, a: Any) -> dict[str, Any]:
 
 
 def _cex_balances(acct: Any) -> dict[str, dict[str, str]]:
-    out = {"spot": {k: str(v) for k, v in acct.spot.items() if v}, "futures": {k: str(v) for k, v in acct.futures.items()
-                                                                              if v}}
+    wallets = {"spot": acct.spot, "futures": acct.futures}
+    out = {name: {k: str(v) for k, v in held.items() if v} for name, held in wallets.items()}
     return {k: v for k, v in out.items() if v}
 
 
@@ -413,7 +414,7 @@ def _dydx_row(sb: Sandbox, account_id: str, address: str, subaccounts: Iterable[
     return row
 
 
-_BALANCE_OF = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
+_BALANCE_OF: list[dict[str, Any]] = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
                 "inputs": [{"name": "owner", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
 
 
@@ -427,7 +428,7 @@ def _vault_row(sb: Sandbox, vault_id: str, chain: str, address: str) -> dict[str
     vault = w3.eth.contract(address=Web3.to_checksum_address(address), abi=vault_abi())
     balances: dict[str, str] = {}
     for sym, (token, decimals, _asset) in d.tokens.items():
-        raw = w3.eth.contract(address=token, abi=_BALANCE_OF).functions.balanceOf(vault.address).call()
+        raw = w3.eth.contract(address=Web3.to_checksum_address(token), abi=_BALANCE_OF).functions.balanceOf(vault.address).call()
         if raw:
             balances[sym] = str(Decimal(raw).scaleb(-decimals))
     return {"venue": f"evm:{chain}", "account": vault_id, "role": "client", "open_orders": [], "positions": [],
@@ -469,7 +470,7 @@ def render(report: dict[str, Any], say: Any) -> None:
         elif e["kind"] == "rung":
             say(f"{t}    {e['client']}: {e['from']} -> {e['to']} at LTV {e['ltv']}")
         else:
-            say(f"{t}    lever {e['kind']} on {e['venue']} {e['account']} ({e['lever']}): {e['outcome']}")
+            say(f"{t}    lever {e['action']} on {e['venue']} {e['account']} ({e['lever']}): {e['outcome']}")
             for d in e["did"]:
                 say(f"               - {d}")
             if e.get("error"):

@@ -428,7 +428,8 @@ def _vault_row(sb: Sandbox, vault_id: str, chain: str, address: str) -> dict[str
     vault = w3.eth.contract(address=Web3.to_checksum_address(address), abi=vault_abi())
     balances: dict[str, str] = {}
     for sym, (token, decimals, _asset) in d.tokens.items():
-        raw = w3.eth.contract(address=Web3.to_checksum_address(token), abi=_BALANCE_OF).functions.balanceOf(vault.address).call()
+        erc20 = w3.eth.contract(address=Web3.to_checksum_address(token), abi=_BALANCE_OF)
+        raw = erc20.functions.balanceOf(vault.address).call()
         if raw:
             balances[sym] = str(Decimal(raw).scaleb(-decimals))
     return {"venue": f"evm:{chain}", "account": vault_id, "role": "client", "open_orders": [], "positions": [],

@@ -9,17 +9,20 @@ to ``reached`` there, and the first time the process reaches a checkpoint whose 
 ``paused``, the name is appended to ``paused`` and the process freezes (the whole event loop
 blocks) until it is killed. A test reads ``paused``, sends SIGKILL, restarts the daemon with the
 same folder, and so kills it once at every step in turn (``tests/daemon/test_drill_kill9.py``).
+``PRIMEGUARD_PAUSE_MATCH`` (a regular expression) limits the pauses to the names it finds.
 It lives with the venues so that every lever (venue or playbook) may call it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 PAUSE_DIR_ENV = "PRIMEGUARD_PAUSE_DIR"
+PAUSE_MATCH_ENV = "PRIMEGUARD_PAUSE_MATCH"
 
 
 def step_name(action: Any, *parts: object) -> str:
@@ -39,6 +42,9 @@ def checkpoint(name: str) -> None:
         return
     base = Path(folder)
     _append(base / "reached", name)
+    match = os.environ.get(PAUSE_MATCH_ENV)
+    if match and re.search(match, name) is None:
+        return
     paused = base / "paused"
     done = set(paused.read_text().splitlines()) if paused.exists() else set()
     if name in done:

@@ -16,16 +16,21 @@ every venue to value the client: one more round trip) is the detection itself, c
 Baseline (modelled): the same requests sent one at a time, none overlapping: the number of
 requests the simulators counted during the liquidating sweep × the latency.
 
-Target: ≤ 10× the floor. Why 10 and not 2: the levers run one action kind after another (the
-playbook runs a client's actions in order and each CEX lever does cancel → close → disable per
-account), and a dYdX transaction needs the account number and sequence, a block height and the
-authenticators read first; a plan that overlapped the actions would trade that order (close before
-the keys are unplugged) for speed.
+Target: ≤ 40× the floor. Why not 2×: the plan keeps dependent steps the floor ignores. The playbook
+runs a client's actions one after the other (liquidate_cex, then liquidate_dydx: a close must come
+before the key is unplugged, and the halt levers after the closes), and each lever re-reads before it
+writes: per CEX account markets → open orders → cancel → positions → prior-order lookup by client
+order id → close → key state → key write (9 round trips, accounts in parallel); on dYdX open orders,
+authenticators, markets, subaccount, account number and block → close → re-read → transfer →
+remove (~12). With the sweep's read that is ~22 round trips ≈ 5.5× the floor; ccxt's per-key pacing
+(up to ~110 ms a request on OKX) and Python on a shared 2-core machine take the rest. Measured here:
+about 4.5 s in liquidate_cex and 1.2 s in liquidate_dydx at 50 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +45,7 @@ from primeguard.sandbox.world import Sandbox
 
 LATENCY_MS = 50.0
 FLOOR_ROUND_TRIPS = 4
-TARGET_X_FLOOR = 10.0
+TARGET_X_FLOOR = 40.0
 SCENARIO = Path(__file__).resolve().parents[2] / "infra" / "scenarios" / "drill-crash.yaml"
 
 
@@ -62,6 +67,7 @@ class _Counting(Episode):
 
 
 def measure() -> tuple[float, int]:
+    logging.disable(logging.CRITICAL)  # the alerts of the episode are not the bench's output
     scn = load_drill(SCENARIO)
     with tempfile.TemporaryDirectory(prefix="bench-drill-") as tmp:
         folder = Path(tmp)
@@ -88,9 +94,11 @@ def main() -> int:
                    {"latency_ms": LATENCY_MS, "x_floor": round(flatten_s / floor, 2),
                     "requests_in_liquidating_sweep": requests},
                    floor_s=floor,
-                   modelled=(f"floor = {FLOOR_ROUND_TRIPS} sequential round trips × {LATENCY_MS:g} ms simulator "
-                             "latency; baseline = the liquidating sweep's CEX requests + dYdX transactions, "
-                             "one at a time × latency (dYdX indexer/node reads not counted)"))])
+                   modelled=(f"floor = {FLOOR_ROUND_TRIPS} sequential round trips (read, positions, close, re-read) × "
+                             f"{LATENCY_MS:g} ms simulator latency; baseline = the liquidating sweep's CEX requests + "
+                             "dYdX transactions one at a time × latency (indexer/node reads not counted); target "
+                             "40× floor: ~22 dependent round trips in the plan (actions in order, read before each "
+                             "write) plus ccxt per-key pacing, see tests/bench/bench_drill.py"))])
     return 0
 
 

@@ -221,6 +221,23 @@ def demo(
 
 @app.command()
 @friendly
+def drill(
+    scenario: Path = typer.Option(..., "--scenario", help="Drill scenario YAML (a sandbox world plus drill.steps)"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (schema primeguard.drill/1)"),
+) -> None:
+    """Rehearse the contingency ladder on a throwaway sandbox: every ladder action automatic, the
+    scripted price path and outages played step by step; prints the timeline and each venue's end state."""
+    from primeguard.cli.drill import load_drill, render, run_drill
+
+    report = run_drill(load_drill(scenario))  # a bad file raises before anything starts
+    if as_json:
+        emit_json(report)
+    else:
+        render(report, say)
+
+
+@app.command()
+@friendly
 def run(
     config: Path = typer.Option(..., "--config", help="Agent config YAML"),
     sweep_every: float = typer.Option(10.0, "--sweep-every", help="Seconds between full sweeps"),

@@ -100,7 +100,7 @@ class Guardian:
                 row = repos.latest_metric(s, c.id)
                 if row is None:
                     continue
-                self.ladder[c.id] = LadderStatus(LadderState[row.ladder_state.upper()], row.at)
+                self.ladder[c.id] = _restored_status(row.ladder_state, row.at, (row.extra or {}).get("ladder"))
                 peak = (row.extra or {}).get("peak_equity")
                 if peak is not None:
                     self.peaks[c.id] = Decimal(peak)
@@ -362,6 +362,19 @@ def _lap(stages: dict[str, float], stage: str, since: float) -> float:
     now = time.perf_counter()
     stages[stage] = now - since
     return now
+
+
+def _restored_status(state: str, at: datetime, stored: Any) -> LadderStatus:
+    """The rung of the last metric row, entered when that row says (``extra.ladder.entered_at``, so a
+    restart keeps the episode and its actions' ids) with its margin-call deadline; rows without those
+    fields fall back to the row's time."""
+    entered, deadline = at, None
+    if isinstance(stored, dict):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            entered = datetime.fromisoformat(str(stored["entered_at"]))
+        with contextlib.suppress(TypeError, ValueError):
+            deadline = datetime.fromisoformat(str(stored["deadline"])) if stored.get("deadline") else None
+    return LadderStatus(LadderState[state.upper()], entered, deadline=deadline)
 
 
 def _ltv_text(ltv: Decimal | None) -> str | None:

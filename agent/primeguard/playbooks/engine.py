@@ -23,6 +23,7 @@ from primeguard.domain.identity import Actor, Perm
 from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.tables import ActionRow
+from primeguard.venues.checkpoints import checkpoint, step_name
 
 log = logging.getLogger(__name__)
 Lever = Callable[[ActionRow], Awaitable[Mapping[str, Any]]]
@@ -38,8 +39,20 @@ class ActionSpec:
 
     @property
     def id(self) -> str:
-        body = json.dumps([self.kind, self.client_id, self.episode, dict(self.params)], sort_keys=True, default=str)
+        """One id per (kind, client, episode): proposing the same action again in the same episode
+        (with a newer LTV in ``params``, say) finds the action already there. ``params`` record what
+        the first proposal saw; they are not part of the identity."""
+        body = json.dumps([self.kind, self.client_id, self.episode], sort_keys=True, default=str)
         return f"{self.kind}-{hashlib.sha256(body.encode()).hexdigest()[:24]}"
+
+
+def _partial(exc: Exception) -> dict[str, Any] | None:
+    """What a failed lever did before it failed, item by item, when its error carries the reports
+    (``CexLeverFailed.reports``, ``DydxLeverFailed.results``): recorded with the failure."""
+    reports = getattr(exc, "reports", None) or getattr(exc, "results", None)
+    if not isinstance(reports, list):
+        return None
+    return {"reports": [r.to_json() for r in reports if hasattr(r, "to_json")]}
 
 
 class Playbook:
@@ -75,12 +88,18 @@ class Playbook:
                                            actor_id=approver.user_id, now=now)
 
     async def run_ready(self, *, now: datetime | None = None, actor: str = "daemon") -> list[ActionRow]:
-        """Execute automatic proposals, approved actions, and resume ones left executing."""
+        """Execute automatic proposals, approved actions, and resume ones left executing.
+
+        Order: actions left executing first (a restart finishes what it started), then the oldest
+        first; among actions proposed together, ``liquidate_*`` before the others, because a halt
+        lever may freeze an account (a Bybit sub-member) that the close could then no longer trade,
+        while each liquidate lever halts the account itself once it is flat."""
         now = now or datetime.now(UTC)
         with self.store.session() as s:
             ready = [a for a in repos.list_actions(s, state="executing", limit=500)]
             ready += [a for a in repos.list_actions(s, state="approved", limit=500)]
             ready += [a for a in repos.list_actions(s, state="proposed", limit=500) if a.mode == "automatic"]
+        ready.sort(key=lambda a: (a.state != "executing", a.created_at, not a.kind.startswith("liquidate_"), a.id))
         done: list[ActionRow] = []
         for action in ready:
             done.append(await self._run(action, now=now, actor=actor))
@@ -96,13 +115,15 @@ class Playbook:
             with self.store.session() as s:
                 return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
                                                error=f"no lever for action kind {action.kind!r}")
+        checkpoint(step_name(action, "start"))
         try:
             result = await lever(action)
         except Exception as exc:  # a lever failing must not stop the others; its reason is recorded
             log.warning("action %s (%s) failed: %s", action.id, action.kind, type(exc).__name__)
             with self.store.session() as s:
                 return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
-                                               error=f"{type(exc).__name__}: {exc}"[:500])
+                                               error=f"{type(exc).__name__}: {exc}"[:500], result=_partial(exc))
+        checkpoint(step_name(action, "recording"))  # done on the venues, not yet in the store
         with self.store.session() as s:
             return repos.transition_action(s, action.id, "done", expected="executing", actor=actor, now=now,
                                            result=dict(result))

@@ -17,6 +17,7 @@ from primeguard.custody.vault import VaultExecutor, fee_fields
 from primeguard.domain.errors import CustodyError
 from primeguard.playbooks.engine import Lever
 from primeguard.store.tables import ActionRow
+from primeguard.venues.checkpoints import checkpoint, step_name
 
 
 def vault_pause_lever(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> Lever:
@@ -33,17 +34,22 @@ def vault_pause_lever(cfg: PrimeguardConfig, *, config_dir: Path | None = None) 
             chain = next(c for c in cfg.chains if c.id == vault.chain)
             ex = VaultExecutor(chain.rpc_url, vault.address, signer, chain_id=chain.chain_id,
                                gas_limit=custody.gas_limit)
-            out[vault.id] = await asyncio.to_thread(_pause_once, ex, custody.receipt_timeout_s)
+            out[vault.id] = await asyncio.to_thread(_pause_once, ex, custody.receipt_timeout_s,
+                                                    step_name(action, vault.id, "pause-sent"))
+            checkpoint(step_name(action, vault.id, "pause"))
         return {"vaults": out}
 
     return run
 
 
-def _pause_once(ex: VaultExecutor, timeout_s: float) -> str:
+def _pause_once(ex: VaultExecutor, timeout_s: float, sent_step: str = "") -> str:
     if ex.paused():
         return "already_paused"
     signed = ex.sign_pause(ex.next_nonce())
-    outcome = ex.wait(ex.broadcast(signed), timeout_s)
+    tx_hash = ex.broadcast(signed)
+    if sent_step:
+        checkpoint(sent_step)  # sent, not yet confirmed
+    outcome = ex.wait(tx_hash, timeout_s)
     if outcome.status != "confirmed":
         raise CustodyError(f"pause transaction {outcome.tx_hash} {outcome.status}")
     return "paused"

@@ -54,6 +54,7 @@ from primeguard.venues.cex.exchange import (
 )
 from primeguard.venues.cex.markets import MarketBook
 from primeguard.venues.cex.registry import exchange_for
+from primeguard.venues.checkpoints import checkpoint, step_name
 
 __all__ = ["DEFAULT_SLIPPAGE_CAP", "CexLeverFailed", "LeverItem", "LeverReport", "Status",
            "cancel_all_orders", "client_order_id", "close_all_positions", "close_positions", "disable_client_keys",
@@ -274,9 +275,12 @@ def playbook_levers(cfg: PrimeguardConfig, *, config_dir: Path | None = None,
             async with CexClientPool(base_dir=config_dir, rate_limit_ms=rate_limit_ms) as pool:
                 async def one(a: CexAccountConfig) -> list[LeverReport]:
                     out = [await cancel_all_orders(a, action.id, pool=pool)]
+                    checkpoint(step_name(action, a.id, out[-1].lever))
                     if "close" in steps:
                         out.append(await close_all_positions(a, action.id, slippage_cap=cap, pool=pool))
+                        checkpoint(step_name(action, a.id, out[-1].lever))
                     out.append(await disable_client_keys(a, action.id, pool=pool))
+                    checkpoint(step_name(action, a.id, out[-1].lever))
                     return out
 
                 reports = [r for rs in await asyncio.gather(*(one(a) for a in accounts)) for r in rs]

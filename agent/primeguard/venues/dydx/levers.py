@@ -60,6 +60,7 @@ from primeguard.domain.errors import (
     VenueUnavailable,
 )
 from primeguard.domain.money import to_decimal
+from primeguard.venues.checkpoints import checkpoint, step_name
 from primeguard.venues.dydx.analysis import AuthenticatorConfigError, expand_paths, parse_authenticator
 from primeguard.venues.dydx.indexer import IndexerReader
 from primeguard.venues.dydx.node import DeadlineInterceptor, RawAuthenticator, list_authenticators
@@ -575,10 +576,14 @@ def playbook_levers(cfg: PrimeguardConfig, *, config_dir: FsPath | None = None) 
 
             async def one(a: DydxAccountConfig) -> list[DydxLeverResult]:
                 out = [await cancel_open_orders(a, action.id, base_dir=config_dir)]
+                checkpoint(step_name(action, a.id, out[-1].lever))
                 if "close" in steps:
                     out.append(await close_positions(a, action.id, slippage_cap=cap, base_dir=config_dir))
+                    checkpoint(step_name(action, a.id, out[-1].lever))
                     out.append(await transfer_free_usdc(a, action.id, base_dir=config_dir))
+                    checkpoint(step_name(action, a.id, out[-1].lever))
                 out.append(await remove_authenticators(a, action.id, base_dir=config_dir))
+                checkpoint(step_name(action, a.id, out[-1].lever))
                 return out
 
             results = [r for rs in await asyncio.gather(*(one(a) for a in accounts)) for r in rs]

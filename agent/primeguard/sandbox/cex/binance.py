@@ -80,7 +80,7 @@ def authenticate(state: VenueState, req: SimRequest) -> SimKey | SimResponse:
 
 
 def denied(state: VenueState, req: SimRequest, key: SimKey, perm: str) -> SimResponse:
-    if perm == "master":
+    if perm in ("master", "keys") and not state.account_of(key).is_master:
         return err(-1002, "You are not authorized to execute this request.", 401)
     return err(-2015, f"Invalid API-key, IP, or permissions for action, request ip: {req.remote}", 401)
 
@@ -622,7 +622,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
-    Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "master"),
-    Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "master"),
-    Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "master"),
+    Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "keys"),
+    Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "keys"),
+    Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "keys"),
 )

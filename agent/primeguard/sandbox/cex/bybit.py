@@ -428,5 +428,5 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v5/asset/withdraw/query-address", query_address, True, "withdraw"),
     Endpoint("POST", "/v5/asset/withdraw/create", withdraw_create, True, "withdraw"),
     Endpoint("GET", "/v5/user/query-sub-members", query_sub_members, True, "master"),
-    Endpoint("POST", "/v5/user/frozen-sub-member", frozen_sub_member, True, "master"),
+    Endpoint("POST", "/v5/user/frozen-sub-member", frozen_sub_member, True, "keys"),
 )

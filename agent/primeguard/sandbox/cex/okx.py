@@ -522,7 +522,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/v5/trade/cancel-batch-orders", cancel_batch, True, "trade"),
     Endpoint("POST", "/api/v5/trade/close-position", close_position, True, "trade"),
     Endpoint("POST", "/api/v5/asset/withdrawal", withdrawal, True, "withdraw"),
-    Endpoint("GET", "/api/v5/users/subaccount/apikey", sub_apikey, True, "master"),
-    Endpoint("POST", "/api/v5/users/subaccount/delete-apikey", sub_delete_apikey, True, "master"),
-    Endpoint("POST", "/api/v5/users/subaccount/modify-apikey", sub_modify_apikey, True, "master"),
+    Endpoint("GET", "/api/v5/users/subaccount/apikey", sub_apikey, True, "keys"),
+    Endpoint("POST", "/api/v5/users/subaccount/delete-apikey", sub_delete_apikey, True, "keys"),
+    Endpoint("POST", "/api/v5/users/subaccount/modify-apikey", sub_modify_apikey, True, "keys"),
 )

@@ -320,9 +320,14 @@ class SubAccountRef:
     keys: tuple[str, ...]  # api keys in scenario order (generated monitor last)
 
 
+MASTER_HOLDERS = ("master", "key_admin")  # keys that live on the venue's master account
+
+
 def _perms(k: CexKeyScenario) -> frozenset[str]:
+    """The key's permission names; master-account keys (master, key_admin) also manage sub-account keys."""
     names = ("read", "spot", "margin", "futures", "options", "withdraw", "internal_transfer", "universal_transfer")
-    return frozenset(n for n in names if getattr(k, n))
+    keys = ("manage_keys",) if k.holder in MASTER_HOLDERS else ()
+    return frozenset(n for n in names if getattr(k, n)) | frozenset(keys)
 
 
 def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAccountRef]]:
@@ -388,7 +393,7 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
                 keys.append(CexKeyScenario(id="monitor", holder="monitor", read=True))
             api_keys: list[str] = []
             for k in keys:
-                owner = st.master if k.holder == "master" else acct
+                owner = st.master if k.holder in MASTER_HOLDERS else acct
                 material = derive_key(seed, a.venue, f"{place}/{k.id}")
                 expires = None if k.expires_in_days is None else created + k.expires_in_days * 86_400_000
                 sk = SimKey(id=k.id, venue=a.venue, account_uid=owner.uid, holder=k.holder, material=material,

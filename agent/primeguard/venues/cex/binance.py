@@ -8,6 +8,9 @@ interface). Facts this module relies on:
   ``ExchangeError``) and, after a successful private call, maps ``-2015`` to ``DDoSProtection``:
   :data:`CODES` classifies every code itself; writes refine ``-2015`` with a probe.
 - Weight limits are per IP across every key: :data:`WEIGHTS` feeds the venue-wide buckets.
+- Liquidation: spot sells are limit IOC orders on ``/api/v3/order`` anchored on the USDⓈ-M mark
+  price (``/fapi/v1/premiumIndex``); freed collateral goes to the master through
+  ``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key.
 - Key levers: an ordinary master may only restrict a sub-account key's IPs; pinning it to an unused
   address (TEST-NET-1) disables it, reversibly.
 - Hedge mode: positions come as ``LONG``/``SHORT`` legs; a close names the leg in ``positionSide``
@@ -50,7 +53,7 @@ from primeguard.venues.cex.exchange import (
     limit_guard,
 )
 from primeguard.venues.cex.limits import VenueLimits
-from primeguard.venues.cex.markets import MarketBook
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
 from primeguard.venues.cex.normalize import (
     ZERO,
     KeyInfo,
@@ -393,6 +396,38 @@ class Binance(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        rows = as_list((await ex.privateGetAccount())["balances"], "balances", NAME)
+        free = {str(b["asset"]): to_decimal(b["free"], what="free") for b in rows}
+        return {a: q for a, q in free.items() if q > 0}
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        res = await ex.fapiPublicGetPremiumIndex({"symbol": f"{base}{quote}"})
+        return to_decimal(res["markPrice"], what="markPrice")
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        try:
+            o = await ex.privateGetOrder({"symbol": market.id, "origClientOrderId": cid})
+        except VenueNotFound:
+            return None
+        return CloseFill(to_decimal(o.get("executedQty", "0"), what="executedQty"), str(o.get("status")))
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        res = await self.write(ex, ex.privatePostOrder({
+            "symbol": market.id, "side": "SELL", "type": "LIMIT", "timeInForce": "IOC", "quantity": _fmt(qty),
+            "price": _fmt(price), "newClientOrderId": cid, "newOrderRespType": "FULL"}))
+        return CloseFill(to_decimal(res.get("executedQty", "0"), what="executedQty"), str(res.get("status")))
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key (needs
+        "internal transfer"). Binance takes no client transfer id here: the free balance read just
+        before is the guard against a second transfer."""
+        res = await self.write(ex, ex.sapiPostSubAccountTransferSubToMaster({"asset": asset,
+                                                                              "amount": _fmt(amount)}))
+        return str(res.get("txnId", "")) if isinstance(res, dict) else ""
 
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

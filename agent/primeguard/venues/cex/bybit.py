@@ -49,7 +49,7 @@ from primeguard.venues.cex.exchange import (
     hedge_key,
     limit_guard,
 )
-from primeguard.venues.cex.markets import MarketBook
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
 from primeguard.venues.cex.normalize import (
     ZERO,
     KeyInfo,
@@ -405,6 +405,63 @@ class Bybit(CexExchange):
             return [LeverItem(target, "done", "froze the sub-member: its keys can no longer trade or withdraw")]
         except Exception as exc:
             return [fail_item(target, exc, NAME)]
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        """Unified wallet: ``walletBalance`` less ``locked`` per coin."""
+        rows = result(await ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"}))["list"]
+        free: dict[str, Decimal] = {}
+        for c in (rows[0].get("coin", []) if rows else []):
+            wallet = to_decimal(c.get("walletBalance") or "0", what="walletBalance")
+            locked = to_decimal(c.get("locked") or "0", what="locked")
+            free[str(c["coin"])] = wallet - locked
+        return {a: q for a, q in free.items() if q > 0}
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        rows = result(await ex.publicGetV5MarketTickers({"category": "linear", "symbol": f"{base}{quote}"}))["list"]
+        if not rows:
+            raise VenueNotFound(f"no mark price for {base}{quote}", venue=NAME)
+        return to_decimal(rows[0]["markPrice"], what="markPrice")
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        rows = result(await ex.privateGetV5OrderRealtime({"category": "spot", "orderLinkId": cid}))["list"]
+        if not rows:
+            return None
+        return CloseFill(to_decimal(rows[0].get("cumExecQty") or "0", what="cumExecQty"),
+                         str(rows[0].get("orderStatus")))
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        await self.write(ex, ex.privatePostV5OrderCreate({
+            "category": "spot", "symbol": market.id, "side": "Sell", "orderType": "Limit", "qty": _fmt(qty),
+            "price": _fmt(price), "timeInForce": "IOC", "orderLinkId": cid}))
+        placed = await self.prior_spot_order(ex, market, cid)
+        return placed if placed is not None else CloseFill(Decimal(0), "unknown")
+
+    @staticmethod
+    def transfer_uuid(transfer_id: str) -> str:
+        """Bybit wants a UUID as ``transferId``: ours, hex-formatted (deterministic per action)."""
+        h = transfer_id.rjust(32, "0")[-32:]
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+    async def prior_transfer(self, ex: Any, account: CexAccountConfig, asset: str, transfer_id: str) -> str | None:
+        tid = self.transfer_uuid(transfer_id)
+        rows = result(await ex.privateGetV5AssetTransferQueryUniversalTransferList({"transferId": tid}))["list"]
+        done = [r for r in rows if str(r.get("status")) in ("SUCCESS", "PENDING")]
+        return tid if done else None
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """``/v5/asset/transfer/universal-transfer`` from the sub-account's UNIFIED wallet to the
+        master's (the sub-account's key may only send to its master: ``parentUid`` of query-api)."""
+        me = result(await ex.privateGetV5UserQueryApi())
+        parent = str(me.get("parentUid") or "0")
+        if parent in ("", "0"):
+            raise VenuePermissionDenied("the operator key is not a sub-account key (no parentUid)", venue=NAME)
+        tid = self.transfer_uuid(transfer_id)
+        await self.write(ex, ex.privatePostV5AssetTransferUniversalTransfer({
+            "transferId": tid, "coin": asset, "amount": _fmt(amount), "fromMemberId": int(account.sub_account),
+            "toMemberId": int(parent), "fromAccountType": "UNIFIED", "toAccountType": "UNIFIED"}))
+        return tid
 
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

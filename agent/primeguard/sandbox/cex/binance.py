@@ -600,6 +600,39 @@ def broker_delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> Si
     return SimResponse(200, {})
 
 
+def premium_index(state: VenueState, req: SimRequest) -> SimResponse:
+    """``GET /fapi/v1/premiumIndex``: the perpetual's mark price (one symbol, or all as a list)."""
+    def row(m: SimMarket) -> dict[str, Any]:
+        return {"symbol": f"{m.base}{m.quote}", "markPrice": d(m.mark, 8), "indexPrice": d(m.mark, 8),
+                "estimatedSettlePrice": d(m.mark, 8), "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+                "nextFundingTime": state.server_ms() // 28_800_000 * 28_800_000 + 28_800_000,
+                "time": state.server_ms()}
+    sym = req.param("symbol")
+    if sym is None:
+        return SimResponse(200, [row(m) for m in state.markets.values()])
+    m = _market_of(state, sym)
+    return err(-1121, "Invalid symbol.") if m is None else SimResponse(200, row(m))
+
+
+def sub_to_master(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /sapi/v1/sub-account/transfer/subToMaster`` (sub-account key with internal transfer):
+    spot wallet to the master's spot wallet; answers the venue's ``txnId``."""
+    acct = state.account_of(key)
+    if acct.is_master:
+        return err(-1002, "You are not authorized to execute this request.", 401)
+    asset, amount_raw = req.param("asset"), req.param("amount")
+    if not asset or not amount_raw:
+        return err(-1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
+    try:
+        amount = Decimal(amount_raw)
+    except InvalidOperation:
+        return err(-1100, "Illegal characters found in parameter 'amount'.")
+    t = state.move_to_master(acct, asset, amount, unified=False, transfer_id="")
+    if t is None:
+        return err(-4026, "You have insufficient balance.")
+    return SimResponse(200, {"txnId": t.venue_id})
+
+
 endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/v3/time", time_),
     Endpoint("GET", "/api/v3/exchangeInfo", spot_exchange_info),
@@ -611,6 +644,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/api/v3/order", spot_cancel_order, True, "spot"),
     Endpoint("GET", "/fapi/v1/time", time_),
     Endpoint("GET", "/fapi/v1/exchangeInfo", futures_exchange_info),
+    Endpoint("GET", "/fapi/v1/premiumIndex", premium_index),
     Endpoint("GET", "/fapi/v3/account", fapi_account, True, "read"),
     Endpoint("GET", "/fapi/v3/positionRisk", fapi_position_risk, True, "read"),
     Endpoint("GET", "/fapi/v1/leverageBracket", fapi_leverage_bracket, True, "read"),
@@ -622,6 +656,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
+    Endpoint("POST", "/sapi/v1/sub-account/transfer/subToMaster", sub_to_master, True, "transfer"),
     Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "keys"),
     Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "keys"),
     Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "keys"),

@@ -108,6 +108,19 @@ def order_leg(hedge: bool, side: str, reduce_only: bool) -> Literal["long", "sho
     return "long" if (side == "buy") != reduce_only else "short"
 
 
+@dataclass(frozen=True)
+class SimTransfer:
+    """A transfer between two accounts of the venue (sub-account → master)."""
+
+    venue_id: str
+    client_id: str  # the caller's transfer id ("" when the endpoint takes none)
+    from_uid: str
+    to_uid: str
+    asset: str
+    amount: Decimal
+    at_ms: int
+
+
 @dataclass
 class SimPosition:
     base: str
@@ -190,6 +203,7 @@ class VenueState:
         # account/config / query-api): lets tests send a flag in an undocumented type
         self.key_answer_overrides: dict[str, dict[str, object]] = {}
         self._ids = itertools.count(1_000_001)
+        self.transfers: list[SimTransfer] = []
         self.master = SimAccount(uid=derive_uid(seed, venue, "master"), name=f"pb-master@{venue}.sandbox",
                                  client=None, is_master=True)
         self.accounts[self.master.uid] = self.master
@@ -271,7 +285,35 @@ class VenueState:
                 order.status = "expired"
         elif market == "spot" and type_ == "market":
             order.status = "expired"  # the simulator keeps no spot book: market spot orders do not fill
+        elif market == "spot" and tif in ("IOC", "FOK"):  # a limit IOC fills at the last price or expires
+            if marketable:
+                self._fill_spot(acct, order, m)
+            else:
+                order.status = "expired"
         return order
+
+    def _fill_spot(self, acct: SimAccount, order: SimOrder, m: SimMarket) -> None:
+        sign = 1 if order.side == "buy" else -1
+        acct.spot[m.base] = acct.spot.get(m.base, Decimal(0)) + sign * order.amount
+        acct.spot[m.quote] = acct.spot.get(m.quote, Decimal(0)) - sign * order.amount * m.last
+        order.filled, order.avg_price, order.status, order.updated_ms = order.amount, m.last, "filled", now_ms()
+
+    def move_to_master(self, acct: SimAccount, asset: str, amount: Decimal, *, unified: bool,
+                       transfer_id: str) -> SimTransfer | None:
+        """Move ``amount`` of ``asset`` from a sub-account's spot wallet (and, for a unified account,
+        its futures wallet next) to the master's spot wallet; None when it does not hold that much."""
+        spot = acct.spot.get(asset, Decimal(0)) - acct.spot_locked(asset)
+        fut = acct.futures.get(asset, Decimal(0)) if unified else Decimal(0)
+        if amount <= 0 or spot + fut < amount:
+            return None
+        from_spot = min(spot, amount)
+        acct.spot[asset] = acct.spot.get(asset, Decimal(0)) - from_spot
+        if amount > from_spot:
+            acct.futures[asset] = fut - (amount - from_spot)
+        self.master.spot[asset] = self.master.spot.get(asset, Decimal(0)) + amount
+        t = SimTransfer(self.next_id(), transfer_id, acct.uid, self.master.uid, asset, amount, self.server_ms())
+        self.transfers.append(t)
+        return t
 
     def _fill_futures(self, acct: SimAccount, order: SimOrder, px: Decimal) -> None:
         signed = order.amount if order.side == "buy" else -order.amount

@@ -1,0 +1,223 @@
+"""Liquidation levers on the three CEX simulators with real ccxt over sockets: the PB's key roles
+(operator: trade and sweep to the master, never withdraw; key_admin: manage keys, nothing else),
+spot collateral sold into the loan asset in slices within a slippage cap, freed collateral swept
+to the master account, every lever idempotent, and a credential lacking a lever's power reported
+per item and as a critical finding."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.venues.cex.conftest import VENUES
+from tests.venues.cex.helpers import FAST_PACING_MS, fast_pool, with_holder
+
+from primeguard.config.schema import CexAccountConfig, ClientConfig, PrimeguardConfig
+from primeguard.domain.errors import VenuePermissionDenied
+from primeguard.domain.findings import FindingCode, Severity
+from primeguard.playbooks.engine import ActionSpec, Playbook
+from primeguard.sandbox.cex.server import CexSimulators
+from primeguard.sandbox.cex.state import SimAccount
+from primeguard.sandbox.scenario import Scenario
+from primeguard.store import repos
+from primeguard.store.db import open_store
+from primeguard.venues.cex.binance import UNUSED_IP
+from primeguard.venues.cex.levers import (
+    NO_POWER,
+    CexLeverFailed,
+    LeverReport,
+    cancel_all_orders,
+    client_order_id,
+    close_all_positions,
+    disable_client_keys,
+    playbook_levers,
+    sell_spot_collateral,
+    sweep_to_master,
+)
+from primeguard.venues.cex.registry import exchange_for
+
+CLIENT = {"id": "client", "spot": True, "futures": True, "ip_whitelist": ["127.0.0.1"]}
+OPS = {"id": "ops", "holder": "operator", "spot": True, "futures": True, "internal_transfer": True,
+       "universal_transfer": True, "ip_whitelist": ["127.0.0.1"]}
+KEY_ADMIN = {"id": "pb-keys", "holder": "key_admin", "ip_whitelist": ["127.0.0.1"]}
+KEYS = [CLIENT, OPS, KEY_ADMIN]
+MAX_NOTIONAL = Decimal("50000")  # USDT per spot slice: 2.5 BTC at ~58,800 takes three slices
+
+
+def _acct(venue: str, **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "venue": venue, "spot": {"BTC": "2.5", "ETH": "4", "USDT": "1000"}, "futures": {"USDT": "50000"},
+        "positions": [{"symbol": "BTC/USDT:USDT", "size": "0.5", "entry_price": "55000"}],
+        "orders": [{"symbol": "BTC/USDT:USDT", "side": "buy", "amount": "0.1", "price": "50000"},
+                   {"symbol": "ETH/USDT", "side": "sell", "amount": "0.5", "price": "3500", "market": "spot"}],
+        "keys": KEYS,
+    }
+    base.update(kw)
+    return base
+
+
+def _scenario() -> dict[str, Any]:
+    """``echo``: the whole liquidation; ``golf``: the slippage cap; ``hotel``: a resumed sale;
+    ``india``: credentials lacking power; ``juliet``: the playbook engine."""
+    small = {"spot": {"ETH": "3"}, "positions": [], "orders": []}
+    return {
+        "name": "cex-liquidate",
+        "feeds": [{"asset": "BTC", "answer": "60000"}, {"asset": "ETH", "answer": "3000"}],
+        "clients": [{"id": c, "cex": [_acct(v, **(small if c in ("golf", "hotel") else {})) for v in VENUES]}
+                    for c in ("echo", "golf", "hotel", "india", "juliet")],
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CexSimulators, dict[str, CexAccountConfig]]]:
+    with CexSimulators(Scenario.model_validate(_scenario())) as sims:
+        accts = sims.config_accounts(Path(tmp_path_factory.mktemp("liq-secrets")))
+        yield sims, {a.id: a for a in accts}
+
+
+def _sub(sims: CexSimulators, acct: CexAccountConfig) -> SimAccount:
+    sub = sims.state(acct.venue).sub_by_name(acct.sub_account)
+    assert sub is not None
+    return sub
+
+
+def _st(r: LeverReport) -> set[str]:
+    return {i.status for i in r.items}
+
+
+async def _liquidate(accounts: list[CexAccountConfig], action: str) -> list[LeverReport]:
+    async with fast_pool() as pool:
+        async def one(a: CexAccountConfig) -> list[LeverReport]:
+            return [await cancel_all_orders(a, action, pool=pool),
+                    await close_all_positions(a, action, pool=pool),
+                    await sell_spot_collateral(a, action, loan_asset="USDT", max_order_notional=MAX_NOTIONAL,
+                                               pool=pool),
+                    await sweep_to_master(a, action, assets=("USDT",), pool=pool),
+                    await disable_client_keys(a, action, pool=pool)]
+        return [r for rs in await asyncio.gather(*(one(a) for a in accounts)) for r in rs]
+
+
+async def test_every_lever_twice_the_second_run_changes_nothing(world: Any) -> None:
+    sims, accts = world
+    echo = [accts[f"echo-{v}"] for v in VENUES]
+    masters_before = {v: sims.state(v).master.spot.get("USDT", Decimal(0)) for v in VENUES}
+
+    first = await _liquidate(echo, "liquidate_cex-echo")
+    assert all(r.ok and r.changed for r in first), [r.to_json() for r in first if not (r.ok and r.changed)]
+    for a in echo:
+        st, sub = sims.state(a.venue), _sub(sims, a)
+        assert not sub.open_orders() and not sub.positions
+        assert sub.spot.get("BTC", Decimal(0)) < Decimal("0.001") and sub.spot.get("ETH", Decimal(0)) < Decimal("0.001")
+        sells = [o for o in sub.orders if o.market == "spot" and o.side == "sell" and o.client_id.startswith("pg")]
+        btc = [o for o in sells if o.symbol == "BTC/USDT"]
+        assert len(btc) == 3 and sum(o.filled for o in btc) == Decimal("2.5")  # sliced...
+        assert all(o.amount * o.price <= MAX_NOTIONAL for o in sells)  # ...by the maximum order size
+        assert all(o.price >= Decimal("58800") for o in btc)  # limit at mark × (1 − 2 %)
+        assert len(st.transfers) == 1 and st.transfers[0].to_uid == st.master.uid
+        assert st.master.spot["USDT"] - masters_before[a.venue] == st.transfers[0].amount > 0
+    assert sims.state("binance").key_by_id("echo-binance", "client").ips == (UNUSED_IP,)
+    assert sims.state("okx").key_by_id("echo-okx", "client").deleted
+    assert _sub(sims, accts["echo-bybit"]).frozen
+
+    orders = {a.venue: len(_sub(sims, a).orders) for a in echo}
+    second = await _liquidate(echo, "liquidate_cex-echo")
+    assert all(r.ok and not r.changed for r in second), [r.to_json() for r in second if r.changed]
+    assert {i.status for r in second for i in r.items} == {"already_done"}
+    assert {a.venue: len(_sub(sims, a).orders) for a in echo} == orders
+    assert all(len(sims.state(v).transfers) == 1 for v in VENUES)
+
+
+async def test_slippage_cap_refuses_a_price_too_far_from_mark(world: Any) -> None:
+    sims, accts = world
+    golf = [accts[f"golf-{v}"] for v in VENUES]
+    for v in VENUES:
+        sims.state(v).set_price("ETH", Decimal(3000), last=Decimal(2850))  # the book 5 % under the mark
+    try:
+        async with fast_pool() as pool:
+            reports = await asyncio.gather(*(sell_spot_collateral(a, "act-golf", loan_asset="USDT", pool=pool)
+                                             for a in golf))
+    finally:
+        for v in VENUES:
+            sims.state(v).set_price("ETH", Decimal(3000))
+    for a, r in zip(golf, reports, strict=True):
+        assert [(i.target, i.status) for i in r.items] == [("spot:ETH#0", "failed")]
+        assert "filled 0 of 3 ETH within the 0.02 slippage cap (limit 2940" in r.items[0].detail
+        assert _sub(sims, a).spot["ETH"] == Decimal(3)  # nothing sold
+
+
+async def test_a_resumed_sale_never_sells_twice(world: Any) -> None:
+    sims, accts = world
+    for v in VENUES:
+        a = accts[f"hotel-{v}"]
+        async with fast_pool() as pool:  # a crash right after slice 0 went out: 1 of 3 ETH sold
+            ex = pool.exchange(a, "ops")
+            market = (await pool.markets(a)).spot("ETH", "USDT")
+            assert market is not None
+            cid0 = client_order_id("act-hotel", "spot:ETH#0")
+            await exchange_for(v).place_spot_sell(ex, market, Decimal(1), Decimal(2940), cid0)
+            r = await sell_spot_collateral(a, "act-hotel", loan_asset="USDT", max_order_notional=Decimal(6000),
+                                           pool=pool)
+        assert [(i.target, i.status) for i in r.items] == [("spot:ETH#0", "already_done"), ("spot:ETH#1", "done")]
+        sub = _sub(sims, a)
+        assert sub.spot["ETH"] == 0 and sum(o.filled for o in sub.orders if o.symbol == "ETH/USDT") == Decimal(3)
+
+
+async def test_the_pb_roles_are_refused_beyond_their_power(world: Any) -> None:
+    """key_admin cannot trade or transfer, operator cannot withdraw or manage keys: the venues'
+    own codes, classified as VenuePermissionDenied."""
+    sims, accts = world
+    codes = {"binance": ("-2015", "-1002"), "okx": ("50120", "50120"), "bybit": ("10005", "10005")}
+    for v in VENUES:
+        a, exchange = accts[f"india-{v}"], exchange_for(v)
+        async with fast_pool() as pool:
+            admin, ops = pool.exchange(a, "pb-keys"), pool.exchange(a, "ops")
+            market = (await pool.markets(a)).spot("BTC", "USDT")
+            assert market is not None
+            refused = [
+                (exchange.place_spot_sell(admin, market, Decimal(1), Decimal(50000), "pgadmin0"), codes[v][0]),
+                (exchange.transfer_to_master(admin, a, "USDT", Decimal(1), "0" * 32), None),
+                (exchange.submit_withdrawal(ops, asset="USDT", amount=Decimal(1), network="ETH",
+                                            address="0x1111111111111111111111111111111111111111",
+                                            request_id="pgwd0"), codes[v][0]),
+            ]
+            for call, code in refused:
+                with pytest.raises(VenuePermissionDenied) as info:
+                    await call
+                assert code is None or info.value.code == code, (v, info.value)
+        keys = await disable_client_keys(with_holder(a, "pb-keys", "monitor"), "act-india", pool=None)
+        assert not keys.ok  # no key_admin: nothing tried
+        ops_as_admin = with_holder(with_holder(a, "pb-keys", "monitor"), "ops", "key_admin")
+        r = await disable_client_keys(ops_as_admin, "act-india")
+        assert _st(r) == {"failed"}
+        assert all(f"credential ops {NO_POWER} to disable the client's key" in i.detail for i in r.items)
+        assert all(f"VenuePermissionDenied: [{v} {codes[v][1]}]" in i.detail for i in r.items), r.to_json()
+    assert not sims.state("binance").key_by_id("india-binance", "client").ips == (UNUSED_IP,)
+
+
+async def test_a_lever_lacking_power_is_a_critical_finding(world: Any, tmp_path: Path) -> None:
+    sims, accts = world
+    juliet = tuple(with_holder(with_holder(accts[f"juliet-{v}"], "pb-keys", "monitor"), "ops", "key_admin")
+                   for v in VENUES)  # the operator key configured as the key admin
+    cfg = PrimeguardConfig(clients=(ClientConfig(id="juliet"),), cex_accounts=juliet)
+    store = open_store(f"sqlite:///{tmp_path / 'pb.db'}", migrate=True)
+    book = Playbook(store, playbook_levers(cfg, rate_limit_ms=FAST_PACING_MS))
+    spec = ActionSpec("halt_cex", "juliet", episode="juliet:halt:1", mode="automatic")
+    book.propose([spec])
+    [row] = await book.run_ready()
+    assert row.state == "failed" and "CexLeverFailed" in (row.error or "")
+    with store.session() as s:
+        found = [f for f in repos.open_findings(s, client_id="juliet") if f.code == FindingCode.LEVER_LACKS_POWER]
+    assert {f.subject for f in found} == {"juliet-binance/disable_client_keys/key:client",
+                                          "juliet-okx/disable_client_keys/key:client",
+                                          "juliet-bybit/disable_client_keys/sub-account:" +
+                                          juliet[2].sub_account}
+    assert all(f.severity == Severity.CRITICAL and "credential ops lacks the power" in f.message for f in found)
+    for a in juliet:  # the orders were still cancelled: one refused lever does not stop the others
+        assert not _sub(sims, a).open_orders()
+
+    with pytest.raises(CexLeverFailed):  # the same lever again: the same refusal, nothing else changes
+        await playbook_levers(cfg, rate_limit_ms=FAST_PACING_MS)["halt_cex"](row)

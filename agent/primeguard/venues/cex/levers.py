@@ -331,7 +331,7 @@ async def _sell_one(exchange: CexExchange, ex: Any, book: MarketBook, action_id:
         if prior is None:
             break
         items.append(LeverItem(f"{target}#{index}", "already_done",
-                               f"slice sent earlier by this action: {prior.status}, filled {_fmt(prior.filled or 0)}",
+                               f"slice sent earlier by this action: {prior.status}, filled {_fmt(prior.filled or Decimal(0))}",
                                cid))
         index += 1
     remaining = sellable

@@ -41,7 +41,7 @@ from primeguard.venues.cex.levers import (
 from primeguard.venues.cex.registry import exchange_for
 
 CLIENT = {"id": "client", "spot": True, "futures": True, "ip_whitelist": ["127.0.0.1"]}
-OPS = {"id": "ops", "holder": "operator", "spot": True, "futures": True, "internal_transfer": True,
+OPS = {"id": "ops", "holder": "operator", "spot": True, "margin": True, "futures": True, "internal_transfer": True,
        "universal_transfer": True, "ip_whitelist": ["127.0.0.1"]}
 KEY_ADMIN = {"id": "pb-keys", "holder": "key_admin", "ip_whitelist": ["127.0.0.1"]}
 KEYS = [CLIENT, OPS, KEY_ADMIN]
@@ -53,7 +53,8 @@ def _acct(venue: str, **kw: Any) -> dict[str, Any]:
         "venue": venue, "spot": {"BTC": "2.5", "ETH": "4", "USDT": "1000"}, "futures": {"USDT": "50000"},
         "positions": [{"symbol": "BTC/USDT:USDT", "size": "0.5", "entry_price": "55000"}],
         "orders": [{"symbol": "BTC/USDT:USDT", "side": "buy", "amount": "0.1", "price": "50000"},
-                   {"symbol": "ETH/USDT", "side": "sell", "amount": "0.5", "price": "3500", "market": "spot"}],
+                   {"symbol": "ETH/USDT", "side": "sell", "amount": "0.5", "price": "3500", "market": "spot"},
+                   {"symbol": "BTC/USDT", "side": "buy", "amount": "0.01", "price": "40000", "market": "margin"}],
         "keys": KEYS,
     }
     base.update(kw)
@@ -108,6 +109,7 @@ async def test_every_lever_twice_the_second_run_changes_nothing(world: Any) -> N
 
     first = await _liquidate(echo, "liquidate_cex-echo")
     assert all(r.ok and r.changed for r in first), [r.to_json() for r in first if not (r.ok and r.changed)]
+    assert {i.target for i in first[0].items} == {"spot:ETHUSDT", "margin:BTCUSDT", "futures:BTCUSDT"}  # binance
     for a in echo:
         st, sub = sims.state(a.venue), _sub(sims, a)
         assert not sub.open_orders() and not sub.positions

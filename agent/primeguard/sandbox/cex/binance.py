@@ -225,7 +225,7 @@ def spot_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
 def spot_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     sym = req.param("symbol")
-    orders = [o for o in acct.open_orders("spot") if sym is None or o.symbol.replace("/", "") == sym]
+    orders = [o for o in acct.open_orders("spot") if not o.margin and sym in (None, o.symbol.replace("/", ""))]
     return SimResponse(200, [_spot_order_json(o) for o in orders])
 
 
@@ -234,7 +234,7 @@ def spot_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> 
     sym = req.param("symbol")
     if not sym:
         return err(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-    orders = [o for o in acct.open_orders("spot") if o.symbol.replace("/", "") == sym]
+    orders = [o for o in acct.open_orders("spot") if not o.margin and o.symbol.replace("/", "") == sym]
     if not orders:
         return err(-2011, "Unknown order sent.")
     out = []
@@ -600,6 +600,32 @@ def broker_delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> Si
     return SimResponse(200, {})
 
 
+def margin_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /sapi/v1/margin/openOrders`` (cross margin; ``isIsolated`` TRUE lists none here)."""
+    acct = state.account_of(key)
+    sym = req.param("symbol")
+    if (req.param("isIsolated") or "FALSE").upper() == "TRUE":
+        return SimResponse(200, [])
+    orders = [o for o in acct.open_orders("spot") if o.margin and sym in (None, o.symbol.replace("/", ""))]
+    return SimResponse(200, [{**_spot_order_json(o), "isIsolated": False} for o in orders])
+
+
+def margin_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``DELETE /sapi/v1/margin/openOrders``: every open cross-margin order of ``symbol``."""
+    acct = state.account_of(key)
+    sym = req.param("symbol")
+    if not sym:
+        return err(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    orders = [o for o in acct.open_orders("spot") if o.margin and o.symbol.replace("/", "") == sym]
+    if not orders:
+        return err(-2011, "Unknown order sent.")
+    out = []
+    for o in orders:
+        state.cancel(o)
+        out.append({**_spot_cancel_json(o, f"cancel{state.next_id()}"), "isIsolated": False})
+    return SimResponse(200, out)
+
+
 def premium_index(state: VenueState, req: SimRequest) -> SimResponse:
     """``GET /fapi/v1/premiumIndex``: the perpetual's mark price (one symbol, or all as a list)."""
     def row(m: SimMarket) -> dict[str, Any]:
@@ -655,6 +681,8 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/account/apiRestrictions", api_restrictions, True, None),
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
+    Endpoint("GET", "/sapi/v1/margin/openOrders", margin_open_orders, True, "read"),
+    Endpoint("DELETE", "/sapi/v1/margin/openOrders", margin_cancel_open_orders, True, "margin"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
     Endpoint("POST", "/sapi/v1/sub-account/transfer/subToMaster", sub_to_master, True, "transfer"),
     Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "keys"),

@@ -85,7 +85,7 @@ class CexOrderScenario(_M):
     side: Literal["buy", "sell"]
     amount: Positive
     price: Positive
-    market: Literal["spot", "futures"] = "futures"
+    market: Literal["spot", "margin", "futures"] = "futures"  # margin: a spot instrument on margin
 
     @model_validator(mode="after")
     def _sym(self) -> CexOrderScenario:

@@ -84,6 +84,7 @@ class SimOrder:
     tif: str = "GTC"
     reduce_only: bool = False
     leg: Literal["long", "short"] | None = None  # hedge mode: the position leg the order acts on
+    margin: bool = False  # a spot-instrument order on the margin account (Binance lists those apart)
     status: str = "open"  # open | filled | canceled | expired | rejected
     filled: Decimal = Decimal(0)
     avg_price: Decimal | None = None
@@ -427,9 +428,11 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
             for o in a.orders:
                 base = o.symbol.split("/")[0]
                 m = st.markets[base]
+                futures = o.market == "futures"
                 acct.orders.append(SimOrder(order_id=st.next_id(), client_id=f"scn{st.next_id()}",
-                                            symbol=m.unified_spot if o.market == "spot" else m.unified_swap,
-                                            market=o.market, side=o.side, amount=o.amount, price=o.price))
+                                            symbol=m.unified_swap if futures else m.unified_spot,
+                                            market="futures" if futures else "spot", side=o.side, amount=o.amount,
+                                            price=o.price, margin=o.market == "margin"))
             keys = list(a.keys)
             if not any(k.holder == "monitor" for k in keys):
                 keys.append(CexKeyScenario(id="monitor", holder="monitor", read=True))

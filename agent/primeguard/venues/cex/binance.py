@@ -13,6 +13,8 @@ interface). Facts this module relies on:
   ``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key.
 - Key levers: an ordinary master may only restrict a sub-account key's IPs; pinning it to an unused
   address (TEST-NET-1) disables it, reversibly.
+- Cancel-all covers spot (``/api/v3/openOrders``), cross margin (``/sapi/v1/margin/openOrders``)
+  and USDⓈ-M futures (``/fapi/v1/allOpenOrders``), per symbol.
 - Hedge mode: positions come as ``LONG``/``SHORT`` legs; a close names the leg in ``positionSide``
   (and must not send ``reduceOnly``, which the venue rejects in hedge mode).
 """
@@ -88,7 +90,8 @@ WEIGHTS: dict[str, int] = {
     "/fapi/v3/account": 5, "/fapi/v3/positionRisk": 5, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/openOrders": 1,
     "/fapi/v1/leverageBracket": 1, "/fapi/v1/order": 1, "/fapi/v1/allOpenOrders": 1,
     "/sapi/v1/capital/withdraw/address/list": 10, "/sapi/v1/account/apiRestrictions": 1,
-    "/sapi/v1/capital/withdraw/apply": 1, "/sapi/v1/sub-account/subAccountApi/ipRestriction": 20,
+    "/sapi/v1/margin/openOrders": 10, "/sapi/v1/capital/withdraw/apply": 1,
+    "/sapi/v1/sub-account/subAccountApi/ipRestriction": 20,
     "/sapi/v2/sub-account/subAccountApi/ipRestriction": 20,
 }
 NO_SYMBOL_WEIGHTS: dict[str, int] = {"/api/v3/openOrders": 80, "/fapi/v1/openOrders": 40}
@@ -321,8 +324,10 @@ class Binance(CexExchange):
 
     async def cancel_all(self, ex: Any) -> list[LeverItem]:
         items: list[LeverItem] = []
-        spot, fut = await asyncio.gather(ex.privateGetOpenOrders(), ex.fapiPrivateGetOpenOrders())
+        spot, margin, fut = await asyncio.gather(ex.privateGetOpenOrders(), ex.sapiGetMarginOpenOrders(),
+                                                 ex.fapiPrivateGetOpenOrders())
         for market, rows, call in (("spot", spot, ex.privateDeleteOpenOrders),
+                                   ("margin", margin, ex.sapiDeleteMarginOpenOrders),
                                    ("futures", fut, ex.fapiPrivateDeleteAllOpenOrders)):
             for sym in sorted({str(r["symbol"]) for r in rows}):
                 n = sum(1 for r in rows if r["symbol"] == sym)

@@ -330,9 +330,9 @@ async def _sell_one(exchange: CexExchange, ex: Any, book: MarketBook, action_id:
             return [*items, fail_item(f"{target}#{index}", exc, exchange.name)]
         if prior is None:
             break
+        filled = _fmt(prior.filled or Decimal(0))
         items.append(LeverItem(f"{target}#{index}", "already_done",
-                               f"slice sent earlier by this action: {prior.status}, filled {_fmt(prior.filled or Decimal(0))}",
-                               cid))
+                               f"slice sent earlier by this action: {prior.status}, filled {filled}", cid))
         index += 1
     remaining = sellable
     while remaining > 0:

@@ -26,6 +26,8 @@ from primeguard.sandbox.scenario import Scenario
 from primeguard.store import repos
 from primeguard.store.db import open_store
 from primeguard.venues.cex.binance import UNUSED_IP
+from primeguard.venues.cex.capabilities import capabilities_report
+from primeguard.venues.cex.collect import collect
 from primeguard.venues.cex.levers import (
     NO_POWER,
     CexLeverFailed,
@@ -223,3 +225,20 @@ async def test_a_lever_lacking_power_is_a_critical_finding(world: Any, tmp_path:
 
     with pytest.raises(CexLeverFailed):  # the same lever again: the same refusal, nothing else changes
         await playbook_levers(cfg, rate_limit_ms=FAST_PACING_MS)["halt_cex"](row)
+
+
+async def test_the_inventory_shows_each_credentials_levers(world: Any) -> None:
+    """The key admin lives on the master account without a master-key finding; every row names
+    the levers its holder runs."""
+    _, accts = world
+    async with fast_pool() as pool:
+        snaps = [await collect(accts[f"india-{v}"], pool=pool) for v in VENUES]
+    rows = {(r["venue"], r["credential"]): r for r in capabilities_report(snaps)}
+    for v in VENUES:
+        admin, ops = rows[(v, "pb-keys")], rows[(v, "ops")]
+        assert admin["holder"] == "key_admin" and admin["levers"] == ["disable_client_keys"]
+        assert admin["is_master"] is (None if v == "binance" else True) and admin["findings"] == []
+        assert admin["capabilities"] == ["read"]
+        assert ops["levers"] == ["cancel_all_orders", "close_all_positions", "sell_spot", "sweep_to_master"]
+        assert "withdraw" not in ops["capabilities"] and ops["findings"] == []
+        assert rows[(v, "client")]["levers"] == []

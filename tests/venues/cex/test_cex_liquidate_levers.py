@@ -122,7 +122,8 @@ async def test_every_lever_twice_the_second_run_changes_nothing(world: Any) -> N
         assert all(o.amount * o.price <= MAX_NOTIONAL for o in sells)  # ...by the maximum order size
         assert all(o.price >= Decimal("58800") for o in btc)  # limit at mark × (1 − 2 %)
         assert len(st.transfers) == 1 and st.transfers[0].to_uid == st.master.uid
-        assert st.master.spot["USDT"] - masters_before[a.venue] == st.transfers[0].amount > 0
+        assert st.master.spot["USDT"] - masters_before[a.venue] == st.transfers[0].amount > Decimal(50000)
+        assert sub.spot.get("USDT", Decimal(0)) == sub.futures.get("USDT", Decimal(0)) == 0  # both wallets swept
     assert sims.state("binance").key_by_id("echo-binance", "client").ips == (UNUSED_IP,)
     assert sims.state("okx").key_by_id("echo-okx", "client").deleted
     assert _sub(sims, accts["echo-bybit"]).frozen

@@ -640,6 +640,28 @@ def premium_index(state: VenueState, req: SimRequest) -> SimResponse:
     return err(-1121, "Invalid symbol.") if m is None else SimResponse(200, row(m))
 
 
+def asset_transfer(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /sapi/v1/asset/transfer`` (user universal transfer; the key needs "permits universal
+    transfer"): only ``UMFUTURE_MAIN`` / ``MAIN_UMFUTURE`` are simulated; answers ``tranId``."""
+    acct = state.account_of(key)
+    if "universal_transfer" not in key.perms:
+        return denied(state, req, key, "universal_transfer")
+    kind, asset, amount_raw = req.param("type"), req.param("asset") or "", req.param("amount") or ""
+    if kind not in ("UMFUTURE_MAIN", "MAIN_UMFUTURE"):
+        return err(-1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed.")
+    try:
+        amount = Decimal(amount_raw)
+    except InvalidOperation:
+        return err(-1100, "Illegal characters found in parameter 'amount'.")
+    src, dst = (acct.futures, acct.spot) if kind == "UMFUTURE_MAIN" else (acct.spot, acct.futures)
+    used = sum((state.initial_margin(p) for p in acct.positions.values()), Decimal(0)) if src is acct.futures else 0
+    if amount <= 0 or src.get(asset, Decimal(0)) - used < amount:
+        return err(-5013, "Asset transfer failed: insufficient balance")
+    src[asset] = src.get(asset, Decimal(0)) - amount
+    dst[asset] = dst.get(asset, Decimal(0)) + amount
+    return SimResponse(200, {"tranId": int(state.next_id())})
+
+
 def sub_to_master(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     """``POST /sapi/v1/sub-account/transfer/subToMaster`` (sub-account key with internal transfer):
     spot wallet to the master's spot wallet; answers the venue's ``txnId``."""
@@ -685,6 +707,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/sapi/v1/margin/openOrders", margin_cancel_open_orders, True, "margin"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
     Endpoint("POST", "/sapi/v1/sub-account/transfer/subToMaster", sub_to_master, True, "transfer"),
+    Endpoint("POST", "/sapi/v1/asset/transfer", asset_transfer, True, "transfer"),
     Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "keys"),
     Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "keys"),
     Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "keys"),

@@ -9,7 +9,8 @@ interface). Facts this module relies on:
   :data:`CODES` classifies every code itself; writes refine ``-2015`` with a probe.
 - Weight limits are per IP across every key: :data:`WEIGHTS` feeds the venue-wide buckets.
 - Liquidation: spot sells are limit IOC orders on ``/api/v3/order`` anchored on the USDⓈ-M mark
-  price (``/fapi/v1/premiumIndex``); freed collateral goes to the master through
+  price (``/fapi/v1/premiumIndex``); freed collateral is first brought from the USDⓈ-M wallet to
+  spot (``/sapi/v1/asset/transfer`` UMFUTURE_MAIN) and goes to the master through
   ``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key.
 - Key levers: an ordinary master may only restrict a sub-account key's IPs; pinning it to an unused
   address (TEST-NET-1) disables it, reversibly.
@@ -424,6 +425,19 @@ class Binance(CexExchange):
             "symbol": market.id, "side": "SELL", "type": "LIMIT", "timeInForce": "IOC", "quantity": _fmt(qty),
             "price": _fmt(price), "newClientOrderId": cid, "newOrderRespType": "FULL"}))
         return CloseFill(to_decimal(res.get("executedQty", "0"), what="executedQty"), str(res.get("status")))
+
+    async def consolidate(self, ex: Any, asset: str) -> str | None:
+        """USDⓈ-M wallet → spot wallet (``/sapi/v1/asset/transfer`` type ``UMFUTURE_MAIN``) of what the
+        futures account lets go (``maxWithdrawAmount``)."""
+        fut = await ex.fapiPrivateV3GetAccount()
+        row = next((a for a in as_list(fut["assets"], "assets", NAME) if a.get("asset") == asset), None)
+        amount = ZERO if row is None else to_decimal(row.get("maxWithdrawAmount") or "0", what="maxWithdrawAmount")
+        if amount <= 0:
+            return None
+        res = await self.write(ex, ex.sapiPostAssetTransfer({"type": "UMFUTURE_MAIN", "asset": asset,
+                                                              "amount": _fmt(amount)}))
+        tran = res.get("tranId") if isinstance(res, dict) else None
+        return f"moved {_fmt(amount)} {asset} from the USDⓈ-M wallet to spot (transfer {tran})"
 
     async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
                                  transfer_id: str) -> str:

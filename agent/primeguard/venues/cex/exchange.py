@@ -286,6 +286,16 @@ class CexExchange(abc.ABC):
         """
         raise VenueError(f"{self.name}: spot sales are not implemented", venue=self.name)
 
+    async def consolidate(self, ex: Any, asset: str) -> str | None:
+        """Bring the sub-account's withdrawable ``asset`` from its other wallets into the one the
+        sweep sends from; says what moved, None when nothing had to (a unified account never has
+        to). Idempotent by state: an empty wallet moves nothing.
+
+        Raises:
+            VenueError subclasses (VenuePermissionDenied for a key without transfer power...).
+        """
+        return None
+
     async def prior_transfer(self, ex: Any, account: CexAccountConfig, asset: str, transfer_id: str) -> str | None:
         """The venue's id of the sub→master transfer made with our ``transfer_id``, None when there
         is none (or the venue takes no client transfer id: then the balance read is the guard)."""

@@ -330,9 +330,9 @@ async def _sell_one(exchange: CexExchange, ex: Any, book: MarketBook, action_id:
             return [*items, fail_item(f"{target}#{index}", exc, exchange.name)]
         if prior is None:
             break
-        filled = _fmt(prior.filled or Decimal(0))
+        earlier = _fmt(prior.filled or Decimal(0))
         items.append(LeverItem(f"{target}#{index}", "already_done",
-                               f"slice sent earlier by this action: {prior.status}, filled {filled}", cid))
+                               f"slice sent earlier by this action: {prior.status}, filled {earlier}", cid))
         index += 1
     remaining = sellable
     while remaining > 0:
@@ -409,8 +409,17 @@ async def sweep_to_master(account: CexAccountConfig, action_id: str, *, assets: 
         cred = _operator(a)
         ex = p.exchange(a, cred)
         exchange = exchange_for(a.venue)
-        free = await exchange.spot_free(ex)
         items: list[LeverItem] = []
+        for asset in assets:
+            try:  # e.g. Binance: the futures wallet's free part to spot first
+                moved = await exchange.consolidate(ex, asset)
+            except Exception as exc:
+                items.append(_power_item(f"consolidate:{asset}", exc, a.venue, cred,
+                                         f"gather {asset} into the wallet it sweeps from"))
+                continue
+            if moved is not None:
+                items.append(LeverItem(f"consolidate:{asset}", "done", moved))
+        free = await exchange.spot_free(ex)
         for asset in assets:
             target = f"transfer:{asset}"
             tid = transfer_id(act, asset)

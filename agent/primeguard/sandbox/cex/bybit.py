@@ -423,6 +423,27 @@ def frozen_sub_member(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
     return ok(state, {})
 
 
+def sub_apikeys(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /v5/user/sub-apikeys``: the live keys of sub-member ``subMemberId`` (secrets masked)."""
+    sub = state.sub_by_uid(req.param("subMemberId") or "")
+    if sub is None:
+        return err(131207, "Account not exist")
+    rows = [{"id": k.id, "ips": list(k.ips) or ["*"], "apiKey": k.api_key, "readOnly": 0 if k.perms - {"read"} else 1,
+             "status": 1, "secret": "********", "note": k.label, "type": 1,
+             "expiredAt": "" if k.expires_ms is None else _iso(k.expires_ms), "createdAt": _iso(k.created_ms)}
+            for k in state.keys.values() if k.account_uid == sub.uid and not k.deleted]
+    return ok(state, {"result": rows, "nextPageCursor": ""})
+
+
+def delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /v5/user/delete-sub-api`` with a master-account key naming the sub's ``apikey``."""
+    target = state.keys.get(req.param("apikey") or "")
+    if target is None or target.deleted or state.accounts[target.account_uid].is_master:
+        return err(10003, "API key is invalid.")
+    target.deleted = True
+    return ok(state, {})
+
+
 def tickers(state: VenueState, req: SimRequest) -> SimResponse:
     """``GET /v5/market/tickers`` (``category=linear``): last and mark prices."""
     if req.param("category") != "linear":
@@ -480,6 +501,8 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v5/market/time", time_),
     Endpoint("GET", "/v5/market/instruments-info", instruments),
     Endpoint("GET", "/v5/market/tickers", tickers),
+    Endpoint("GET", "/v5/user/sub-apikeys", sub_apikeys, True, "keys"),
+    Endpoint("POST", "/v5/user/delete-sub-api", delete_sub_api, True, "keys"),
     Endpoint("POST", "/v5/asset/transfer/universal-transfer", universal_transfer, True, "transfer"),
     Endpoint("GET", "/v5/asset/transfer/query-universal-transfer-list", universal_transfer_list, True, "read"),
     Endpoint("GET", "/v5/account/wallet-balance", wallet_balance, True, "read"),

@@ -9,8 +9,10 @@ Facts this module relies on:
   withdraw permission.
 - Positions are listed per settle coin (USDT, USDC), paged by ``nextPageCursor``; hedge mode
   gives ``positionIdx`` 1 (buy side) and 2 (sell side) legs, and a close must name the leg.
-- Levers: ``cancel-all`` per category; closes are limit IOC reduce-only orders; the master freezes
-  the sub-member (its keys keep reading but can neither trade nor withdraw).
+- Levers: ``cancel-all`` per category; closes are limit IOC reduce-only orders; the key lever deletes
+  each client key of the sub-member (``/v5/user/delete-sub-api`` with a master-account key). It does
+  not freeze the sub-member: a frozen sub-member refuses every write, the PB's operator key's too,
+  so liquidation after a halt could no longer cancel, close, sell or sweep.
 """
 
 from __future__ import annotations
@@ -67,7 +69,6 @@ from primeguard.venues.cex.normalize import (
 
 NAME = "bybit"
 SETTLE_COINS: tuple[str, ...] = ("USDT", "USDC")
-FROZEN_STATUS = "4"  # sub-member status: frozen
 
 CODES: dict[int, ErrorKind] = {
     10006: VenueRateLimited, 10018: VenueRateLimited, 10016: VenueUnavailable, 10019: VenueUnavailable,
@@ -391,20 +392,29 @@ class Bybit(CexExchange):
 
     async def disable_client_keys(self, ex: Any, account: CexAccountConfig,
                                   public_key: PublicKeyOf) -> list[LeverItem]:
-        target = f"sub-account:{account.sub_account}"
-        if not any(c.holder == Holder.CLIENT for c in account.credentials):
+        """Delete each client key of the sub-member (listed first through ``/v5/user/sub-apikeys``:
+        a key no longer listed is already done)."""
+        clients = [c for c in account.credentials if c.holder == Holder.CLIENT]
+        if not clients:
             return []
         try:
-            members = result(await ex.privateGetV5UserQuerySubMembers()).get("subMembers", [])
-            me = next((m for m in members if str(m.get("uid")) == account.sub_account), None)
-            if me is None:
-                return [LeverItem(target, "failed", "the master key does not see this sub-account")]
-            if str(me.get("status")) == FROZEN_STATUS:
-                return [LeverItem(target, "already_done", "sub-member already frozen")]
-            await self.write(ex, ex.privatePostV5UserFrozenSubMember({"subuid": account.sub_account, "frozen": 1}))
-            return [LeverItem(target, "done", "froze the sub-member: its keys can no longer trade or withdraw")]
+            listed = result(await ex.privateGetV5UserSubApikeys({"subMemberId": account.sub_account}))
+            live = {str(r.get("apiKey")) for r in listed.get("result", [])}
         except Exception as exc:
-            return [fail_item(target, exc, NAME)]
+            return [fail_item(f"key:{c.id}", exc, NAME) for c in clients]
+        items: list[LeverItem] = []
+        for c in clients:
+            target = f"key:{c.id}"
+            try:
+                api_key = public_key(c.id)
+                if api_key not in live:
+                    items.append(LeverItem(target, "already_done", "key no longer exists"))
+                    continue
+                await self.write(ex, ex.privatePostV5UserDeleteSubApi({"apikey": api_key}))
+                items.append(LeverItem(target, "done", "deleted the sub-member's key"))
+            except Exception as exc:
+                items.append(fail_item(target, exc, NAME))
+        return items
 
     async def spot_free(self, ex: Any) -> dict[str, Decimal]:
         """Unified wallet: ``walletBalance`` less ``locked`` per coin."""

@@ -20,6 +20,7 @@ from tests.venues.cex.helpers import FAST_PACING_MS, fast_pool, with_holder
 from primeguard.config.schema import CexAccountConfig, ClientConfig, PrimeguardConfig
 from primeguard.domain.errors import VenuePermissionDenied
 from primeguard.domain.findings import FindingCode, Severity
+from primeguard.pipeline.reports import credential_json
 from primeguard.playbooks.engine import ActionSpec, Playbook
 from primeguard.sandbox.cex.server import CexSimulators
 from primeguard.sandbox.cex.state import SimAccount
@@ -241,6 +242,9 @@ async def test_the_inventory_shows_each_credentials_levers(world: Any) -> None:
         assert ops["levers"] == ["cancel_all_orders", "close_all_positions", "sell_spot", "sweep_to_master"]
         assert "withdraw" not in ops["capabilities"] and ops["findings"] == []
         assert rows[(v, "client")]["levers"] == []
+    client_of = {a.id: a.client for a in accts.values()}  # the same in `primeguard capabilities --json`
+    cli = {(c.account_id, c.id): credential_json(c, client_of)["levers"] for s in snaps for c in s.credentials}
+    assert cli[("india-okx", "pb-keys")] == ["disable_client_keys"] and cli[("india-okx", "monitor")] == []
 
 
 async def test_liquidate_after_halt_still_acts_with_the_operator_key(world: Any) -> None:

@@ -604,6 +604,8 @@ def margin_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimRe
     """``GET /sapi/v1/margin/openOrders`` (cross margin; ``isIsolated`` TRUE lists none here)."""
     acct = state.account_of(key)
     sym = req.param("symbol")
+    if not any(o.margin for o in acct.orders):  # the simulator opens a margin account with its first order
+        return err(-3003, "Margin account does not exist.")
     if (req.param("isIsolated") or "FALSE").upper() == "TRUE":
         return SimResponse(200, [])
     orders = [o for o in acct.open_orders("spot") if o.margin and sym in (None, o.symbol.replace("/", ""))]

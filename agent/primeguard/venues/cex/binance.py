@@ -81,7 +81,8 @@ CODES: dict[int, ErrorKind] = {
     -1002: VenuePermissionDenied, -1021: VenueAuthError, -1022: VenueAuthError, -2014: VenueAuthError,
     -2015: VenueAuthError, -2008: VenueAuthError,
     -4035: AddressNotWhitelisted, -2019: InsufficientFunds, -4026: InsufficientFunds,
-    -2011: VenueNotFound, -2013: VenueNotFound, -4116: DuplicateClientOrderId, -2022: ReduceOnlyRejected,
+    -2011: VenueNotFound, -2013: VenueNotFound, -3003: VenueNotFound, -4116: DuplicateClientOrderId,
+    -2022: ReduceOnlyRejected,
 }
 
 # --- request weights (documented per endpoint; unknown paths weigh 1) --------------------------------
@@ -325,7 +326,13 @@ class Binance(CexExchange):
 
     async def cancel_all(self, ex: Any) -> list[LeverItem]:
         items: list[LeverItem] = []
-        spot, margin, fut = await asyncio.gather(ex.privateGetOpenOrders(), ex.sapiGetMarginOpenOrders(),
+        async def margin_orders() -> Any:
+            try:
+                return await ex.sapiGetMarginOpenOrders()
+            except VenueNotFound:  # -3003: the sub-account has no margin account, so no margin orders
+                return []
+
+        spot, margin, fut = await asyncio.gather(ex.privateGetOpenOrders(), margin_orders(),
                                                  ex.fapiPrivateGetOpenOrders())
         for market, rows, call in (("spot", spot, ex.privateDeleteOpenOrders),
                                    ("margin", margin, ex.sapiDeleteMarginOpenOrders),

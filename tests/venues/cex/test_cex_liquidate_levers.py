@@ -204,6 +204,16 @@ async def test_the_pb_roles_are_refused_beyond_their_power(world: Any) -> None:
         assert all(f"VenuePermissionDenied: [{v} {codes[v][1]}]" in i.detail for i in r.items), r.to_json()
     assert sims.state("binance").key_by_id("india-binance", "client").ips != (UNUSED_IP,)
 
+    # a trading key without transfer power as the operator: the sweep says what it could not move
+    for v in VENUES:
+        a = accts[f"india-{v}"].model_copy(update={"operator": "client"})
+        r = await sweep_to_master(a, "act-india", assets=("USDT",))
+        failed = [i for i in r.items if i.status == "failed"]
+        assert failed and failed[-1].target == "transfer:USDT", r.to_json()
+        assert all(f"credential client {NO_POWER} to" in i.detail for i in failed)
+        assert f"{NO_POWER} to move USDT to the master account" in failed[-1].detail
+        assert not [t for t in sims.state(v).transfers if t.from_uid == _sub(sims, a).uid]
+
 
 async def test_a_lever_lacking_power_is_a_critical_finding(world: Any, tmp_path: Path) -> None:
     sims, accts = world

@@ -47,12 +47,12 @@ def render_capabilities(console: Console, report: dict[str, Any]) -> None:
         plain_row(f, x["severity"], x["code"], x["client"] or "", x["subject"], x["message"])
     console.print(f)
     t = Table(title="credentials and on-chain powers")
-    for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities"):
+    for col in ("client", "account", "venue", "chain", "kind", "holder", "capabilities", "levers"):
         t.add_column(col)
     for c in report["credentials"]:
         caps = ", ".join(c["capabilities"])
         plain_row(t, c["client"] or "", c["account"], c["venue"], c["chain"] or "", c["kind"], c["holder"],
-                  Text(caps, style="red") if c["moves_funds"] else caps)
+                  Text(caps, style="red") if c["moves_funds"] else caps, ", ".join(c.get("levers") or ()))
     console.print(t)
 
 

@@ -87,6 +87,8 @@ class FindingCode(StrEnum):
     HAIRCUT_HISTORY_SHORT = "haircut_history_short"  # too little price history: volatility haircut at its floor
     # policy / config
     POLICY_VIOLATION = "policy_violation"
+    # levers
+    LEVER_LACKS_POWER = "lever_lacks_power"  # a lever's credential was refused (or is missing): it could not act
     # destinations and screening
     SANCTIONED_ADDRESS = "sanctioned_address"  # a destination or spender is on a sanctions list
     SCREENING_UNAVAILABLE = "screening_unavailable"  # a screening source could not answer

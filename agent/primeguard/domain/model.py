@@ -78,10 +78,21 @@ class Holder(StrEnum):
 
     CLIENT = "client"  # handed to the trading firm
     MONITOR = "monitor"  # primeguard's own read-only key
-    OPERATOR = "operator"  # the PB's operations key (levers: revoke, cancel, close)
+    OPERATOR = "operator"  # the PB's trading key on the sub-account: cancel, close, sell, sweep; never withdraws
+    KEY_ADMIN = "key_admin"  # the PB's key that only manages the sub-account's API keys (freeze, delete, IP-pin)
     MASTER = "master"  # the PB's master account key: never handed out
     CONTRACT = "contract"  # a spender or module contract
     UNKNOWN = "unknown"
+
+
+# What each PB-held role is used for by the CEX levers (least power first): the inventory shows it
+# beside each credential's venue capabilities. Client, monitor and contract holders run no lever; a
+# master key is only a fallback for the key levers (the shipped policy forbids it).
+LEVER_POWERS: Mapping[Holder, tuple[str, ...]] = MappingProxyType({
+    Holder.OPERATOR: ("cancel_all_orders", "close_all_positions", "sell_spot", "sweep_to_master"),
+    Holder.KEY_ADMIN: ("disable_client_keys",),
+    Holder.MASTER: ("disable_client_keys",),
+})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding
-from primeguard.domain.model import Credential
+from primeguard.domain.model import LEVER_POWERS, Credential
 from primeguard.domain.money import decimal_str
 from primeguard.pipeline.collateral import oracle_collateral
 from primeguard.pipeline.collect import collect
@@ -81,6 +81,7 @@ def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
         "id": c.id, "account": c.account_id, "client": client_of.get(c.account_id), "venue": c.venue.value,
         "chain": c.chain, "kind": c.kind, "holder": c.holder.value,
         "capabilities": sorted(x.value for x in c.capabilities), "moves_funds": c.moves_funds,
+        "levers": list(LEVER_POWERS.get(c.holder, ())) if c.venue.is_cex else [],
         "ip_restricted": c.ip_restricted, "expires_at": None if c.expires_at is None else c.expires_at.isoformat(),
         "details": {k: v for k, v in c.details.items()},
     }

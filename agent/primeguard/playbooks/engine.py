@@ -120,7 +120,10 @@ class Playbook:
             result = await lever(action)
         except Exception as exc:  # a lever failing must not stop the others; its reason is recorded
             log.warning("action %s (%s) failed: %s", action.id, action.kind, type(exc).__name__)
+            findings = getattr(exc, "findings", None)  # e.g. a credential that lacks a lever's power
             with self.store.session() as s:
+                if callable(findings):
+                    repos.upsert_findings(s, findings(), now=now)
                 return repos.transition_action(s, action.id, "failed", expected="executing", actor=actor, now=now,
                                                error=f"{type(exc).__name__}: {exc}"[:500], result=_partial(exc))
         checkpoint(step_name(action, "recording"))  # done on the venues, not yet in the store

@@ -42,7 +42,7 @@ def _acct(venue: str, keys: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
 
 CLIENT = {"id": "client", "spot": True, "futures": True, "withdraw": True, "universal_transfer": True}
 OPERATOR = {"id": "ops", "holder": "operator", "spot": True, "futures": True, "withdraw": True,
-            "ip_whitelist": ["127.0.0.1"]}
+            "internal_transfer": True, "universal_transfer": True, "ip_whitelist": ["127.0.0.1"]}
 MASTER = {"id": "pb-master", "holder": "master", "ip_whitelist": ["127.0.0.1"]}
 
 

@@ -107,7 +107,8 @@ def test_capability_findings(alpha: dict[str, AccountSnapshot], venue: str) -> N
     if venue != "okx":
         assert client[FindingCode.KEY_UNIVERSAL_TRANSFER] == Severity.HIGH
     assert _codes(snap, f"alpha-{venue}/monitor") == {FindingCode.KEY_NOT_IP_BOUND: Severity.INFO}
-    assert _codes(snap, f"alpha-{venue}/ops") == {}  # operator keys may withdraw; they are IP-bound
+    # operator keys never withdraw outside (this one can, for the withdrawal endpoint tests); they are IP-bound
+    assert _codes(snap, f"alpha-{venue}/ops") == {FindingCode.KEY_CAN_WITHDRAW: Severity.CRITICAL}
     assert _codes(snap, f"alpha-{venue}/pb-master") == {FindingCode.MASTER_KEY_IN_USE: Severity.INFO}
     assert all(f.client_id == "alpha" and f.venue == venue for f in snap.findings)
 

@@ -82,7 +82,7 @@ def authenticate(state: VenueState, req: SimRequest) -> SimKey | SimResponse:
 
 
 def denied(state: VenueState, req: SimRequest, key: SimKey, perm: str) -> SimResponse:
-    if perm == "master":
+    if perm in ("master", "keys") and not state.account_of(key).is_master:
         return err(-1002, "You are not authorized to execute this request.", 401)
     return err(-2015, f"Invalid API-key, IP, or permissions for action, request ip: {req.remote}", 401)
 
@@ -233,7 +233,7 @@ def spot_account(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse
 def spot_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     acct = state.account_of(key)
     sym = req.param("symbol")
-    orders = [o for o in acct.open_orders("spot") if sym is None or o.symbol.replace("/", "") == sym]
+    orders = [o for o in acct.open_orders("spot") if not o.margin and sym in (None, o.symbol.replace("/", ""))]
     return SimResponse(200, [_spot_order_json(o) for o in orders])
 
 
@@ -242,7 +242,7 @@ def spot_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> 
     sym = req.param("symbol")
     if not sym:
         return err(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-    orders = [o for o in acct.open_orders("spot") if o.symbol.replace("/", "") == sym]
+    orders = [o for o in acct.open_orders("spot") if not o.margin and o.symbol.replace("/", "") == sym]
     if not orders:
         return err(-2011, "Unknown order sent.")
     out = []
@@ -633,6 +633,89 @@ def broker_delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> Si
     return SimResponse(200, {})
 
 
+def margin_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /sapi/v1/margin/openOrders`` (cross margin; ``isIsolated`` TRUE lists none here)."""
+    acct = state.account_of(key)
+    sym = req.param("symbol")
+    if not any(o.margin for o in acct.orders):  # the simulator opens a margin account with its first order
+        return err(-3003, "Margin account does not exist.")
+    if (req.param("isIsolated") or "FALSE").upper() == "TRUE":
+        return SimResponse(200, [])
+    orders = [o for o in acct.open_orders("spot") if o.margin and sym in (None, o.symbol.replace("/", ""))]
+    return SimResponse(200, [{**_spot_order_json(o), "isIsolated": False} for o in orders])
+
+
+def margin_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``DELETE /sapi/v1/margin/openOrders``: every open cross-margin order of ``symbol``."""
+    acct = state.account_of(key)
+    sym = req.param("symbol")
+    if not sym:
+        return err(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    orders = [o for o in acct.open_orders("spot") if o.margin and o.symbol.replace("/", "") == sym]
+    if not orders:
+        return err(-2011, "Unknown order sent.")
+    out = []
+    for o in orders:
+        state.cancel(o)
+        out.append({**_spot_cancel_json(o, f"cancel{state.next_id()}"), "isIsolated": False})
+    return SimResponse(200, out)
+
+
+def premium_index(state: VenueState, req: SimRequest) -> SimResponse:
+    """``GET /fapi/v1/premiumIndex``: the perpetual's mark price (one symbol, or all as a list)."""
+    def row(m: SimMarket) -> dict[str, Any]:
+        return {"symbol": f"{m.base}{m.quote}", "markPrice": d(m.mark, 8), "indexPrice": d(m.mark, 8),
+                "estimatedSettlePrice": d(m.mark, 8), "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+                "nextFundingTime": state.server_ms() // 28_800_000 * 28_800_000 + 28_800_000,
+                "time": state.server_ms()}
+    sym = req.param("symbol")
+    if sym is None:
+        return SimResponse(200, [row(m) for m in state.markets.values()])
+    m = _market_of(state, sym)
+    return err(-1121, "Invalid symbol.") if m is None else SimResponse(200, row(m))
+
+
+def asset_transfer(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /sapi/v1/asset/transfer`` (user universal transfer; the key needs "permits universal
+    transfer"): only ``UMFUTURE_MAIN`` / ``MAIN_UMFUTURE`` are simulated; answers ``tranId``."""
+    acct = state.account_of(key)
+    if "universal_transfer" not in key.perms:
+        return denied(state, req, key, "universal_transfer")
+    kind, asset, amount_raw = req.param("type"), req.param("asset") or "", req.param("amount") or ""
+    if kind not in ("UMFUTURE_MAIN", "MAIN_UMFUTURE"):
+        return err(-1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed.")
+    try:
+        amount = Decimal(amount_raw)
+    except InvalidOperation:
+        return err(-1100, "Illegal characters found in parameter 'amount'.")
+    src, dst = (acct.futures, acct.spot) if kind == "UMFUTURE_MAIN" else (acct.spot, acct.futures)
+    used = sum((state.initial_margin(p) for p in acct.positions.values()), Decimal(0)) if src is acct.futures else 0
+    if amount <= 0 or src.get(asset, Decimal(0)) - used < amount:
+        return err(-5013, "Asset transfer failed: insufficient balance")
+    src[asset] = src.get(asset, Decimal(0)) - amount
+    dst[asset] = dst.get(asset, Decimal(0)) + amount
+    return SimResponse(200, {"tranId": int(state.next_id())})
+
+
+def sub_to_master(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /sapi/v1/sub-account/transfer/subToMaster`` (sub-account key with internal transfer):
+    spot wallet to the master's spot wallet; answers the venue's ``txnId``."""
+    acct = state.account_of(key)
+    if acct.is_master:
+        return err(-1002, "You are not authorized to execute this request.", 401)
+    asset, amount_raw = req.param("asset"), req.param("amount")
+    if not asset or not amount_raw:
+        return err(-1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
+    try:
+        amount = Decimal(amount_raw)
+    except InvalidOperation:
+        return err(-1100, "Illegal characters found in parameter 'amount'.")
+    t = state.move_to_master(acct, asset, amount, unified=False, transfer_id="")
+    if t is None:
+        return err(-4026, "You have insufficient balance.")
+    return SimResponse(200, {"txnId": t.venue_id})
+
+
 endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/v3/time", time_),
     Endpoint("GET", "/api/v3/exchangeInfo", spot_exchange_info),
@@ -644,6 +727,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/api/v3/order", spot_cancel_order, True, "spot"),
     Endpoint("GET", "/fapi/v1/time", time_),
     Endpoint("GET", "/fapi/v1/exchangeInfo", futures_exchange_info),
+    Endpoint("GET", "/fapi/v1/premiumIndex", premium_index),
     Endpoint("GET", "/fapi/v3/account", fapi_account, True, "read"),
     Endpoint("GET", "/fapi/v3/positionRisk", fapi_position_risk, True, "read"),
     Endpoint("GET", "/fapi/v1/leverageBracket", fapi_leverage_bracket, True, "read"),
@@ -655,8 +739,12 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/sapi/v1/capital/withdraw/address/list", withdraw_address_list, True, "read"),
     Endpoint("POST", "/sapi/v1/capital/withdraw/apply", withdraw_apply, True, "withdraw"),
     Endpoint("GET", "/sapi/v1/capital/withdraw/history", withdraw_history, True, "read"),
+    Endpoint("GET", "/sapi/v1/margin/openOrders", margin_open_orders, True, "read"),
+    Endpoint("DELETE", "/sapi/v1/margin/openOrders", margin_cancel_open_orders, True, "margin"),
     Endpoint("GET", "/sapi/v1/sub-account/list", sub_account_list, True, "master"),
-    Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "master"),
-    Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "master"),
-    Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "master"),
+    Endpoint("POST", "/sapi/v1/sub-account/transfer/subToMaster", sub_to_master, True, "transfer"),
+    Endpoint("POST", "/sapi/v1/asset/transfer", asset_transfer, True, "transfer"),
+    Endpoint("GET", "/sapi/v1/sub-account/subAccountApi/ipRestriction", sub_api_ip_get, True, "keys"),
+    Endpoint("POST", "/sapi/v2/sub-account/subAccountApi/ipRestriction", sub_api_ip_set, True, "keys"),
+    Endpoint("DELETE", "/sapi/v1/broker/subAccountApi", broker_delete_sub_api, True, "keys"),
 )

@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
+from primeguard.sandbox.cex.state import (
+    SimAccount,
+    SimKey,
+    SimMarket,
+    SimOrder,
+    SimTransfer,
+    VenueState,
+    position_slot,
+)
 
 venue = "bybit"
 
@@ -432,9 +440,88 @@ def frozen_sub_member(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
     return ok(state, {})
 
 
+def sub_apikeys(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /v5/user/sub-apikeys``: the live keys of sub-member ``subMemberId`` (secrets masked)."""
+    sub = state.sub_by_uid(req.param("subMemberId") or "")
+    if sub is None:
+        return err(131207, "Account not exist")
+    rows = [{"id": k.id, "ips": list(k.ips) or ["*"], "apiKey": k.api_key, "readOnly": 0 if k.perms - {"read"} else 1,
+             "status": 1, "secret": "********", "note": k.label, "type": 1,
+             "expiredAt": "" if k.expires_ms is None else _iso(k.expires_ms), "createdAt": _iso(k.created_ms)}
+            for k in state.keys.values() if k.account_uid == sub.uid and not k.deleted]
+    return ok(state, {"result": rows, "nextPageCursor": ""})
+
+
+def delete_sub_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /v5/user/delete-sub-api`` with a master-account key naming the sub's ``apikey``."""
+    target = state.keys.get(req.param("apikey") or "")
+    if target is None or target.deleted or state.accounts[target.account_uid].is_master:
+        return err(10003, "API key is invalid.")
+    target.deleted = True
+    return ok(state, {})
+
+
+def tickers(state: VenueState, req: SimRequest) -> SimResponse:
+    """``GET /v5/market/tickers`` (``category=linear``): last and mark prices."""
+    if req.param("category") != "linear":
+        return err(10001, "params error: category is invalid")
+    sym = req.param("symbol")
+    rows = [{"symbol": f"{m.base}{m.quote}", "lastPrice": d(m.last), "markPrice": d(m.mark), "indexPrice": d(m.mark),
+             "prevPrice24h": d(m.last), "price24hPcnt": "0", "fundingRate": "0.0001", "openInterest": "0",
+             "volume24h": "0", "turnover24h": "0", "bid1Price": d(m.last), "ask1Price": d(m.last)}
+            for m in state.markets.values() if sym in (None, f"{m.base}{m.quote}")]
+    if sym is not None and not rows:
+        return err(10001, "params error: symbol invalid")
+    return ok(state, {"category": "linear", "list": rows})
+
+
+def _transfer_row(t: SimTransfer) -> dict[str, Any]:
+    return {"transferId": t.client_id, "coin": t.asset, "amount": d(t.amount), "fromMemberId": t.from_uid,
+            "toMemberId": t.to_uid, "fromAccountType": "UNIFIED", "toAccountType": "UNIFIED",
+            "timestamp": str(t.at_ms), "status": "SUCCESS"}
+
+
+def universal_transfer(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /v5/asset/transfer/universal-transfer``; a sub-account key may only send its own
+    funds to its master (UNIFIED to UNIFIED is simulated). ``transferId`` (a UUID) must be new."""
+    acct = state.account_of(key)
+    tid = req.param("transferId") or ""
+    if len(tid) != 36 or tid.count("-") != 4:
+        return err(10001, "params error: transferId must be a UUID")
+    if any(t.client_id == tid for t in state.transfers):
+        return err(131214, "TransferId exist")
+    from_uid, to_uid = req.param("fromMemberId") or "", req.param("toMemberId") or ""
+    if (req.param("fromAccountType"), req.param("toAccountType")) != ("UNIFIED", "UNIFIED"):
+        return err(10001, "params error: accountType")
+    if acct.is_master or from_uid != acct.uid or to_uid != state.master.uid:
+        return err(10001, "params error: a sub-account key may only transfer its own funds to its main account")
+    try:
+        amount = Decimal(req.param("amount") or "")
+    except InvalidOperation:
+        return err(10001, "params error: amount")
+    t = state.move_to_master(acct, req.param("coin") or "", amount, unified=True, transfer_id=tid)
+    if t is None:
+        return err(131212, "Insufficient balance")
+    return ok(state, {"transferId": tid, "status": "SUCCESS"})
+
+
+def universal_transfer_list(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /v5/asset/transfer/query-universal-transfer-list`` (by ``transferId`` or all of the caller's)."""
+    acct = state.account_of(key)
+    tid = req.param("transferId")
+    rows = [_transfer_row(t) for t in state.transfers
+            if acct.uid in (t.from_uid, t.to_uid) and tid in (None, t.client_id)]
+    return ok(state, {"list": rows, "nextPageCursor": ""})
+
+
 endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v5/market/time", time_),
     Endpoint("GET", "/v5/market/instruments-info", instruments),
+    Endpoint("GET", "/v5/market/tickers", tickers),
+    Endpoint("GET", "/v5/user/sub-apikeys", sub_apikeys, True, "keys"),
+    Endpoint("POST", "/v5/user/delete-sub-api", delete_sub_api, True, "keys"),
+    Endpoint("POST", "/v5/asset/transfer/universal-transfer", universal_transfer, True, "transfer"),
+    Endpoint("GET", "/v5/asset/transfer/query-universal-transfer-list", universal_transfer_list, True, "read"),
     Endpoint("GET", "/v5/account/wallet-balance", wallet_balance, True, "read"),
     Endpoint("GET", "/v5/position/list", position_list, True, "read"),
     Endpoint("GET", "/v5/account/info", account_info, True, "read"),
@@ -446,5 +533,5 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("POST", "/v5/asset/withdraw/create", withdraw_create, True, "withdraw"),
     Endpoint("GET", "/v5/asset/withdraw/query-record", withdraw_records, True, "read"),
     Endpoint("GET", "/v5/user/query-sub-members", query_sub_members, True, "master"),
-    Endpoint("POST", "/v5/user/frozen-sub-member", frozen_sub_member, True, "master"),
+    Endpoint("POST", "/v5/user/frozen-sub-member", frozen_sub_member, True, "keys"),
 )

@@ -52,7 +52,9 @@ class Endpoint:
     path: str
     handler: Callable[..., SimResponse]
     auth: bool = False  # signed endpoint: needs a valid key and signature
-    perm: str | None = None  # read | spot | futures | trade (any trading) | withdraw | master
+    # read | spot | futures | trade (any trading) | withdraw | master (a master-account key) | keys (a
+    # master-account key allowed to manage sub-account keys) | transfer (internal or universal transfer)
+    perm: str | None = None
 
 
 class VenueRules(Protocol):
@@ -70,7 +72,7 @@ class VenueRules(Protocol):
     def rate_limited(self, retry_after_s: int) -> SimResponse: ...
 
 
-WRITE_PERMS = frozenset({"spot", "futures", "trade", "withdraw"})
+WRITE_PERMS = frozenset({"spot", "futures", "trade", "withdraw", "transfer"})
 TRADE_PERMS = frozenset({"spot", "margin", "futures", "options"})
 
 
@@ -79,6 +81,10 @@ def has_perm(key: SimKey, acct: SimAccount, perm: str | None) -> bool:
         return True
     if perm == "master":
         return acct.is_master
+    if perm == "keys":
+        return acct.is_master and "manage_keys" in key.perms
+    if perm == "transfer":
+        return bool(key.perms & {"internal_transfer", "universal_transfer"})
     if perm == "trade":
         return bool(key.perms & TRADE_PERMS)
     return perm in key.perms

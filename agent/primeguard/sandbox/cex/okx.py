@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 from primeguard.sandbox.cex import withdrawals
 from primeguard.sandbox.cex.http import TRADE_PERMS, Endpoint, SimRequest, SimResponse, d
-from primeguard.sandbox.cex.state import SimAccount, SimKey, SimMarket, SimOrder, VenueState, position_slot
+from primeguard.sandbox.cex.state import (
+    SimAccount,
+    SimKey,
+    SimMarket,
+    SimOrder,
+    SimTransfer,
+    VenueState,
+    position_slot,
+)
 
 venue = "okx"
 
@@ -529,9 +537,59 @@ def sub_modify_apikey(state: VenueState, req: SimRequest, key: SimKey) -> SimRes
     return ok([{"subAcct": sub.name, **_key_json(target)}])
 
 
+def mark_price(state: VenueState, req: SimRequest) -> SimResponse:
+    """``GET /api/v5/public/mark-price`` for swaps (``instType=SWAP``, optional ``instId``)."""
+    if req.param("instType") != "SWAP":
+        return err("51000", "Parameter instType error")
+    inst = req.param("instId")
+    rows = [{"instType": "SWAP", "instId": _inst_id(m, "swap"), "markPx": d(m.mark), "ts": str(state.server_ms())}
+            for m in state.markets.values() if inst in (None, _inst_id(m, "swap"))]
+    return ok(rows) if rows or inst is None else err("51001", "Instrument ID does not exist.")
+
+
+def _transfer_json(t: SimTransfer, type_: str) -> dict[str, Any]:
+    return {"transId": t.venue_id, "ccy": t.asset, "clientId": t.client_id, "from": "18", "amt": d(t.amount),
+            "to": "6", "type": type_, "subAcct": "", "instId": "", "toInstId": "", "state": "success"}
+
+
+def asset_transfer(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``POST /api/v5/asset/transfer``: only type 3 (sub-account to master, with the sub-account's
+    own key) from its trading account (18) is simulated; ``clientId`` is echoed back."""
+    acct = state.account_of(key)
+    type_ = req.param("type") or "0"
+    if type_ != "3" or req.param("from") != "18" or req.param("to") not in ("6", "18"):
+        return err("51000", "Parameter type error")
+    if acct.is_master:  # type 3 is for a sub-account's own key
+        return err("51000", "Parameter type error")
+    ccy, amt_raw, client_id = req.param("ccy") or "", req.param("amt") or "", req.param("clientId") or ""
+    try:
+        amount = Decimal(amt_raw)
+    except InvalidOperation:
+        return err("51000", "Parameter amt error")
+    t = state.move_to_master(acct, ccy, amount, unified=True, transfer_id=client_id)
+    if t is None:
+        return err("58350", "Insufficient balance")
+    row = _transfer_json(t, type_)
+    return ok([{k: row[k] for k in ("transId", "ccy", "clientId", "from", "amt", "to")}])
+
+
+def transfer_state(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
+    """``GET /api/v5/asset/transfer-state`` by ``transId`` or ``clientId`` (the caller's transfers)."""
+    acct = state.account_of(key)
+    tid, cid = req.param("transId"), req.param("clientId")
+    if not tid and not cid:
+        return err("50014", "Parameter transId or clientId can not be empty.")
+    rows = [_transfer_json(t, req.param("type") or "3") for t in state.transfers
+            if t.from_uid == acct.uid and ((tid and t.venue_id == tid) or (cid and t.client_id == cid))]
+    return ok(rows)
+
+
 endpoints: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/v5/public/time", time_),
     Endpoint("GET", "/api/v5/public/instruments", instruments),
+    Endpoint("GET", "/api/v5/public/mark-price", mark_price),
+    Endpoint("POST", "/api/v5/asset/transfer", asset_transfer, True, "transfer"),
+    Endpoint("GET", "/api/v5/asset/transfer-state", transfer_state, True, "read"),
     Endpoint("GET", "/api/v5/account/balance", balance, True, "read"),
     Endpoint("GET", "/api/v5/account/positions", positions, True, "read"),
     Endpoint("GET", "/api/v5/account/config", config, True, None),
@@ -542,7 +600,7 @@ endpoints: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/v5/trade/close-position", close_position, True, "trade"),
     Endpoint("POST", "/api/v5/asset/withdrawal", withdrawal, True, "withdraw"),
     Endpoint("GET", "/api/v5/asset/withdrawal-history", withdrawal_history, True, "read"),
-    Endpoint("GET", "/api/v5/users/subaccount/apikey", sub_apikey, True, "master"),
-    Endpoint("POST", "/api/v5/users/subaccount/delete-apikey", sub_delete_apikey, True, "master"),
-    Endpoint("POST", "/api/v5/users/subaccount/modify-apikey", sub_modify_apikey, True, "master"),
+    Endpoint("GET", "/api/v5/users/subaccount/apikey", sub_apikey, True, "keys"),
+    Endpoint("POST", "/api/v5/users/subaccount/delete-apikey", sub_delete_apikey, True, "keys"),
+    Endpoint("POST", "/api/v5/users/subaccount/modify-apikey", sub_modify_apikey, True, "keys"),
 )

@@ -34,16 +34,19 @@ def _symbol(value: str, *, futures: bool) -> str:
 
 
 class CexKeyScenario(_M):
-    """An API key on a sub-account. ``holder``: client, monitor, operator, master.
+    """An API key on a sub-account. ``holder``: client, monitor, operator, key_admin, master.
 
-    A ``master`` key lives on the venue's master (PB) account, not on the sub-account: it is the
-    key the levers use to disable a sub-account's keys. ``expires_in_days`` may be negative (an
+    ``master`` and ``key_admin`` keys live on the venue's master (PB) account, not on the
+    sub-account: both may manage the sub-account's API keys (a ``key_admin`` key can do nothing
+    else unless its flags say so; a ``master`` key may also do what its flags allow). An
+    ``operator`` key lives on the sub-account: it trades, and with ``internal_transfer`` or
+    ``universal_transfer`` it moves funds to the master account. ``expires_in_days`` may be negative (an
     expired key); ``ip_whitelist`` empty means the key is not IP-bound. The simulator sees every
     request from 127.0.0.1: a key bound only to other addresses is refused.
     """
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
-    holder: Literal["client", "monitor", "operator", "master"] = "client"
+    holder: Literal["client", "monitor", "operator", "key_admin", "master"] = "client"
     read: bool = True
     spot: bool = False
     margin: bool = False
@@ -82,7 +85,7 @@ class CexOrderScenario(_M):
     side: Literal["buy", "sell"]
     amount: Positive
     price: Positive
-    market: Literal["spot", "futures"] = "futures"
+    market: Literal["spot", "margin", "futures"] = "futures"  # margin: a spot instrument on margin
 
     @model_validator(mode="after")
     def _sym(self) -> CexOrderScenario:

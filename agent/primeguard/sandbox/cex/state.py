@@ -84,6 +84,7 @@ class SimOrder:
     tif: str = "GTC"
     reduce_only: bool = False
     leg: Literal["long", "short"] | None = None  # hedge mode: the position leg the order acts on
+    margin: bool = False  # a spot-instrument order on the margin account (Binance lists those apart)
     status: str = "open"  # open | filled | canceled | expired | rejected
     filled: Decimal = Decimal(0)
     avg_price: Decimal | None = None
@@ -106,6 +107,19 @@ def order_leg(hedge: bool, side: str, reduce_only: bool) -> Literal["long", "sho
     if not hedge:
         return None
     return "long" if (side == "buy") != reduce_only else "short"
+
+
+@dataclass(frozen=True)
+class SimTransfer:
+    """A transfer between two accounts of the venue (sub-account → master)."""
+
+    venue_id: str
+    client_id: str  # the caller's transfer id ("" when the endpoint takes none)
+    from_uid: str
+    to_uid: str
+    asset: str
+    amount: Decimal
+    at_ms: int
 
 
 @dataclass
@@ -191,6 +205,7 @@ class VenueState:
         # account/config / query-api): lets tests send a flag in an undocumented type
         self.key_answer_overrides: dict[str, dict[str, object]] = {}
         self._ids = itertools.count(1_000_001)
+        self.transfers: list[SimTransfer] = []
         self.master = SimAccount(uid=derive_uid(seed, venue, "master"), name=f"pb-master@{venue}.sandbox",
                                  client=None, is_master=True)
         self.accounts[self.master.uid] = self.master
@@ -272,7 +287,35 @@ class VenueState:
                 order.status = "expired"
         elif market == "spot" and type_ == "market":
             order.status = "expired"  # the simulator keeps no spot book: market spot orders do not fill
+        elif market == "spot" and tif in ("IOC", "FOK"):  # a limit IOC fills at the last price or expires
+            if marketable:
+                self._fill_spot(acct, order, m)
+            else:
+                order.status = "expired"
         return order
+
+    def _fill_spot(self, acct: SimAccount, order: SimOrder, m: SimMarket) -> None:
+        sign = 1 if order.side == "buy" else -1
+        acct.spot[m.base] = acct.spot.get(m.base, Decimal(0)) + sign * order.amount
+        acct.spot[m.quote] = acct.spot.get(m.quote, Decimal(0)) - sign * order.amount * m.last
+        order.filled, order.avg_price, order.status, order.updated_ms = order.amount, m.last, "filled", now_ms()
+
+    def move_to_master(self, acct: SimAccount, asset: str, amount: Decimal, *, unified: bool,
+                       transfer_id: str) -> SimTransfer | None:
+        """Move ``amount`` of ``asset`` from a sub-account's spot wallet (and, for a unified account,
+        its futures wallet next) to the master's spot wallet; None when it does not hold that much."""
+        spot = acct.spot.get(asset, Decimal(0)) - acct.spot_locked(asset)
+        fut = acct.futures.get(asset, Decimal(0)) if unified else Decimal(0)
+        if amount <= 0 or spot + fut < amount:
+            return None
+        from_spot = min(spot, amount)
+        acct.spot[asset] = acct.spot.get(asset, Decimal(0)) - from_spot
+        if amount > from_spot:
+            acct.futures[asset] = fut - (amount - from_spot)
+        self.master.spot[asset] = self.master.spot.get(asset, Decimal(0)) + amount
+        t = SimTransfer(self.next_id(), transfer_id, acct.uid, self.master.uid, asset, amount, self.server_ms())
+        self.transfers.append(t)
+        return t
 
     def _fill_futures(self, acct: SimAccount, order: SimOrder, px: Decimal) -> None:
         signed = order.amount if order.side == "buy" else -order.amount
@@ -321,9 +364,14 @@ class SubAccountRef:
     keys: tuple[str, ...]  # api keys in scenario order (generated monitor last)
 
 
+MASTER_HOLDERS = ("master", "key_admin")  # keys that live on the venue's master account
+
+
 def _perms(k: CexKeyScenario) -> frozenset[str]:
+    """The key's permission names; master-account keys (master, key_admin) also manage sub-account keys."""
     names = ("read", "spot", "margin", "futures", "options", "withdraw", "internal_transfer", "universal_transfer")
-    return frozenset(n for n in names if getattr(k, n))
+    keys = ("manage_keys",) if k.holder in MASTER_HOLDERS else ()
+    return frozenset(n for n in names if getattr(k, n)) | frozenset(keys)
 
 
 def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAccountRef]]:
@@ -381,15 +429,17 @@ def build_states(scenario: Scenario) -> tuple[dict[str, VenueState], list[SubAcc
             for o in a.orders:
                 base = o.symbol.split("/")[0]
                 m = st.markets[base]
+                futures = o.market == "futures"
                 acct.orders.append(SimOrder(order_id=st.next_id(), client_id=f"scn{st.next_id()}",
-                                            symbol=m.unified_spot if o.market == "spot" else m.unified_swap,
-                                            market=o.market, side=o.side, amount=o.amount, price=o.price))
+                                            symbol=m.unified_swap if futures else m.unified_spot,
+                                            market="futures" if futures else "spot", side=o.side, amount=o.amount,
+                                            price=o.price, margin=o.market == "margin"))
             keys = list(a.keys)
             if not any(k.holder == "monitor" for k in keys):
                 keys.append(CexKeyScenario(id="monitor", holder="monitor", read=True))
             api_keys: list[str] = []
             for k in keys:
-                owner = st.master if k.holder == "master" else acct
+                owner = st.master if k.holder in MASTER_HOLDERS else acct
                 material = derive_key(seed, a.venue, f"{place}/{k.id}")
                 expires = None if k.expires_in_days is None else created + k.expires_in_days * 86_400_000
                 sk = SimKey(id=k.id, venue=a.venue, account_uid=owner.uid, holder=k.holder, material=material,

@@ -8,8 +8,14 @@ interface). Facts this module relies on:
   ``ExchangeError``) and, after a successful private call, maps ``-2015`` to ``DDoSProtection``:
   :data:`CODES` classifies every code itself; writes refine ``-2015`` with a probe.
 - Weight limits are per IP across every key: :data:`WEIGHTS` feeds the venue-wide buckets.
+- Liquidation: spot sells are limit IOC orders on ``/api/v3/order`` anchored on the USDⓈ-M mark
+  price (``/fapi/v1/premiumIndex``); freed collateral is first brought from the USDⓈ-M wallet to
+  spot (``/sapi/v1/asset/transfer`` UMFUTURE_MAIN) and goes to the master through
+  ``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key.
 - Key levers: an ordinary master may only restrict a sub-account key's IPs; pinning it to an unused
   address (TEST-NET-1) disables it, reversibly.
+- Cancel-all covers spot (``/api/v3/openOrders``), cross margin (``/sapi/v1/margin/openOrders``)
+  and USDⓈ-M futures (``/fapi/v1/allOpenOrders``), per symbol.
 - Hedge mode: positions come as ``LONG``/``SHORT`` legs; a close names the leg in ``positionSide``
   (and must not send ``reduceOnly``, which the venue rejects in hedge mode).
 """
@@ -50,7 +56,7 @@ from primeguard.venues.cex.exchange import (
     limit_guard,
 )
 from primeguard.venues.cex.limits import VenueLimits
-from primeguard.venues.cex.markets import MarketBook
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
 from primeguard.venues.cex.normalize import (
     ZERO,
     KeyInfo,
@@ -75,7 +81,8 @@ CODES: dict[int, ErrorKind] = {
     -1002: VenuePermissionDenied, -1021: VenueAuthError, -1022: VenueAuthError, -2014: VenueAuthError,
     -2015: VenueAuthError, -2008: VenueAuthError,
     -4035: AddressNotWhitelisted, -2019: InsufficientFunds, -4026: InsufficientFunds,
-    -2011: VenueNotFound, -2013: VenueNotFound, -4116: DuplicateClientOrderId, -2022: ReduceOnlyRejected,
+    -2011: VenueNotFound, -2013: VenueNotFound, -3003: VenueNotFound, -4116: DuplicateClientOrderId,
+    -2022: ReduceOnlyRejected,
 }
 
 # --- request weights (documented per endpoint; unknown paths weigh 1) --------------------------------
@@ -85,7 +92,8 @@ WEIGHTS: dict[str, int] = {
     "/fapi/v3/account": 5, "/fapi/v3/positionRisk": 5, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/openOrders": 1,
     "/fapi/v1/leverageBracket": 1, "/fapi/v1/order": 1, "/fapi/v1/allOpenOrders": 1,
     "/sapi/v1/capital/withdraw/address/list": 10, "/sapi/v1/account/apiRestrictions": 1,
-    "/sapi/v1/capital/withdraw/apply": 1, "/sapi/v1/sub-account/subAccountApi/ipRestriction": 20,
+    "/sapi/v1/margin/openOrders": 10, "/sapi/v1/capital/withdraw/apply": 1,
+    "/sapi/v1/sub-account/subAccountApi/ipRestriction": 20,
     "/sapi/v2/sub-account/subAccountApi/ipRestriction": 20,
 }
 NO_SYMBOL_WEIGHTS: dict[str, int] = {"/api/v3/openOrders": 80, "/fapi/v1/openOrders": 40}
@@ -326,8 +334,16 @@ class Binance(CexExchange):
 
     async def cancel_all(self, ex: Any) -> list[LeverItem]:
         items: list[LeverItem] = []
-        spot, fut = await asyncio.gather(ex.privateGetOpenOrders(), ex.fapiPrivateGetOpenOrders())
+        async def margin_orders() -> Any:
+            try:
+                return await ex.sapiGetMarginOpenOrders()
+            except VenueNotFound:  # -3003: the sub-account has no margin account, so no margin orders
+                return []
+
+        spot, margin, fut = await asyncio.gather(ex.privateGetOpenOrders(), margin_orders(),
+                                                 ex.fapiPrivateGetOpenOrders())
         for market, rows, call in (("spot", spot, ex.privateDeleteOpenOrders),
+                                   ("margin", margin, ex.sapiDeleteMarginOpenOrders),
                                    ("futures", fut, ex.fapiPrivateDeleteAllOpenOrders)):
             for sym in sorted({str(r["symbol"]) for r in rows}):
                 n = sum(1 for r in rows if r["symbol"] == sym)
@@ -401,6 +417,51 @@ class Binance(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        rows = as_list((await ex.privateGetAccount())["balances"], "balances", NAME)
+        free = {str(b["asset"]): to_decimal(b["free"], what="free") for b in rows}
+        return {a: q for a, q in free.items() if q > 0}
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        res = await ex.fapiPublicGetPremiumIndex({"symbol": f"{base}{quote}"})
+        return to_decimal(res["markPrice"], what="markPrice")
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        try:
+            o = await ex.privateGetOrder({"symbol": market.id, "origClientOrderId": cid})
+        except VenueNotFound:
+            return None
+        return CloseFill(to_decimal(o.get("executedQty", "0"), what="executedQty"), str(o.get("status")))
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        res = await self.write(ex, ex.privatePostOrder({
+            "symbol": market.id, "side": "SELL", "type": "LIMIT", "timeInForce": "IOC", "quantity": _fmt(qty),
+            "price": _fmt(price), "newClientOrderId": cid, "newOrderRespType": "FULL"}))
+        return CloseFill(to_decimal(res.get("executedQty", "0"), what="executedQty"), str(res.get("status")))
+
+    async def consolidate(self, ex: Any, asset: str) -> str | None:
+        """USDⓈ-M wallet → spot wallet (``/sapi/v1/asset/transfer`` type ``UMFUTURE_MAIN``) of what the
+        futures account lets go (``maxWithdrawAmount``)."""
+        fut = await ex.fapiPrivateV3GetAccount()
+        row = next((a for a in as_list(fut["assets"], "assets", NAME) if a.get("asset") == asset), None)
+        amount = ZERO if row is None else to_decimal(row.get("maxWithdrawAmount") or "0", what="maxWithdrawAmount")
+        if amount <= 0:
+            return None
+        res = await self.write(ex, ex.sapiPostAssetTransfer({"type": "UMFUTURE_MAIN", "asset": asset,
+                                                              "amount": _fmt(amount)}))
+        tran = res.get("tranId") if isinstance(res, dict) else None
+        return f"moved {_fmt(amount)} {asset} from the USDⓈ-M wallet to spot (transfer {tran})"
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """``/sapi/v1/sub-account/transfer/subToMaster`` with the sub-account's operator key (needs
+        "internal transfer"). Binance takes no client transfer id here: the free balance read just
+        before is the guard against a second transfer."""
+        res = await self.write(ex, ex.sapiPostSubAccountTransferSubToMaster({"asset": asset,
+                                                                              "amount": _fmt(amount)}))
+        return str(res.get("txnId", "")) if isinstance(res, dict) else ""
 
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

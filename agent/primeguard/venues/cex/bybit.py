@@ -9,8 +9,10 @@ Facts this module relies on:
   withdraw permission.
 - Positions are listed per settle coin (USDT, USDC), paged by ``nextPageCursor``; hedge mode
   gives ``positionIdx`` 1 (buy side) and 2 (sell side) legs, and a close must name the leg.
-- Levers: ``cancel-all`` per category; closes are limit IOC reduce-only orders; the master freezes
-  the sub-member (its keys keep reading but can neither trade nor withdraw).
+- Levers: ``cancel-all`` per category; closes are limit IOC reduce-only orders; the key lever deletes
+  each client key of the sub-member (``/v5/user/delete-sub-api`` with a master-account key). It does
+  not freeze the sub-member: a frozen sub-member refuses every write, the PB's operator key's too,
+  so liquidation after a halt could no longer cancel, close, sell or sweep.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from primeguard.venues.cex.exchange import (
     hedge_key,
     limit_guard,
 )
-from primeguard.venues.cex.markets import MarketBook
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
 from primeguard.venues.cex.normalize import (
     ZERO,
     KeyInfo,
@@ -67,7 +69,6 @@ from primeguard.venues.cex.normalize import (
 
 NAME = "bybit"
 SETTLE_COINS: tuple[str, ...] = ("USDT", "USDC")
-FROZEN_STATUS = "4"  # sub-member status: frozen
 
 CODES: dict[int, ErrorKind] = {
     10006: VenueRateLimited, 10018: VenueRateLimited, 10016: VenueUnavailable, 10019: VenueUnavailable,
@@ -399,20 +400,86 @@ class Bybit(CexExchange):
 
     async def disable_client_keys(self, ex: Any, account: CexAccountConfig,
                                   public_key: PublicKeyOf) -> list[LeverItem]:
-        target = f"sub-account:{account.sub_account}"
-        if not any(c.holder == Holder.CLIENT for c in account.credentials):
+        """Delete each client key of the sub-member (listed first through ``/v5/user/sub-apikeys``:
+        a key no longer listed is already done)."""
+        clients = [c for c in account.credentials if c.holder == Holder.CLIENT]
+        if not clients:
             return []
         try:
-            members = result(await ex.privateGetV5UserQuerySubMembers()).get("subMembers", [])
-            me = next((m for m in members if str(m.get("uid")) == account.sub_account), None)
-            if me is None:
-                return [LeverItem(target, "failed", "the master key does not see this sub-account")]
-            if str(me.get("status")) == FROZEN_STATUS:
-                return [LeverItem(target, "already_done", "sub-member already frozen")]
-            await self.write(ex, ex.privatePostV5UserFrozenSubMember({"subuid": account.sub_account, "frozen": 1}))
-            return [LeverItem(target, "done", "froze the sub-member: its keys can no longer trade or withdraw")]
+            listed = result(await ex.privateGetV5UserSubApikeys({"subMemberId": account.sub_account}))
+            live = {str(r.get("apiKey")) for r in listed.get("result", [])}
         except Exception as exc:
-            return [fail_item(target, exc, NAME)]
+            return [fail_item(f"key:{c.id}", exc, NAME) for c in clients]
+        items: list[LeverItem] = []
+        for c in clients:
+            target = f"key:{c.id}"
+            try:
+                api_key = public_key(c.id)
+                if api_key not in live:
+                    items.append(LeverItem(target, "already_done", "key no longer exists"))
+                    continue
+                await self.write(ex, ex.privatePostV5UserDeleteSubApi({"apikey": api_key}))
+                items.append(LeverItem(target, "done", "deleted the sub-member's key"))
+            except Exception as exc:
+                items.append(fail_item(target, exc, NAME))
+        return items
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        """Unified wallet: ``walletBalance`` less ``locked`` per coin."""
+        rows = result(await ex.privateGetV5AccountWalletBalance({"accountType": "UNIFIED"}))["list"]
+        free: dict[str, Decimal] = {}
+        for c in (rows[0].get("coin", []) if rows else []):
+            wallet = to_decimal(c.get("walletBalance") or "0", what="walletBalance")
+            locked = to_decimal(c.get("locked") or "0", what="locked")
+            free[str(c["coin"])] = wallet - locked
+        return {a: q for a, q in free.items() if q > 0}
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        rows = result(await ex.publicGetV5MarketTickers({"category": "linear", "symbol": f"{base}{quote}"}))["list"]
+        if not rows:
+            raise VenueNotFound(f"no mark price for {base}{quote}", venue=NAME)
+        return to_decimal(rows[0]["markPrice"], what="markPrice")
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        rows = result(await ex.privateGetV5OrderRealtime({"category": "spot", "orderLinkId": cid}))["list"]
+        if not rows:
+            return None
+        return CloseFill(to_decimal(rows[0].get("cumExecQty") or "0", what="cumExecQty"),
+                         str(rows[0].get("orderStatus")))
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        await self.write(ex, ex.privatePostV5OrderCreate({
+            "category": "spot", "symbol": market.id, "side": "Sell", "orderType": "Limit", "qty": _fmt(qty),
+            "price": _fmt(price), "timeInForce": "IOC", "orderLinkId": cid}))
+        placed = await self.prior_spot_order(ex, market, cid)
+        return placed if placed is not None else CloseFill(Decimal(0), "unknown")
+
+    @staticmethod
+    def transfer_uuid(transfer_id: str) -> str:
+        """Bybit wants a UUID as ``transferId``: ours, hex-formatted (deterministic per action)."""
+        h = transfer_id.rjust(32, "0")[-32:]
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+    async def prior_transfer(self, ex: Any, account: CexAccountConfig, asset: str, transfer_id: str) -> str | None:
+        tid = self.transfer_uuid(transfer_id)
+        rows = result(await ex.privateGetV5AssetTransferQueryUniversalTransferList({"transferId": tid}))["list"]
+        done = [r for r in rows if str(r.get("status")) in ("SUCCESS", "PENDING")]
+        return tid if done else None
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """``/v5/asset/transfer/universal-transfer`` from the sub-account's UNIFIED wallet to the
+        master's (the sub-account's key may only send to its master: ``parentUid`` of query-api)."""
+        me = result(await ex.privateGetV5UserQueryApi())
+        parent = str(me.get("parentUid") or "0")
+        if parent in ("", "0"):
+            raise VenuePermissionDenied("the operator key is not a sub-account key (no parentUid)", venue=NAME)
+        tid = self.transfer_uuid(transfer_id)
+        await self.write(ex, ex.privatePostV5AssetTransferUniversalTransfer({
+            "transferId": tid, "coin": asset, "amount": _fmt(amount), "fromMemberId": int(account.sub_account),
+            "toMemberId": int(parent), "fromAccountType": "UNIFIED", "toAccountType": "UNIFIED"}))
+        return tid
 
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
-from primeguard.domain.model import Account, Capability, Credential, Holder
+from primeguard.domain.model import LEVER_POWERS, Account, Capability, Credential, Holder
 from primeguard.domain.observation import AccountSnapshot, WhitelistStatus
 
 _WRITE = frozenset(Capability) - {Capability.READ}
@@ -41,12 +41,16 @@ def credential_findings(account: Account, cred: Credential, now: datetime) -> li
         if cred.can(Capability.UNIVERSAL_TRANSFER):
             add(FindingCode.KEY_UNIVERSAL_TRANSFER, Severity.HIGH,
                 f"client key {cred.id} on {account.address} can move funds to other (sub-)accounts{unknown}")
+    if cred.holder in (Holder.OPERATOR, Holder.KEY_ADMIN) and cred.can(Capability.WITHDRAW):
+        add(FindingCode.KEY_CAN_WITHDRAW, Severity.CRITICAL,
+            f"{cred.holder.value} key {cred.id} on {account.address} can withdraw to outside addresses{unknown}: "
+            "the PB's lever keys only trade, move funds between the PB's own accounts or manage keys")
     if cred.ip_restricted is False:
         writes = bool(cred.capabilities & _WRITE)
         add(FindingCode.KEY_NOT_IP_BOUND, Severity.WARNING if writes else Severity.INFO,
             f"{cred.holder.value} key {cred.id} is not bound to IP addresses")
     is_master = cred.details.get("is_master")
-    if is_master is True and cred.holder != Holder.MASTER:
+    if is_master is True and cred.holder not in (Holder.MASTER, Holder.KEY_ADMIN):  # key_admin lives on the master
         add(FindingCode.MASTER_KEY_IN_USE, Severity.CRITICAL if cred.holder == Holder.CLIENT else Severity.HIGH,
             f"key {cred.id}, configured as {cred.holder.value}, belongs to the master account")
     elif cred.holder == Holder.MASTER:
@@ -97,7 +101,7 @@ def capabilities_report(snapshots: Iterable[AccountSnapshot]) -> list[dict[str, 
                 "account": acct.id, "client": acct.client_id, "venue": acct.venue.value,
                 "sub_account": acct.address, "credential": cred.id, "holder": cred.holder.value,
                 "capabilities": sorted(c.value for c in cred.capabilities), "moves_funds": cred.moves_funds,
-                "ip_restricted": cred.ip_restricted,
+                "levers": list(LEVER_POWERS.get(cred.holder, ())), "ip_restricted": cred.ip_restricted,
                 "expires_at": None if cred.expires_at is None else cred.expires_at.isoformat(),
                 "is_master": cred.details.get("is_master"), "inspected": cred.details.get("inspected", True),
                 "whitelist": whitelist, "account_ok": snap.ok, "findings": codes,

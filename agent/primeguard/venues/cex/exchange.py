@@ -260,6 +260,65 @@ class CexExchange(abc.ABC):
         current state first (idempotent). One item per key or sub-account; none when the account has
         no client key. Never raises for a venue fault (a failed item instead)."""
 
+    # --- liquidation: spot sales and the sweep to the PB's master account ---------------------------
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        """Free (not locked) spot balances of the sub-account, asset → units, zero rows left out.
+
+        Raises:
+            VenueError: unreadable.
+        """
+        raise VenueError(f"{self.name}: spot balances are not implemented", venue=self.name)
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        """The venue's mark price of the ``base``/``quote`` linear perpetual: the anchor of a spot
+        sale's slippage cap (never the spot book the order will hit).
+
+        Raises:
+            VenueError: no mark price (no such perpetual, or unreadable).
+        """
+        raise VenueError(f"{self.name}: mark prices are not implemented", venue=self.name)
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        """The spot order with client id ``cid`` (its fill and status), None when the venue has none."""
+        return None
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        """Send one limit IOC sell of ``qty`` base units at no less than ``price`` with client id
+        ``cid``; sent at most once, never retried.
+
+        Raises:
+            VenueError subclasses, classified by code.
+        """
+        raise VenueError(f"{self.name}: spot sales are not implemented", venue=self.name)
+
+    async def consolidate(self, ex: Any, asset: str) -> str | None:
+        """Bring the sub-account's withdrawable ``asset`` from its other wallets into the one the
+        sweep sends from; says what moved, None when nothing had to (a unified account never has
+        to). Idempotent by state: an empty wallet moves nothing.
+
+        Raises:
+            VenueError subclasses (VenuePermissionDenied for a key without transfer power...).
+        """
+        return None
+
+    async def prior_transfer(self, ex: Any, account: CexAccountConfig, asset: str, transfer_id: str) -> str | None:
+        """The venue's id of the sub→master transfer made with our ``transfer_id``, None when there
+        is none (or the venue takes no client transfer id: then the balance read is the guard)."""
+        return None
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """Move ``amount`` of ``asset`` from the sub-account to the PB's master account with the
+        operator key behind ``ex`` (``transfer_id`` is the venue's client transfer id where it has
+        one); returns the venue's transfer id. Sent at most once, never retried.
+
+        Raises:
+            VenueError subclasses (VenuePermissionDenied for a key without transfer power...).
+        """
+        raise VenueError(f"{self.name}: transfers to the master account are not implemented", venue=self.name)
+
     @abc.abstractmethod
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

@@ -33,3 +33,8 @@ class MarketBook:
     def swap(self, venue_id: str) -> MarketInfo | None:
         """The linear swap whose venue id is ``venue_id``, or None when the book does not know it."""
         return self.by_id.get(("swap", venue_id))
+
+    def spot(self, base: str, quote: str) -> MarketInfo | None:
+        """The spot market ``base/quote``, or None when the venue lists none."""
+        m = self.by_symbol.get(f"{base}/{quote}")
+        return m if m is not None and m.kind == "spot" else None

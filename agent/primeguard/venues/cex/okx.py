@@ -52,7 +52,7 @@ from primeguard.venues.cex.exchange import (
     fail_item,
     hedge_key,
 )
-from primeguard.venues.cex.markets import MarketBook
+from primeguard.venues.cex.markets import MarketBook, MarketInfo
 from primeguard.venues.cex.normalize import (
     ZERO,
     KeyInfo,
@@ -352,6 +352,54 @@ class Okx(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def spot_free(self, ex: Any) -> dict[str, Decimal]:
+        """``availBal`` per currency of the unified trading account (cash less what orders and
+        margin hold)."""
+        rows = data(await ex.privateGetAccountBalance())
+        details = rows[0].get("details", []) if rows else []
+        free = {str(r["ccy"]): to_decimal(r["availBal"], what="availBal") for r in details}
+        return {a: q for a, q in free.items() if q > 0}
+
+    async def reference_price(self, ex: Any, book: MarketBook, base: str, quote: str) -> Decimal:
+        rows = data(await ex.publicGetPublicMarkPrice({"instType": "SWAP", "instId": f"{base}-{quote}-SWAP"}))
+        if not rows:
+            raise VenueNotFound(f"no mark price for {base}-{quote}-SWAP", venue=NAME)
+        return to_decimal(rows[0]["markPx"], what="markPx")
+
+    async def prior_spot_order(self, ex: Any, market: MarketInfo, cid: str) -> CloseFill | None:
+        try:
+            rows = data(await ex.privateGetTradeOrder({"instId": market.id, "clOrdId": cid}))
+        except VenueNotFound:
+            return None
+        if not rows:
+            return None
+        return CloseFill(to_decimal(rows[0].get("accFillSz") or "0", what="accFillSz"), str(rows[0].get("state")))
+
+    async def place_spot_sell(self, ex: Any, market: MarketInfo, qty: Decimal, price: Decimal,
+                              cid: str) -> CloseFill:
+        """``ordType=ioc`` in ``cash`` mode; the answer carries no fill, so the order is read back."""
+        await self.write(ex, ex.privatePostTradeOrder({"instId": market.id, "tdMode": "cash", "side": "sell",
+                                                      "ordType": "ioc", "sz": _fmt(qty), "px": _fmt(price),
+                                                      "clOrdId": cid}))
+        placed = await self.prior_spot_order(ex, market, cid)
+        return placed if placed is not None else CloseFill(Decimal(0), "unknown")
+
+    async def prior_transfer(self, ex: Any, account: CexAccountConfig, asset: str, transfer_id: str) -> str | None:
+        try:
+            rows = data(await ex.privateGetAssetTransferState({"clientId": transfer_id, "type": "3"}))
+        except VenueNotFound:
+            return None
+        done = [r for r in rows if str(r.get("state")) in ("success", "pending")]
+        return str(done[0].get("transId", "")) if done else None
+
+    async def transfer_to_master(self, ex: Any, account: CexAccountConfig, asset: str, amount: Decimal,
+                                 transfer_id: str) -> str:
+        """``/api/v5/asset/transfer`` type 3 (sub-account to master, with the sub-account's key), from
+        the trading account (18) to the master's funding account (6), ``clientId`` = our id."""
+        rows = data(await self.write(ex, ex.privatePostAssetTransfer({
+            "ccy": asset, "amt": _fmt(amount), "from": "18", "to": "6", "type": "3", "clientId": transfer_id})))
+        return str(rows[0].get("transId", "")) if rows else ""
 
     async def submit_withdrawal(self, ex: Any, *, asset: str, amount: Decimal, address: str, network: str,
                                 request_id: str) -> str | None:

@@ -37,6 +37,7 @@ from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus
 from primeguard.store import repos
 from primeguard.store.anchors import head_record
+from primeguard.store.codec import as_utc
 from primeguard.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,24 @@ class Guardian:
     # --- state ------------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        """Ladder state and peak equity survive restarts through the metric history."""
+        """Ladder rungs with their clocks (entered_at, margin-call deadline, cooldowns) come back
+        exactly from the stored ladder states, so a restart never postpones a deadline nor restarts
+        a cooldown; peak equity from the metric history. A client with no stored ladder state (a
+        store older than the ladder table) falls back to its last metric's rung, entered then."""
         with self.store.session(readonly=True) as s:
+            stored = {r.client_id: r for r in repos.ladder_states(s)}
             for c in self.cfg.clients:
+                st = stored.get(c.id)
                 row = repos.latest_metric(s, c.id)
+                if st is not None:
+                    self.ladder[c.id] = LadderStatus(
+                        LadderState.parse(st.state), as_utc(st.entered_at),
+                        tuple(None if t is None else as_utc(datetime.fromisoformat(t)) for t in st.below),
+                        None if st.deadline is None else as_utc(st.deadline))
+                elif row is not None:
+                    self.ladder[c.id] = LadderStatus(LadderState[row.ladder_state.upper()], row.at)
                 if row is None:
                     continue
-                self.ladder[c.id] = LadderStatus(LadderState[row.ladder_state.upper()], row.at)
                 peak = (row.extra or {}).get("peak_equity")
                 if peak is not None:
                     self.peaks[c.id] = Decimal(peak)

@@ -17,6 +17,7 @@ from web3 import Web3
 from primeguard.custody.vault import vault_abi
 from primeguard.store import audit, repos
 from primeguard.store.db import open_store
+from tests.daemon.policies import policy_copy
 
 pytestmark = pytest.mark.chain
 
@@ -47,7 +48,9 @@ def _wait(pred, timeout=30.0):
 def test_kill9_mid_halt_then_restart(sandbox_factory, tmp_path):
     sb = sandbox_factory(WORLD)
     cfg = yaml.safe_load(sb.config_path.read_text())
-    cfg["playbooks"] = {"modes": {"halt_vault": "automatic"}}
+    cfg["policy_dir"] = str(policy_copy(tmp_path / "policies", {"plan.yaml": {
+        "{id: halt-pause-vaults, lever: halt_vault, mode: needs_approval}":
+        "{id: halt-pause-vaults, lever: halt_vault, mode: automatic}"}}))
     cfg["store"] = {"url": f"sqlite:///{tmp_path / 'k.db'}"}
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))

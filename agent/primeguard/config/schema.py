@@ -380,7 +380,8 @@ class ScreeningConfig(Strict):
 
 
 class PlaybookConfig(Strict):
-    """How each ladder action runs: dry_run (default: recorded only), needs_approval, automatic."""
+    """Deprecated: the policy's ``ladder_plan`` says how each ladder action runs. Read only when the
+    policy in force has no ladder_plan (dry_run by default, needs_approval, automatic)."""
 
     modes: dict[str, Literal["dry_run", "needs_approval", "automatic"]] = Field(default_factory=dict, max_length=256)
 

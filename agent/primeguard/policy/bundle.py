@@ -45,8 +45,10 @@ from primeguard.policy.policyset import (
     CapabilityRuleC,
     CompiledScope,
     GuardsC,
+    LadderPlanC,
     LimitRuleC,
     Origin,
+    PlanStepC,
     PolicySet,
     RuleInfo,
     RuleKind,
@@ -59,6 +61,8 @@ from primeguard.policy.schema import (
     ApprovalsFile,
     CapabilityRulesFile,
     HaircutsFile,
+    LadderPlanFile,
+    PlanStep,
     RiskLimitsFile,
     Scope,
     WithdrawalLimitsFile,
@@ -337,6 +341,31 @@ class _Context:
                         self.at(cp, ("rules", i, "applies_to", "clients", j),
                                 f"rules.{i}.applies_to.clients.{j}: unknown client {cid!r}")
 
+        plan_files = self.of_kind("ladder_plan")
+        if len(plan_files) > 1:
+            for p in plan_files:
+                others = ", ".join(self.name(q.rel) for q in plan_files if q is not p)
+                self.at(p, ("kind",), f"kind: a second ladder_plan file (also: {others}); a policy set has at most one")
+        for pp in plan_files[:1]:
+            pmodel: LadderPlanFile = pp.model
+            for spath, step in _plan_steps(pmodel):
+                claim(pp, (*spath, "id"), step.id)
+                for j, t in enumerate(step.tiers):
+                    if t not in tiers:
+                        self.at(pp, (*spath, "tiers", j), f"{_dotted((*spath, 'tiers', j))}: unknown tier {t!r} "
+                                f"(tiers: {', '.join(tiers)})")
+                for j, c in enumerate(step.clients):
+                    if c not in clients:
+                        self.at(pp, (*spath, "clients", j), f"{_dotted((*spath, 'clients', j))}: unknown client {c!r}")
+            for rung, steps in pmodel.rungs.items():
+                seen: dict[tuple[str, frozenset[str], frozenset[str]], int] = {}
+                for i, step in enumerate(steps):
+                    key = (step.lever, frozenset(step.tiers), frozenset(step.clients))
+                    if key in seen:
+                        self.at(pp, ("rungs", rung, i, "lever"), f"rungs.{rung}.{i}.lever: lever {step.lever!r} is "
+                                f"already planned at {rung} for the same clients (rungs.{rung}.{seen[key]})")
+                    seen.setdefault(key, i)
+
         for rid, sites in claims.items():
             for p, path in sites if len(sites) > 1 else ():
                 others = ", ".join(f"{self.name(q.rel)}:{q.source.line_of(qp)}" for q, qp in sites
@@ -466,6 +495,17 @@ class _Context:
                 cap_rules.append(CapabilityRuleC(c, frozenset(caps), spenders, modules, o))
                 info(c.id, "capability", o, c.description, c.shadow)
 
+        plan: LadderPlanC | None = None
+        for pp in self.of_kind("ladder_plan")[:1]:
+            steps: list[PlanStepC] = []
+            for spath, step in _plan_steps(pp.model):
+                o = self.origin(pp, spath)
+                rung = str(spath[1]) if spath[0] == "rungs" else "capability"
+                steps.append(PlanStepC(step.id, rung, step.lever, step.mode, frozenset(step.tiers),
+                                       frozenset(step.clients), o, step.description))
+                info(step.id, "plan_step", o, step.description or steps[-1].describe(), step.mode == "shadow")
+            plan = LadderPlanC(pp.model.id, tuple(steps))
+
         haircuts = {a.asset.upper(): a.haircut for a in hair.assets}
         return PolicySet(
             hash=content_hash(files),
@@ -489,7 +529,18 @@ class _Context:
             capability_rules=tuple(cap_rules),
             rules=MappingProxyType(rules),
             root=self.root,
+            plan=plan,
         )
+
+
+def _plan_steps(plan: LadderPlanFile) -> list[tuple[Path_, PlanStep]]:
+    """Every step of a plan file with its path: rungs in ladder order, then capability steps."""
+    order = ("warn", "margin_call", "halt", "liquidate")
+    out: list[tuple[Path_, PlanStep]] = []
+    for rung in sorted(plan.rungs, key=order.index):
+        out.extend((("rungs", rung, i), step) for i, step in enumerate(plan.rungs[rung]))
+    out.extend((("capability", i), step) for i, step in enumerate(plan.capability))
+    return out
 
 
 def window_text(seconds: int) -> str:

@@ -19,12 +19,16 @@ from primeguard.policy.cases import build_case_inputs
 from primeguard.policy.diff import diff, diff_text
 from primeguard.policy.engine import evaluate_withdrawal
 from primeguard.policy.explain import (
+    PLAN_ORDER,
     decision_from_json,
     evaluation_json,
     explain_decision,
     explain_evaluation,
+    explain_plan,
+    plan_json,
 )
 from primeguard.policy.loader import PolicyLoadErrors, lint_dir, load, read_input_text, read_policy_dir, run_tests
+from primeguard.policy.policyset import PolicySet
 from primeguard.policy.versions import VersionStore, approve, propose
 from primeguard.policy.yamlsrc import YamlSourceError, parse
 
@@ -77,8 +81,9 @@ def diff_command(old_dir: str | PurePath, new_dir: str | PurePath) -> CommandRes
 def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> CommandResult:
     """``policy explain DIR INPUT``: why a decision comes out as it does.
 
-    ``INPUT`` (YAML or JSON) holds either ``withdrawal: {request, context}`` (evaluated now, with
-    the full rule trace) or ``decision: {...}`` (a recorded decision, explained against DIR).
+    ``INPUT`` (YAML or JSON) holds ``withdrawal: {request, context}`` (evaluated now, with the
+    full rule trace), ``decision: {...}`` (a recorded decision, explained against DIR) or
+    ``plan: {client, rung?}`` (the ladder plan's levers and modes for that client, one rung or all).
     """
     try:
         policy = load(policy_dir)
@@ -90,9 +95,11 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
-    if not isinstance(data, dict) or not ({"withdrawal", "decision"} & set(data)):
-        return CommandResult(f"{path}: expected a mapping with 'withdrawal' or 'decision'",
+    if not isinstance(data, dict) or not ({"withdrawal", "decision", "plan"} & set(data)):
+        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'decision' or 'plan'",
                              {"ok": False, "error": "bad input"}, 2)
+    if "plan" in data:
+        return _explain_plan(policy, data["plan"], path)
     try:
         if "decision" in data:
             decision = decision_from_json(data["decision"])
@@ -104,6 +111,20 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         return CommandResult(f"{path}: {exc}", {"ok": False, "error": str(exc)}, 2)
     ev = evaluate_withdrawal(policy, req, ctx)
     return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
+
+
+def _explain_plan(policy: PolicySet, spec: Any, path: PurePath) -> CommandResult:
+    rungs = PLAN_ORDER
+    if not isinstance(spec, dict) or not isinstance(spec.get("client"), str) or set(spec) - {"client", "rung"}:
+        return CommandResult(f"{path}: plan: expected {{client: ID, rung: RUNG}} (rung optional)",
+                             {"ok": False, "error": "bad input"}, 2)
+    if "rung" in spec:
+        if spec["rung"] not in PLAN_ORDER:
+            return CommandResult(f"{path}: plan.rung: {spec['rung']!r} is not one of {', '.join(PLAN_ORDER)}",
+                                 {"ok": False, "error": "bad input"}, 2)
+        rungs = (spec["rung"],)
+    return CommandResult(explain_plan(policy, spec["client"], rungs),
+                         {"ok": True, "policy_hash": policy.hash, "plan": plan_json(policy, spec["client"], rungs)})
 
 
 def propose_command(policy_dir: str | PurePath, store: VersionStore, *, proposer: str, role: str,

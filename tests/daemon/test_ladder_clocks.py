@@ -23,7 +23,8 @@ pytestmark = pytest.mark.chain
 WORLD = {
     "name": "clocks",
     "feeds": [{"asset": "ETH", "answer": "3000"}, {"asset": "USDC", "answer": "1", "heartbeat_s": 86400}],
-    "clients": [{"id": "firm-a", "loan": {"principal": "75000"}, "wallets": [{"tokens": {"WETH": "18", "USDC": "50000"}}]}],
+    "clients": [{"id": "firm-a", "loan": {"principal": "75000"},
+                 "wallets": [{"tokens": {"WETH": "18", "USDC": "50000"}}]}],
 }
 DEADLINE_S = 1200  # within the oracle's freshness (3600 s), so the price is still seen at the deadline
 COOLDOWN_S = 600

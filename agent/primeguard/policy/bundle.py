@@ -350,21 +350,22 @@ class _Context:
             pmodel: LadderPlanFile = pp.model
             for spath, step in _plan_steps(pmodel):
                 claim(pp, (*spath, "id"), step.id)
-                for j, t in enumerate(step.tiers):
-                    if t not in tiers:
-                        self.at(pp, (*spath, "tiers", j), f"{_dotted((*spath, 'tiers', j))}: unknown tier {t!r} "
-                                f"(tiers: {', '.join(tiers)})")
-                for j, c in enumerate(step.clients):
-                    if c not in clients:
-                        self.at(pp, (*spath, "clients", j), f"{_dotted((*spath, 'clients', j))}: unknown client {c!r}")
+                for j, tier_name in enumerate(step.tiers):
+                    if tier_name not in tiers:
+                        self.at(pp, (*spath, "tiers", j), f"{_dotted((*spath, 'tiers', j))}: unknown tier "
+                                f"{tier_name!r} (tiers: {', '.join(tiers)})")
+                for j, client_name in enumerate(step.clients):
+                    if client_name not in clients:
+                        self.at(pp, (*spath, "clients", j), f"{_dotted((*spath, 'clients', j))}: unknown client "
+                                f"{client_name!r}")
             for rung, steps in pmodel.rungs.items():
                 seen: dict[tuple[str, frozenset[str], frozenset[str]], int] = {}
                 for i, step in enumerate(steps):
-                    key = (step.lever, frozenset(step.tiers), frozenset(step.clients))
-                    if key in seen:
+                    same = (step.lever, frozenset(step.tiers), frozenset(step.clients))
+                    if same in seen:
                         self.at(pp, ("rungs", rung, i, "lever"), f"rungs.{rung}.{i}.lever: lever {step.lever!r} is "
-                                f"already planned at {rung} for the same clients (rungs.{rung}.{seen[key]})")
-                    seen.setdefault(key, i)
+                                f"already planned at {rung} for the same clients (rungs.{rung}.{seen[same]})")
+                    seen.setdefault(same, i)
 
         for rid, sites in claims.items():
             for p, path in sites if len(sites) > 1 else ():

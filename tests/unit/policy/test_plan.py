@@ -45,8 +45,10 @@ def test_shipped_plan_is_what_the_daemon_did_before_it_was_policy() -> None:
     for state, kinds in LADDER_ACTIONS.items():
         got = [(s.lever, s.mode) for s in policy.plan_for("gamma", state.label)]
         assert got == [(k, former.get(k, "dry_run")) for k in kinds], state
-    assert [(s.lever, s.mode) for s in policy.plan_for("gamma", "capability")] == [("revoke_approval", "needs_approval")]
-    assert policy.rules["halt-cex"].kind == "plan_step" and str(policy.rules["halt-cex"].origin).endswith("plan.yaml:17")
+    capability = [(s.lever, s.mode) for s in policy.plan_for("gamma", "capability")]
+    assert capability == [("revoke_approval", "needs_approval")]
+    rule = policy.rules["halt-cex"]
+    assert rule.kind == "plan_step" and str(rule.origin).endswith("plan.yaml:17")
 
 
 def test_steps_are_scoped_by_tier_and_client() -> None:
@@ -63,7 +65,8 @@ def test_steps_are_scoped_by_tier_and_client() -> None:
     (lambda d: d["plan.yaml"]["rungs"]["halt"][1].update(tiers=["gold"]), "unknown tier 'gold'"),
     (lambda d: d["plan.yaml"]["rungs"]["halt"][0].update(clients=["zeta"]), "unknown client 'zeta'"),
     (lambda d: d["plan.yaml"]["rungs"]["halt"][0].update(id="l-all"), "rule id 'l-all' is already used"),
-    (lambda d: d["plan.yaml"]["rungs"]["halt"][0].update(mode="sometimes"), r"plan\.yaml:\d+: rungs\.halt\.0\.mode: Input should be 'dry_run'"),
+    (lambda d: d["plan.yaml"]["rungs"]["halt"][0].update(mode="sometimes"),
+     r"plan\.yaml:\d+: rungs\.halt\.0\.mode: Input should be 'dry_run'"),
     (lambda d: d["plan.yaml"]["rungs"].update(normal=[]), "rungs.normal"),
     (lambda d: d.update({"plan2.yaml": {**plan_doc(), "id": "plan2", "rungs": {}, "capability": []}}),
      "a second ladder_plan file"),
@@ -95,7 +98,8 @@ def test_diff_says_which_lever_now_acts_more_or_less_on_its_own() -> None:
         halt.pop(1)
         d["plan.yaml"]["rungs"]["liquidate"].append({"id": "p-new", "lever": "halt_cex", "mode": "automatic"})
     changes = {c.subject: c for c in diff(old, _load(edit)) if c.area == "plan"}
-    assert changes["p-vault"].effect == "stricter" and "now runs automatic (was needs_approval)" in changes["p-vault"].text
+    vault = changes["p-vault"]
+    assert vault.effect == "stricter" and "now runs automatic (was needs_approval)" in vault.text
     assert changes["p-cex-pro"].effect == "looser" and "removed" in changes["p-cex-pro"].text
     assert changes["p-new"].effect == "stricter"
     assert diff(old, _load()) == []

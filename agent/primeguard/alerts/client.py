@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,9 @@ from primeguard.alerts.redact import Redactor
 from primeguard.config.alerts import EmailChannelConfig, WebhookChannelConfig
 from primeguard.config.loader import resolve_secret
 from primeguard.config.schema import ClientConfig, PrimeguardConfig
+from primeguard.playbooks.words import dollars, percent
 
 NOTICE_SCHEMA = "primeguard.margin_call/1"
-
-
-def _dec(value: Any) -> Decimal | None:
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return d if d.is_finite() else None
-
-
-def percent(value: Any) -> str:
-    """A ratio as people read it: ``Decimal("0.96342")`` → ``"96.34 %"`` (unknown: ``"unknown"``)."""
-    d = _dec(value)
-    return "unknown" if d is None else f"{d * 100:,.2f} %"
-
-
-def dollars(value: Any) -> str:
-    d = _dec(value)
-    return "unknown" if d is None else f"${d:,.2f}"
 
 
 def notice(client: ClientConfig, params: Mapping[str, Any]) -> dict[str, Any]:

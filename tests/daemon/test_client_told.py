@@ -21,6 +21,7 @@ from primeguard.store.db import open_store
 from tests.clitools import make_users, run_cli
 from tests.conftest import REPO
 from tests.daemon.receiver import Receiver
+from tests.json_schemas import check
 
 pytestmark = pytest.mark.chain
 
@@ -67,6 +68,7 @@ def test_margin_call_notice_reaches_the_client_and_an_ack_does_not_stop_the_cloc
     status = out.evaluation.ladder["firm-a"]
     assert status.state == LadderState.MARGIN_CALL
     assert len([b for _, b in got if b.get("schema") == "primeguard.margin_call/1"]) == 1
+    check("margin_call", body)
     assert body["client_id"] == "firm-a" and body["deadline"] == status.deadline.isoformat()
     assert body["bands"]["margin_call"] == "0.70" and body["cure_below"] == "0.68"
     ltv, loan = Decimal(body["ltv"]), Decimal("75000")

@@ -17,6 +17,7 @@ from web3 import Web3
 from primeguard.custody.vault import vault_abi
 from primeguard.store import audit, repos
 from primeguard.store.db import open_store
+from tests.daemon.policies import policy_copy
 
 pytestmark = pytest.mark.chain
 
@@ -47,7 +48,10 @@ def _wait(pred, timeout=30.0):
 def test_kill9_mid_halt_then_restart(sandbox_factory, tmp_path):
     sb = sandbox_factory(WORLD)
     cfg = yaml.safe_load(sb.config_path.read_text())
-    cfg["playbooks"] = {"modes": {"halt_vault": "automatic"}}
+    step = "{{id: {}, lever: halt_vault, mode: {}}}"  # the vault pause runs on its own
+    cfg["policy_dir"] = str(policy_copy(tmp_path / "policies", {"plan.yaml": {
+        step.format(s, "needs_approval"): step.format(s, "automatic") for s in ("halt-pause-vaults", "liq-pause-vaults")
+    }}))
     cfg["store"] = {"url": f"sqlite:///{tmp_path / 'k.db'}"}
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))

@@ -40,7 +40,7 @@ def api_app(seeded: Seeded):
 def test_schema_is_served_with_a_token(api_app, seeded: Seeded):
     loaded = schemathesis.openapi.from_asgi("/openapi.json", api_app, headers=seeded.auth("vera"))
     assert loaded.raw_schema == schema.raw_schema
-    assert len(list(schema.get_all_operations())) == 12
+    assert len(list(schema.get_all_operations())) == 13
 
 
 @schema.parametrize()

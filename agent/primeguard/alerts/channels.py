@@ -125,7 +125,11 @@ class WebhookSender:
         return render.payload(send, now)
 
     async def deliver(self, send: Send, now: datetime, http: aiohttp.ClientSession) -> int:
-        body = self.body(send, now)
+        return await self.post(self.body(send, now), http)
+
+    async def post(self, body: dict[str, object], http: aiohttp.ClientSession) -> int:
+        """POST ``body`` as JSON with this channel's retries; returns attempts made. Raises
+        DeliveryError (redacted: only scheme and host of the URL)."""
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
 
         async def attempt() -> None:
@@ -217,7 +221,21 @@ class EmailSender:
 
     async def deliver(self, send: Send, now: datetime, http: aiohttp.ClientSession) -> int:
         del http
-        msg = self.message(send, now)
+        return await self.send_message(self.message(send, now))
+
+    def compose(self, subject: str, body: str, to: tuple[str, ...], now: datetime) -> EmailMessage:
+        """A plain-text message from this channel's sender to ``to`` (not the channel's own list)."""
+        msg = EmailMessage(policy=_MAIL_POLICY)
+        msg["Subject"] = subject
+        msg["From"] = self.config.from_addr
+        msg["To"] = ", ".join(to)
+        msg["Date"] = formatdate(now.timestamp(), localtime=False)
+        msg["Message-ID"] = make_msgid(domain=self.config.from_addr.rsplit("@", 1)[-1])
+        msg.set_content(body)
+        return msg
+
+    async def send_message(self, msg: EmailMessage) -> int:
+        """Send ``msg`` with this channel's retries; returns attempts made. Raises DeliveryError (redacted)."""
 
         async def attempt() -> None:
             await asyncio.to_thread(self._send_blocking, msg)

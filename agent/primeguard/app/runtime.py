@@ -5,10 +5,12 @@ all start from a :class:`Runtime`."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from primeguard.alerts.client import ClientNotifier, notice
 from primeguard.alerts.notifier import Notifier
 from primeguard.app.policy_source import ActivePolicy, PolicySource, policy_dir, store_url
 from primeguard.app.policy_versions import DbVersionStore
@@ -19,6 +21,7 @@ from primeguard.custody.withdrawals import WithdrawalService
 from primeguard.playbooks.engine import Lever, Playbook
 from primeguard.store.anchors import Publisher
 from primeguard.store.db import Store, open_store
+from primeguard.store.tables import ActionRow
 
 _UNSET: Any = object()
 
@@ -109,9 +112,9 @@ class Runtime:
 
     @cached_property
     def levers(self) -> dict[str, Lever]:
-        """The playbook levers this config can pull: ``margin_call`` always; ``halt_vault`` with
-        vaults and a custody signer; ``revoke_approval`` and ``revoke_grant`` (Permit2, NFT operators,
-        EIP-7702 delegations) with a custody signer; and every configured
+        """The playbook levers this config can pull: ``margin_call`` always (it tells the client on its
+        own route); ``halt_vault`` with vaults and a custody signer; ``revoke_approval`` and
+        ``revoke_grant`` (Permit2, NFT operators, EIP-7702 delegations) with a custody signer; and every configured
         venue's own levers (e.g. ``halt_cex``, ``liquidate_cex``: :func:`primeguard.venues.registry.levers`)."""
         from primeguard.playbooks.levers import (
             margin_call_lever,
@@ -122,7 +125,7 @@ class Runtime:
         from primeguard.venues.registry import levers as venue_levers
 
         cfg, base = self.cfg, self.config_dir
-        levers: dict[str, Lever] = {"margin_call": margin_call_lever()}
+        levers: dict[str, Lever] = {"margin_call": margin_call_lever(self.tell_client)}
         if cfg.vaults and cfg.custody is not None:
             levers["halt_vault"] = vault_pause_lever(cfg, config_dir=base)
         if cfg.custody is not None:
@@ -130,6 +133,16 @@ class Runtime:
             levers["revoke_grant"] = revoke_grant_lever(cfg, config_dir=base)
         levers.update(venue_levers(cfg, config_dir=base))
         return levers
+
+    @cached_property
+    def client_notifier(self) -> ClientNotifier:
+        """Sends notices on each client's own route (config ``clients[].contacts``)."""
+        return ClientNotifier(self.cfg, base_dir=self.config_dir)
+
+    async def tell_client(self, action: ActionRow) -> list[dict[str, Any]]:
+        """Send ``action``'s margin-call notice to its client; one delivery record per route."""
+        client = self.client_notifier.client(action.client_id)
+        return await self.client_notifier.send(action.client_id, notice(client, action.params), datetime.now(UTC))
 
     @cached_property
     def playbook(self) -> Playbook:

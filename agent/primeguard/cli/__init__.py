@@ -717,6 +717,34 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
         say(f"action {row.id} approved by {row.approved_by}; the daemon executes it")
 
 
+@actions_app.command("ack")
+@friendly
+@anchors_after
+def actions_ack(client_id: str = typer.Argument(..., help="the client that acknowledged its margin call"),
+                config: Path = typer.Option(..., "--config"),
+                note: str = typer.Option("", "--note", help="how and what the client acknowledged"),
+                token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Record a client's acknowledgement of its margin call as the token's user (treasury,
+    compliance or admin); audited. The deadline stands: an acknowledgement never stops the clock."""
+    from primeguard.domain.identity import Perm
+    from primeguard.store import repos
+
+    store = _store_for(config)
+    who = acting_user(store, token_file)
+    who.require(Perm.RECORD_ACK)
+    with store.session() as s:
+        row = repos.acknowledge_margin_call(s, client_id, actor_id=who.user_id, note=note)
+        out = {"client_id": row.client_id, "state": row.state,
+               "deadline": row.deadline.isoformat() if row.deadline else None,
+               "acknowledged_at": row.ack_at.isoformat() if row.ack_at else None, "acknowledged_by": row.ack_by}
+    if as_json:
+        emit_json(out)
+    else:
+        due = f"; the deadline stands: {out['deadline']}" if out["deadline"] else ""
+        say(f"{client_id}: margin call acknowledgement recorded by {out['acknowledged_by']} ({out['state']}){due}")
+
+
 def _register_destinations() -> None:
     from primeguard.cli.destinations import register
 

@@ -48,8 +48,7 @@ def sweep_once(world: Scenario, workdir: Path) -> dict[str, Any]:
 def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float, console: Console) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     with Sandbox(world, workdir) as sb:
-        cfg = sb.config().model_copy(update={"playbooks": sb.config().playbooks.model_copy(
-            update={"modes": {"margin_call": "automatic", "halt_vault": "needs_approval"}})})
+        cfg = sb.config()  # the shipped ladder_plan: margin-call notice automatic, halt levers need approval
         g = Guardian(cfg, config_dir=sb.workdir)
         tokens = []
         with g.store.session() as s:

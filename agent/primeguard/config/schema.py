@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from primeguard.config.alerts import AlertsConfig
+from primeguard.config.alerts import AlertsConfig, EmailChannelConfig, SecretRefField
 from primeguard.config.base import Identifier, SecretRef, Strict
 from primeguard.domain.errors import InputError
 from primeguard.domain.model import Holder, Loan, LoanEvent
@@ -188,11 +188,34 @@ class LoanConfig(Strict):
         return Loan(client_id, self.principal, self.asset, rate, self.start, tuple(events)), terms
 
 
+class ClientContacts(Strict):
+    """Where the client is told about a margin call (its own route, not the desk's alert channels).
+
+    ``webhook``: the client's HTTPS endpoint, a secret reference (its URL usually carries a token;
+    only scheme and host are ever logged or stored). ``email``: addresses, sent through the SMTP
+    server of the alerts email channel named ``email_via``.
+    """
+
+    webhook: SecretRefField | None = None
+    email: tuple[str, ...] = Field(default=(), max_length=32)
+    email_via: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _email_route(self) -> ClientContacts:
+        for addr in self.email:
+            if "@" not in addr or any(c.isspace() for c in addr):
+                raise ValueError(f"{addr!r} is not an email address")
+        if self.email and self.email_via is None:
+            raise ValueError("email needs email_via: the name of an alerts email channel (its SMTP server sends)")
+        return self
+
+
 class ClientConfig(Strict):
     id: Identifier
     name: str = ""
     tier: str = "standard"
     loan: LoanConfig | None = None
+    contacts: ClientContacts | None = None
 
 
 class WalletConfig(Strict):
@@ -380,7 +403,8 @@ class ScreeningConfig(Strict):
 
 
 class PlaybookConfig(Strict):
-    """How each ladder action runs: dry_run (default: recorded only), needs_approval, automatic."""
+    """Deprecated: the policy's ``ladder_plan`` says how each ladder action runs. Read only when the
+    policy in force has no ladder_plan (dry_run by default, needs_approval, automatic)."""
 
     modes: dict[str, Literal["dry_run", "needs_approval", "automatic"]] = Field(default_factory=dict, max_length=256)
 
@@ -464,6 +488,10 @@ class PrimeguardConfig(Strict):
             d.id for d in self.dydx_accounts
         ]
         _unique("accounts", account_ids)
+        for c in self.clients:
+            via = c.contacts.email_via if c.contacts else None
+            if via is not None and not isinstance(self.alerts.channel(via), EmailChannelConfig):
+                raise ValueError(f"client {c.id}: contacts.email_via {via!r} is not an alerts email channel")
         for t in self.tokens:
             if t.chain not in chains:
                 raise ValueError(f"token {t.symbol}: unknown chain {t.chain!r}")

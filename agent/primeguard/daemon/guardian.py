@@ -14,8 +14,10 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +36,48 @@ from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
 from primeguard.playbooks.engine import ActionSpec
-from primeguard.risk.ladder import LadderState, LadderStatus
+from primeguard.risk.ladder import LadderState, LadderStatus, cure_amounts, cure_target
 from primeguard.store import repos
 from primeguard.store.anchors import head_record
+from primeguard.store.codec import as_utc
 from primeguard.store.db import Store
 
 log = logging.getLogger(__name__)
 
-# What each ladder level asks the playbooks to do. Every action defaults to dry_run (recorded,
-# never executed); the config's ``playbooks.modes`` turns them to needs_approval or automatic.
+# The built-in plan: used only when the policy in force has no ``ladder_plan`` file (its modes then
+# come from the deprecated config ``playbooks.modes``, default dry_run) or when there is no policy
+# at all (then everything is dry_run: nothing automatic without a policy).
 LADDER_ACTIONS: dict[LadderState, tuple[str, ...]] = {
     LadderState.MARGIN_CALL: ("margin_call",),
     LadderState.HALT: ("halt_vault", "halt_cex", "halt_dydx"),
     LadderState.LIQUIDATE: ("halt_vault", "halt_cex", "liquidate_cex", "halt_dydx", "liquidate_dydx"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One lever to pull for a client at a rung: its kind, mode and the plan step that asks for it
+    (None: the built-in plan)."""
+
+    lever: str
+    mode: str
+    step: str | None = None
+
+
+def planned(policy: ActivePolicy, client_id: str, rung: str, *, config_modes: Mapping[str, str]) -> list[Planned]:
+    """What the plan asks for ``client_id`` at ``rung`` (a ladder label or ``"capability"``). Fail
+    closed: without a policy every built-in action is a dry run. A policy without a ``ladder_plan``
+    uses the built-in plan with the config's deprecated ``playbooks.modes``."""
+    if policy is not None and policy.plan is not None:
+        return [Planned(s.lever, s.mode, s.id) for s in policy.plan_for(client_id, rung)]
+    if rung == "capability":
+        kinds: tuple[str, ...] = ("revoke_approval",)
+        default = "needs_approval"
+    else:
+        kinds, default = LADDER_ACTIONS.get(LadderState.parse(rung), ()), "dry_run"
+    if policy is None:
+        return [Planned(k, "dry_run" if rung != "capability" else "needs_approval") for k in kinds]
+    return [Planned(k, config_modes.get(k, default)) for k in kinds]
 
 
 class Guardian:
@@ -71,7 +101,14 @@ class Guardian:
         self.playbook = rt.playbook
         self.anchors = rt.anchors
         self._anchored: tuple[int, str] | None = None
-        self.action_modes = {**cfg.playbooks.modes, **(action_modes or {})}
+        # Modes come from the policy's ladder_plan. ``action_modes`` overrides them by lever kind (a
+        # drill on a throwaway store); the config's ``playbooks.modes`` is only read for a policy
+        # without a ladder_plan (deprecated).
+        self.mode_overrides = dict(action_modes or {})
+        self.config_modes = dict(cfg.playbooks.modes)
+        if self.config_modes:
+            log.warning("config playbooks.modes is deprecated: modes come from the policy's ladder_plan "
+                        "(read only when the policy has none)")
         self.ladder: dict[str, LadderStatus] = {}
         self.peaks: dict[str, Decimal] = {}
         self.started = datetime.now(UTC)
@@ -94,13 +131,24 @@ class Guardian:
     # --- state ------------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        """Ladder state and peak equity survive restarts through the metric history."""
+        """Ladder rungs with their clocks (entered_at, margin-call deadline, cooldowns) come back
+        exactly from the stored ladder states, so a restart never postpones a deadline nor restarts
+        a cooldown; peak equity from the metric history. A client with no stored ladder state (a
+        store older than the ladder table) falls back to its last metric's rung, entered then."""
         with self.store.session(readonly=True) as s:
+            stored = {r.client_id: r for r in repos.ladder_states(s)}
             for c in self.cfg.clients:
+                st = stored.get(c.id)
                 row = repos.latest_metric(s, c.id)
+                if st is not None:
+                    self.ladder[c.id] = LadderStatus(
+                        LadderState.parse(st.state), as_utc(st.entered_at),
+                        tuple(None if t is None else as_utc(datetime.fromisoformat(t)) for t in st.below),
+                        None if st.deadline is None else as_utc(st.deadline))
+                elif row is not None:  # a store from before the ladder_states table
+                    self.ladder[c.id] = _restored_status(row.ladder_state, row.at, (row.extra or {}).get("ladder"))
                 if row is None:
                     continue
-                self.ladder[c.id] = _restored_status(row.ladder_state, row.at, (row.extra or {}).get("ladder"))
                 peak = (row.extra or {}).get("peak_equity")
                 if peak is not None:
                     self.peaks[c.id] = Decimal(peak)
@@ -149,7 +197,7 @@ class Guardian:
             persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
                           peaks=self.peaks)
             t = _lap(stages, "persist", t)
-            self._propose(ev)
+            self._propose(ev, policy)
             await self.playbook.run_ready()
             _lap(stages, "playbooks", t)
             self.ladder.update(ev.ladder)
@@ -170,17 +218,23 @@ class Guardian:
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
             return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries), stages)
 
-    def _propose(self, ev: Evaluation) -> None:
+    def _plan(self, policy: ActivePolicy, client_id: str, rung: str) -> list[Planned]:
+        return [Planned(p.lever, self.mode_overrides.get(p.lever, p.mode), p.step)
+                for p in planned(policy, client_id, rung, config_modes=self.config_modes)]
+
+    def _propose(self, ev: Evaluation, policy: ActivePolicy) -> None:
+        """Propose what the plan asks at each client's rung, once per ladder episode (the action id
+        is the lever, client and episode; the LTV and notice figures of the moment ride along)."""
         specs: list[ActionSpec] = []
         for cid, status in ev.ladder.items():
-            for kind in LADDER_ACTIONS.get(status.state, ()):
-                if kind not in self.playbook.levers:
+            steps = self._plan(policy, cid, status.state.label) if status.state > LadderState.NORMAL else []
+            for p in steps:
+                if p.lever not in self.playbook.levers:
                     continue
                 episode = f"{cid}:{status.state.label}:{status.entered_at.isoformat()}"
-                params: dict[str, Any] = {"ltv": str(ev.valuations[cid].ltv)}
-                if status.deadline is not None:
-                    params["deadline"] = status.deadline.isoformat()
-                specs.append(ActionSpec(kind, cid, episode, self.action_modes.get(kind, "dry_run"), params))
+                details = notice_details(ev, cid, status)
+                details["plan_step"] = p.step or "builtin"
+                specs.append(ActionSpec(p.lever, cid, episode, p.mode, details=details))
         if specs:
             self.playbook.propose(specs)
 
@@ -211,6 +265,7 @@ class Guardian:
         if "revoke_approval" not in self.playbook.levers:
             return
         wallets = {w.id: w for w in self.cfg.wallets}
+        policy = self.policy()
         specs = []
         for c in creds:
             d = c.details
@@ -219,10 +274,13 @@ class Guardian:
             w = wallets.get(c.account_id)
             if w is None:
                 continue
-            specs.append(ActionSpec("revoke_approval", w.client, episode=c.id,
-                                    mode=self.action_modes.get("revoke_approval", "needs_approval"),
-                                    params={"chain": c.chain, "token_address": d["token_address"], "owner": w.address,
-                                            "spender": d["spender"], "symbol": d["token"]}))
+            for p in self._plan(policy, w.client, "capability"):
+                if p.lever != "revoke_approval":
+                    continue
+                specs.append(ActionSpec("revoke_approval", w.client, episode=c.id, mode=p.mode,
+                                        params={"chain": c.chain, "token_address": d["token_address"],
+                                                "owner": w.address, "spender": d["spender"], "symbol": d["token"]},
+                                        details={"plan_step": p.step or "builtin"}))
         if specs:
             self.playbook.propose(specs)
 
@@ -375,6 +433,27 @@ def _restored_status(state: str, at: datetime, stored: Any) -> LadderStatus:
         with contextlib.suppress(TypeError, ValueError):
             deadline = datetime.fromisoformat(str(stored["deadline"])) if stored.get("deadline") else None
     return LadderStatus(LadderState[state.upper()], entered, deadline=deadline)
+
+
+def notice_details(ev: Evaluation, client_id: str, status: LadderStatus) -> dict[str, Any]:
+    """The figures a ladder action carries (exact Decimal strings): the LTV and loan now, the
+    client's bands, the cure target (the margin-call rung's lower band), what to post or repay to
+    reach it, and the margin-call deadline."""
+    val = ev.valuations[client_id]
+    bands = ev.params[client_id].ladder
+    target = cure_target(bands)
+    out: dict[str, Any] = {
+        "ltv": None if val.ltv is None else str(val.ltv), "loan_usd": str(val.loan),
+        "bands": {"warn": str(bands.warn), "margin_call": str(bands.margin_call), "halt": str(bands.halt),
+                  "liquidate": str(bands.liquidate), "hysteresis": str(bands.hysteresis)},
+        "cure_below": str(target), "rung": status.state.label,
+    }
+    cure = None if val.ltv is None else cure_amounts(val.ltv, val.loan, target)
+    if cure is not None:
+        out["post_usd"], out["repay_usd"] = (str(x.quantize(Decimal("0.01"), rounding=ROUND_UP)) for x in cure)
+    if status.deadline is not None:
+        out["deadline"] = status.deadline.isoformat()
+    return out
 
 
 def _ltv_text(ltv: Decimal | None) -> str | None:

@@ -27,15 +27,17 @@ class Perm(StrEnum):
     APPROVE_WITHDRAWAL = "approve_withdrawal"
     EXECUTE_WITHDRAWAL = "execute_withdrawal"
     MANAGE_USERS = "manage_users"
+    RECORD_ACK = "record_ack"  # record a client's acknowledgement of a margin call
 
 
 ROLE_PERMS: dict[str, frozenset[Perm]] = {
     "viewer": frozenset({Perm.READ}),
-    "treasury": frozenset({Perm.READ, Perm.REQUEST_WITHDRAWAL, Perm.APPROVE_WITHDRAWAL, Perm.EXECUTE_WITHDRAWAL}),
+    "treasury": frozenset({Perm.READ, Perm.REQUEST_WITHDRAWAL, Perm.APPROVE_WITHDRAWAL, Perm.EXECUTE_WITHDRAWAL,
+                           Perm.RECORD_ACK}),
     "compliance": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_POLICY,
-                             Perm.APPROVE_WITHDRAWAL}),
+                             Perm.APPROVE_WITHDRAWAL, Perm.RECORD_ACK}),
     "admin": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_WITHDRAWAL, Perm.EXECUTE_WITHDRAWAL,
-                        Perm.MANAGE_USERS}),
+                        Perm.MANAGE_USERS, Perm.RECORD_ACK}),
 }
 
 

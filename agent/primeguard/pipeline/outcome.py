@@ -54,8 +54,9 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                   clients: set[str] | None, peaks: dict[str, Decimal]) -> None:
     """Record one sweep in one transaction: a snapshot per account read (only ``clients``' when
     given), a metric row per valued client (exact ``Decimal`` equity, loan and LTV in USD; an
-    infinite LTV is stored as ``None`` with ``ltv_infinite``), the open findings, and closes every
-    open finding this sweep did not see again.
+    infinite LTV is stored as ``None`` with ``ltv_infinite``), each client's ladder rung with its
+    clocks (entered_at, margin-call deadline, cooldowns: restored exactly after a restart), the open
+    findings, and closes every open finding this sweep did not see again.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
@@ -82,6 +83,10 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     with store.session() as s:
         repos.insert_snapshots(s, snapshots)
         repos.insert_metrics(s, metrics)
+        for cid, status in ev.ladder.items():
+            if clients is None or cid in clients:
+                repos.save_ladder_state(s, cid, state=status.state.label, entered_at=status.entered_at,
+                                        deadline=status.deadline, below=status.below, now=obs.taken_at)
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)

@@ -2,8 +2,9 @@
 
 - An action's id is a hash of (kind, client, ladder episode, params): proposing the same action
   twice (every sweep, every replica) inserts it once.
-- Modes: ``dry_run`` (recorded, never executed), ``needs_approval`` (a person approves first),
-  ``automatic``.
+- Modes (the policy's ``ladder_plan`` gives them): ``dry_run`` (recorded, never executed),
+  ``needs_approval`` (a person approves first), ``automatic``, ``shadow`` (run as if automatic, but
+  only recorded as done with what it would have done: the lever is never called).
 - ``executing`` is committed before the lever runs; after a crash, actions found ``executing``
   are run again. Levers are idempotent (client order ids derived from the action id, "already
   paused" counts as done), so a resumed action never acts twice.
@@ -36,6 +37,9 @@ class ActionSpec:
     episode: str  # e.g. "firm-a:halt:2026-11-23T07:00:00+00:00": one action per ladder episode
     mode: str = "dry_run"
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Stored with the params but not part of the id: values of the moment (the LTV, a plan step id)
+    # that must not make a second action of the same episode.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -55,6 +59,25 @@ def _partial(exc: Exception) -> dict[str, Any] | None:
     return {"reports": [r.to_json() for r in reports if hasattr(r, "to_json")]}
 
 
+# What each lever kind does, in words (shadow results and the dashboard say it this way).
+LEVER_WORDS: Mapping[str, str] = {
+    "margin_call": "send the client the margin-call notice",
+    "halt_vault": "pause the client's collateral vaults",
+    "halt_cex": "unplug the client's exchange keys and cancel its orders",
+    "liquidate_cex": "close the client's exchange positions and sell its collateral",
+    "halt_dydx": "cancel the client's dYdX orders and remove its authenticators",
+    "liquidate_dydx": "close the client's dYdX positions",
+    "revoke_approval": "revoke the token approval",
+    "revoke_grant": "revoke the grant",
+}
+
+
+def would_do(action: ActionRow) -> str:
+    """What running ``action`` would have done, in words (for shadow mode)."""
+    what = LEVER_WORDS.get(action.kind, f"pull lever {action.kind}")
+    return f"would {what} for {action.client_id}"
+
+
 class Playbook:
     def __init__(self, store: Store, levers: Mapping[str, Lever]) -> None:
         self.store = store
@@ -69,7 +92,7 @@ class Playbook:
         with self.store.session() as s:
             for spec in specs:
                 row = ActionRow(id=spec.id, client_id=spec.client_id, kind=spec.kind, mode=spec.mode,
-                                params={**spec.params, "episode": spec.episode})
+                                params={**spec.details, **spec.params, "episode": spec.episode})
                 if repos.insert_action_once(s, row, now=now,
                                             actor=proposed_by.name if proposed_by else "playbook",
                                             proposed_by_id=proposed_by.user_id if proposed_by else None):
@@ -93,14 +116,21 @@ class Playbook:
         Order: actions left executing first (a restart finishes what it started), then the oldest
         first; among actions proposed together, ``liquidate_*`` before the others, because a halt
         lever may freeze an account (a Bybit sub-member) that the close could then no longer trade,
-        while each liquidate lever halts the account itself once it is flat."""
+        while each liquidate lever halts the account itself once it is flat.
+        Shadow proposals are recorded as done with what they would have done (their lever is never
+        called)."""
         now = now or datetime.now(UTC)
         with self.store.session() as s:
             ready = [a for a in repos.list_actions(s, state="executing", limit=500)]
             ready += [a for a in repos.list_actions(s, state="approved", limit=500)]
-            ready += [a for a in repos.list_actions(s, state="proposed", limit=500) if a.mode == "automatic"]
+            proposed = repos.list_actions(s, state="proposed", limit=500)
+            ready += [a for a in proposed if a.mode == "automatic"]
         ready.sort(key=lambda a: (a.state != "executing", a.created_at, not a.kind.startswith("liquidate_"), a.id))
         done: list[ActionRow] = []
+        for action in (a for a in proposed if a.mode == "shadow"):
+            with self.store.session() as s:
+                done.append(repos.transition_action(s, action.id, "done", expected="proposed", actor=actor, now=now,
+                                                    result={"shadow": True, "would": would_do(action)}))
         for action in ready:
             done.append(await self._run(action, now=now, actor=actor))
         return done

@@ -7,7 +7,7 @@ on-chain ones and the margin-call notice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,28 @@ def _pause_once(ex: VaultExecutor, timeout_s: float, sent_step: str = "") -> str
     return "paused"
 
 
-def margin_call_lever() -> Lever:
-    """Record the margin call and its deadline; the notifier delivers it to the client's channel."""
+Tell = Callable[[ActionRow], Awaitable[list[dict[str, Any]]]]
+"""Sends an action's margin-call notice on the client's routes; one delivery record per route
+(``route``, ``to``, ``ok``, ``attempts``, ``error``: redacted). Raises when the client has no route."""
+
+
+def margin_call_lever(tell: Tell | None = None) -> Lever:
+    """Tell the client: the notice (LTV now, bands, what to post or repay, the deadline) goes out on
+    its own routes through ``tell``; the result records every delivery (stored with the action and
+    audited). Fails (the action is ``failed``, the reason recorded) when no route took the notice.
+    Without ``tell`` it only records the notice. A resumed action sends again: at least once."""
 
     async def run(action: ActionRow) -> Mapping[str, Any]:
-        return {"notice": "margin call", "deadline": action.params.get("deadline"),
-                "ltv": action.params.get("ltv")}
+        p = action.params
+        out: dict[str, Any] = {"notice": "margin call", "deadline": p.get("deadline"), "ltv": p.get("ltv"),
+                               "post_usd": p.get("post_usd"), "repay_usd": p.get("repay_usd")}
+        if tell is None:
+            return out
+        deliveries = await tell(action)
+        if not any(d.get("ok") for d in deliveries):
+            reasons = "; ".join(f"{d.get('route')} {d.get('to')}: {d.get('error')}" for d in deliveries)
+            raise CustodyError(f"the margin-call notice reached no route of {action.client_id}: {reasons}")
+        return {**out, "deliveries": deliveries}
 
     return run
 

@@ -47,8 +47,10 @@ from primeguard.policy.policyset import (
     DefiClassC,
     GuardsC,
     KnownDelegateC,
+    LadderPlanC,
     LimitRuleC,
     Origin,
+    PlanStepC,
     PolicySet,
     RuleInfo,
     RuleKind,
@@ -61,6 +63,8 @@ from primeguard.policy.schema import (
     ApprovalsFile,
     CapabilityRulesFile,
     HaircutsFile,
+    LadderPlanFile,
+    PlanStep,
     RiskLimitsFile,
     Scope,
     WithdrawalLimitsFile,
@@ -342,6 +346,32 @@ class _Context:
                         self.at(cp, ("rules", i, "applies_to", "clients", j),
                                 f"rules.{i}.applies_to.clients.{j}: unknown client {cid!r}")
 
+        plan_files = self.of_kind("ladder_plan")
+        if len(plan_files) > 1:
+            for p in plan_files:
+                others = ", ".join(self.name(q.rel) for q in plan_files if q is not p)
+                self.at(p, ("kind",), f"kind: a second ladder_plan file (also: {others}); a policy set has at most one")
+        for pp in plan_files[:1]:
+            pmodel: LadderPlanFile = pp.model
+            for spath, step in _plan_steps(pmodel):
+                claim(pp, (*spath, "id"), step.id)
+                for j, tier_name in enumerate(step.tiers):
+                    if tier_name not in tiers:
+                        self.at(pp, (*spath, "tiers", j), f"{_dotted((*spath, 'tiers', j))}: unknown tier "
+                                f"{tier_name!r} (tiers: {', '.join(tiers)})")
+                for j, client_name in enumerate(step.clients):
+                    if client_name not in clients:
+                        self.at(pp, (*spath, "clients", j), f"{_dotted((*spath, 'clients', j))}: unknown client "
+                                f"{client_name!r}")
+            for rung, steps in pmodel.rungs.items():
+                seen: dict[tuple[str, frozenset[str], frozenset[str]], int] = {}
+                for i, step in enumerate(steps):
+                    same = (step.lever, frozenset(step.tiers), frozenset(step.clients))
+                    if same in seen:
+                        self.at(pp, ("rungs", rung, i, "lever"), f"rungs.{rung}.{i}.lever: lever {step.lever!r} is "
+                                f"already planned at {rung} for the same clients (rungs.{rung}.{seen[same]})")
+                    seen.setdefault(same, i)
+
         for rid, sites in claims.items():
             for p, path in sites if len(sites) > 1 else ():
                 others = ", ".join(f"{self.name(q.rel)}:{q.source.line_of(qp)}" for q, qp in sites
@@ -471,6 +501,17 @@ class _Context:
                 cap_rules.append(CapabilityRuleC(c, frozenset(caps), spenders, modules, o))
                 info(c.id, "capability", o, c.description, c.shadow)
 
+        plan: LadderPlanC | None = None
+        for pp in self.of_kind("ladder_plan")[:1]:
+            steps: list[PlanStepC] = []
+            for spath, step in _plan_steps(pp.model):
+                o = self.origin(pp, spath)
+                rung = str(spath[1]) if spath[0] == "rungs" else "capability"
+                steps.append(PlanStepC(step.id, rung, step.lever, step.mode, frozenset(step.tiers),
+                                       frozenset(step.clients), o, step.description))
+                info(step.id, "plan_step", o, step.description or steps[-1].describe(), step.mode == "shadow")
+            plan = LadderPlanC(pp.model.id, tuple(steps))
+
         haircuts = {a.asset.upper(): a.haircut for a in hair.assets}
         defi_classes = {c.name: DefiClassC(c.name, c.haircut, self.origin(hair_p, ("defi_classes", i, "name")), c.note)
                         for i, c in enumerate(hair.defi_classes)}
@@ -502,7 +543,18 @@ class _Context:
             root=self.root,
             defi_classes=MappingProxyType(defi_classes),
             known_delegates=delegates,
+            plan=plan,
         )
+
+
+def _plan_steps(plan: LadderPlanFile) -> list[tuple[Path_, PlanStep]]:
+    """Every step of a plan file with its path: rungs in ladder order, then capability steps."""
+    order = ("warn", "margin_call", "halt", "liquidate")
+    out: list[tuple[Path_, PlanStep]] = []
+    for rung in sorted(plan.rungs, key=order.index):
+        out.extend((("rungs", rung, i), step) for i, step in enumerate(plan.rungs[rung]))
+    out.extend((("capability", i), step) for i, step in enumerate(plan.capability))
+    return out
 
 
 def window_text(seconds: int) -> str:

@@ -25,8 +25,12 @@ A test file (OPA style: every policy has its tests beside it)::
       - name: a DeFi position of a class the policy does not list is not collateral
         defi_position: {haircut_class: morpho}
         expect: {outcome: deny, findings: [defi_haircut_class_unknown]}
+      - name: at halt gamma's vaults are paused once a person approves
+        plan: {client: gamma, rung: halt}
+        expect: {plan: {halt_vault: needs_approval, halt_cex: needs_approval, halt_dydx: dry_run}}
 
-``expect``: ``outcome`` (exact), ``reasons`` (exact set), ``rules`` (each must be among the
+``expect``: ``outcome`` (exact; every case but a plan case), ``plan`` (a plan case: exactly the
+levers planned for the client at the rung, lever -> mode), ``reasons`` (exact set), ``rules`` (each must be among the
 deciding rule ids), ``shadow`` (exact set of rule ids that objected in shadow), ``findings``
 (exact multiset of finding codes), ``approvals_required``, ``explanation_contains``.
 
@@ -156,8 +160,14 @@ class DefiPositionCase(Strict):
     position: str = ""
 
 
+class PlanCase(Strict):
+    client: Identifier
+    rung: Literal["warn", "margin_call", "halt", "liquidate", "capability"]
+
+
 class Expect(Strict):
-    outcome: Outcome
+    outcome: Outcome | None = None
+    plan: dict[str, str] | None = None  # lever kind -> mode
     reasons: tuple[ReasonCode, ...] | None = None
     rules: tuple[str, ...] | None = None
     shadow: tuple[str, ...] | None = None
@@ -172,12 +182,18 @@ class Case(Strict):
     capabilities: CapabilitiesCase | None = None
     risk: dict[str, Any] | None = None  # a RiskCase once merged with defaults.risk
     defi_position: DefiPositionCase | None = None
+    plan: PlanCase | None = None
     expect: Expect
 
     @model_validator(mode="after")
     def _one_subject(self) -> Case:
-        if sum(x is not None for x in (self.withdrawal, self.capabilities, self.risk, self.defi_position)) != 1:
-            raise ValueError("a case needs exactly one of withdrawal, capabilities, risk, defi_position")
+        subjects = (self.withdrawal, self.capabilities, self.risk, self.defi_position, self.plan)
+        if sum(x is not None for x in subjects) != 1:
+            raise ValueError("a case needs exactly one of withdrawal, capabilities, risk, defi_position, plan")
+        if self.plan is not None and (self.expect.plan is None or self.expect.outcome is not None):
+            raise ValueError("a plan case expects plan (lever -> mode), not an outcome")
+        if self.plan is None and self.expect.outcome is None:
+            raise ValueError("expect.outcome is required (only a plan case does without)")
         return self
 
 
@@ -341,6 +357,9 @@ def _run_file(policy: PolicySet, name: str, text: str, evaluated: Counter[str], 
         return result
     for i, case in enumerate(spec.cases):
         line = src.line_of(("cases", i))
+        if case.plan is not None:
+            result.cases.append(_plan_case(policy, case, name, line, evaluated, fired))
+            continue
         try:
             ev = _evaluate_case(policy, spec, case, src, i)
         except _CaseInputError as exc:
@@ -355,6 +374,23 @@ def _run_file(policy: PolicySet, name: str, text: str, evaluated: Counter[str], 
         result.cases.append(CaseResult(name, line, case.name, not problems, "; ".join(problems),
                                        str(ev.decision.outcome)))
     return result
+
+
+def _plan_case(policy: PolicySet, case: Case, name: str, line: int, evaluated: Counter[str],
+               fired: Counter[str]) -> CaseResult:
+    """A plan case: the steps planned for the client at the rung must be exactly the expected levers
+    and modes; each step found counts as evaluated and fired (coverage)."""
+    assert case.plan is not None and case.expect.plan is not None
+    steps = policy.plan_for(case.plan.client, case.plan.rung)
+    for st in steps:
+        evaluated[st.id] += 1
+        fired[st.id] += 1
+    got = {st.lever: st.mode for st in steps}
+    problem = "" if got == case.expect.plan else f"expected plan {case.expect.plan}, got {got or 'nothing'}"
+    if policy.plan is None:
+        problem = "the policy has no ladder_plan file"
+    text = ", ".join(f"{k}: {v}" for k, v in got.items()) or "nothing"
+    return CaseResult(name, line, case.name, not problem, problem, text)
 
 
 class _CaseInputError(Exception):
@@ -413,7 +449,7 @@ def _evaluate_case(policy: PolicySet, spec: PolicyTestFile, case: Case, src: Sou
 def _compare(expect: Expect, ev: Evaluation) -> list[str]:
     d = ev.decision
     problems: list[str] = []
-    if d.outcome is not expect.outcome:
+    if expect.outcome is not None and d.outcome is not expect.outcome:
         problems.append(f"expected {expect.outcome.value}, got {d.outcome.value} ({', '.join(d.reasons)})")
     if expect.reasons is not None and set(expect.reasons) != set(d.reasons):
         problems.append(f"expected reasons {sorted(expect.reasons)}, got {sorted(d.reasons)}")

@@ -19,12 +19,16 @@ from primeguard.policy.cases import build_case_inputs
 from primeguard.policy.diff import diff, diff_text
 from primeguard.policy.engine import evaluate_defi_class, evaluate_withdrawal
 from primeguard.policy.explain import (
+    PLAN_ORDER,
     decision_from_json,
     evaluation_json,
     explain_decision,
     explain_evaluation,
+    explain_plan,
+    plan_json,
 )
 from primeguard.policy.loader import PolicyLoadErrors, lint_dir, load, read_input_text, read_policy_dir, run_tests
+from primeguard.policy.policyset import PolicySet
 from primeguard.policy.versions import VersionStore, approve, propose
 from primeguard.policy.yamlsrc import YamlSourceError, parse
 
@@ -78,8 +82,9 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
     """``policy explain DIR INPUT``: why a decision comes out as it does.
 
     ``INPUT`` (YAML or JSON) holds ``withdrawal: {request, context}`` (evaluated now, with the full
-    rule trace), ``decision: {...}`` (a recorded decision, explained against DIR) or
-    ``defi_position: {haircut_class: NAME}`` (how DIR haircuts DeFi positions of that class).
+    rule trace), ``decision: {...}`` (a recorded decision, explained against DIR),
+    ``defi_position: {haircut_class: NAME}`` (how DIR haircuts DeFi positions of that class) or
+    ``plan: {client, rung?}`` (the ladder plan's levers and modes for that client, one rung or all).
     """
     try:
         policy = load(policy_dir)
@@ -91,9 +96,11 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
-    if not isinstance(data, dict) or not ({"withdrawal", "decision", "defi_position"} & set(data)):
-        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'decision' or 'defi_position'",
+    if not isinstance(data, dict) or not ({"withdrawal", "decision", "defi_position", "plan"} & set(data)):
+        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'decision', 'defi_position' or 'plan'",
                              {"ok": False, "error": "bad input"}, 2)
+    if "plan" in data:
+        return _explain_plan(policy, data["plan"], path)
     if "defi_position" in data:
         pos = data["defi_position"]
         if not isinstance(pos, dict) or not isinstance(pos.get("haircut_class"), str):
@@ -113,6 +120,20 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         return CommandResult(f"{path}: {exc}", {"ok": False, "error": str(exc)}, 2)
     ev = evaluate_withdrawal(policy, req, ctx)
     return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
+
+
+def _explain_plan(policy: PolicySet, spec: Any, path: PurePath) -> CommandResult:
+    rungs = PLAN_ORDER
+    if not isinstance(spec, dict) or not isinstance(spec.get("client"), str) or set(spec) - {"client", "rung"}:
+        return CommandResult(f"{path}: plan: expected {{client: ID, rung: RUNG}} (rung optional)",
+                             {"ok": False, "error": "bad input"}, 2)
+    if "rung" in spec:
+        if spec["rung"] not in PLAN_ORDER:
+            return CommandResult(f"{path}: plan.rung: {spec['rung']!r} is not one of {', '.join(PLAN_ORDER)}",
+                                 {"ok": False, "error": "bad input"}, 2)
+        rungs = (spec["rung"],)
+    return CommandResult(explain_plan(policy, spec["client"], rungs),
+                         {"ok": True, "policy_hash": policy.hash, "plan": plan_json(policy, spec["client"], rungs)})
 
 
 def propose_command(policy_dir: str | PurePath, store: VersionStore, *, proposer: str, role: str,

@@ -13,7 +13,15 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from primeguard.domain.money import decimal_str
-from primeguard.policy.policyset import AllowEntry, AllowKey, ApprovalRuleC, CapabilityRuleC, LimitRuleC, PolicySet
+from primeguard.policy.policyset import (
+    AllowEntry,
+    AllowKey,
+    ApprovalRuleC,
+    CapabilityRuleC,
+    LimitRuleC,
+    PlanStepC,
+    PolicySet,
+)
 from primeguard.policy.schema import HaircutsFile, TierSpec
 from primeguard.risk.params import DEFAULT_NEAR_LIQUIDATION
 
@@ -24,6 +32,7 @@ _BAND_ORDER = {"warn": 0, "margin_call": 1, "halt": 2}
 @dataclass(frozen=True, slots=True)
 class Change:
     # allowlist | guards | limits | approvals | capabilities | tiers | clients | oracle | haircuts | venues | liquidity
+    # | plan
     area: str
     subject: str  # the rule, entry, tier or asset concerned
     effect: Effect
@@ -42,6 +51,7 @@ def diff(old: PolicySet, new: PolicySet) -> list[Change]:
     _approvals(old, new, out)
     _capabilities(old, new, out)
     _risk(old, new, out)
+    _plan(old, new, out)
     return out
 
 
@@ -399,3 +409,38 @@ def _defi_classes(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
 
 
 __all__ = ["Change", "diff", "diff_text"]
+
+
+# How strongly a mode acts: a step that acts more on its own is stricter on the client.
+_MODE_FORCE = {"dry_run": 0, "shadow": 0, "needs_approval": 1, "automatic": 2}
+
+
+def _plan(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
+    """Plan steps by id: added (stricter unless it only records), removed (looser unless it only
+    recorded), mode, lever, rung or scope changed."""
+    a_steps: dict[str, PlanStepC] = _by_id(old.plan.steps if old.plan else ())
+    b_steps: dict[str, PlanStepC] = _by_id(new.plan.steps if new.plan else ())
+    if (old.plan is None) != (new.plan is None):
+        out.append(Change("plan", new.plan.file_id if new.plan else "builtin", "changed",
+                          "the ladder plan now comes from the policy" if new.plan else
+                          "the policy no longer has a ladder plan: the built-in plan and the config's deprecated "
+                          "modes apply"))
+    for sid in sorted(set(a_steps) | set(b_steps)):
+        a, b = a_steps.get(sid), b_steps.get(sid)
+        if a is None and b is not None:
+            out.append(Change("plan", sid, "stricter" if _MODE_FORCE[b.mode] else "changed",
+                              f"plan step {sid} added: {b.describe()}"))
+        elif b is None and a is not None:
+            out.append(Change("plan", sid, "looser" if _MODE_FORCE[a.mode] else "changed",
+                              f"plan step {sid} removed: no more {a.describe()}"))
+        elif a is not None and b is not None:
+            if a.mode != b.mode:
+                fa, fb = _MODE_FORCE[a.mode], _MODE_FORCE[b.mode]
+                effect: Effect = "stricter" if fb > fa else "looser" if fb < fa else "changed"
+                out.append(Change("plan", sid, effect, f"plan step {sid} ({b.lever} at {b.rung}) now runs "
+                                  f"{b.mode} (was {a.mode})"))
+            if (a.lever, a.rung) != (b.lever, b.rung):
+                out.append(Change("plan", sid, "changed", f"plan step {sid} now pulls {b.lever} at {b.rung} "
+                                  f"(was {a.lever} at {a.rung})"))
+            if (a.tiers, a.clients) != (b.tiers, b.clients):
+                out.append(Change("plan", sid, "changed", f"plan step {sid} now applies as: {b.describe()}"))

@@ -136,6 +136,34 @@ def explain_decision(policy: PolicySet, decision: Decision) -> str:
     return "\n".join(lines)
 
 
+PLAN_ORDER: tuple[str, ...] = ("warn", "margin_call", "halt", "liquidate", "capability")
+
+
+def plan_json(policy: PolicySet, client_id: str, rungs: tuple[str, ...] = PLAN_ORDER) -> dict[str, Any]:
+    """The plan for ``client_id`` per rung: each step's id, lever, mode and where it is written."""
+    return {"client": client_id, "tier": policy.tier_of(client_id),
+            "plan_file": policy.plan.file_id if policy.plan else None,
+            "rungs": {r: [{"step": st.id, "lever": st.lever, "mode": st.mode, "at": str(st.origin)}
+                          for st in policy.plan_for(client_id, r)] for r in rungs}}
+
+
+def explain_plan(policy: PolicySet, client_id: str, rungs: tuple[str, ...] = PLAN_ORDER) -> str:
+    """Human text: what the daemon does for ``client_id`` at each rung (lever, mode, file:line)."""
+    if policy.plan is None:
+        return (f"Policy {policy.short_hash} has no ladder_plan: the daemon uses its built-in plan with the "
+                f"config's deprecated playbooks.modes (dry_run by default).")
+    lines = [f"Ladder plan {policy.plan.file_id} for {client_id} (tier {policy.tier_of(client_id)}), "
+             f"policy {policy.short_hash}:"]
+    for rung in rungs:
+        steps = policy.plan_for(client_id, rung)
+        label = "on capability findings" if rung == "capability" else f"at {rung.replace('_', ' ')}"
+        lines.append(f"  {label}: nothing planned" if not steps else f"  {label}:")
+        for st in steps:
+            desc = f" - {st.description}" if st.description else ""
+            lines.append(f"    {st.lever:<16} {st.mode:<15} {st.id} ({st.origin}){desc}")
+    return "\n".join(lines)
+
+
 def decision_from_json(data: Mapping[str, Any]) -> Decision:
     """Rebuild a recorded decision (from the decision log or ``--json`` output)."""
     from primeguard.domain.decision import Outcome

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from primeguard.domain.model import Capability, VenueKind
 from primeguard.policy.bundle import check_bundle, display_name
 from primeguard.policy.policyset import AllowEntry, LimitRuleC, Origin, PolicySet
-from primeguard.policy.schema import HaircutsFile, WithdrawalLimitsFile
+from primeguard.policy.schema import LEVER_KINDS, HaircutsFile, WithdrawalLimitsFile
 
 LintSeverity = Literal["error", "warning", "info"]
 _EVM_ONLY_KINDS = frozenset({"erc20_approval", "safe_owners", "safe_module", "evm_eoa"})
@@ -102,6 +102,7 @@ def lint_policy(policy: PolicySet, *, now: datetime | None = None) -> list[LintI
     _lint_limits(policy, issue)
     _lint_approvals(policy, issue)
     _lint_capabilities(policy, issue)
+    _lint_plan(policy, issue, at)
     for info in policy.rules.values():
         if info.shadow:
             issue("info", "L601", info.origin, f"{info.kind} rule {info.id} is in shadow mode: evaluated and logged, "
@@ -109,6 +110,24 @@ def lint_policy(policy: PolicySet, *, now: datetime | None = None) -> list[LintI
     if policy.guards is None:
         issue("warning", "L602", None, "no withdrawal_limits file: every withdrawal is denied (policy_missing)")
     return _sorted(out)
+
+
+def _lint_plan(policy: PolicySet, issue: Any, at: Any) -> None:
+    """L801 unknown lever kind; L802 halt or liquidate plans nothing; L803 a fund-moving lever runs
+    without a person. (No ladder_plan at all: ``policy explain`` says the built-in plan applies.)"""
+    if policy.plan is None:
+        return
+    for st in policy.plan.steps:
+        if st.lever not in LEVER_KINDS:
+            issue("warning", "L801", st.origin, f"plan step {st.id}: no lever of kind {st.lever!r} exists "
+                                                f"(known: {', '.join(LEVER_KINDS)}); the daemon skips it")
+        if st.mode == "automatic" and st.lever.startswith("liquidate"):
+            issue("info", "L803", st.origin, f"plan step {st.id}: {st.lever} closes positions and sells collateral "
+                                             f"automatically, with no person in the loop")
+    for rung in ("halt", "liquidate"):
+        if not any(st.rung == rung for st in policy.plan.steps):
+            issue("warning", "L802", at(policy.plan.file_id, "id"), f"the plan does nothing at {rung}: a client "
+                                                                    f"there is only alerted")
 
 
 def _sorted(issues: list[LintIssue]) -> list[LintIssue]:

@@ -37,7 +37,7 @@ from primeguard.risk.params import (
 
 AllowKey = tuple[str, VenueKind, str, str, str]  # (client, venue, chain, ASSET, address)
 RuleKind = Literal[
-    "builtin", "allowlist_entry", "guard", "limit", "approval", "capability", "tier", "file",
+    "builtin", "allowlist_entry", "guard", "limit", "approval", "capability", "tier", "file", "plan_step",
 ]
 
 # Rules that are not written in any file but still decide; documented in docs/policy.md.
@@ -205,6 +205,39 @@ class KnownDelegateC:
     origin: Origin
 
 
+@dataclass(frozen=True, slots=True)
+class PlanStepC:
+    """A compiled plan step: at ``rung`` (a rung name, or ``"capability"``) pull ``lever`` in ``mode``
+    for the clients in scope (empty ``tiers``/``clients``: all)."""
+
+    id: str
+    rung: str
+    lever: str
+    mode: str
+    tiers: frozenset[str]
+    clients: frozenset[str]
+    origin: Origin
+    description: str = ""
+
+    def applies_to(self, client_id: str, tier: str) -> bool:
+        return (not self.clients or client_id in self.clients) and (not self.tiers or tier in self.tiers)
+
+    def describe(self) -> str:
+        """In words: ``"halt_vault (needs_approval) at halt"``, with its scope when it has one."""
+        scope = [f"tiers {', '.join(sorted(self.tiers))}"] if self.tiers else []
+        scope += [f"clients {', '.join(sorted(self.clients))}"] if self.clients else []
+        where = "on capability findings" if self.rung == "capability" else f"at {self.rung}"
+        return f"{self.lever} ({self.mode}) {where}" + (f" for {'; '.join(scope)}" if scope else "")
+
+
+@dataclass(frozen=True, slots=True)
+class LadderPlanC:
+    """The compiled ``ladder_plan`` file: rung steps in file order, then capability steps."""
+
+    file_id: str
+    steps: tuple[PlanStepC, ...]
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """One policy version: the files it was loaded from, their content hash, compiled rules."""
@@ -232,6 +265,7 @@ class PolicySet:
     root: str = ""
     defi_classes: Mapping[str, DefiClassC] = field(default_factory=lambda: MappingProxyType({}))
     known_delegates: tuple[KnownDelegateC, ...] = ()
+    plan: LadderPlanC | None = None  # None: the policy has no ladder_plan file
     _memo: dict[tuple[str, VenueKind, str, str], tuple[tuple[LimitRuleC, ...], tuple[ApprovalRuleC, ...]]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -243,6 +277,14 @@ class PolicySet:
     @property
     def short_hash(self) -> str:
         return self.hash[:12]
+
+    def plan_for(self, client_id: str, rung: str) -> tuple[PlanStepC, ...]:
+        """The plan steps for ``client_id`` at ``rung`` (or ``"capability"``), in file order; empty
+        without a plan or when nothing is planned there."""
+        if self.plan is None:
+            return ()
+        tier = self.tier_of(client_id)
+        return tuple(s for s in self.plan.steps if s.rung == rung and s.applies_to(client_id, tier))
 
     def tier_of(self, client_id: str) -> str:
         """The client's financing tier; clients the policy does not list get ``default_tier``."""

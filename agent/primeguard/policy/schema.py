@@ -4,7 +4,7 @@ Every policy file starts with the same header::
 
     version: 1
     kind: withdrawal_allowlist      # risk_limits | haircuts | withdrawal_allowlist |
-                                    # withdrawal_limits | approvals | capability_rules
+                                    # withdrawal_limits | approvals | capability_rules | ladder_plan
     id: allowlist-main              # unique across the policy set; other files refer to it
     description: free text
 
@@ -63,6 +63,20 @@ LadderState = Literal["normal", "warn", "margin_call", "halt", "liquidate"]
 
 KINDS: tuple[str, ...] = (
     "risk_limits", "haircuts", "withdrawal_allowlist", "withdrawal_limits", "approvals", "capability_rules",
+    "ladder_plan",
+)
+
+# How a planned action runs: recorded only; a person approves first; at once; or recorded with what
+# it would have done, as if automatic, and never executed.
+ActionMode = Literal["dry_run", "needs_approval", "automatic", "shadow"]
+ACTION_MODES: tuple[str, ...] = ("dry_run", "needs_approval", "automatic", "shadow")
+# Rungs a plan can act at (a client at normal has nothing to act on).
+PLAN_RUNGS: tuple[str, ...] = ("warn", "margin_call", "halt", "liquidate")
+# The lever kinds primeguard's playbooks implement (``policy lint`` warns about any other: the daemon
+# has no lever for it and skips it). Adding a lever kind means adding it here.
+LEVER_KINDS: tuple[str, ...] = (
+    "margin_call", "halt_vault", "halt_cex", "liquidate_cex", "halt_dydx", "liquidate_dydx", "revoke_approval",
+    "revoke_grant",
 )
 
 
@@ -486,8 +500,30 @@ class CapabilityRulesFile(FileHeader):
     rules: tuple[CapabilityRule, ...] = Field(min_length=1)
 
 
+class PlanStep(Strict):
+    """One planned action: pull ``lever`` (a lever kind) in ``mode``; optionally only for some tiers or clients."""
+
+    id: Identifier
+    lever: Identifier
+    mode: ActionMode
+    description: str = ""
+    tiers: tuple[Identifier, ...] = ()  # empty: every tier
+    clients: tuple[Identifier, ...] = ()  # empty: every client
+
+
+class LadderPlanFile(FileHeader):
+    """The contingency plan: per rung, the levers to pull and how (``rungs``); and the actions taken
+    on capability-scan results (``capability``, e.g. revoking an unknown unlimited approval). A rung
+    lists everything it does: nothing is inherited from the rung below."""
+
+    kind: Literal["ladder_plan"]
+    rungs: dict[Literal["warn", "margin_call", "halt", "liquidate"], tuple[PlanStep, ...]] = Field(default_factory=dict)
+    capability: tuple[PlanStep, ...] = ()
+
+
 PolicyFile = (
     RiskLimitsFile | HaircutsFile | AllowlistFile | WithdrawalLimitsFile | ApprovalsFile | CapabilityRulesFile
+    | LadderPlanFile
 )
 
 MODEL_BY_KIND: dict[str, type[BaseModel]] = {
@@ -497,6 +533,7 @@ MODEL_BY_KIND: dict[str, type[BaseModel]] = {
     "withdrawal_limits": WithdrawalLimitsFile,
     "approvals": ApprovalsFile,
     "capability_rules": CapabilityRulesFile,
+    "ladder_plan": LadderPlanFile,
 }
 
 

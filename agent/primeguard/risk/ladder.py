@@ -148,6 +148,23 @@ def _enter(state: LadderState, now: datetime, bands: LadderBands,
     return LadderStatus(state, now, below, deadline)
 
 
+def cure_target(bands: LadderBands) -> Decimal:
+    """The LTV a client in margin call must get under to be cured: the margin-call rung's lower band."""
+    return bands.margin_call - bands.hysteresis
+
+
+def cure_amounts(ltv: Decimal, loan: Decimal, target: Decimal) -> tuple[Decimal, Decimal] | None:
+    """What brings an LTV (loan ÷ haircut-adjusted collateral) down to ``target``: either post this
+    much haircut-adjusted collateral (USD), or repay / reduce this much of the loan (USD). ``(0, 0)``
+    when already under; None when it cannot be said (no finite positive LTV or no target)."""
+    if not ltv.is_finite() or ltv <= 0 or target <= 0 or loan <= 0:
+        return None
+    collateral = loan / ltv
+    post = max(Decimal(0), loan / target - collateral)
+    repay = max(Decimal(0), loan - target * collateral)
+    return post, repay
+
+
 _CODES = {LadderState.WARN: (FindingCode.LTV_WARNING, Severity.WARNING),
           LadderState.MARGIN_CALL: (FindingCode.LTV_MARGIN_CALL, Severity.HIGH),
           LadderState.HALT: (FindingCode.LTV_HALT, Severity.CRITICAL),

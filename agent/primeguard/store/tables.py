@@ -71,6 +71,7 @@ class ActionMode(StrEnum):
     DRY_RUN = "dry_run"
     NEEDS_APPROVAL = "needs_approval"
     AUTOMATIC = "automatic"
+    SHADOW = "shadow"  # recorded with what it would have done; never executed
 
 
 class ActionState(StrEnum):
@@ -384,6 +385,35 @@ class ScreeningAddressRow(StoreModel, table=True):
     label: str | None = None
 
 
+class LadderRung(StrEnum):
+    NORMAL = "normal"
+    WARN = "warn"
+    MARGIN_CALL = "margin_call"
+    HALT = "halt"
+    LIQUIDATE = "liquidate"
+
+
+class LadderStateRow(StoreModel, table=True):
+    """Where a client stands on the ladder, with its clocks, so a restart resumes them exactly:
+    ``entered_at`` (the rung's episode), ``deadline`` (margin-call cure deadline) and ``below``
+    (per rung at or below the current one, since when the LTV has been under its lower band: ISO
+    times or null; the cooldown clocks). ``ack_*``: the last client acknowledgement of this episode's
+    margin call (recorded by a store user; it never stops the clock)."""
+
+    __tablename__ = "ladder_states"
+    __table_args__ = (_in("state", LadderRung),)
+
+    client_id: str = Field(primary_key=True)
+    state: str
+    entered_at: datetime = _time()
+    deadline: datetime | None = _time(nullable=True)
+    below: list[Any] = _json()
+    ack_at: datetime | None = _time(nullable=True)
+    ack_by: str | None = None
+    ack_note: str | None = Field(default=None, sa_type=sa.Text)
+    updated_at: datetime = _time()
+
+
 # --- replicas and scanners -----------------------------------------------------------------------
 
 
@@ -443,5 +473,5 @@ class AuditHeadRow(StoreModel, table=True):
 
 ALL_TABLES: tuple[type[StoreModel], ...] = (
     SnapshotRow, MetricRow, FindingRow, AlertRow, ActionRow, DecisionRow, PolicyVersionRow,
-    WithdrawalRow, WithdrawalApprovalRow, UserRow, LeaseRow, ScanCursorRow, AuditRow, AuditHeadRow,
+    WithdrawalRow, WithdrawalApprovalRow, UserRow, LadderStateRow, LeaseRow, ScanCursorRow, AuditRow, AuditHeadRow,
 )

@@ -14,6 +14,8 @@ treasury       yes                                     yes                  yes 
 compliance     yes    yes              yes (not own)                        yes (not own)
 admin          yes    yes                                                   yes (not own)
 =============  =====  ===============  =============  ===================  ===================
+
+Treasury, compliance and admin users may also record a client's margin-call acknowledgement.
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ class WithdrawalRequestBody(BaseModel):
     asset: str = Field(min_length=1, max_length=32, examples=["USDC"])
     amount: str = Field(min_length=1, max_length=64, examples=["150000.00"])
     destination: str = Field(min_length=1, max_length=128, examples=["0x4b280EdCc946EAA52913262F098391Af6aA31751"])
+
+
+class AckBody(BaseModel):
+    """A client's acknowledgement of its margin call, as the desk heard it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=2000, examples=["acknowledged by phone; will post USDC today"])
 
 
 class WithdrawalStateFilter(StrEnum):
@@ -132,6 +142,13 @@ def build_api() -> APIRouter:
     def approve_action(request: Request, action_id: Id) -> dict[str, Any]:
         ctx = ctx_of(request)
         return commands.approve_action(ctx.playbook, ctx.store, principal_of(request), action_id)
+
+    @api.post("/clients/{client_id}/ack",
+              summary="Record the client's acknowledgement of its margin call (treasury, compliance, admin); "
+                      "the deadline stands", responses=_responses(403, 404, 422))
+    def acknowledge(request: Request, client_id: Id, body: AckBody) -> dict[str, Any]:
+        return commands.acknowledge_margin_call(ctx_of(request).store, principal_of(request), client_id,
+                                                note=body.note)
 
     @api.get("/policy", summary="The policy in force and pending proposals with their effect in words")
     def policy(request: Request) -> dict[str, Any]:

@@ -71,9 +71,9 @@ def approve_action(playbook: Playbook, store: Store, who: Principal, action_id: 
         raise WebError("not_found", f"action {action_id} not found")
     if row.state != "proposed":
         raise WebError("not_pending", f"action {action_id} is {row.state}; only proposed actions can be approved")
-    if row.mode == "dry_run":
-        raise WebError("illegal_transition", f"action {action_id} is a dry run: it is recorded, never approved "
-                                             "or executed")
+    if row.mode in ("dry_run", "shadow"):
+        raise WebError("illegal_transition", f"action {action_id} is a {row.mode.replace('_', ' ')}: it is "
+                                             "recorded, never approved or executed")
     if row.proposed_by_id is not None and row.proposed_by_id == who.user_id:
         raise WebError("self_approval", f"{who.name} proposed action {action_id} and cannot approve it")
     try:
@@ -84,6 +84,27 @@ def approve_action(playbook: Playbook, store: Store, who: Principal, action_id: 
     from primeguard.web.queries import action_json
 
     return action_json(approved)
+
+
+def acknowledge_margin_call(store: Store, who: Principal, client_id: str, *, note: str = "",
+                            now: datetime | None = None) -> dict[str, Any]:
+    """Record that ``client_id`` acknowledged its margin call, entered by the caller (treasury,
+    compliance or admin), audited as ``ladder.acknowledged``. The deadline stands: an
+    acknowledgement never stops the clock."""
+    who.require(Perm.RECORD_ACK)
+    try:
+        with store.session() as s:
+            row = repos.acknowledge_margin_call(s, client_id, actor_id=who.user_id, note=note, now=now)
+            out = {"client_id": row.client_id, "state": row.state, "deadline": _iso(row.deadline),
+                   "acknowledged_at": _iso(row.ack_at), "acknowledged_by": row.ack_by, "note": row.ack_note}
+    except (NotFound, InputError, ApprovalError) as exc:
+        raise _state_error(exc) from exc
+    log.info("margin call of %s acknowledged, recorded by %s", client_id, who.name)
+    return out
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
 
 
 # --- policy versions ----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ with the error and the refusal's HTTP status.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -321,13 +320,21 @@ def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | N
     findings = section("Open findings", table(["Severity", "Code", "Subject", "Venue", "Message", "Since"], f_rows,
                                               empty="No open findings."))
     sess = _session(request)
-    a_rows = [[short(a["id"], 22), a["kind"], badge(a["mode"]), badge(a["state"]), when(a["created_at"]),
+    a_rows = [[short(a["id"], 22), a["kind"], badge(a["mode"]), badge(a["state"]), _did(a), when(a["created_at"]),
                _approve_action_cell(a, who, sess.csrf, f"/clients/{quote(client_id, safe='')}")] for a in d["actions"]]
-    actions = section("Playbook actions", table(["Action", "Kind", "Mode", "State", "Proposed", ""], a_rows,
-                                                empty="No playbook actions for this client."))
+    actions = section("Playbook actions", table(["Action", "Kind", "Mode", "State", "What it did", "Proposed", ""],
+                                                a_rows, empty="No playbook actions for this client."))
     body = join([blind_note, cards, chart, Safe('<div class="grid-2">'), venues, collateral, Safe("</div>"), pos,
                  stress, findings, actions])
     return f"Client {client_id}", "overview", body
+
+
+def _did(a: dict[str, Any]) -> Safe:
+    """An action in words: its figures (LTV as a percentage), then what its lever did per venue account."""
+    lines = ([a["figures"]] if a.get("figures") else []) + list(a.get("did") or [])
+    if not lines:
+        return Safe('<span class="note">not run</span>')
+    return join([Safe('<div class="did">') + e(line) + Safe("</div>") for line in lines])
 
 
 def _approve_action_cell(a: dict[str, Any], who: Principal, csrf: str, back: str) -> Safe:
@@ -405,20 +412,19 @@ def render_timeline(request: Request, _messages: list[tuple[str, str]], page: in
     data = queries.timeline(ctx.store, limit=TIMELINE_PAGE, offset=(page - 1) * TIMELINE_PAGE)
     p_rows = [[short(a["id"], 22), Safe(f'<a href="/clients/{e(quote(a["client_id"], safe=""))}">'
                                         f'{e(a["client_id"])}</a>'), a["kind"],
-               Safe(f'<code>{e(json.dumps(a["params"], sort_keys=True))}</code>'), when(a["created_at"]),
+               _did(a), when(a["created_at"]),
                _approve_action_cell(a, who, sess.csrf, "/timeline")] for a in data["pending_actions"]]
-    pending = section("Waiting for approval", table(["Action", "Client", "Kind", "Parameters", "Proposed", ""],
+    pending = section("Waiting for approval", table(["Action", "Client", "Kind", "Figures", "Proposed", ""],
                                                     p_rows, empty="No playbook action is waiting for approval."),
                       id_="pending", note="Playbook actions in needs-approval mode; compliance or admin approves, "
                                           "the daemon then executes.")
     rows = []
     for it in data["items"]:
         if it["type"] == "audit":
-            what = Safe(f'<code>{e(it["kind"])}</code> <details><summary>payload</summary><pre class="payload">'
-                        f'{e(json.dumps(it["payload"], sort_keys=True, indent=1))}</pre></details>')
+            what = Safe(f'<code>{e(it["kind"])}</code> ') + (e(it["words"]) if it.get("words") else Safe(""))
             state: Safe | str = ""
         elif it["type"] == "action":
-            what = e(it["summary"])
+            what = e(it["summary"]) + _did(it["action"])
             state = badge(it["state"])
         else:
             what = e(it["summary"]) + (Safe(f' <span class="note">{e(it["error"])}</span>') if it.get("error")

@@ -24,6 +24,8 @@ from sqlmodel import Session
 from primeguard.domain.findings import BLIND_SPOT_CODES, FindingCode
 from primeguard.domain.model import FUND_MOVING
 from primeguard.domain.money import MAX_AMOUNT_CHARS, display_amount
+from primeguard.playbooks.engine import LEVER_WORDS
+from primeguard.playbooks.words import params_text, plain, result_lines
 from primeguard.store import audit, repos
 from primeguard.store.db import Store
 from primeguard.store.tables import AlertRow, FindingRow, MetricRow, SnapshotRow
@@ -163,11 +165,21 @@ def action_json(a: Any) -> dict[str, Any]:
         "params": dict(a.params or {}), "result": a.result, "error": a.error, "approved_by": a.approved_by,
         "created_at": iso(a.created_at), "updated_at": iso(a.updated_at),
         "awaiting_approval": a.state == "proposed" and a.mode == "needs_approval",
+        # for people: the figures (LTV as a percentage) and what the lever did, per venue account
+        "figures": params_text(dict(a.params or {})), "did": result_lines(a.kind, a.result, a.error),
     }
 
 
 def _rank(state: str) -> int:
     return LADDER_RANK.get(state, UNKNOWN_RANK)
+
+
+def audit_words(kind: str, payload: Any) -> str:
+    """An audit entry's payload for people: what an action did, or plain ``key: value`` pairs."""
+    p = dict(payload or {}) if isinstance(payload, dict) else {}
+    if kind.startswith("action.") and (p.get("result") or p.get("error")):
+        return "; ".join(result_lines("", p.get("result"), p.get("error")))
+    return plain(p)
 
 
 # --- overview -----------------------------------------------------------------------------------------
@@ -326,10 +338,12 @@ def timeline(store: Store, *, limit: int = 50, offset: int = 0) -> dict[str, Any
         row = action_json(a)
         items.append({"type": "action", "at": row["updated_at"], "id": a.id, "subject": a.client_id,
                       "state": a.state, "actor": a.approved_by, "action": row,
-                      "summary": f"{a.kind} for {a.client_id} ({a.mode.replace('_', ' ')}): {a.state}"})
+                      "summary": f"{LEVER_WORDS.get(a.kind, a.kind)} for {a.client_id} "
+                                 f"({a.mode.replace('_', ' ')}): {a.state}"})
     for e in entries:
         items.append({"type": "audit", "at": iso(e.at), "id": str(e.seq), "subject": e.subject, "state": None,
-                      "actor": e.actor, "kind": e.kind, "payload": e.payload, "summary": e.kind})
+                      "actor": e.actor, "kind": e.kind, "payload": e.payload, "summary": e.kind,
+                      "words": audit_words(e.kind, e.payload)})
     items.sort(key=lambda i: (i["at"] or "", i["type"], int(i["id"]) if i["type"] != "action" else 0, i["id"]),
                reverse=True)
     page = items[offset:offset + limit]

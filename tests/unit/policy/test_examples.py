@@ -13,7 +13,7 @@ from tests.unit.policy.helpers import NOW, POLICIES
 def test_examples_load() -> None:
     policy = load(POLICIES)
     assert set(policy.kinds.values()) == {"risk_limits", "haircuts", "withdrawal_allowlist", "withdrawal_limits",
-                                          "approvals", "capability_rules"}
+                                          "approvals", "capability_rules", "ladder_plan"}
     assert len(policy.hash) == 64
 
 

@@ -22,7 +22,7 @@ Errors: :class:`~primeguard.store.errors.NotFound`, :class:`~primeguard.store.er
 Callers use the package: ``from primeguard.store import repos; repos.create_withdrawal(s, ...)``.
 Modules: :mod:`.snapshots`, :mod:`.metrics`, :mod:`.findings`, :mod:`.alerts`, :mod:`.actions`,
 :mod:`.decisions`, :mod:`.policy_versions`, :mod:`.withdrawals` (with approvals), :mod:`.users`,
-:mod:`.leases`, :mod:`.scan_cursors`; shared helpers in :mod:`._helpers`.
+:mod:`.leases`, :mod:`.scan_cursors`, :mod:`.ladder`; shared helpers in :mod:`._helpers`.
 """
 
 from primeguard.store.repos.actions import (
@@ -50,6 +50,12 @@ from primeguard.store.repos.findings import (
     open_findings,
     upsert_finding,
     upsert_findings,
+)
+from primeguard.store.repos.ladder import (
+    acknowledge_margin_call,
+    get_ladder_state,
+    ladder_states,
+    save_ladder_state,
 )
 from primeguard.store.repos.leases import (
     acquire_lease,
@@ -116,6 +122,7 @@ __all__ = [
     "MIN_TOKEN_LENGTH",
     "TOKEN_PREFIX",
     "WITHDRAWAL_TRANSITIONS",
+    "acknowledge_margin_call",
     "acquire_lease",
     "activate_policy_version",
     "add_approval",
@@ -134,6 +141,7 @@ __all__ = [
     "get_cursor",
     "get_decision",
     "get_finding",
+    "get_ladder_state",
     "get_lease",
     "get_policy_version",
     "get_user",
@@ -142,6 +150,7 @@ __all__ = [
     "insert_action_once",
     "insert_metrics",
     "insert_snapshots",
+    "ladder_states",
     "latest_metric",
     "latest_snapshot",
     "list_actions",
@@ -161,6 +170,7 @@ __all__ = [
     "renew_lease",
     "revoke_user",
     "rotate_token",
+    "save_ladder_state",
     "save_snapshot",
     "save_snapshots",
     "set_cursor",

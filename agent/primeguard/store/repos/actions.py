@@ -92,7 +92,8 @@ def transition_action(
 ) -> ActionRow:
     """Move an action from ``expected`` to ``to`` (optimistic: fails if it is not in ``expected``).
 
-    Mode rules: a ``dry_run`` action never reaches ``approved``/``executing``; a ``needs_approval``
+    Mode rules: a ``dry_run`` or ``shadow`` action never reaches ``approved``/``executing`` (a shadow
+    action goes from ``proposed`` to ``done`` with what it would have done); a ``needs_approval``
     action must be ``approved`` before ``executing``. ``approved`` needs ``actor_id`` (an active
     user, never the action's proposer) and records its name and id as the approver.
 
@@ -111,6 +112,8 @@ def transition_action(
         raise IllegalTransition(f"action {action_id}: {row.state} → {to} is not allowed")
     if row.mode == ActionMode.DRY_RUN and to in (ActionState.APPROVED, ActionState.EXECUTING):
         raise IllegalTransition(f"action {action_id} is a dry run: it is never approved or executed")
+    if row.mode == ActionMode.SHADOW and to in (ActionState.APPROVED, ActionState.EXECUTING):
+        raise IllegalTransition(f"action {action_id} runs in shadow: it is only recorded, never executed")
     if row.mode == ActionMode.NEEDS_APPROVAL and row.state == ActionState.PROPOSED and to == ActionState.EXECUTING:
         raise IllegalTransition(f"action {action_id} needs approval before it executes")
     values: dict[str, Any] = {"state": to, "updated_at": now, "version": row.version + 1}

@@ -1,0 +1,106 @@
+"""Ladder states: each client's rung and its clocks (entered_at, margin-call deadline, cooldowns),
+stored so that a restarted daemon resumes them exactly, and the client's acknowledgement of a
+margin call.
+
+Contract (session first, nothing commits, audit entry in the same transaction, ``now`` passed in):
+see :mod:`primeguard.store.repos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from primeguard.domain.errors import InputError
+from primeguard.store import audit
+from primeguard.store._sql import table_of
+from primeguard.store.codec import as_utc
+from primeguard.store.errors import NotFound
+from primeguard.store.repos._helpers import acting_user, enum_value, get_row, required, resolve_now
+from primeguard.store.tables import LadderRung, LadderStateRow
+
+
+def get_ladder_state(session: Session, client_id: str) -> LadderStateRow | None:
+    """The stored ladder state of ``client_id`` (None when never recorded)."""
+    return get_row(session, LadderStateRow, client_id)
+
+
+def ladder_states(session: Session) -> list[LadderStateRow]:
+    """Every stored ladder state, by client id."""
+    t = table_of(LadderStateRow)
+    return list(session.execute(sa.select(LadderStateRow).order_by(t.c.client_id)).scalars())
+
+
+def save_ladder_state(session: Session, client_id: str, *, state: str, entered_at: datetime,
+                      deadline: datetime | None, below: Sequence[datetime | None], actor: str = "daemon",
+                      now: datetime | None = None) -> LadderStateRow:
+    """Store where ``client_id`` stands and its clocks, exactly as given (times as aware UTC).
+
+    Nothing is written when nothing changed. A change of rung, episode (``entered_at``) or deadline
+    is audited as ``ladder.<state>``; a change of the cooldown clocks alone as ``ladder.clock``. A
+    new episode clears the previous episode's acknowledgement.
+
+    Raises:
+        InputError: unknown state, or a naive time.
+    """
+    now = resolve_now(now)
+    state = enum_value(LadderRung, state, "ladder state")
+    entered = as_utc(entered_at)
+    due = None if deadline is None else as_utc(deadline)
+    clocks = [None if t is None else as_utc(t).isoformat() for t in below]
+    row = get_row(session, LadderStateRow, required(client_id, "client_id"))
+    if row is not None and (row.state, as_utc(row.entered_at), _opt(row.deadline), list(row.below)) == (
+            state, entered, due, clocks):
+        return row
+    moved = row is None or (row.state, as_utc(row.entered_at), _opt(row.deadline)) != (state, entered, due)
+    if row is None:
+        row = LadderStateRow(client_id=client_id, state=state, entered_at=entered, deadline=due, below=clocks,
+                             updated_at=now)
+    elif as_utc(row.entered_at) != entered:
+        row.ack_at = row.ack_by = row.ack_note = None
+    row.state, row.entered_at, row.deadline, row.below, row.updated_at = state, entered, due, clocks, now
+    session.add(row)
+    session.flush()
+    audit.append(session, actor=actor, kind=f"ladder.{state}" if moved else "ladder.clock", subject=client_id,
+                 now=now, payload={"state": state, "entered_at": entered.isoformat(),
+                                   "deadline": None if due is None else due.isoformat(), "below": clocks})
+    return row
+
+
+def acknowledge_margin_call(session: Session, client_id: str, *, actor_id: int | None, note: str = "",
+                            now: datetime | None = None) -> LadderStateRow:
+    """Record that ``client_id`` acknowledged its margin call, entered by the active user
+    ``actor_id`` (audited as ``ladder.acknowledged``). The deadline and the rung do not change: an
+    acknowledgement never stops the clock.
+
+    Raises:
+        NotFound: no ladder state for the client. InputError: the client is not in margin call or
+        above, or the note is too long. ApprovalError: no such active user.
+    """
+    now = resolve_now(now)
+    if len(note) > 2000:
+        raise InputError("acknowledgement note: at most 2000 characters")
+    row = get_row(session, LadderStateRow, required(client_id, "client_id"))
+    if row is None:
+        raise NotFound(f"no ladder state for client {client_id}")
+    if row.state in (LadderRung.NORMAL, LadderRung.WARN):
+        raise InputError(f"client {client_id} is at {row.state}: there is no margin call to acknowledge")
+    user = acting_user(session, actor_id, f"acknowledging {client_id}'s margin call")
+    row.ack_at, row.ack_by, row.ack_note, row.updated_at = now, user.name, note or None, now
+    session.add(row)
+    session.flush()
+    audit.append(session, actor=user.name, kind="ladder.acknowledged", subject=client_id, now=now,
+                 payload={"state": row.state, "entered_at": as_utc(row.entered_at).isoformat(),
+                          "deadline": None if row.deadline is None else as_utc(row.deadline).isoformat(),
+                          "note": note or None, "user_id": user.id})
+    return row
+
+
+def _opt(t: datetime | None) -> datetime | None:
+    return None if t is None else as_utc(t)
+
+
+__all__ = ["acknowledge_margin_call", "get_ladder_state", "ladder_states", "save_ladder_state"]

@@ -64,7 +64,10 @@ LEVER_WORDS: Mapping[str, str] = {
     "margin_call": "send the client the margin-call notice",
     "halt_vault": "pause the client's collateral vaults",
     "halt_cex": "unplug the client's exchange keys and cancel its orders",
-    "liquidate_cex": "close the client's exchange positions and sell its collateral",
+    "liquidate_cex": "close the client's exchange positions, sell its spot collateral into the loan currency, "
+                     "move it to the broker and unplug its keys",
+    "sell_spot_cex": "sell the client's spot collateral into the loan currency",
+    "sweep_to_master_cex": "move the client's freed collateral to the broker's master account",
     "halt_dydx": "cancel the client's dYdX orders and remove its authenticators",
     "liquidate_dydx": "close the client's dYdX positions",
     "revoke_approval": "revoke the token approval",

@@ -20,6 +20,8 @@ _VERBS: Mapping[str, tuple[str, str]] = {
     "disable_client_keys": ("disabled {n} client key{s}", "client keys already disabled"),
     "remove_authenticators": ("removed {n} authenticator{s}", "no client authenticator left"),
     "transfer_usdc": ("moved USDC to the broker", "no USDC to move"),
+    "sell_spot": ("sold {n} spot slice{s} into the loan currency", "no spot collateral to sell"),
+    "sweep_to_master": ("moved {n} balance{s} to the broker's master account", "nothing to move to the broker"),
 }
 _RATIO_KEYS = ("ltv", "cure_below", "margin_call", "warn", "halt", "liquidate", "hysteresis")
 

@@ -76,7 +76,7 @@ PLAN_RUNGS: tuple[str, ...] = ("warn", "margin_call", "halt", "liquidate")
 # has no lever for it and skips it). Adding a lever kind means adding it here.
 LEVER_KINDS: tuple[str, ...] = (
     "margin_call", "halt_vault", "halt_cex", "liquidate_cex", "halt_dydx", "liquidate_dydx", "revoke_approval",
-    "revoke_grant",
+    "revoke_grant", "sell_spot_cex", "sweep_to_master_cex",
 )
 
 

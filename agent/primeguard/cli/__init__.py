@@ -672,6 +672,42 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
         say(f"action {row.id} approved by {row.approved_by}; the daemon executes it")
 
 
+tiers_app = typer.Typer(help="Financing tiers earned by the track record.", no_args_is_help=True)
+app.add_typer(tiers_app, name="tiers")
+
+
+@tiers_app.command("review")
+@friendly
+def tiers_review(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")
+                 ) -> None:
+    """Each client's track record (days without a margin call, worst drawdown, realised PnL) from the
+    stored history against the policy's tier requirements; proposes promotions and demotions.
+    Read-only: a change of tier goes through ``policy propose`` and a compliance approval."""
+    from datetime import UTC, datetime
+
+    from primeguard.app.tiers import review_tiers
+
+    rt = _runtime(config)
+    report = review_tiers(rt.cfg, rt.store, rt.policy(), datetime.now(UTC))
+    if as_json:
+        emit_json(report.to_json_dict())
+        return
+    t = Table(title=f"tier review (policy {report.policy_hash[:12]}, record over at most {report.lookback_days} days)")
+    for col in ("client", "tier", "days", "worst drawdown", "realised PnL", "proposal", "why"):
+        t.add_column(col)
+    for r in report.reviews:
+        rec = r.record
+        proposal = "hold" if r.action == "hold" else f"{r.action} to {r.proposed_tier}"
+        t.add_row(*(Text(x) for x in (r.client, r.tier, str(int(rec.days)), _fraction_pct(rec.worst_drawdown),
+                                      "-" if rec.realised_pnl is None else f"{rec.realised_pnl:,.2f}", proposal,
+                                      "; ".join(r.why))))
+    console.print(t)
+
+
+def _fraction_pct(x: Any) -> str:
+    return "-" if x is None else f"{x * 100:.2f}%"
+
+
 def _register_destinations() -> None:
     from primeguard.cli.destinations import register
 

@@ -27,6 +27,7 @@ from primeguard.domain.model import Capability, VenueKind
 from primeguard.domain.money import decimal_str
 from primeguard.policy.schema import CapabilityRule, RiskLimitsFile, TierSpec
 from primeguard.policy.yamlsrc import Source
+from primeguard.risk.eligibility import TierRequirement
 from primeguard.risk.params import (
     DEFAULT_LIQUIDITY,
     DEFAULT_NEAR_LIQUIDATION,
@@ -320,6 +321,17 @@ class PolicySet:
         """Venue label (prefix, or ``*``) → the largest share of the whole book's collateral there."""
         return MappingProxyType({v.venue: v.max_book_share for v in self.risk.venue_limits
                                  if v.max_book_share is not None})
+
+    def tier_requirements(self) -> tuple[TierRequirement, ...]:
+        """Each tier's track-record requirements (``tiers review``), ranked by financing
+        (``max_loan_to_collateral``)."""
+        return tuple(TierRequirement(t.id, t.max_loan_to_collateral, t.min_track_record_days,
+                                     t.max_track_record_drawdown, t.min_realised_pnl_usd)
+                     for t in self.tiers.values())
+
+    def client_since(self, client_id: str) -> datetime | None:
+        """When the policy put the client in its tier (``since``), if it says."""
+        return next((c.since for c in self.risk.clients if c.id == client_id), None)
 
     def risk_parameters_for_client(self, client_id: str) -> RiskParameters:
         return self.risk_parameters(self.tier_of(client_id))

@@ -122,10 +122,7 @@ def track_record(points: Iterable[HistoryPoint], now: datetime, *, since: dateti
                  max_gap: timedelta = DEFAULT_MAX_GAP) -> TrackRecord:
     """Measure the record (see the module docstring) from ``points`` (any order)."""
     seen = sorted((p for p in points if not p.blind and p.at <= now), key=lambda p: p.at)
-    if since is not None:
-        seen_since = [p for p in seen if p.at >= since]
-    else:
-        seen_since = seen
+    seen_since = [p for p in seen if p.at >= since] if since is not None else seen
     last_mc = max((p.at for p in seen_since if p.ladder_state in MARGIN_CALL_STATES), default=None)
     if not seen:
         return TrackRecord(None, 0, ZERO, None, None, last_mc, "no stored history")
@@ -143,6 +140,8 @@ def track_record(points: Iterable[HistoryPoint], now: datetime, *, since: dateti
         record = [p for p in record if p.at > last_mc] or record[-1:]
         start = max(start, last_mc)
     days = Decimal(int((now - start).total_seconds())) / DAY_S
+    if not record:  # in the tier since after the last seen sweep
+        return TrackRecord(start, 0, days, None, None, last_mc, f"no seen sweep since {start.isoformat()}")
     worst = ZERO
     peak: Decimal | None = None
     for p in record:
@@ -191,9 +190,20 @@ def review(client: str, tier: str, tiers: Sequence[TierRequirement], points: Ite
         eligible_below = [r for r in below if r.tier in ok]
         target = eligible_below[-1] if eligible_below else below[0]
         return TierReview(client, tier, since, record, checks, "demote", target.tier, evidence)
-    why = evidence or tuple(next(c.reasons for c in checks if c.tier == tier) if tier not in ok else ())
-    held = ("no higher tier is earned yet",) if not why else why
-    return TierReview(client, tier, since, record, checks, "hold", tier, held)
+    return TierReview(client, tier, since, record, checks, "hold", tier,
+                      evidence or _hold_reasons(checks, ordered, current, ok))
+
+
+def _hold_reasons(checks: tuple[TierCheck, ...], ordered: list[TierRequirement], current: TierRequirement,
+                  ok: set[str]) -> tuple[str, ...]:
+    """Why nothing moves: the current tier's own misses, else what the next tier up still needs."""
+    by_tier = {c.tier: c for c in checks}
+    if current.tier not in ok:
+        return by_tier[current.tier].reasons
+    nxt = next((r for r in ordered if r.rank > current.rank), None)
+    if nxt is None:
+        return ("already in the highest tier",)
+    return tuple(f"{nxt.tier}: {x}" for x in by_tier[nxt.tier].reasons)
 
 
 def _demotion_evidence(record: TrackRecord, current: TierRequirement, since: datetime | None) -> tuple[str, ...]:

@@ -79,3 +79,10 @@ def test_losses_deny_promotion_and_demote_from_a_tier_that_asks_for_profit() -> 
     r = review("gamma", "new", TIERS, pts, NOW)
     assert r.action == "hold" and any("realised PnL -4000 USD below 0" in x for x in r.checks[1].reasons)
     assert review("beta", "standard", TIERS, pts, NOW).action == "demote"
+
+
+def test_a_tier_entered_after_the_last_sweep_has_no_record_yet() -> None:
+    pts = [HistoryPoint(p.at - timedelta(hours=2), p.equity, p.loan, p.ladder_state) for p in daily(40)]
+    r = review("gamma", "standard", TIERS, pts, NOW, since=NOW - timedelta(hours=1))
+    assert r.record.problem is not None and r.record.problem.startswith("no seen sweep since")
+    assert r.action == "hold" and not any(c.eligible for c in r.checks)

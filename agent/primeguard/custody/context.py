@@ -16,6 +16,7 @@ from typing import Any
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import evaluate
+from primeguard.pipeline.haircuts import load_price_history
 from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
 from primeguard.policy.policyset import PolicySet
 from primeguard.risk.ladder import LadderState, LadderStatus
@@ -51,7 +52,8 @@ class LiveContext:
             row = repos.latest_metric(s, req.client_id)
         ladder = {req.client_id: LadderStatus(LadderState[row.ladder_state.upper()], row.at)} if row else {}
         ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={},
-                      clients={req.client_id}, with_stress=False)
+                      clients={req.client_id}, with_stress=False,
+                      price_history=load_price_history(self.store, self.policy, now))
         val = ev.valuations.get(req.client_id)
         params = ev.params.get(req.client_id)
         asset = self.priced_asset(req.chain, req.asset)

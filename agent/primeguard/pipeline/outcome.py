@@ -53,7 +53,8 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     """Record one sweep in one transaction: a snapshot per account read (only ``clients``' when
     given), a metric row per valued client (exact ``Decimal`` equity, loan and LTV in USD; an
     infinite LTV is stored as ``None`` with ``ltv_infinite``), the open findings, and closes every
-    open finding this sweep did not see again.
+    open finding this sweep did not see again; and the day's closing prices (the last fresh reference
+    price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
@@ -79,6 +80,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                                               "halt": str(params.halt), "liquidate": str(params.liquidate)},
                                     "peak_equity": None if peak is None else str(peak),
                                     "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
+        repos.record_price_closes(s, at=obs.taken_at, prices=ev.reference_prices)
         keys = {f.key for f in findings}
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
         repos.close_findings(s, now=obs.taken_at, except_keys=keys)

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from primeguard.domain.errors import PolicyError
 from primeguard.domain.model import Capability, VenueKind
 from primeguard.domain.money import decimal_str
-from primeguard.policy.schema import CapabilityRule, RiskLimitsFile, TierSpec
+from primeguard.policy.schema import CapabilityRule, HaircutsFile, RiskLimitsFile, TierSpec, VolatilitySpec
 from primeguard.policy.yamlsrc import Source
 from primeguard.risk.eligibility import TierRequirement
 from primeguard.risk.params import (
@@ -321,6 +321,19 @@ class PolicySet:
         """Venue label (prefix, or ``*``) → the largest share of the whole book's collateral there."""
         return MappingProxyType({v.venue: v.max_book_share for v in self.risk.venue_limits
                                  if v.max_book_share is not None})
+
+    @property
+    def volatility(self) -> VolatilitySpec | None:
+        """The haircuts file's volatility rule, if it has one."""
+        hair = self.models.get(self.risk.haircuts)
+        return hair.volatility if isinstance(hair, HaircutsFile) else None
+
+    def volatility_assets(self) -> tuple[str, ...]:
+        """The assets whose haircut follows volatility: the rule's list, else every listed asset."""
+        spec = self.volatility
+        if spec is None:
+            return ()
+        return tuple(a.upper() for a in spec.assets) if spec.assets else tuple(sorted(self.haircuts))
 
     def tier_requirements(self) -> tuple[TierRequirement, ...]:
         """Each tier's track-record requirements (``tiers review``), ranked by financing

@@ -46,7 +46,9 @@ BUILTIN_DEFAULT_DENY = "builtin.default_deny"  # withdrawals are denied unless a
 BUILTIN_INPUT = "builtin.input"  # malformed request: amount, address, asset
 BUILTIN_BLIND = "builtin.blind_spot"  # the client cannot be fully seen
 BUILTIN_NO_POLICY = "builtin.no_policy"  # no withdrawal_limits file: nothing can be allowed
-BUILTIN_RULES: tuple[str, ...] = (BUILTIN_DEFAULT_DENY, BUILTIN_INPUT, BUILTIN_BLIND, BUILTIN_NO_POLICY)
+BUILTIN_FINANCING = "builtin.financing_cap"  # a new loan draw never passes the tier's max_loan_to_collateral
+BUILTIN_RULES: tuple[str, ...] = (BUILTIN_DEFAULT_DENY, BUILTIN_INPUT, BUILTIN_BLIND, BUILTIN_NO_POLICY,
+                                  BUILTIN_FINANCING)
 
 
 @dataclass(frozen=True, slots=True)

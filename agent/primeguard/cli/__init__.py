@@ -672,6 +672,62 @@ def actions_approve(action_id: str = typer.Argument(...), config: Path = typer.O
         say(f"action {row.id} approved by {row.approved_by}; the daemon executes it")
 
 
+loans_app = typer.Typer(help="Client loans: what a new draw would do.", no_args_is_help=True)
+app.add_typer(loans_app, name="loans")
+
+
+@loans_app.command("draw-check")
+@friendly
+def loans_draw_check(client: str = typer.Argument(...), amount: str = typer.Option(..., "--amount",
+                     help="Units of the loan's asset, e.g. 250000"),
+                     config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")
+                     ) -> None:
+    """Would the policy let CLIENT draw AMOUNT more of its loan now? A fresh collection, the client
+    revalued with the draw (LTV, loan / own collateral, stress) and the policy's decision. Reads
+    only; exit code 1 when the draw is refused."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from primeguard.custody.context import LiveContext
+    from primeguard.domain.errors import InputError
+    from primeguard.domain.money import decimal_str, parse_amount
+    from primeguard.policy.engine import deny_without_policy, evaluate_draw
+    from primeguard.policy.inputs import DrawRequest
+
+    rt = _runtime(config)
+    loan = next((c.loan for c in rt.cfg.clients if c.id == client), None)
+    if loan is None:
+        raise InputError(f"client {client!r} has no loan in the config: nothing to draw on")
+    qty, _ = parse_amount(amount, 18, what="amount")
+    policy = rt.policy()
+    req = DrawRequest(f"draw-{uuid.uuid4().hex[:12]}", client, qty, "cli", datetime.now(UTC))
+    ctx = LiveContext(rt.cfg, rt.store, policy).draw(req)
+    checks: list[dict[str, Any]] = []
+    if policy is None:
+        decision = deny_without_policy(req.id)
+    else:
+        ev = evaluate_draw(policy, req, ctx)
+        decision = ev.decision
+        checks = [{"rule": c.rule_id, "status": c.status, "reason": None if c.reason is None else c.reason.value,
+                   "text": c.text} for c in ev.checks]
+    out = {"schema": "primeguard.draw_check/1", "client": client, "amount": decimal_str(qty), "asset": loan.asset,
+           "decision": {"outcome": decision.outcome.value, "reasons": [r.value for r in decision.reasons],
+                        "rules": list(decision.rule_ids), "explanation": decision.explanation,
+                        "policy_hash": decision.policy_hash},
+           "checks": checks,
+           "numbers": {k: None if v is None else decimal_str(v) for k, v in (
+               ("ltv", ctx.ltv), ("post_ltv", ctx.post_ltv), ("post_loan_to_collateral", ctx.post_loan_to_collateral),
+               ("post_stress_shortfall", ctx.post_stress_shortfall))}}
+    if as_json:
+        emit_json(out)
+    else:
+        say(f"draw of {decimal_str(qty)} {loan.asset} for {client}: {decision.outcome.value} "
+            f"({', '.join(r.value for r in decision.reasons)})")
+        say(f"  {decision.explanation}")
+    if not decision.allowed:
+        raise typer.Exit(1)
+
+
 tiers_app = typer.Typer(help="Financing tiers earned by the track record.", no_args_is_help=True)
 app.add_typer(tiers_app, name="tiers")
 

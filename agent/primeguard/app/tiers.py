@@ -42,7 +42,7 @@ def lookback_days(policy: PolicySet) -> int:
     return max([1, *(r.min_days for r in policy.tier_requirements())])
 
 
-def review_tiers(cfg: PrimeguardConfig, store: Store, policy: PolicySet | None, now: datetime,
+def review_tiers(cfg: PrimeguardConfig | None, store: Store, policy: PolicySet | None, now: datetime,
                  *, clients: list[str] | None = None) -> TiersReport:
     """Review the policy's and the config's clients (or ``clients``) from the store's history at ``now``.
 
@@ -51,7 +51,8 @@ def review_tiers(cfg: PrimeguardConfig, store: Store, policy: PolicySet | None, 
     """
     if policy is None:
         raise PolicyError("no policy in force: tiers cannot be reviewed (fail closed)")
-    ids = clients if clients is not None else sorted({c.id for c in policy.risk.clients} | {c.id for c in cfg.clients})
+    configured = {c.id for c in cfg.clients} if cfg is not None else set()
+    ids = clients if clients is not None else sorted({c.id for c in policy.risk.clients} | configured)
     reqs = policy.tier_requirements()
     days = lookback_days(policy)
     since = now - timedelta(days=days) - DEFAULT_MAX_GAP

@@ -328,36 +328,50 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         # Deny overrides: asking for approval of a request that is denied anyway is moot, so approval
         # rules are evaluated only when no enforced check has denied (saves the hot path ~10 checks).
         denied = any(c.status == "deny" and not c.shadow for c in checks)
-        for arule in () if denied else approval_rules:  # ascending thresholds
+        rules_up = () if denied or not approval_rules or usd <= approval_rules[0].above_usd else approval_rules
+        # Who each approver is, and whether it is the requester, worked out once per decision (not
+        # once per rule): (identity, display name, role, canonical name, is the requester).
+        givers = [(_identity(a.approver_id, a.approver), a.approver, a.role, _person(a.approver),
+                   _same_person(a.approver_id, a.approver, req.requested_by_id, requester))
+                  for a in ctx.approvals] if rules_up else []
+        # Rules asking the same roles (and named approvers) count the same approvals: counted once.
+        counted: dict[tuple[frozenset[str], frozenset[str] | None], tuple[int, str, bool]] = {}
+        for arule in rules_up:  # ascending thresholds
             if usd <= arule.above_usd:
                 break
-            valid: dict[object, str] = {}  # identity -> display name: one user counts once
-            self_approved = False
-            named = None if arule.approvers is None else {_person(n) for n in arule.approvers}
-            for a in ctx.approvals:
-                who = _identity(a.approver_id, a.approver)
-                if _same_person(a.approver_id, a.approver, req.requested_by_id, requester):
-                    self_approved = True
-                elif a.role in arule.roles and (named is None or _person(a.approver) in named):
-                    valid.setdefault(who, a.approver)
-            if len(valid) >= arule.required:
-                add(_check((arule.id, "pass", None, f"approved by {', '.join(sorted(valid.values()))} "
+            roles = arule.roles
+            key = (roles, arule.approvers)
+            hit = counted.get(key)
+            if hit is None:
+                valid: dict[object, str] = {}  # identity -> display name: one user counts once
+                self_approved = False
+                named = None if arule.approvers is None else {_person(n) for n in arule.approvers}
+                for who, name, role, person, is_requester in givers:
+                    if is_requester:
+                        self_approved = True
+                    elif role in roles and (named is None or person in named):
+                        valid.setdefault(who, name)
+                hit = counted[key] = (len(valid), ", ".join(sorted(valid.values())), self_approved)
+            n_valid, names, self_approved = hit
+            if n_valid >= arule.required:
+                add(_check((arule.id, "pass", None, f"approved by {names} "
                                                     f"({arule.required} required above {arule.above_text})",
                             arule.shadow)))
             else:
                 add(_check((arule.id, "approval", ReasonCode.APPROVAL_REQUIRED,
                             f"above {arule.above_text}: {arule.required} approval(s) from {arule.roles_text} needed, "
-                            f"{len(valid)} so far", arule.shadow)))
+                            f"{n_valid} so far", arule.shadow)))
                 if self_approved:
                     add(_check((arule.id, "approval", ReasonCode.SELF_APPROVAL,
                                 f"the requester {requester}'s own approval does not count", arule.shadow)))
                 if not arule.shadow:
                     approvals_required = max(approvals_required, arule.required)
+        return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required, usd_text)
     return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required)
 
 
 def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd: Decimal | None, asset: str,
-             chain: str, dest: str, approvals_required: int) -> Evaluation:
+             chain: str, dest: str, approvals_required: int, usd_text: str | None = None) -> Evaluation:
     # One pass over the checks; most pass, so the common (allow) case touches each check once.
     denies: list[Check] = []
     asks: list[Check] = []
@@ -372,7 +386,7 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
             denies.append(c)
         else:
             asks.append(c)
-    value = f" (${usd:,.2f})" if usd is not None else ""
+    value = f" ({usd_text})" if usd_text is not None else (f" (${usd:,.2f})" if usd is not None else "")
     what = (f"withdrawal {req.id} of {req.amount} {asset}{value} for client {req.client_id} from {req.venue} "
             f"account {req.account_id} to {dest[:50]} on {chain}")
     shadow_t = tuple(shadow)

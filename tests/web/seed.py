@@ -41,6 +41,7 @@ BANDS = {
     "gamma": {"warn": "0.60", "margin_call": "0.70", "halt": "0.80", "liquidate": "0.85"},
 }
 TIERS = {"alpha": "proven", "beta": "standard", "gamma": "new"}
+INTEREST = {"alpha": Decimal("12345.67"), "beta": Decimal(0), "gamma": Decimal(0)}  # accrued, part of the loan
 USERS = {"vera": "viewer", "tom": "treasury", "tina": "treasury", "carol": "compliance", "dave": "compliance",
          "adam": "admin"}
 ALLOWLIST_ENTRY = f"""
@@ -222,7 +223,8 @@ def _valuation(client: str, collateral: Decimal, loan: Decimal, ltv: Decimal | N
     return {
         "client": client, "tier": TIERS[client], "blind": blind,
         "blind_accounts": ["gamma-okx"] if blind else [],
-        "loan": {"asset": "USDC", "principal": str(loan), "accrued_interest": "0", "owed_usd": str(loan)},
+        "loan": {"asset": "USDC", "principal": str(loan - INTEREST[client]), "accrued_interest": str(INTEREST[client]),
+                 "owed_usd": str(loan), "rate": "0.08"},
         "metrics": {"gross_collateral": str(collateral), "haircut_collateral": str(collateral * Decimal("0.98")),
                     "equity": str(collateral - loan), "ltv": None if ltv is None else str(ltv),
                     "leverage": "2.4", "net_delta_ratio": "0.03"},

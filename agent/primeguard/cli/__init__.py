@@ -745,6 +745,98 @@ def actions_ack(client_id: str = typer.Argument(..., help="the client that ackno
         say(f"{client_id}: margin call acknowledgement recorded by {out['acknowledged_by']} ({out['state']}){due}")
 
 
+loans_app = typer.Typer(help="Client loans: what a new draw would do.", no_args_is_help=True)
+app.add_typer(loans_app, name="loans")
+
+
+@loans_app.command("draw-check")
+@friendly
+def loans_draw_check(client: str = typer.Argument(...), amount: str = typer.Option(..., "--amount",
+                     help="Units of the loan's asset, e.g. 250000"),
+                     config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")
+                     ) -> None:
+    """Would the policy let CLIENT draw AMOUNT more of its loan now? A fresh collection, the client
+    revalued with the draw (LTV, loan / own collateral, stress) and the policy's decision. Reads
+    only; exit code 1 when the draw is refused."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from primeguard.custody.context import LiveContext
+    from primeguard.domain.errors import InputError
+    from primeguard.domain.money import decimal_str, parse_amount
+    from primeguard.policy.engine import deny_without_policy, evaluate_draw
+    from primeguard.policy.inputs import DrawRequest
+
+    rt = _runtime(config)
+    loan = next((c.loan for c in rt.cfg.clients if c.id == client), None)
+    if loan is None:
+        raise InputError(f"client {client!r} has no loan in the config: nothing to draw on")
+    qty, _ = parse_amount(amount, 18, what="amount")
+    policy = rt.policy()
+    req = DrawRequest(f"draw-{uuid.uuid4().hex[:12]}", client, qty, "cli", datetime.now(UTC))
+    ctx = LiveContext(rt.cfg, rt.store, policy).draw(req)
+    checks: list[dict[str, Any]] = []
+    if policy is None:
+        decision = deny_without_policy(req.id)
+    else:
+        ev = evaluate_draw(policy, req, ctx)
+        decision = ev.decision
+        checks = [{"rule": c.rule_id, "status": c.status, "reason": None if c.reason is None else c.reason.value,
+                   "text": c.text} for c in ev.checks]
+    out = {"schema": "primeguard.draw_check/1", "client": client, "amount": decimal_str(qty), "asset": loan.asset,
+           "decision": {"outcome": decision.outcome.value, "reasons": [r.value for r in decision.reasons],
+                        "rules": list(decision.rule_ids), "explanation": decision.explanation,
+                        "policy_hash": decision.policy_hash},
+           "checks": checks,
+           "numbers": {k: None if v is None else decimal_str(v) for k, v in (
+               ("ltv", ctx.ltv), ("post_ltv", ctx.post_ltv), ("post_loan_to_collateral", ctx.post_loan_to_collateral),
+               ("post_stress_shortfall", ctx.post_stress_shortfall))}}
+    if as_json:
+        emit_json(out)
+    else:
+        say(f"draw of {decimal_str(qty)} {loan.asset} for {client}: {decision.outcome.value} "
+            f"({', '.join(r.value for r in decision.reasons)})")
+        say(f"  {decision.explanation}")
+    if not decision.allowed:
+        raise typer.Exit(1)
+
+
+tiers_app = typer.Typer(help="Financing tiers earned by the track record.", no_args_is_help=True)
+app.add_typer(tiers_app, name="tiers")
+
+
+@tiers_app.command("review")
+@friendly
+def tiers_review(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")
+                 ) -> None:
+    """Each client's track record (days without a margin call, worst drawdown, realised PnL) from the
+    stored history against the policy's tier requirements; proposes promotions and demotions.
+    Read-only: a change of tier goes through ``policy propose`` and a compliance approval."""
+    from datetime import UTC, datetime
+
+    from primeguard.app.tiers import review_tiers
+
+    rt = _runtime(config)
+    report = review_tiers(rt.cfg, rt.store, rt.policy(), datetime.now(UTC))
+    if as_json:
+        emit_json(report.to_json_dict())
+        return
+    t = Table(title=f"tier review (policy {report.policy_hash[:12]}, record over at most {report.lookback_days} days)")
+    for col in ("client", "tier", "days", "worst drawdown", "realised PnL", "proposal", "why"):
+        t.add_column(col)
+    for r in report.reviews:
+        rec = r.record
+        proposal = "hold" if r.action == "hold" else f"{r.action} to {r.proposed_tier}"
+        t.add_row(*(Text(x) for x in (r.client, r.tier, str(int(rec.days)), _fraction_pct(rec.worst_drawdown),
+                                      "-" if rec.realised_pnl is None else f"{rec.realised_pnl:,.2f}", proposal,
+                                      "; ".join(r.why))))
+    console.print(t)
+
+
+def _fraction_pct(x: Any) -> str:
+    return "-" if x is None else f"{x * 100:.2f}%"
+
+
 def _register_destinations() -> None:
     from primeguard.cli.destinations import register
 

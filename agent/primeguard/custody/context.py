@@ -14,12 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from primeguard.config.schema import PrimeguardConfig
+from primeguard.domain.observation import Observation
 from primeguard.pipeline.collect import collect
-from primeguard.pipeline.evaluate import evaluate
-from primeguard.policy.inputs import ApprovalGiven, WithdrawalContext, WithdrawalRequest
+from primeguard.pipeline.evaluate import Evaluation, evaluate
+from primeguard.pipeline.haircuts import load_price_history
+from primeguard.policy.inputs import ApprovalGiven, DrawContext, DrawRequest, WithdrawalContext, WithdrawalRequest
 from primeguard.policy.policyset import PolicySet
 from primeguard.risk.ladder import LadderState, LadderStatus
-from primeguard.risk.limits import after_withdrawal
+from primeguard.risk.limits import after_draw, after_withdrawal
 from primeguard.risk.pricing import select_prices
 from primeguard.store import repos
 from primeguard.store.db import Store
@@ -43,15 +45,38 @@ class LiveContext:
                 return t.asset
         return symbol
 
+    def _client_now(self, client_id: str) -> tuple[Observation, Evaluation, str | None]:
+        """A fresh collection, the client evaluated on it (stored price history for volatility
+        haircuts), and its ladder state: the daemon's stored rung or this evaluation's, the higher."""
+        obs, _ = _run(collect(self.cfg))
+        with self.store.session(readonly=True) as s:
+            row = repos.latest_metric(s, client_id)
+        ladder = {client_id: LadderStatus(LadderState[row.ladder_state.upper()], row.at)} if row else {}
+        ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={},
+                      clients={client_id}, with_stress=False,
+                      price_history=load_price_history(self.store, self.policy, obs.taken_at))
+        state = ev.ladder[client_id].state.label if client_id in ev.ladder else None
+        if row is not None and client_id in ev.ladder:
+            state = max(LadderState[row.ladder_state.upper()], ev.ladder[client_id].state).label
+        return obs, ev, state
+
+    def draw(self, req: DrawRequest) -> DrawContext:
+        """The client now and after drawing ``req.amount`` more of its loan (read fresh; unknown stays None)."""
+        obs, ev, state = self._client_now(req.client_id)
+        val = ev.valuations.get(req.client_id)
+        after = None
+        if val is not None and not val.blind and req.amount.is_finite() and req.amount > 0:
+            after = after_draw(val, req.amount, obs.taken_at)
+        return DrawContext(ltv=None if val is None or val.blind else val.ltv,
+                           post_ltv=None if after is None else after.ltv,
+                           post_loan_to_collateral=None if after is None else after.loan_to_collateral,
+                           post_stress_shortfall=None if after is None else after.stress_shortfall,
+                           ladder_state=state, client_blind=val is None or val.blind, blind_reasons=blind_reasons(val))
+
     def __call__(self, req: WithdrawalRequest, approvals: list[ApprovalGiven],
                  recent_units: Sequence[tuple[datetime, Decimal]]) -> WithdrawalContext:
-        obs, _ = _run(collect(self.cfg))
+        obs, ev, state = self._client_now(req.client_id)
         now = obs.taken_at
-        with self.store.session(readonly=True) as s:
-            row = repos.latest_metric(s, req.client_id)
-        ladder = {req.client_id: LadderStatus(LadderState[row.ladder_state.upper()], row.at)} if row else {}
-        ev = evaluate(self.cfg, obs, policy=self.policy, ladder=ladder, peaks={},
-                      clients={req.client_id}, with_stress=False)
         val = ev.valuations.get(req.client_id)
         params = ev.params.get(req.client_id)
         asset = self.priced_asset(req.chain, req.asset)
@@ -71,10 +96,6 @@ class LiveContext:
             after = after_withdrawal(val, req.account_id, asset, req.amount, req.amount * price, now)
             if after is not None:
                 post_ltc, post_stress = after.loan_to_collateral, after.stress_shortfall
-        # The daemon's rung if it has one (it has the history); otherwise this evaluation's.
-        state = ev.ladder[req.client_id].state.label if req.client_id in ev.ladder else None
-        if row is not None:
-            state = max(LadderState[row.ladder_state.upper()], ev.ladder[req.client_id].state).label
         recent = [(t, q * price) for t, q in recent_units] if price is not None else []
         # CEX: the venue's own withdrawal whitelist must contain the destination too (None: unknown).
         listed = None

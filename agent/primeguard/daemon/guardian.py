@@ -34,6 +34,7 @@ from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.model import Credential
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
+from primeguard.pipeline.haircuts import load_price_history
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
 from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus, cure_amounts, cure_target
@@ -185,7 +186,8 @@ class Guardian:
             t = _lap(stages, "policy", t)
             ev = evaluate(self.cfg, obs, policy=policy, ladder=self.ladder, peaks=self.peaks,
                           loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
-                          with_stress=reason != "oracle")
+                          with_stress=reason != "oracle",
+                          price_history=load_price_history(self.store, policy, obs.taken_at))
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
             findings = sweep_findings(obs, ev, clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),

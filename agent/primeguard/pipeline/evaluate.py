@@ -18,6 +18,7 @@ from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Client, Credential, Loan, PriceSourceKind
 from primeguard.domain.observation import AccountSnapshot, DataGap, Observation, account_venue, snapshot_gaps
+from primeguard.pipeline.haircuts import PriceHistory, volatility_haircuts, with_volatility
 from primeguard.policy.policyset import PolicySet
 from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
@@ -26,6 +27,7 @@ from primeguard.risk.params import LadderBands, RiskParameters
 from primeguard.risk.pricing import PriceBook, select_prices
 from primeguard.risk.stress import ShockedBooks, default_scenarios, stress
 from primeguard.risk.valuation import ClientBook, ClientValuation, ValuationContext, valuate
+from primeguard.risk.volatility import VolatilityHaircut
 
 # Used only when no policy is active: strict on purpose.
 FALLBACK_PARAMS = RiskParameters(ladder=LadderBands(Decimal("0.4"), Decimal("0.5"), Decimal("0.6"), Decimal("0.7")))
@@ -53,6 +55,8 @@ class Evaluation:
     stress: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     params: dict[str, RiskParameters] = field(default_factory=dict)
     book_exposure: BookExposure | None = None  # the whole book's collateral per venue
+    volatility: dict[str, VolatilityHaircut] = field(default_factory=dict)  # haircuts that follow volatility
+    reference_prices: dict[str, Decimal] = field(default_factory=dict)  # fresh reference price per quoted asset
 
 
 def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
@@ -89,12 +93,18 @@ class _PriceBooks:
 def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime | None = None, clients: set[str] | None = None,
-             extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True) -> Evaluation:
+             extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True,
+             price_history: PriceHistory | None = None) -> Evaluation:
     """Value every client of ``cfg`` seen in ``obs`` under ``policy``. ``loan_start`` is ignored
-    (kept for callers): a loan's start is part of its config."""
+    (kept for callers): a loan's start is part of its config. ``price_history`` (stored daily
+    closes per asset) feeds the policy's volatility haircuts; without it they fall back as the
+    policy says (:mod:`primeguard.pipeline.haircuts`)."""
     del loan_start
     now = obs.taken_at
     out = Evaluation()
+    out.volatility = volatility_haircuts(policy, price_history, now)
+    out.findings.extend(v.finding for v in out.volatility.values() if v.finding is not None)
+    tier_params: dict[str, RiskParameters] = {}
     if policy is None:
         out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.CRITICAL, "policy",
                                     "no active approved policy: withdrawals are denied and the strictest "
@@ -113,6 +123,10 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
             out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, client.id, str(exc),
                                         client_id=client.id))
             params = FALLBACK_PARAMS
+        else:
+            if tier not in tier_params:
+                tier_params[tier] = with_volatility(params, out.volatility)
+            params = tier_params[tier]
         out.params[client.id] = params
         snaps = gaps.snapshots(client.id)
         balances = tuple(b for s in snaps if s.ok for b in s.balances)
@@ -152,6 +166,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
             out.stress[client.id] = [r.to_json() for r in results]
             out.findings.extend(stress_findings(client.id, results, params))
     out.book_exposure = book_exposure(out.valuations.values())
+    out.reference_prices = reference_prices(obs, next(iter(tier_params.values()), FALLBACK_PARAMS),
+                                            cfg.feed_budgets())
     if policy is not None and clients is None:  # book-wide limits need the whole book
         out.findings.extend(book_venue_findings(out.book_exposure, policy.book_venue_limits))
     if policy is not None:
@@ -183,6 +199,12 @@ def defi_keeps(cfg: PrimeguardConfig, snaps: tuple[AccountSnapshot, ...],
         else:
             keeps[decl.id] = Decimal(1) - haircut
     return MappingProxyType(keeps), tuple(out)
+
+
+def reference_prices(obs: Observation, params: RiskParameters, budgets: Mapping[str, int]) -> dict[str, Decimal]:
+    """The fresh reference price of every quoted asset (what the price history keeps). Pure."""
+    book = select_prices(obs.prices, obs.taken_at, params, wanted={q.asset for q in obs.prices}, max_age_s=budgets)
+    return {a: p.reference for a, p in book.picks.items() if p.reference is not None}
 
 
 class GapIndex:

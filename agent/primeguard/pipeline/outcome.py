@@ -56,7 +56,8 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     given), a metric row per valued client (exact ``Decimal`` equity, loan and LTV in USD; an
     infinite LTV is stored as ``None`` with ``ltv_infinite``), each client's ladder rung with its
     clocks (entered_at, margin-call deadline, cooldowns: restored exactly after a restart), the open
-    findings, and closes every open finding this sweep did not see again.
+    findings, and closes every open finding this sweep did not see again; and the day's closing prices
+    (the last fresh reference price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
@@ -87,6 +88,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
             if clients is None or cid in clients:
                 repos.save_ladder_state(s, cid, state=status.state.label, entered_at=status.entered_at,
                                         deadline=status.deadline, below=status.below, now=obs.taken_at)
+        repos.record_price_closes(s, at=obs.taken_at, prices=ev.reference_prices)
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)

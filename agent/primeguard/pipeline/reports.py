@@ -62,6 +62,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         "risk": [{**v.to_json(), "ladder": ev.ladder[cid].to_json(), "stress": ev.stress.get(cid, [])}
                  for cid, v in sorted(ev.valuations.items())],
         "book_exposure": None if ev.book_exposure is None else ev.book_exposure.to_json_dict(),
+        "volatility_haircuts": [v.to_json_dict() for _, v in sorted(ev.volatility.items())],
         "policy_hash": None if policy is None else policy.hash,
         "findings": [finding_json(f) for f in findings],
     }

@@ -63,6 +63,8 @@ from primeguard.policy.engine import (
 from primeguard.policy.inputs import (
     ApprovalGiven,
     CapabilityInput,
+    DrawContext,
+    DrawRequest,
     RiskSnapshot,
     WithdrawalContext,
     WithdrawalRequest,
@@ -109,6 +111,23 @@ class ContextSpec(Strict):
     approvals: tuple[ApprovalSpec, ...] = ()
     post_loan_to_collateral: Decimal | None = None
     post_stress_shortfall: Decimal | None = None
+
+
+class DrawRequestSpec(Strict):
+    id: str = "draw"
+    client: str
+    amount: Decimal  # not range-checked here: the engine denies invalid amounts
+    requested_by: str = "requester"
+    requested_at: AwareDatetime
+
+
+class DrawContextSpec(Strict):
+    ltv: Decimal | None = None
+    post_ltv: Decimal | None = None
+    post_loan_to_collateral: Decimal | None = None
+    post_stress_shortfall: Decimal | None = None
+    ladder_state: str | None = None
+    blind: StrictBool = False
 
 
 class WithdrawalCase(Strict):
@@ -498,5 +517,22 @@ def build_case_inputs(data: Mapping[str, Any]) -> tuple[WithdrawalRequest, Withd
     return req, ctx
 
 
-__all__ = ["CaseResult", "FileResult", "PolicyTestReport", "build_case_inputs", "failed_report",
+def build_draw_inputs(data: Mapping[str, Any]) -> tuple[DrawRequest, DrawContext]:
+    """A loan draw ``{request: ..., context: ...}`` mapping as engine inputs (``policy explain``).
+
+    Raises:
+        PolicyError: a field is missing or malformed.
+    """
+    src = Source("<input>", "", data, {})
+    try:
+        rq: DrawRequestSpec = _validate(DrawRequestSpec, data.get("request", {}), src, ("request",))
+        cx: DrawContextSpec = _validate(DrawContextSpec, data.get("context", {}), src, ("context",))
+    except _CaseInputError as exc:
+        raise PolicyError(f"invalid draw input: {exc.message}") from None
+    return (DrawRequest(rq.id, rq.client, rq.amount, rq.requested_by, rq.requested_at),
+            DrawContext(cx.ltv, cx.post_ltv, cx.post_loan_to_collateral, cx.post_stress_shortfall, cx.ladder_state,
+                        cx.blind))
+
+
+__all__ = ["CaseResult", "FileResult", "PolicyTestReport", "build_case_inputs", "build_draw_inputs", "failed_report",
            "run_test_files", "run_test_texts"]

@@ -15,11 +15,12 @@ from pathlib import PurePath
 from typing import Any
 
 from primeguard.domain.errors import PolicyError, PolicyLoadError
-from primeguard.policy.cases import build_case_inputs
+from primeguard.policy.cases import build_case_inputs, build_draw_inputs
 from primeguard.policy.diff import diff, diff_text
-from primeguard.policy.engine import evaluate_defi_class, evaluate_withdrawal
+from primeguard.policy.engine import evaluate_defi_class, evaluate_draw, evaluate_withdrawal
 from primeguard.policy.explain import (
     PLAN_ORDER,
+    client_terms,
     decision_from_json,
     evaluation_json,
     explain_decision,
@@ -81,8 +82,10 @@ def diff_command(old_dir: str | PurePath, new_dir: str | PurePath) -> CommandRes
 def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> CommandResult:
     """``policy explain DIR INPUT``: why a decision comes out as it does.
 
-    ``INPUT`` (YAML or JSON) holds ``withdrawal: {request, context}`` (evaluated now, with the full
-    rule trace), ``decision: {...}`` (a recorded decision, explained against DIR),
+    ``INPUT`` (YAML or JSON) holds ``withdrawal: {request, context}`` or ``draw: {request, context}``
+    (a new loan draw), evaluated now with the full rule trace and the client's risk terms (tier,
+    financing and stress caps, track record, venue limits, volatility haircuts, each with file:line),
+    ``decision: {...}`` (a recorded decision, explained against DIR),
     ``defi_position: {haircut_class: NAME}`` (how DIR haircuts DeFi positions of that class) or
     ``plan: {client, rung?}`` (the ladder plan's levers and modes for that client, one rung or all).
     """
@@ -96,8 +99,9 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
         data = json.loads(text) if path.suffix == ".json" else parse(str(path), text).data
     except (OSError, ValueError, YamlSourceError) as exc:
         return CommandResult(f"{path}: cannot read input: {exc}", {"ok": False, "error": str(exc)}, 2)
-    if not isinstance(data, dict) or not ({"withdrawal", "decision", "defi_position", "plan"} & set(data)):
-        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'decision', 'defi_position' or 'plan'",
+    if not isinstance(data, dict) or not ({"withdrawal", "draw", "decision", "defi_position", "plan"} & set(data)):
+        return CommandResult(f"{path}: expected a mapping with 'withdrawal', 'draw', 'decision', 'defi_position' or "
+                             "'plan'",
                              {"ok": False, "error": "bad input"}, 2)
     if "plan" in data:
         return _explain_plan(policy, data["plan"], path)
@@ -115,11 +119,17 @@ def explain_command(policy_dir: str | PurePath, input_path: str | PurePath) -> C
             return CommandResult(explain_decision(policy, decision),
                                  {"ok": True, "policy_hash": policy.hash, "decision": data["decision"],
                                   "rules": {r: str(policy.origin(r) or "") for r in decision.rule_ids}})
-        req, ctx = build_case_inputs(data["withdrawal"])
+        if "draw" in data:
+            dreq, dctx = build_draw_inputs(data["draw"])
+            ev, client = evaluate_draw(policy, dreq, dctx), dreq.client_id
+        else:
+            req, ctx = build_case_inputs(data["withdrawal"])
+            ev, client = evaluate_withdrawal(policy, req, ctx), req.client_id
     except (PolicyError, KeyError, ValueError, TypeError) as exc:
         return CommandResult(f"{path}: {exc}", {"ok": False, "error": str(exc)}, 2)
-    ev = evaluate_withdrawal(policy, req, ctx)
-    return CommandResult(explain_evaluation(policy, ev), {"ok": True, **evaluation_json(policy, ev)})
+    terms = client_terms(policy, client)
+    return CommandResult(explain_evaluation(policy, ev, terms),
+                         {"ok": True, **evaluation_json(policy, ev), "terms": [t.to_json_dict() for t in terms]})
 
 
 def _explain_plan(policy: PolicySet, spec: Any, path: PurePath) -> CommandResult:

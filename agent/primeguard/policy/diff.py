@@ -375,6 +375,11 @@ def _risk(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
                     hb.volatility.window_days, hb.volatility.min_points, hb.volatility.assets):
                 out.append(Change("haircuts", "volatility", "changed", "volatility window, minimum history or "
                                   "assets change"))
+            if ha.volatility.short_history != hb.volatility.short_history:
+                full = hb.volatility.short_history == "full"
+                out.append(Change("haircuts", "volatility", "stricter" if full else "looser",
+                                  "too little price history now counts the asset at " +
+                                  ("nothing (haircut 1)" if full else "its listed haircut")))
     for asset in sorted(set(old.haircuts) | set(new.haircuts)):
         ha_v, hb_v = old.haircuts.get(asset), new.haircuts.get(asset)
         if ha_v is None and hb_v is not None:

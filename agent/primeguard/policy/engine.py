@@ -40,10 +40,18 @@ from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.identity import canonical_name
 from primeguard.domain.model import Capability, Credential, Holder, VenueKind
 from primeguard.domain.money import decimal_str
-from primeguard.policy.inputs import CapabilityInput, RiskSnapshot, WithdrawalContext, WithdrawalRequest
+from primeguard.policy.inputs import (
+    CapabilityInput,
+    DrawContext,
+    DrawRequest,
+    RiskSnapshot,
+    WithdrawalContext,
+    WithdrawalRequest,
+)
 from primeguard.policy.policyset import (
     BUILTIN_BLIND,
     BUILTIN_DEFAULT_DENY,
+    BUILTIN_FINANCING,
     BUILTIN_INPUT,
     BUILTIN_NO_POLICY,
     CapabilityRuleC,
@@ -320,36 +328,50 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         # Deny overrides: asking for approval of a request that is denied anyway is moot, so approval
         # rules are evaluated only when no enforced check has denied (saves the hot path ~10 checks).
         denied = any(c.status == "deny" and not c.shadow for c in checks)
-        for arule in () if denied else approval_rules:  # ascending thresholds
+        rules_up = () if denied or not approval_rules or usd <= approval_rules[0].above_usd else approval_rules
+        # Who each approver is, and whether it is the requester, worked out once per decision (not
+        # once per rule): (identity, display name, role, canonical name, is the requester).
+        givers = [(_identity(a.approver_id, a.approver), a.approver, a.role, _person(a.approver),
+                   _same_person(a.approver_id, a.approver, req.requested_by_id, requester))
+                  for a in ctx.approvals] if rules_up else []
+        # Rules asking the same roles (and named approvers) count the same approvals: counted once.
+        counted: dict[tuple[frozenset[str], frozenset[str] | None], tuple[int, str, bool]] = {}
+        for arule in rules_up:  # ascending thresholds
             if usd <= arule.above_usd:
                 break
-            valid: dict[object, str] = {}  # identity -> display name: one user counts once
-            self_approved = False
-            named = None if arule.approvers is None else {_person(n) for n in arule.approvers}
-            for a in ctx.approvals:
-                who = _identity(a.approver_id, a.approver)
-                if _same_person(a.approver_id, a.approver, req.requested_by_id, requester):
-                    self_approved = True
-                elif a.role in arule.roles and (named is None or _person(a.approver) in named):
-                    valid.setdefault(who, a.approver)
-            if len(valid) >= arule.required:
-                add(_check((arule.id, "pass", None, f"approved by {', '.join(sorted(valid.values()))} "
+            roles = arule.roles
+            key = (roles, arule.approvers)
+            hit = counted.get(key)
+            if hit is None:
+                valid: dict[object, str] = {}  # identity -> display name: one user counts once
+                self_approved = False
+                named = None if arule.approvers is None else {_person(n) for n in arule.approvers}
+                for who, name, role, person, is_requester in givers:
+                    if is_requester:
+                        self_approved = True
+                    elif role in roles and (named is None or person in named):
+                        valid.setdefault(who, name)
+                hit = counted[key] = (len(valid), ", ".join(sorted(valid.values())), self_approved)
+            n_valid, names, self_approved = hit
+            if n_valid >= arule.required:
+                add(_check((arule.id, "pass", None, f"approved by {names} "
                                                     f"({arule.required} required above {arule.above_text})",
                             arule.shadow)))
             else:
                 add(_check((arule.id, "approval", ReasonCode.APPROVAL_REQUIRED,
                             f"above {arule.above_text}: {arule.required} approval(s) from {arule.roles_text} needed, "
-                            f"{len(valid)} so far", arule.shadow)))
+                            f"{n_valid} so far", arule.shadow)))
                 if self_approved:
                     add(_check((arule.id, "approval", ReasonCode.SELF_APPROVAL,
                                 f"the requester {requester}'s own approval does not count", arule.shadow)))
                 if not arule.shadow:
                     approvals_required = max(approvals_required, arule.required)
+        return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required, usd_text)
     return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required)
 
 
 def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd: Decimal | None, asset: str,
-             chain: str, dest: str, approvals_required: int) -> Evaluation:
+             chain: str, dest: str, approvals_required: int, usd_text: str | None = None) -> Evaluation:
     # One pass over the checks; most pass, so the common (allow) case touches each check once.
     denies: list[Check] = []
     asks: list[Check] = []
@@ -364,7 +386,7 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
             denies.append(c)
         else:
             asks.append(c)
-    value = f" (${usd:,.2f})" if usd is not None else ""
+    value = f" ({usd_text})" if usd_text is not None else (f" (${usd:,.2f})" if usd is not None else "")
     what = (f"withdrawal {req.id} of {req.amount} {asset}{value} for client {req.client_id} from {req.venue} "
             f"account {req.account_id} to {dest[:50]} on {chain}")
     shadow_t = tuple(shadow)
@@ -401,11 +423,82 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
     return Evaluation(decision, findings, tuple(checks), usd)
 
 
+def evaluate_draw(policy: PolicySet, req: DrawRequest, ctx: DrawContext) -> Evaluation:
+    """Decide a new draw on a client's loan. Pure. Denied unless every check passes: a positive
+    finite amount, a client fully seen, a ladder state the withdrawal guards allow, the LTV after
+    the draw below the tier's LTV limit, loan ÷ own collateral after the draw within the tier's
+    ``max_loan_to_collateral`` (always checked: the policy's financing guard, else
+    ``builtin.financing_cap``) and, when the tier sets one and the policy has a stress guard, the
+    worst stressed shortfall within its limit. Unknown numbers deny."""
+    g = policy.guards
+    if g is None:
+        decision = Decision(Outcome.DENY, (ReasonCode.POLICY_MISSING,), (BUILTIN_NO_POLICY,),
+                            f"Denied draw {req.id}: the policy has no withdrawal_limits file (its guards decide "
+                            f"draws too).", policy.hash)
+        return Evaluation(decision, (), (Check(BUILTIN_NO_POLICY, "deny", ReasonCode.POLICY_MISSING,
+                                               "no withdrawal_limits file"),))
+    checks: list[Check] = []
+    add = checks.append
+    client = req.client_id
+    tier = policy.tier_of(client)
+    amount = req.amount
+    if not (isinstance(amount, Decimal) and amount.is_finite() and Decimal(0) < amount < _MAX_AMOUNT):
+        add(_check((BUILTIN_INPUT, "deny", ReasonCode.AMOUNT_INVALID,
+                    f"amount {amount!s} is not a positive finite number", False)))
+    if ctx.client_blind:
+        missing = "; ".join(ctx.blind_reasons[:5])
+        add(_check((BUILTIN_BLIND, "deny", ReasonCode.BLIND_SPOT,
+                    f"client {client} is a blind spot: part of its collateral cannot be read"
+                    + (f" ({missing})" if missing else ""), False)))
+    state = ctx.ladder_state
+    if state is None or state not in g.allow_states:
+        add(_check((g.ladder_id, "deny", ReasonCode.LADDER_STATE,
+                    f"client {client}'s ladder state is " + ("unknown" if state is None else repr(state))
+                    + f" (new draws only in {', '.join(sorted(g.allow_states))})", False)))
+    else:
+        add(_check((g.ladder_id, "pass", None, f"ladder state {state}", False)))
+    ltv_cap, ltv_cap_text = policy.ltv_limit_and_text(tier)
+    post = ctx.post_ltv
+    if post is None or ctx.ltv is None:
+        add(_check((g.ltv_id, "deny", ReasonCode.BLIND_SPOT, f"client {client}'s LTV after the draw is unknown",
+                    False)))
+    elif post >= ltv_cap:
+        add(_check((g.ltv_id, "deny", ReasonCode.LTV_IMPACT,
+                    f"LTV would rise from {decimal_str(ctx.ltv)} to {decimal_str(post)}, at or above {ltv_cap_text}",
+                    False)))
+    else:
+        add(_check((g.ltv_id, "pass", None, f"LTV after the draw {post} stays below {ltv_cap_text}", False)))
+    spec = policy.tiers[tier]
+    _financing_check(add, g.financing_id or BUILTIN_FINANCING, False, client, tier, spec.max_loan_to_collateral,
+                     ctx.post_loan_to_collateral, "the draw")
+    if g.stress_id is not None:
+        _stress_check(add, g.stress_id, False, client, tier, spec.max_stress_shortfall_usd, ctx.post_stress_shortfall,
+                      "the draw")
+    denies = [c for c in checks if c.status == "deny"]
+    what = f"draw {req.id} of {amount} on client {client}'s loan (tier {tier})"
+    if denies:
+        reasons = _unique_reasons(denies)
+        rule_ids = tuple(dict.fromkeys(c.rule_id for c in denies))
+        decision = Decision(Outcome.DENY, reasons, rule_ids,
+                            f"Denied {what}: {'; '.join(c.text for c in denies)}. Decided by {', '.join(rule_ids)} "
+                            f"under policy {policy.short_hash}.", policy.hash)
+        finding = Finding(FindingCode.POLICY_VIOLATION, Severity.WARNING, req.id,
+                          f"draw {req.id} denied: {', '.join(reasons)}", client_id=client, rule_id=rule_ids[0],
+                          details=MappingProxyType({"reasons": [str(r) for r in reasons], "rule_ids": list(rule_ids),
+                                                    "policy_hash": policy.hash}))
+        return Evaluation(decision, (finding,), tuple(checks))
+    rule_ids = tuple(dict.fromkeys(c.rule_id for c in checks))
+    decision = Decision(Outcome.ALLOW, _ALLOWED, rule_ids,
+                        f"Allowed {what}: {'; '.join(c.text for c in checks)}. Decided by policy {policy.short_hash}.",
+                        policy.hash)
+    return Evaluation(decision, (), tuple(checks))
+
+
 def _financing_check(add: Callable[[Check], None], rid: str, shadow: bool, client: str, tier: str, cap: Decimal,
-                     post: Decimal | None) -> None:
+                     post: Decimal | None, after: str = "the withdrawal") -> None:
     if post is None:
         add(_check((rid, "deny", ReasonCode.BLIND_SPOT,
-                    f"client {client}'s loan / own collateral after the withdrawal is unknown", shadow)))
+                    f"client {client}'s loan / own collateral after {after} is unknown", shadow)))
     elif post > cap:
         add(_check((rid, "deny", ReasonCode.FINANCING_CAP,
                     f"loan / own collateral would be {_ratio(post)}, above tier {tier}'s financing cap "
@@ -416,12 +509,12 @@ def _financing_check(add: Callable[[Check], None], rid: str, shadow: bool, clien
 
 
 def _stress_check(add: Callable[[Check], None], rid: str, shadow: bool, client: str, tier: str,
-                  limit: Decimal | None, post: Decimal | None) -> None:
+                  limit: Decimal | None, post: Decimal | None, after: str = "the withdrawal") -> None:
     if limit is None:
         add(_check((rid, "pass", None, f"tier {tier} sets no stress shortfall limit", shadow)))
     elif post is None:
         add(_check((rid, "deny", ReasonCode.BLIND_SPOT,
-                    f"client {client}'s stressed shortfall after the withdrawal is unknown", shadow)))
+                    f"client {client}'s stressed shortfall after {after} is unknown", shadow)))
     elif post > limit:
         add(_check((rid, "deny", ReasonCode.STRESS_LIMIT,
                     f"the worst stress scenario would leave a ${post:,.2f} shortfall (loan above stressed haircut "

@@ -8,11 +8,15 @@ decision log) against a policy version, warning when that version is not the one
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from primeguard.domain.decision import Decision, ReasonCode
 from primeguard.domain.findings import Finding
+from primeguard.domain.money import decimal_str
+from primeguard.policy.bundle import display_name
 from primeguard.policy.engine import Evaluation
 from primeguard.policy.policyset import PolicySet
 
@@ -46,8 +50,8 @@ REASON_DOCS: Mapping[ReasonCode, str] = MappingProxyType({
     ReasonCode.LIMIT_EXCEEDED: "A risk limit (leverage, net delta, drawdown, concentration) is exceeded.",
     ReasonCode.FINANCING_CAP: "After the withdrawal or draw, loan ÷ the client's own collateral would exceed its "
                               "tier's max_loan_to_collateral.",
-    ReasonCode.STRESS_LIMIT: "After the withdrawal, the worst stress scenario's shortfall (loan − stressed haircut "
-                             "collateral) would exceed the tier's max_stress_shortfall_usd.",
+    ReasonCode.STRESS_LIMIT: "After the withdrawal or draw, the worst stress scenario's shortfall (loan − stressed "
+                             "haircut collateral) would exceed the tier's max_stress_shortfall_usd.",
     ReasonCode.SANCTIONED: "A screening source (sanctions oracle or an imported list) lists the destination; "
                            "nothing may be sent there, whatever the allowlist says.",
     ReasonCode.SCREENING_UNAVAILABLE: "A screening source the policy relies on could not answer; withdrawals fail "
@@ -74,6 +78,66 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 
 
 
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One policy term that governs a client, with where it is written (``file:line``)."""
+
+    name: str
+    value: str
+    at: str
+
+    def to_json_dict(self) -> dict[str, str]:
+        return {"name": self.name, "value": self.value, "at": self.at}
+
+
+def client_terms(policy: PolicySet, client: str) -> list[Term]:
+    """The terms that govern ``client`` besides the rules in the trace: its tier (and the line that
+    assigns it), the tier's financing cap, gross leverage, stress limit, liquidity and
+    near-liquidation settings, the track record the tier asks for, the venue limits, and the
+    volatility haircut rule. Only what the policy sets is listed."""
+    risk_rel = policy.file_ids.get(policy.risk.id)
+    if risk_rel is None:
+        return []
+    src = policy.sources[risk_rel]
+    name = display_name(policy.root, risk_rel)
+    tier = policy.tier_of(client)
+    out: list[Term] = []
+    idx = next((i for i, c in enumerate(policy.risk.clients) if c.id == client), None)
+    if idx is None:
+        out.append(Term("tier", f"{tier} (default_tier: the client is not listed)",
+                        f"{name}:{src.line_of(('default_tier',))}"))
+    else:
+        since = policy.risk.clients[idx].since
+        out.append(Term("tier", tier + (f" since {since.isoformat()}" if since else ""),
+                        f"{name}:{src.line_of(('clients', idx))}"))
+    ti = next(i for i, t in enumerate(policy.risk.tiers) if t.id == tier)
+    spec = policy.tiers[tier]
+    fields = (("max_loan_to_collateral", spec.max_loan_to_collateral, ":1 loan / own collateral"),
+              ("max_gross_leverage", spec.max_gross_leverage, "x gross exposure / own collateral"),
+              ("max_stress_shortfall_usd", spec.max_stress_shortfall_usd, " USD worst stressed shortfall"),
+              ("max_low_liquidity_share", spec.max_low_liquidity_share, " of equity in low-liquidity assets"),
+              ("near_liquidation", spec.near_liquidation, " distance to liquidation warned"),
+              ("min_track_record_days", spec.min_track_record_days or None, " days without a margin call to earn it"),
+              ("max_track_record_drawdown", spec.max_track_record_drawdown, " worst drawdown over the record"),
+              ("min_realised_pnl_usd", spec.min_realised_pnl_usd, " USD realised PnL over the record"))
+    for field_name, value, unit in fields:
+        if value is not None:
+            out.append(Term(field_name, f"{decimal_str(Decimal(value))}{unit}",
+                            f"{name}:{src.line_of(('tiers', ti, field_name))}"))
+    for i, v in enumerate(policy.risk.venue_limits):
+        parts = [f"client {decimal_str(v.max_client_share)}" if v.max_client_share is not None else "",
+                 f"book {decimal_str(v.max_book_share)}" if v.max_book_share is not None else ""]
+        out.append(Term(f"venue_limit {v.venue}", "largest share: " + ", ".join(p for p in parts if p),
+                        f"{name}:{src.line_of(('venue_limits', i))}"))
+    vol = policy.volatility
+    hair_rel = policy.file_ids.get(policy.risk.haircuts)
+    if vol is not None and hair_rel is not None:
+        out.append(Term("volatility_haircuts", f"max(listed, {decimal_str(vol.k)} x sigma of daily returns over "
+                                               f"{vol.window_days} days); short history: {vol.short_history}",
+                        f"{display_name(policy.root, hair_rel)}:{policy.sources[hair_rel].line_of(('volatility',))}"))
+    return out
+
+
 def evaluation_json(policy: PolicySet, evaluation: Evaluation) -> dict[str, Any]:
     return {
         "decision": decision_json(evaluation.decision),
@@ -87,8 +151,9 @@ def evaluation_json(policy: PolicySet, evaluation: Evaluation) -> dict[str, Any]
     }
 
 
-def explain_evaluation(policy: PolicySet, evaluation: Evaluation) -> str:
-    """Human text: outcome, the explanation paragraph, then every rule's verdict with file:line."""
+def explain_evaluation(policy: PolicySet, evaluation: Evaluation, terms: list[Term] | None = None) -> str:
+    """Human text: outcome, the explanation paragraph, every rule's verdict with file:line, then
+    the client's ``terms`` (see :func:`client_terms`) when given."""
     d = evaluation.decision
     lines = [f"Decision: {d.outcome.value.upper()}  (policy {policy.hash})", "", d.explanation, ""]
     if d.reasons:
@@ -108,6 +173,11 @@ def explain_evaluation(policy: PolicySet, evaluation: Evaluation) -> str:
         lines.append("Findings:")
         for f in evaluation.findings:
             lines.append(f"  {f.severity.name.lower()} {f.code.value} {f.subject}: {f.message}")
+    if terms:
+        lines.append("")
+        lines.append("Client terms (risk limits):")
+        for t in terms:
+            lines.append(f"  {t.name}: {t.value}  ({t.at})")
     return "\n".join(lines)
 
 

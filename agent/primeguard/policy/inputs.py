@@ -78,6 +78,31 @@ class WithdrawalContext:
 
 
 @dataclass(frozen=True, slots=True)
+class DrawRequest:
+    """A request to draw ``amount`` more of the client's loan (in the loan's asset)."""
+
+    id: str
+    client_id: str
+    amount: Decimal
+    requested_by: str
+    requested_at: datetime
+    requested_by_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawContext:
+    """The client now and after the draw (from ``risk.limits.after_draw``). ``None`` = unknown: denied."""
+
+    ltv: Decimal | None = None
+    post_ltv: Decimal | None = None
+    post_loan_to_collateral: Decimal | None = None
+    post_stress_shortfall: Decimal | None = None
+    ladder_state: str | None = None
+    client_blind: bool = False
+    blind_reasons: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CapabilityInput:
     """Credentials seen in one sweep plus the accounts they act on (for client and venue scope)."""
 

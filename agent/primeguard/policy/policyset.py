@@ -25,8 +25,9 @@ from pydantic import BaseModel
 from primeguard.domain.errors import PolicyError
 from primeguard.domain.model import Capability, VenueKind
 from primeguard.domain.money import decimal_str
-from primeguard.policy.schema import CapabilityRule, RiskLimitsFile, TierSpec
+from primeguard.policy.schema import CapabilityRule, HaircutsFile, RiskLimitsFile, TierSpec, VolatilitySpec
 from primeguard.policy.yamlsrc import Source
+from primeguard.risk.eligibility import TierRequirement
 from primeguard.risk.params import (
     DEFAULT_LIQUIDITY,
     DEFAULT_NEAR_LIQUIDATION,
@@ -45,7 +46,9 @@ BUILTIN_DEFAULT_DENY = "builtin.default_deny"  # withdrawals are denied unless a
 BUILTIN_INPUT = "builtin.input"  # malformed request: amount, address, asset
 BUILTIN_BLIND = "builtin.blind_spot"  # the client cannot be fully seen
 BUILTIN_NO_POLICY = "builtin.no_policy"  # no withdrawal_limits file: nothing can be allowed
-BUILTIN_RULES: tuple[str, ...] = (BUILTIN_DEFAULT_DENY, BUILTIN_INPUT, BUILTIN_BLIND, BUILTIN_NO_POLICY)
+BUILTIN_FINANCING = "builtin.financing_cap"  # a new loan draw never passes the tier's max_loan_to_collateral
+BUILTIN_RULES: tuple[str, ...] = (BUILTIN_DEFAULT_DENY, BUILTIN_INPUT, BUILTIN_BLIND, BUILTIN_NO_POLICY,
+                                  BUILTIN_FINANCING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +388,30 @@ class PolicySet:
         """Venue label (prefix, or ``*``) → the largest share of the whole book's collateral there."""
         return MappingProxyType({v.venue: v.max_book_share for v in self.risk.venue_limits
                                  if v.max_book_share is not None})
+
+    @property
+    def volatility(self) -> VolatilitySpec | None:
+        """The haircuts file's volatility rule, if it has one."""
+        hair = self.models.get(self.risk.haircuts)
+        return hair.volatility if isinstance(hair, HaircutsFile) else None
+
+    def volatility_assets(self) -> tuple[str, ...]:
+        """The assets whose haircut follows volatility: the rule's list, else every listed asset."""
+        spec = self.volatility
+        if spec is None:
+            return ()
+        return tuple(a.upper() for a in spec.assets) if spec.assets else tuple(sorted(self.haircuts))
+
+    def tier_requirements(self) -> tuple[TierRequirement, ...]:
+        """Each tier's track-record requirements (``tiers review``), ranked by financing
+        (``max_loan_to_collateral``)."""
+        return tuple(TierRequirement(t.id, t.max_loan_to_collateral, t.min_track_record_days,
+                                     t.max_track_record_drawdown, t.min_realised_pnl_usd)
+                     for t in self.tiers.values())
+
+    def client_since(self, client_id: str) -> datetime | None:
+        """When the policy put the client in its tier (``since``), if it says."""
+        return next((c.since for c in self.risk.clients if c.id == client_id), None)
 
     def risk_parameters_for_client(self, client_id: str) -> RiskParameters:
         return self.risk_parameters(self.tier_of(client_id))

@@ -132,6 +132,8 @@ class VolatilitySpec(Strict):
     window_days: int = Field(default=30, ge=2, le=3650)
     min_points: int = Field(default=20, ge=2, le=3650)
     assets: tuple[AssetSymbol, ...] | None = Field(default=None, min_length=1)  # None: every listed asset
+    # Too little history: keep the listed haircut ("floor") or count the asset at nothing ("full").
+    short_history: Literal["floor", "full"] = "floor"
 
 
 class DefiHaircutClass(Strict):

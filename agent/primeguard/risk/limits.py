@@ -9,6 +9,8 @@ what a withdrawal would do to the financing ratio and the stressed shortfall. Pu
 - **After a withdrawal** of ``amount`` of ``asset`` from one account: the loan stays, the client's
   own collateral (net equity) falls by the USD value, and the stress scenarios are re-run on the
   book without the withdrawn units.
+- **After a new loan draw**: the loan grows by the amount and so does the cash on the client's
+  account; the client is revalued exactly (LTV, loan ÷ own collateral) and stress re-run.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from types import MappingProxyType
 from typing import Any
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
-from primeguard.domain.model import Balance
+from primeguard.domain.model import Balance, LoanEvent
 from primeguard.risk.params import RiskParameters, venue_limit
 from primeguard.risk.pricing import PriceBook, dec_str
 from primeguard.risk.stress import StressResult, StressScenario, default_scenarios, stress
-from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation
+from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation, valuate
 
 
 def scenario_shortfall(r: StressResult) -> Decimal:
@@ -166,3 +168,53 @@ def after_withdrawal(val: ClientValuation, account_id: str, asset: str, amount: 
     prices: PriceBook = ctx.prices
     worst, name = worst_shortfall(stress(after, prices, ctx.params, now, sc) for sc in scenarios)
     return AfterWithdrawal(ratio, worst, name)
+
+
+@dataclass(frozen=True, slots=True)
+class AfterDraw:
+    """What a new loan draw would leave: LTV, loan / own collateral and the worst stressed shortfall."""
+
+    ltv: Decimal
+    loan_to_collateral: Decimal
+    stress_shortfall: Decimal
+    stress_scenario: str | None
+
+
+def drawn(book: ClientBook, amount: Decimal, at: datetime) -> ClientBook | None:
+    """The book after a draw of ``amount`` (loan asset units) at ``at``: the loan grows by it and the
+    cash lands on the account already holding the loan asset (else the book's first account). None
+    without a loan or an account."""
+    loan = book.loan
+    if loan is None:
+        return None
+    rows = list(book.balances)
+    target = next((b.account_id for b in rows if b.asset == loan.asset), None)
+    if target is None:
+        target = next(iter(book.account_venues), None) or next((b.account_id for b in rows), None)
+    if target is None:
+        return None
+    events = tuple(sorted((*loan.events, LoanEvent(at, amount)), key=lambda e: e.at))
+    after = withdrawn(book, target, loan.asset, -amount, at)  # a negative withdrawal is a deposit
+    return replace(after, loan=replace(loan, events=events))
+
+
+def after_draw(val: ClientValuation, amount: Decimal, now: datetime,
+               scenarios: Sequence[StressScenario] | None = None) -> AfterDraw | None:
+    """Revalue the client as if ``amount`` more of its loan were drawn now (exact, same prices and
+    parameters): the LTV, loan ÷ own collateral and the worst stressed shortfall after the draw.
+    None when the valuation has no book, prices or loan to redo it on."""
+    book, ctx = val.book, val.context
+    if book is None or ctx is None:
+        return None
+    after = drawn(book, amount, now)
+    if after is None:
+        return None
+    post = valuate(after, ctx.prices, ctx.params, now, tier=val.tier)
+    if post.ltv is None:
+        return None
+    net = post.net_equity
+    ratio = ZERO if post.loan == 0 else (post.loan / net if net > 0 else INFINITE)
+    if scenarios is None:
+        scenarios = default_scenarios(set(after.account_venues.values()))
+    worst, name = worst_shortfall(stress(after, ctx.prices, ctx.params, now, sc) for sc in scenarios)
+    return AfterDraw(post.ltv, ratio, worst, name)

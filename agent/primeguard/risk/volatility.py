@@ -68,17 +68,21 @@ def sigma_of(closes: list[Decimal]) -> Decimal | None:
 
 
 def volatility_haircut(asset: str, floor: Decimal, k: Decimal, points: Iterable[tuple[datetime, Decimal]],
-                       now: datetime, *, window_days: int, min_points: int) -> VolatilityHaircut:
-    """``min(1, max(floor, k × σ))`` from ``points`` (time, price); the floor, with a finding, when
-    fewer than ``min_points`` daily returns exist in the window."""
+                       now: datetime, *, window_days: int, min_points: int,
+                       short_history_haircut: Decimal | None = None) -> VolatilityHaircut:
+    """``min(1, max(floor, k × σ))`` from ``points`` (time, price); with fewer than ``min_points``
+    daily returns in the window, ``short_history_haircut`` (default: the floor; 1 counts the asset
+    at nothing) and a finding."""
     closes = daily_closes(points, now, window_days)
     returns = max(0, len(closes) - 1)
     sigma = sigma_of(closes) if returns >= min_points else None
     if sigma is None:
+        used = floor if short_history_haircut is None else short_history_haircut
+        what = f"stays at its floor {floor}" if used == floor else f"is {used} until history builds up"
         finding = Finding(FindingCode.HAIRCUT_HISTORY_SHORT, Severity.WARNING, asset,
                           f"{asset}: {returns} daily returns in the last {window_days} days (need {min_points}); "
-                          f"the haircut stays at its floor {floor}", details={"asset": asset, "returns": returns,
-                                                                               "min_points": min_points,
-                                                                               "floor": dec_str(floor)})
-        return VolatilityHaircut(asset, floor, floor, k, None, returns, window_days, finding)
+                          f"the haircut {what}", details={"asset": asset, "returns": returns,
+                                                          "min_points": min_points, "floor": dec_str(floor),
+                                                          "haircut": dec_str(used)})
+        return VolatilityHaircut(asset, used, floor, k, None, returns, window_days, finding)
     return VolatilityHaircut(asset, min(ONE, max(floor, k * sigma)), floor, k, sigma, returns, window_days)

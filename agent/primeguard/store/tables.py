@@ -144,6 +144,18 @@ class MetricRow(StoreModel, table=True):
     extra: dict[str, Any] = _json()
 
 
+class PriceCloseRow(StoreModel, table=True):
+    """The last reference price seen per asset and UTC day (one row per asset and day, kept current
+    by every sweep): the price history volatility haircuts are computed from."""
+
+    __tablename__ = "price_closes"
+
+    asset: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)  # ISO date (UTC) of ``at``
+    at: datetime = _time()
+    price: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+
+
 class FindingRow(StoreModel, table=True):
     """A finding's lifecycle, keyed by :attr:`Finding.key`. Reopening starts a new episode."""
 

@@ -121,7 +121,9 @@ def build_api() -> APIRouter:
                days: Annotated[int, Query(ge=1, le=90, description="history before the latest point")] = 3,
                ) -> dict[str, Any]:
         principal_of(request).require(Perm.READ)
-        data = queries.client_detail(ctx_of(request).store, client_id, days=days)
+        ctx = ctx_of(request)
+        policy, _, _ = queries.policy_in_force(ctx.store, policy_dir=ctx.policy_dir, cache=ctx.policy_cache)
+        data = queries.client_detail(ctx.store, client_id, days=days, policy=policy)
         if data is None:
             raise WebError("not_found", f"no data about client {client_id}")
         return data

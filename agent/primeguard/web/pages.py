@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -230,12 +231,21 @@ def render_overview(request: Request, _messages: list[tuple[str, str]]) -> tuple
         row_classes=classes, numeric=[3, 4], empty="No client metrics yet: is the daemon running?"),
         note="Blind clients first, then by ladder state and LTV. The bar shows the LTV against the tier's bands: "
              "warn, margin call, halt, liquidate.")
+    book = data["book_exposure"]
+    left_out = (f' {len(book["blind_clients"])} blind client(s) left out: {", ".join(book["blind_clients"])}.'
+                if book["blind_clients"] else "")
+    exposure = section("Book exposure per venue", table(
+        ["Venue", "Collateral", "Share of the book"],
+        [[x["venue"], usd(x["usd"]), pct(x["share"])] for x in book["venues"]], numeric=[1, 2],
+        empty="No valued client yet."), id_="book-exposure",
+        note=Safe(f'Total {usd(book["total_usd"])} from each client\'s latest valuation; the policy\'s venue limits '
+                  f'cap these shares (contagion: a venue failure takes its share with it).{e(left_out)}'))
     blind_rows = [[f["client_id"] or "—", badge("blind", f["code"]), f["subject"], f["venue"] or "—", f["message"],
                    when(f["first_seen"])] for f in data["blind_spots"]]
     blind = section("Blind spots", table(["Client", "Code", "Subject", "Venue", "Message", "Since"], blind_rows,
                                          empty="No blind spots: every account was seen in the last sweep."),
                     id_="blind-spots", note="Decisions about a blind client fail closed (withdrawals are denied).")
-    return "Overview", "overview", join([cards, clients, blind])
+    return "Overview", "overview", join([cards, clients, exposure, blind])
 
 
 def _tone(state: str) -> str:
@@ -253,9 +263,11 @@ def overview_page(request: Request) -> Response:
 
 def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | None:
     ctx, who = ctx_of(request), principal_of(request)
-    d = queries.client_detail(ctx.store, client_id)
+    policy, _, _ = queries.policy_in_force(ctx.store, policy_dir=ctx.policy_dir, cache=ctx.policy_cache)
+    d = queries.client_detail(ctx.store, client_id, policy=policy)
     if d is None:
         return None
+    loan = d["loan"] or {}
     latest = d["latest"] or {}
     val = d["valuation"] or {}
     metrics = val.get("metrics") or {}
@@ -271,7 +283,12 @@ def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | N
              ltv_bar(latest.get("ltv"), latest.get("bands"), state, infinite=latest.get("ltv_infinite", False),
                      width=150, height=14)),
         card("Equity", usd(latest.get("equity"))),
-        card("Loan owed", usd(latest.get("loan"))),
+        card("Loan owed", usd(latest.get("loan")),
+             Safe(f'principal {usd(loan.get("principal"))} + interest {usd(loan.get("accrued_interest"))}'
+                  + (f' at {pct(loan.get("rate"))} a year' if loan.get("rate") is not None else ""))
+             if loan else ""),
+        card("Interest accrued", usd(loan.get("accrued_interest")) if loan else Safe("—"),
+             f'{loan.get("asset") or ""} not yet paid; part of the loan in the LTV' if loan else "no loan"),
         card("Collateral (gross)", usd(metrics.get("gross_collateral")),
              Safe(f"after haircuts {usd(metrics.get('haircut_collateral'))}")),
         card("Leverage", qty(metrics.get("leverage")) if metrics.get("leverage") is not None else Safe("—"),
@@ -315,6 +332,7 @@ def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | N
     stress = section("Stress", table(["Scenario", "LTV", "Equity", "Shortfall", "LTV after liquidation",
                                       "Worst asset", ""], stress_rows, numeric=[1, 2, 3, 4],
                                      empty="No stress results in the latest sweep."))
+    eligibility = _eligibility_section(d["eligibility"])
     f_rows = [[badge(f["severity_name"]), f["code"], f["subject"], f["venue"] or "—", f["message"],
                when(f["first_seen"])] for f in d["findings"]]
     findings = section("Open findings", table(["Severity", "Code", "Subject", "Venue", "Message", "Since"], f_rows,
@@ -325,7 +343,7 @@ def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | N
     actions = section("Playbook actions", table(["Action", "Kind", "Mode", "State", "What it did", "Proposed", ""],
                                                 a_rows, empty="No playbook actions for this client."))
     body = join([blind_note, cards, chart, Safe('<div class="grid-2">'), venues, collateral, Safe("</div>"), pos,
-                 stress, findings, actions])
+                 stress, eligibility, findings, actions])
     return f"Client {client_id}", "overview", body
 
 
@@ -335,6 +353,24 @@ def _did(a: dict[str, Any]) -> Safe:
     if not lines:
         return Safe('<span class="note">not run</span>')
     return join([Safe('<div class="did">') + e(line) + Safe("</div>") for line in lines])
+
+
+def _eligibility_section(rev: dict[str, Any] | None) -> Safe:
+    """The client's tier eligibility from its track record, and why (``tiers review``)."""
+    if rev is None:
+        return section("Tier eligibility", Safe('<p class="note">No policy in force: eligibility unknown.</p>'))
+    rec = rev["record"]
+    rows = [[t["tier"], badge("done", "eligible") if t["eligible"] else badge("blind", "not eligible"),
+             "; ".join(t["reasons"]) or "every requirement met"] for t in rev["tiers"]]
+    action = rev["action"]
+    proposal = ("no change" if action == "hold"
+                else f'{action} to {rev["proposed_tier"]} (a policy change compliance approves)')
+    record = (e(rec["problem"]) if rec["problem"] else
+              Safe(f'{int(Decimal(rec["days"]))} days without a margin call, worst drawdown '
+                   f'{pct(rec["worst_drawdown"])}, realised PnL {usd(rec["realised_pnl_usd"])}'))
+    return section("Tier eligibility", table(["Tier", "Eligible", "Why"], rows), id_="eligibility",
+                   note=Safe(f'In tier {e(rev["tier"])}. Track record: {record}. Proposal: {e(proposal)}: '
+                             f'{e("; ".join(rev["why"]))}.'))
 
 
 def _approve_action_cell(a: dict[str, Any], who: Principal, csrf: str, back: str) -> Safe:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,7 @@ def overview(store: Store) -> dict[str, Any]:
                              r["client_id"]))
     return {
         "clients": rows,
+        "book_exposure": book_exposure_of(latest.values()),
         "blind_spots": [finding_json(f) for f in blind_findings],
         "counts": {
             "clients": len(rows), "blind": sum(1 for r in rows if r["blind"]),
@@ -226,13 +227,44 @@ def overview(store: Store) -> dict[str, Any]:
     }
 
 
+def book_exposure_of(latest: Iterable[MetricRow | None]) -> dict[str, Any]:
+    """The whole book's collateral per venue from each client's latest valuation (negative venue
+    values count as zero); blind clients are listed, not summed (as ``risk.limits.book_exposure``)."""
+    by: dict[str, Decimal] = {}
+    blind: list[str] = []
+    for m in latest:
+        if m is None:
+            continue
+        raw = (m.extra or {}).get("valuation")
+        val: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        venues = val.get("by_venue")
+        if val.get("blind", True) or not isinstance(venues, Mapping):
+            blind.append(m.client_id)
+            continue
+        for venue, x in venues.items():
+            v = to_decimal(x.get("value")) if isinstance(x, Mapping) else None
+            by[str(venue)] = by.get(str(venue), Decimal(0)) + max(Decimal(0), v or Decimal(0))
+    total = sum(by.values(), Decimal(0))
+    return {"total_usd": dec(total), "blind_clients": sorted(blind),
+            "venues": [{"venue": v, "usd": dec(x), "share": dec(x / total) if total > 0 else None}
+                       for v, x in sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))]}
+
+
 # --- one client -----------------------------------------------------------------------------------------
 
 
-def client_detail(store: Store, client_id: str, *, days: int = 3, max_points: int = 1000) -> dict[str, Any] | None:
+def client_detail(store: Store, client_id: str, *, days: int = 3, max_points: int = 1000, policy: Any = None,
+                  now: datetime | None = None) -> dict[str, Any] | None:
     """Metric history (the last ``days`` before the latest point, thinned to ``max_points``), latest
-    snapshots per account, valuation breakdown, stress, findings, actions. None when the store
-    knows nothing about the client."""
+    snapshots per account, valuation breakdown, the loan with its interest apart, stress, findings,
+    actions, and (with the ``policy`` in force) the client's tier eligibility from its track record
+    at ``now``. None when the store knows nothing about the client."""
+    eligibility = None
+    if policy is not None:
+        from primeguard.app.tiers import review_tiers
+
+        review = review_tiers(None, store, policy, now or datetime.now(UTC), clients=[client_id]).review_of(client_id)
+        eligibility = None if review is None else review.to_json_dict()
     with store.session(readonly=True) as s:
         newest = repos.latest_metric(s, client_id)
         since = newest.at - timedelta(days=days) if newest is not None else None
@@ -259,12 +291,24 @@ def client_detail(store: Store, client_id: str, *, days: int = 3, max_points: in
                      "ladder_state": m.ladder_state} for m in history],
         "accounts": [snapshot_json(r) for r in snaps],
         "valuation": dict(valuation),
+        "loan": _loan_json(valuation.get("loan")),
+        "eligibility": eligibility,
         "ladder": extra.get("ladder") if isinstance(extra.get("ladder"), Mapping) else None,
         "stress": [dict(x) for x in stress],
         "findings": [finding_json(f) for f in findings],
         "actions": [action_json(a) for a in actions],
         "withdrawals": [withdrawal_json(w, [], None) for w in withdrawals],
     }
+
+
+def _loan_json(raw: Any) -> dict[str, Any] | None:
+    """The stored loan view: principal outstanding and accrued interest apart, the total owed (USD)
+    and the rate in force; None without a loan."""
+    if not isinstance(raw, Mapping):
+        return None
+    return {"asset": raw.get("asset"), "principal": dec(raw.get("principal")),
+            "accrued_interest": dec(raw.get("accrued_interest")), "owed_usd": dec(raw.get("owed_usd")),
+            "rate": dec(raw.get("rate"))}
 
 
 def thin(rows: list[Any], max_points: int) -> list[Any]:
@@ -438,30 +482,37 @@ def version_json(v: Any) -> dict[str, Any]:
             "activated_at": iso(v.activated_at), "retired_at": iso(v.retired_at), "files": _files_of(v.content)}
 
 
+def policy_in_force(store: Store, *, policy_dir: Path | None, cache: PolicyCache
+                    ) -> tuple[Any | None, dict[str, Any] | None, str | None]:
+    """``(PolicySet or None, its version view, "store" | "directory" | None)``: the store's active
+    version, else the policy directory (as the daemon decides)."""
+    with store.session(readonly=True) as s:
+        active_row = repos.get_active_policy(s)
+    if active_row is not None:
+        active = version_json(active_row)
+        active_policy, err = cache.load(active_row.hash, lambda: _load_version(active_row.content))
+        active["load_error"] = err
+        return active_policy, active, "store"
+    if policy_dir is not None and Path(policy_dir).is_dir():
+        from primeguard.policy.loader import load
+
+        active_policy, err = cache.load(f"dir:{Path(policy_dir).resolve()}:{_dir_stamp(Path(policy_dir))}",
+                                        lambda: load(policy_dir))
+        return active_policy, {
+            "hash": getattr(active_policy, "hash", None), "state": "directory", "directory": str(policy_dir),
+            "load_error": err, "note": "no approved version in the store: the policy directory is in force",
+        }, "directory"
+    return None, None, None
+
+
 def policy_view(store: Store, *, policy_dir: Path | None, cache: PolicyCache) -> dict[str, Any]:
     """The policy in force and the proposals waiting for approval, each with its effect in words
     against the policy in force (``policy.diff``)."""
     from primeguard.policy.diff import diff, diff_text
 
+    active_policy, active, source = policy_in_force(store, policy_dir=policy_dir, cache=cache)
     with store.session(readonly=True) as s:
-        active_row = repos.get_active_policy(s)
         versions = repos.list_policy_versions(s, limit=100)
-    active: dict[str, Any] | None = None
-    active_policy: Any | None = None
-    source = None
-    if active_row is not None:
-        source = "store"
-        active = version_json(active_row)
-        active_policy, err = cache.load(active_row.hash, lambda: _load_version(active_row.content))
-        active["load_error"] = err
-    elif policy_dir is not None and Path(policy_dir).is_dir():
-        from primeguard.policy.loader import load
-
-        source = "directory"
-        active_policy, err = cache.load(f"dir:{Path(policy_dir).resolve()}:{_dir_stamp(Path(policy_dir))}",
-                                        lambda: load(policy_dir))
-        active = {"hash": getattr(active_policy, "hash", None), "state": "directory", "directory": str(policy_dir),
-                  "load_error": err, "note": "no approved version in the store: the policy directory is in force"}
     pending = []
     for v in versions:
         if v.state not in ("proposed", "approved"):

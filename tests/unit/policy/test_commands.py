@@ -116,3 +116,39 @@ def test_explain_command_for_a_defi_haircut_class(tmp_path: Path) -> None:
     bad = tmp_path / "b.yaml"
     bad.write_text("defi_position: {haircut_class: 3}\n")
     assert commands.explain_command(POLICIES, bad).exit_code == 2
+
+
+def test_explain_a_draw_with_the_clients_risk_terms(tmp_path: Path) -> None:
+    from tests.json_schemas import check
+
+    inp = tmp_path / "d.yaml"
+    inp.write_text(yaml.safe_dump({"draw": {
+        "request": {"id": "d1", "client": "gamma", "amount": "50000.01", "requested_at": NOW.isoformat()},
+        "context": {"ltv": "0.33", "post_ltv": "0.5", "post_loan_to_collateral": "1.0000002",
+                    "post_stress_shortfall": "0", "ladder_state": "normal"}}}))
+    res = commands.explain_command(POLICIES, inp)
+    assert res.exit_code == 0, res.text
+    check("policy_explain", res.data)
+    assert res.data["decision"]["outcome"] == "deny" and res.data["decision"]["reasons"] == ["financing_cap"]
+    assert "above tier new's financing cap 1:1" in res.text
+    terms = {t["name"]: t for t in res.data["terms"]}
+    assert terms["tier"]["value"].startswith("new since 2026-09-01")
+    assert terms["max_loan_to_collateral"]["value"] == "1:1 loan / own collateral"
+    assert terms["max_stress_shortfall_usd"]["at"].rsplit(":", 1)[0].endswith("risk.yaml")
+    assert terms["venue_limit binance"]["value"] == "largest share: client 0.7, book 0.5"
+    # the line given is the one that sets the term
+    line = int(terms["max_loan_to_collateral"]["at"].rsplit(":", 1)[1])
+    text = (POLICIES / "risk.yaml").read_text().splitlines()
+    assert "max_loan_to_collateral: 1" in text[line - 1]
+    assert "Client terms (risk limits):" in res.text and "min_track_record_days" not in terms  # new asks for none
+    std = commands.explain_command(POLICIES, _draw_for(tmp_path, "beta"))
+    std_terms = {t["name"]: t["value"] for t in std.data["terms"]}
+    assert std_terms["min_track_record_days"] == "30 days without a margin call to earn it"
+    assert std_terms["max_track_record_drawdown"] == "0.1 worst drawdown over the record"
+
+
+def _draw_for(tmp_path: Path, client: str) -> Path:
+    inp = tmp_path / f"{client}.yaml"
+    inp.write_text(yaml.safe_dump({"draw": {"request": {"client": client, "amount": "1",
+                                                        "requested_at": NOW.isoformat()}, "context": {}}}))
+    return inp

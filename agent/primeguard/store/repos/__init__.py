@@ -69,6 +69,7 @@ from primeguard.store.repos.metrics import (
     latest_metric,
     metric_history,
     record_metric,
+    record_price_closes,
 )
 from primeguard.store.repos.policy_versions import (
     activate_policy_version,
@@ -165,6 +166,7 @@ __all__ = [
     "put_policy_version",
     "record_decision",
     "record_metric",
+    "record_price_closes",
     "reject_policy_version",
     "release_lease",
     "renew_lease",

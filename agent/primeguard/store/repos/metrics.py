@@ -1,4 +1,5 @@
-"""Metric history: points of a client's risk history (equity, loan, LTV, ladder state), stored exactly.
+"""Metric history: points of a client's risk history (equity, loan, LTV, ladder state), stored exactly;
+and the daily closing prices volatility haircuts are computed from.
 
 Contract (session first, nothing commits, audit entry in the same transaction, ``now`` passed in):
 see :mod:`primeguard.store.repos`.
@@ -14,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from primeguard.store._sql import table_of
+from primeguard.store._sql import table_of, upsert_insert
 from primeguard.store.codec import as_utc, exact_decimal, jsonable
 from primeguard.store.repos._helpers import required
-from primeguard.store.tables import MetricRow
+from primeguard.store.tables import MetricRow, PriceCloseRow
 
 
 def record_metric(
@@ -77,3 +78,22 @@ def latest_metric(session: Session, client_id: str) -> MetricRow | None:
     t = table_of(MetricRow)
     stmt = sa.select(MetricRow).where(t.c.client_id == client_id).order_by(t.c.at.desc(), t.c.id.desc()).limit(1)
     return session.execute(stmt).scalar_one_or_none()
+
+
+def record_price_closes(session: Session, *, at: datetime, prices: Mapping[str, Decimal]) -> int:
+    """Keep ``prices`` (asset -> reference price, USD) as the assets' closes of ``at``'s UTC day:
+    one row per asset and day, replaced by a later observation of the same day, never by an earlier
+    one. Non-finite or non-positive prices are skipped. Returns the number of prices offered."""
+    when = as_utc(at)
+    day = when.date().isoformat()
+    t = table_of(PriceCloseRow)
+    n = 0
+    for asset, price in sorted(prices.items()):
+        if not price.is_finite() or price <= 0:
+            continue
+        ins = upsert_insert(session, t).values(asset=asset, day=day, at=when, price=exact_decimal(price, what="price"))
+        session.execute(ins.on_conflict_do_update(
+            index_elements=[t.c.asset, t.c.day], set_={"at": ins.excluded.at, "price": ins.excluded.price},
+            where=t.c.at <= ins.excluded.at))
+        n += 1
+    return n

@@ -1,7 +1,7 @@
 """Daily closing prices for volatility haircuts.
 
-Revision ID: 0007_p
-Revises: 0003_destinations
+Revision ID: 0005_price_closes
+Revises: 0004_ladder
 Create Date: 2026-12-03
 
 - ``price_closes``: per asset and UTC day, the last reference price a sweep used (one row per asset

@@ -29,6 +29,7 @@ from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.leases import ShardLeases
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
+from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.model import Credential
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
@@ -132,7 +133,7 @@ class Guardian:
                           loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
                           with_stress=reason != "oracle")
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
-            findings = sweep_findings(obs, ev, clients)
+            findings = sweep_findings(obs, ev, clients) + self._job_findings(clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
             # Alerts first: people hear about a crash before the history is written.
@@ -206,6 +207,47 @@ class Guardian:
         if specs:
             self.playbook.propose(specs)
 
+    def _job_findings(self, clients: set[str] | None) -> list[Finding]:
+        """The open findings other jobs own (destination drift, screening: ``JOB_VENUES``), carried
+        by each sweep to the alerts; only those jobs close them."""
+        with self.store.session(readonly=True) as s:
+            found = repos.open_findings_of(s, JOB_VENUES)
+        return [f for f in found if clients is None or not f.client_id or f.client_id in clients]
+
+    async def reconcile_destinations(self, *, now: datetime | None = None) -> list[Finding]:
+        """Destination drift (the scheduled ``destinations`` job, see :mod:`primeguard.custody.drift`):
+        read every vault's on-chain allowlist and every CEX account's address book, compare them with
+        the approved destinations, open what differs and close what a source read again no longer
+        shows. A source that could not be read is a blind-spot finding and keeps its earlier findings
+        open. The next sweep carries the findings to the alerts. Returns this run's findings."""
+        from primeguard.custody import drift
+        from primeguard.store import destinations as dest_repo
+        from primeguard.venues.registry import configured
+
+        now = now or datetime.now(UTC)
+        policy = self.policy()
+        with self.store.session(readonly=True) as s:
+            rows = dest_repo.all_rows(s)
+        log = getattr(self, "_proposal_log", None) or drift.ProposalLog()
+        self._proposal_log = log  # logs are read from where the last run stopped
+        listings = await asyncio.gather(*(
+            asyncio.to_thread(drift.read_vault, self.cfg, v, drift.vault_candidates(self.cfg, policy, rows, v), log)
+            for v in self.cfg.vaults))
+        cex = next((c for c in configured(self.cfg) if c.name == "cex"), None)
+        snapshots = (await cex.collect(self.cfg, now)).snapshots if cex is not None else ()
+        findings = drift.drift_findings(self.cfg, policy, rows, listings, snapshots, now=now)
+        keys = {f.key for f in findings}
+        sources = {v.id for v in self.cfg.vaults} | {a.id for a in self.cfg.cex_accounts} | {"policy"}
+        read = ({x.vault.id for x in listings if x.error is None} | {"policy"} if policy is not None else set()) | {
+            x.account.id for x in snapshots if x.ok and x.whitelist is not None and x.whitelist.enabled is not None}
+        async with self._lock:  # never between a sweep's read of these findings and its write
+            with self.store.session() as s:
+                repos.upsert_findings(s, findings, now=now)
+                stale = [f.key for f in repos.open_findings_of(s, [drift.DRIFT_VENUE]) if f.key not in keys
+                         and (f.details.get("source") in read or f.details.get("source") not in sources)]
+                repos.close_findings(s, keys=stale, now=now)
+        return findings
+
     async def anchor(self) -> None:
         """Publish the audit head to the configured anchor sinks (the scheduled ``anchor`` job).
         Skipped when the head has not moved since the last anchor every sink took; a sink that
@@ -225,9 +267,9 @@ class Guardian:
     # --- run --------------------------------------------------------------------------------
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
-                  stop: asyncio.Event | None = None, watch: bool = True) -> None:
-        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs, the
-        oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
+                  stop: asyncio.Event | None = None, watch: bool = True, destinations_every_s: float = 60) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan, a destination reconciliation and a sweep at
+        start, then scheduled jobs, the oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
         the way out leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -235,12 +277,15 @@ class Guardian:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await self._safe(self.capability_scan)
+        await self._safe(self.reconcile_destinations)
         await self._safe(self.sweep, "start")
         scheduler = AsyncIOScheduler()
         scheduler.add_job(self._safe, "interval", seconds=sweep_every_s, args=[self.sweep, "schedule"],
                           max_instances=1, coalesce=True, id="sweep")
         scheduler.add_job(self._safe, "interval", seconds=scan_every_s, args=[self.capability_scan],
                           max_instances=1, coalesce=True, id="scan")
+        scheduler.add_job(self._safe, "interval", seconds=destinations_every_s, args=[self.reconcile_destinations],
+                          max_instances=1, coalesce=True, id="destinations")
         if self.anchors.enabled:
             await self._safe(self.anchor)
             scheduler.add_job(self._safe, "interval", seconds=self.cfg.audit.anchors.every_s, args=[self.anchor],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from primeguard.domain.findings import Finding
+from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.store import repos
@@ -53,7 +53,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     """Record one sweep in one transaction: a snapshot per account read (only ``clients``' when
     given), a metric row per valued client (exact ``Decimal`` equity, loan and LTV in USD; an
     infinite LTV is stored as ``None`` with ``ltv_infinite``), the open findings, and closes every
-    open finding this sweep did not see again.
+    open finding this sweep did not see again (except those other jobs own: ``JOB_VENUES``).
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
@@ -81,7 +81,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                                     "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()})
         keys = {f.key for f in findings}
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
-        repos.close_findings(s, now=obs.taken_at, except_keys=keys)
+        repos.close_findings(s, now=obs.taken_at, except_keys=keys, keep_venues=JOB_VENUES)
 
 
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:

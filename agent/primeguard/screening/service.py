@@ -62,7 +62,9 @@ class Screener:
                actor: str = "screening", client_id: str | None = None, what: str = "destination") -> Screening:
         """Every source's answer (from the cache unless ``fresh``). A fresh answer is audited
         (``screening.checked``); a hit opens a critical ``sanctioned_address`` finding; a source that
-        could not answer opens a ``screening_unavailable`` finding. All in ``session``."""
+        could not answer opens a ``screening_unavailable`` finding (a blind spot). A clear answer
+        closes the address's ``sanctioned_address`` finding and the chain's ``screening_unavailable``
+        one. All in ``session``."""
         cached = None if fresh else self.cache.get(chain, address, now)
         if cached is not None:
             return cached
@@ -71,16 +73,19 @@ class Screener:
         verdict = s.verdict(self.advisory)
         audit.append(session, actor=actor, kind="screening.checked", subject=address,
                      payload={**s.json(self.advisory), "what": what}, now=now)
+        hit = Finding(FindingCode.SANCTIONED_ADDRESS, Severity.CRITICAL, address,
+                      f"{what} {address} is sanctioned ({s.explain()})", venue="screening", chain=chain,
+                      client_id=client_id, details={"what": what})
+        down = Finding(FindingCode.SCREENING_UNAVAILABLE, Severity.HIGH, chain,
+                       f"screening on {chain} could not answer ({s.explain()}): withdrawals fail closed",
+                       venue="screening", chain=chain)
         if verdict is VerdictStatus.SANCTIONED:
-            repos.upsert_finding(session, Finding(
-                FindingCode.SANCTIONED_ADDRESS, Severity.CRITICAL, address,
-                f"{what} {address} is sanctioned ({s.explain()})", venue="screening", chain=chain,
-                client_id=client_id, details={"what": what}), now=now)
+            repos.upsert_finding(session, hit, now=now)
         elif verdict is VerdictStatus.UNAVAILABLE:
-            repos.upsert_finding(session, Finding(
-                FindingCode.SCREENING_UNAVAILABLE, Severity.HIGH, chain,
-                f"screening on {chain} could not answer ({s.explain()}): withdrawals fail closed",
-                venue="screening", chain=chain), now=now)
+            repos.upsert_finding(session, down, now=now)
+        # A screening finding lasts until a later screening of its subject answers otherwise.
+        if verdict is VerdictStatus.CLEAR:
+            repos.close_findings(session, keys=[hit.key, down.key], now=now)
         return s
 
     def decide(self, session: Session, chain: str, address: str, *, now: datetime, fresh: bool = False,

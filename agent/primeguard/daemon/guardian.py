@@ -268,9 +268,10 @@ class Guardian:
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
                   stop: asyncio.Event | None = None, watch: bool = True, destinations_every_s: float = 60) -> None:
-        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan, a destination reconciliation and a sweep at
-        start, then scheduled jobs, the oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
-        the way out leases are released and the audit head anchored."""
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan, a destination reconciliation and a
+        sweep at start, then scheduled jobs, the oracle watcher and the health endpoint. A failing job
+        is logged and retried at its next run; on the way out leases are released and the audit head
+        anchored."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -184,18 +184,61 @@ class Guardian:
         self._cursor = store
         creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store))
         self.scan_credentials = tuple(creds)
-        self._propose_revocations(creds)
+        sanctioned = await self.screen_spenders(creds)
+        self._propose_revocations(creds, sanctioned)
 
-    def _propose_revocations(self, creds: list[Credential]) -> None:
-        """An unlimited approval to a spender we do not know becomes a revoke action. It needs a
-        person's approval unless the config says otherwise (revoking can break a running strategy)."""
+    async def screen_spenders(self, creds: list[Credential], *, now: datetime | None = None) -> set[str]:
+        """Screen every approval spender, Permit2 spender, NFT operator and EIP-7702 delegate the scan
+        found, through the same screening as destinations (cached per its TTL, audited). A hit is a
+        critical ``sanctioned_address`` finding; a source that cannot answer a ``screening_unavailable``
+        blind spot (both kept open across sweeps until a later screening answers otherwise). Returns the
+        sanctioned addresses (lower-case). Without a ``screening`` section nothing is screened."""
+        from primeguard.screening.core import VerdictStatus
+        from primeguard.screening.service import Screener, screening_chain
+
+        if self.cfg.screening is None:
+            return set()
+        screener = getattr(self, "_screener", None) or Screener(self.cfg)
+        self._screener = screener  # one cache across scans
+        wallets = {w.id: w for w in self.cfg.wallets}
+        todo: dict[tuple[str, str], str | None] = {}
+        for c in creds:
+            addr = spender_of(c)
+            if addr and c.chain:
+                w = wallets.get(c.account_id)
+                todo.setdefault((c.chain, addr), w.client if w else None)
+        if not todo:
+            return set()
+        when = now or datetime.now(UTC)
+
+        def run() -> set[str]:
+            hits = set()
+            with self.store.session() as s:
+                for (chain, addr), client in sorted(todo.items(), key=lambda kv: kv[0]):
+                    sc = screener.screen(s, screening_chain(self.cfg, chain), addr, now=when,
+                                         actor=f"daemon:{self.replica_id}", client_id=client, what="approval spender")
+                    if sc.verdict(screener.advisory) is VerdictStatus.SANCTIONED:
+                        hits.add(addr.lower())
+            return hits
+
+        async with self._lock:  # never between a sweep's read of job findings and its write
+            return await asyncio.to_thread(run)
+
+    def _propose_revocations(self, creds: list[Credential], sanctioned: frozenset[str] | set[str] = frozenset()
+                             ) -> None:
+        """An unlimited approval to a spender we do not know, or any approval to a sanctioned
+        spender, becomes a revoke action. It needs a person's approval unless the config says
+        otherwise (revoking can break a running strategy)."""
         if "revoke_approval" not in self.playbook.levers:
             return
         wallets = {w.id: w for w in self.cfg.wallets}
         specs = []
         for c in creds:
             d = c.details
-            if c.kind != "erc20_approval" or not d.get("unlimited") or d.get("known_spender"):
+            if c.kind != "erc20_approval":
+                continue
+            if not (str(d.get("spender", "")).lower() in sanctioned
+                    or (d.get("unlimited") and not d.get("known_spender"))):
                 continue
             w = wallets.get(c.account_id)
             if w is None:
@@ -333,6 +376,21 @@ class Guardian:
 
     async def _metrics(self, _req: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+
+def spender_of(c: Credential) -> str | None:
+    """Who a scanned grant lets move the wallet's assets: an approval's or Permit2 allowance's
+    spender (not the Permit2 gateway itself), an NFT operator, an EIP-7702 delegate; else ``None``."""
+    d = c.details
+    if c.kind == "erc20_approval" and not d.get("permit2_gateway"):
+        return str(d.get("spender") or "") or None
+    if c.kind == "permit2_allowance":
+        return str(d.get("spender") or "") or None
+    if c.kind == "nft_operator":
+        return str(d.get("operator") or "") or None
+    if c.kind == "eip7702_delegation":
+        return str(d.get("delegate") or "") or None
+    return None
 
 
 def _ltv_text(ltv: Decimal | None) -> str | None:

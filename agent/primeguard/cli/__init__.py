@@ -550,7 +550,7 @@ def web(
 
     rt = _runtime(config)
     serve(rt.store_url, host=host, port=port, withdrawals=rt.withdrawals(), policy_dir=rt.policy_dir,
-          secure_cookies=secure_cookies)
+          secure_cookies=secure_cookies, destinations=rt.destinations())
 
 
 users_app = typer.Typer(help="Dashboard and API users (tokens are shown once, stored hashed).",

@@ -13,6 +13,7 @@ API_ROUTES = [
     ("GET", "/api/timeline"), ("POST", "/api/actions/x/approve"), ("GET", "/api/policy"),
     ("POST", "/api/policy/x/approve"), ("GET", "/api/withdrawals"), ("POST", "/api/withdrawals"),
     ("GET", "/api/withdrawals/x"), ("POST", "/api/withdrawals/x/approve"), ("GET", "/openapi.json"),
+    ("GET", "/api/destinations"), ("POST", "/api/destinations"), ("POST", "/api/destinations/x/approve"),
 ]
 
 
@@ -21,7 +22,7 @@ def test_route_list_is_complete(app):
     declared = {(m.upper(), re.sub(r"\{[^}]+\}", "x", path)) for path, ops in app.openapi()["paths"].items()
                 for m in ops}
     covered = {(m, p.replace("/api/clients/beta", "/api/clients/x")) for m, p in API_ROUTES}
-    assert len(declared) == 12
+    assert len(declared) == 15
     assert declared <= covered, declared - covered
 
 
@@ -70,7 +71,8 @@ def _head(seeded):
 def test_me_reports_role_and_permissions(client, seeded):
     body = client.get("/api/me", headers=seeded.auth("carol")).json()
     assert body == {"name": "carol", "role": "compliance",
-                    "permissions": ["approve_action", "approve_policy", "approve_withdrawal", "read"]}
+                    "permissions": ["approve_action", "approve_policy", "approve_withdrawal", "change_destinations",
+                                    "read"]}
 
 
 def test_treasury_cannot_approve_own_withdrawal(client, seeded):

@@ -18,6 +18,7 @@ from primeguard.app.runtime import Runtime
 from primeguard.store import audit, repos
 from primeguard.web import create_app
 from tests.clitools import make_users
+from tests.json_schemas import check
 from tests.security.world import allowlist_entry
 from tests.web.conftest import csrf_of, login
 
@@ -130,6 +131,7 @@ def test_propose_four_eyes_approve_pushes_to_the_vault(sandbox_factory, repo, tm
         assert made.json()["screening"]["verdict"] == "clear"
         version = made.json()["version"]["hash"]
         listed = c.get("/api/destinations", headers=auth("vera")).json()
+        check("allowlist", listed)
         assert [p["version"] for p in listed["proposals"]] == [version]
         assert [a["address"] for a in listed["proposals"][0]["adds"]] == [NEW]
 

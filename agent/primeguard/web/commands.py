@@ -22,7 +22,7 @@ from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.errors import IllegalTransition, NotFound, StaleState
 from primeguard.web.auth import Perm, Principal
-from primeguard.web.errors import WebError
+from primeguard.web.errors import WebError, destinations_unavailable
 
 if TYPE_CHECKING:
     from primeguard.custody.destinations import Destinations
@@ -187,8 +187,7 @@ def approve_withdrawal(service: WithdrawalService | None, store: Store, who: Pri
 
 def _destinations(service: Destinations | None) -> Destinations:
     if service is None:
-        raise WebError("destinations_unavailable", "this server has no destination service configured; start it "
-                                                   "with the agent's config (primeguard web --config)")
+        raise destinations_unavailable()
     return service
 
 

@@ -45,3 +45,9 @@ class WebError(Exception):
 
     def json(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}
+
+
+def destinations_unavailable() -> WebError:
+    """The refusal of every destination route on a server started without the destination service."""
+    return WebError("destinations_unavailable", "this server has no destination service configured; start it with "
+                                                "the agent's config (primeguard web --config)")

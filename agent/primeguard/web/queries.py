@@ -484,8 +484,9 @@ def destinations(service: Any | None, *, venues: bool = False) -> dict[str, Any]
     Raises:
         WebError: 503 ``destinations_unavailable`` without a destination service.
     """
-    from primeguard.web.commands import _destinations
+    from primeguard.web.errors import destinations_unavailable
 
-    svc = _destinations(service)
-    return {"schema": "primeguard.allowlist/1", "destinations": svc.status(venues=venues),
-            "proposals": svc.proposals()}
+    if service is None:
+        raise destinations_unavailable()
+    return {"schema": "primeguard.allowlist/1", "destinations": service.status(venues=venues),
+            "proposals": service.proposals()}

@@ -1,7 +1,7 @@
 """Destination drift made behind the agent's back is found within one run of the guardian's
 ``destinations`` job and carried by the next sweep to the alerts: a direct ``proposeDestination`` on
 the vault (critical), an entry added inside the Binance simulator's address book (high), an approved
-entry removed there (warning). An unreadable vault is a blind spot that keeps the vault's findings
+entry removed there (warning); an emptied address book is read as empty. An unreadable vault is a blind spot that keeps the vault's findings
 open; once the drift is undone the findings close. On anvil and the CEX simulators."""
 
 from __future__ import annotations
@@ -83,6 +83,15 @@ def test_drift_is_found_alerted_kept_while_blind_and_closed_when_undone(sandbox_
             alerted = {a.finding_key for a in repos.alerts_in_state(s, "sent")}
             keys = {f.key for f in repos.open_findings(s) if f.venue == "allowlist"}
         assert keys <= alerted  # the sweep carried them to the alerts (the default log channel)
+
+        saved = list(book)
+        book.clear()  # Binance answers an empty list: read, and empty (not "cannot be listed" as on OKX)
+        await g.reconcile_destinations()
+        empty = _open(g)
+        assert ("allowlist_unreadable", binance) not in empty
+        assert empty[("destination_missing", f"{binance}:USDT:{LISTED.lower()}")] == 20
+        assert ("venue_whitelist_unknown", f"{binance}:USDT:{ODD.lower()}") not in empty  # closed: read again
+        book[:] = saved
 
         code = w3.eth.get_code(vault.address)
         w3.provider.make_request("anvil_setCode", [vault.address, "0x"])

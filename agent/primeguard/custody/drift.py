@@ -33,7 +33,7 @@ from primeguard.custody.destinations import OnChain, targets
 from primeguard.custody.vault import NATIVE, vault_abi
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import VenueKind
-from primeguard.domain.observation import AccountSnapshot
+from primeguard.domain.observation import AccountSnapshot, WhitelistStatus
 
 DRIFT_VENUE = "allowlist"
 """The ``venue`` of every finding this module raises (one of ``JOB_VENUES``: the sweep leaves them open)."""
@@ -130,13 +130,36 @@ def _finding(code: FindingCode, severity: Severity, subject: str, message: str, 
                    details={"source": source, **details})
 
 
+def _book(snap: AccountSnapshot | None, unlistable: frozenset[str]) -> WhitelistStatus | None:
+    """The address book a snapshot read, or ``None`` when it says nothing: the account was not read,
+    or its venue has no listing endpoint (``unlistable``). A listable venue's ``enabled=None`` is an
+    empty book (Binance cannot tell the switch from an empty list): what it lists is known."""
+    if snap is None or not snap.ok or snap.whitelist is None:
+        return None
+    if snap.whitelist.enabled is None and snap.account.venue.value in unlistable:
+        return None
+    return snap.whitelist
+
+
+def sources_read(listings: Sequence[VaultListing], snapshots: Sequence[AccountSnapshot], *, policy: Any,
+                 unlistable: frozenset[str] = frozenset()) -> set[str]:
+    """The sources (vault ids, CEX account ids, ``policy``) this run actually read: only their
+    earlier drift findings may be closed."""
+    if policy is None:
+        return set()
+    out = {x.vault.id for x in listings if x.error is None} | {"policy"}
+    return out | {x.account.id for x in snapshots if _book(x, unlistable) is not None}
+
+
 def drift_findings(cfg: PrimeguardConfig, policy: Any, rows: Sequence[Any], vaults: Sequence[VaultListing],
-                   snapshots: Sequence[AccountSnapshot] | None, *, now: datetime) -> list[Finding]:
+                   snapshots: Sequence[AccountSnapshot] | None, *, now: datetime,
+                   unlistable: frozenset[str] = frozenset()) -> list[Finding]:
     """Every drift finding (see the module docstring), pure. ``rows``: the agent's vault
     destination rows; ``vaults``: what each vault lists; ``snapshots``: the CEX accounts' snapshots
-    (``None``: not read). Each finding's ``details["source"]`` names the vault or account it is
-    about (the caller closes old findings only for sources it read). ``policy`` ``None`` is one
-    blind-spot finding: nothing can be judged."""
+    (``None``: not read); ``unlistable``: CEX venues without an address-book endpoint. Each
+    finding's ``details["source"]`` names the vault or account it is about (the caller closes old
+    findings only for :func:`sources_read`). ``policy`` ``None`` is one blind-spot finding: nothing
+    can be judged."""
     if policy is None:
         return [_finding(FindingCode.ALLOWLIST_UNREADABLE, Severity.HIGH, "policy",
                          "no policy in force: destination drift cannot be judged", source="policy", client="")]
@@ -144,7 +167,7 @@ def drift_findings(cfg: PrimeguardConfig, policy: Any, rows: Sequence[Any], vaul
     removed = {(r.vault_id, *_pair(r.asset, r.address)) for r in rows if r.state == "removed"}
     for listing in vaults:
         out += _vault_drift(cfg, policy, listing, removed, now)
-    out += _venue_drift(cfg, policy, snapshots, now)
+    out += _venue_drift(cfg, policy, snapshots, now, unlistable)
     return out
 
 
@@ -200,19 +223,19 @@ def _vault_drift(cfg: PrimeguardConfig, policy: Any, listing: VaultListing, remo
     return out
 
 
-def _venue_drift(cfg: PrimeguardConfig, policy: Any, snapshots: Sequence[AccountSnapshot] | None, now: datetime
-                 ) -> list[Finding]:
+def _venue_drift(cfg: PrimeguardConfig, policy: Any, snapshots: Sequence[AccountSnapshot] | None, now: datetime,
+                 unlistable: frozenset[str]) -> list[Finding]:
     out: list[Finding] = []
     by_id = {s.account.id: s for s in snapshots or ()}
     for acct in cfg.cex_accounts:
         snap = by_id.get(acct.id)
-        wl = None if snap is None or not snap.ok else snap.whitelist
-        if wl is None or wl.enabled is None:
-            why = ("the account was not read" if snap is None or not snap.ok else
-                   "the venue does not let us list it" if wl is not None else "it was not read")
-            out.append(_finding(FindingCode.ALLOWLIST_UNREADABLE,
-                                Severity.WARNING if wl is not None else Severity.HIGH, acct.id,
-                                f"{acct.venue} account {acct.id}'s withdrawal address book cannot be checked "
+        wl = _book(snap, unlistable)
+        if wl is None:
+            by_design = snap is not None and snap.ok and acct.venue in unlistable
+            why = ("the venue has no endpoint listing it" if by_design else "the account was not read"
+                   if snap is None or not snap.ok else "the address book was not read")
+            out.append(_finding(FindingCode.ALLOWLIST_UNREADABLE, Severity.WARNING if by_design else Severity.HIGH,
+                                acct.id, f"{acct.venue} account {acct.id}'s withdrawal address book cannot be checked "
                                 f"({why}): drift there is unknown", source=acct.id, client=acct.client))
             continue
         approved = [e for e in policy.allowlist.values()
@@ -241,4 +264,4 @@ def _venue_drift(cfg: PrimeguardConfig, policy: Any, snapshots: Sequence[Account
 
 
 __all__ = ["DRIFT_VENUE", "PROPOSED_TOPIC", "ProposalLog", "VaultListing", "drift_findings", "read_vault",
-           "vault_candidates"]
+           "sources_read", "vault_candidates"]

@@ -278,11 +278,17 @@ class Guardian:
             for v in self.cfg.vaults))
         cex = next((c for c in configured(self.cfg) if c.name == "cex"), None)
         snapshots = (await cex.collect(self.cfg, now)).snapshots if cex is not None else ()
-        findings = drift.drift_findings(self.cfg, policy, rows, listings, snapshots, now=now)
+        unlistable: frozenset[str] = frozenset()
+        if cex is not None:
+            from primeguard.venues.cex.exchange import WhitelistAccess
+            from primeguard.venues.cex.registry import exchange_for
+
+            unlistable = frozenset(a.venue for a in self.cfg.cex_accounts
+                                   if exchange_for(a.venue).whitelist_access is WhitelistAccess.NONE)
+        findings = drift.drift_findings(self.cfg, policy, rows, listings, snapshots, now=now, unlistable=unlistable)
         keys = {f.key for f in findings}
         sources = {v.id for v in self.cfg.vaults} | {a.id for a in self.cfg.cex_accounts} | {"policy"}
-        read = ({x.vault.id for x in listings if x.error is None} | {"policy"} if policy is not None else set()) | {
-            x.account.id for x in snapshots if x.ok and x.whitelist is not None and x.whitelist.enabled is not None}
+        read = drift.sources_read(listings, snapshots, policy=policy, unlistable=unlistable)
         async with self._lock:  # never between a sweep's read of these findings and its write
             with self.store.session() as s:
                 repos.upsert_findings(s, findings, now=now)

@@ -1,8 +1,9 @@
 """Destination drift made behind the agent's back is found within one run of the guardian's
 ``destinations`` job and carried by the next sweep to the alerts: a direct ``proposeDestination`` on
 the vault (critical), an entry added inside the Binance simulator's address book (high), an approved
-entry removed there (warning); an emptied address book is read as empty. An unreadable vault is a blind spot that keeps the vault's findings
-open; once the drift is undone the findings close. On anvil and the CEX simulators."""
+entry removed there (warning); an emptied address book is read as empty. An unreadable vault is a
+blind spot that keeps the vault's findings open; once the drift is undone the findings close. On
+anvil and the CEX simulators."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ class Destinations:
         self.config_dir = config_dir
         self.versions = versions
         self._policy = policy
-        self.screener = screener or Screener(cfg)
+        self.screener = screener or Screener(cfg, policy=policy)
         self._signer: KeystoreSigner | None = None
 
     # policy ----------------------------------------------------------------------------------

@@ -198,7 +198,7 @@ class Guardian:
 
         if self.cfg.screening is None:
             return set()
-        screener = getattr(self, "_screener", None) or Screener(self.cfg)
+        screener = getattr(self, "_screener", None) or Screener(self.cfg, policy=self.policy)
         self._screener = screener  # one cache across scans
         wallets = {w.id: w for w in self.cfg.wallets}
         todo: dict[tuple[str, str], str | None] = {}

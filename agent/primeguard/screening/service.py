@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -30,12 +31,25 @@ OracleCall = Callable[[str, str, str, str], SourceAnswer]  # rpc_url, oracle, ad
 class Screener:
     """Screens addresses per chain against the config's oracles and the store's imported lists."""
 
-    def __init__(self, cfg: PrimeguardConfig, *, ask: OracleCall | None = None) -> None:
+    def __init__(self, cfg: PrimeguardConfig, *, ask: OracleCall | None = None,
+                 policy: Callable[[], Any] | None = None) -> None:
+        """``policy``: returns the policy in force (its ``screening`` guard, when it has one, says
+        which sources only advise; otherwise the config's ``screening.advisory`` does)."""
         self.cfg = cfg
         sc = cfg.screening
-        self.advisory = frozenset(sc.advisory) if sc else frozenset()
+        self._config_advisory = frozenset(sc.advisory) if sc else frozenset()
+        self._policy = policy
         self.cache = ScreeningCache(sc.ttl_s if sc else 0)
         self._ask = ask or (lambda rpc, oracle, addr, source: ask_oracle(rpc, oracle, addr, source=source))
+
+    @property
+    def advisory(self) -> frozenset[str]:
+        """The sources whose failure to answer does not deny: the policy's screening guard when the
+        policy in force has one, else the config's list. Every other source is authoritative."""
+        guards = getattr(self._policy() if self._policy is not None else None, "guards", None)
+        if guards is not None and guards.screening_id is not None:
+            return frozenset(guards.screening_advisory)
+        return self._config_advisory
 
     def _answers(self, session: Session, chain: str, address: str) -> tuple[SourceAnswer, ...]:
         sc = self.cfg.screening
@@ -70,9 +84,10 @@ class Screener:
             return cached
         s = Screening(address, chain, self._answers(session, chain, address), now)
         self.cache.put(s)
-        verdict = s.verdict(self.advisory)
+        advisory = self.advisory
+        verdict = s.verdict(advisory)
         audit.append(session, actor=actor, kind="screening.checked", subject=address,
-                     payload={**s.json(self.advisory), "what": what}, now=now)
+                     payload={**s.json(advisory), "what": what}, now=now)
         hit = Finding(FindingCode.SANCTIONED_ADDRESS, Severity.CRITICAL, address,
                       f"{what} {address} is sanctioned ({s.explain()})", venue="screening", chain=chain,
                       client_id=client_id, details={"what": what})

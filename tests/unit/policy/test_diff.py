@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from primeguard.domain.errors import PolicyError
 from primeguard.policy import Change, diff, diff_text, load_bundle
 from tests.unit.policy.helpers import small_docs, to_files
 
@@ -98,3 +101,22 @@ def test_new_risk_fields_are_diffed() -> None:
                for c, t in zip(changes, text, strict=True))
     assert "tier standard: max_stress_shortfall_usd moves from $500,000 to $250,000 (stricter)" in text
     assert "venue binance: largest share of a client's collateral moves from 0.9 to 0.7 (stricter)" in text
+
+
+def test_screening_sources_advisory_or_authoritative() -> None:
+    base = small_docs()
+    base["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["lists"]}
+    a = load_bundle(to_files(base))
+    assert a.guards is not None and a.guards.screening_advisory == frozenset({"lists"})
+    assert a.guards.screening_id == "g-screen" and a.rules["g-screen"].kind == "guard"
+    looser = small_docs()
+    looser["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["oracle:ethereum"]}
+    got = {(c.effect, c.text.split(": when")[0]) for c in diff(a, load_bundle(to_files(looser)))}
+    assert got == {("looser", "screening source oracle:ethereum becomes advisory"),
+                   ("stricter", "screening source lists becomes authoritative")}
+    gone = {(c.effect, c.text) for c in diff(a, load_bundle(to_files(small_docs())))}
+    assert ("changed", "which screening sources only advise now comes from the config") in gone
+    bad = small_docs()
+    bad["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["oracle"]}
+    with pytest.raises(PolicyError, match="advisory"):
+        load_bundle(to_files(bad))

@@ -202,7 +202,8 @@ def test_policy_marks_the_oracle_advisory(world):
     limits = Path(sb.policy_dir) / "withdrawals.yaml"
     text, stress = limits.read_text(), "  stress: {id: stress-shortfall-holds}\n"
     assert stress in text
-    limits.write_text(text.replace(stress, stress + "  screening: {id: screening-sources, advisory: ['oracle:ethereum']}\n"))
+    guard = "  screening: {id: screening-sources, advisory: ['oracle:ethereum']}\n"
+    limits.write_text(text.replace(stress, stress + guard))
     _w3(sb).provider.make_request("anvil_setCode", [sb.config().screening.oracles[0].address, "0x"])
     r = _request(world, OTHER)
     assert "screening_unavailable" not in r["decision"]["reasons"], r["decision"]

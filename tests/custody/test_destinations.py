@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from web3 import Web3
@@ -192,6 +193,20 @@ def test_oracle_down_denies(world):
     w3.provider.make_request("anvil_setCode", [sb.config().screening.oracles[0].address, "0x"])
     r = _request(world, OTHER)
     assert r["state"] == "denied" and "screening_unavailable" in r["decision"]["reasons"]
+
+
+def test_policy_marks_the_oracle_advisory(world):
+    """The policy's screening guard, not the config, says which sources only advise: with the oracle
+    advisory, its silence no longer refuses (the imported lists still answer)."""
+    sb = world[0]
+    limits = Path(sb.policy_dir) / "withdrawals.yaml"
+    text, stress = limits.read_text(), "  stress: {id: stress-shortfall-holds}\n"
+    assert stress in text
+    guard = "  screening: {id: screening-sources, advisory: ['oracle:ethereum']}\n"
+    limits.write_text(text.replace(stress, stress + guard))
+    _w3(sb).provider.make_request("anvil_setCode", [sb.config().screening.oracles[0].address, "0x"])
+    r = _request(world, OTHER)
+    assert "screening_unavailable" not in r["decision"]["reasons"], r["decision"]
 
 
 SDN = """<?xml version="1.0" encoding="utf-8"?>

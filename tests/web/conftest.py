@@ -41,6 +41,20 @@ def app(seeded: Seeded):
 
 
 @pytest.fixture
+def dest_service(seeded: Seeded):
+    """The destination lifecycle over the seeded store (its config has no chain to reach and no
+    screening source: screening fails closed, vault reads are unreadable)."""
+    from primeguard.app.policy_source import active_policy
+    from primeguard.app.policy_versions import DbVersionStore
+    from primeguard.custody.destinations import Destinations
+    from tests.web.seed import service_config
+
+    cfg, base = service_config(), seeded.policy_dir.parent
+    return Destinations(cfg, seeded.store, config_dir=base, versions=DbVersionStore(seeded.store),
+                        policy=lambda: active_policy(cfg, seeded.store, base))
+
+
+@pytest.fixture
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as c:
         yield c

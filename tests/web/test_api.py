@@ -14,6 +14,7 @@ API_ROUTES = [
     ("POST", "/api/policy/x/approve"), ("GET", "/api/withdrawals"), ("POST", "/api/withdrawals"),
     ("GET", "/api/withdrawals/x"), ("POST", "/api/withdrawals/x/approve"), ("POST", "/api/clients/beta/ack"),
     ("GET", "/openapi.json"),
+    ("GET", "/api/destinations"), ("POST", "/api/destinations"), ("POST", "/api/destinations/x/approve"),
 ]
 
 
@@ -22,7 +23,7 @@ def test_route_list_is_complete(app):
     declared = {(m.upper(), re.sub(r"\{[^}]+\}", "x", path)) for path, ops in app.openapi()["paths"].items()
                 for m in ops}
     covered = {(m, p.replace("/api/clients/beta", "/api/clients/x")) for m, p in API_ROUTES}
-    assert len(declared) == 13
+    assert len(declared) == 16
     assert declared <= covered, declared - covered
 
 
@@ -71,7 +72,8 @@ def _head(seeded):
 def test_me_reports_role_and_permissions(client, seeded):
     body = client.get("/api/me", headers=seeded.auth("carol")).json()
     assert body == {"name": "carol", "role": "compliance",
-                    "permissions": ["approve_action", "approve_policy", "approve_withdrawal", "read", "record_ack"]}
+                    "permissions": ["approve_action", "approve_policy", "approve_withdrawal", "change_destinations",
+                                    "read", "record_ack"]}
 
 
 def test_treasury_cannot_approve_own_withdrawal(client, seeded):

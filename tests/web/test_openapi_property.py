@@ -32,15 +32,15 @@ schema = schemathesis.openapi.from_dict(_spec())
 
 
 @pytest.fixture
-def api_app(seeded: Seeded):
+def api_app(seeded: Seeded, dest_service):
     return create_app(seeded.store, withdrawals=seeded.service, playbook=seeded.playbook,
-                      policy_dir=seeded.policy_dir)
+                      policy_dir=seeded.policy_dir, destinations=dest_service)
 
 
 def test_schema_is_served_with_a_token(api_app, seeded: Seeded):
     loaded = schemathesis.openapi.from_asgi("/openapi.json", api_app, headers=seeded.auth("vera"))
     assert loaded.raw_schema == schema.raw_schema
-    assert len(list(schema.get_all_operations())) == 13
+    assert len(list(schema.get_all_operations())) == 16
 
 
 @schema.parametrize()

@@ -12,8 +12,9 @@ from tests.web.conftest import _hidden, login
 from tests.web.seed import DEST
 
 PAGES = ["/", "/clients/beta", "/clients/gamma", "/clients/alpha", "/capabilities", "/timeline", "/timeline?page=2",
-         "/policy", "/withdrawals"]
-FORM_POSTS = ["/logout", "/actions/x/approve", "/policy/x/approve", "/withdrawals", "/withdrawals/x/approve"]
+         "/policy", "/withdrawals", "/destinations"]
+FORM_POSTS = ["/logout", "/actions/x/approve", "/policy/x/approve", "/withdrawals", "/withdrawals/x/approve",
+              "/destinations", "/destinations/x/approve"]
 
 
 def test_page_routes_are_all_listed():

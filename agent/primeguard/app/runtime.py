@@ -93,8 +93,13 @@ class Runtime:
         live context (a fresh collection per decision)."""
         if policy is _UNSET:
             policy = self.policy()
+        from primeguard.custody.destinations import DestinationGate
+        from primeguard.screening.service import Screener
+
         context = LiveContext(self.cfg, self.store, policy)
-        return WithdrawalService(self.cfg, self.store, policy_decider(policy), context, config_dir=self.config_dir)
+        gate = DestinationGate(self.cfg, Screener(self.cfg, policy=lambda: policy))  # the policy's advisory sources
+        return WithdrawalService(self.cfg, self.store, policy_decider(policy), context, config_dir=self.config_dir,
+                                 gate=gate)
 
     def destinations(self) -> Destinations:
         """Destination lifecycle (allowlist propose/approve/sync/remove/status) over this store."""

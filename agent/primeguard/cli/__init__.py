@@ -242,6 +242,8 @@ def run(
     config: Path = typer.Option(..., "--config", help="Agent config YAML"),
     sweep_every: float = typer.Option(10.0, "--sweep-every", help="Seconds between full sweeps"),
     scan_every: float = typer.Option(300.0, "--scan-every", help="Seconds between capability scans"),
+    destinations_every: float = typer.Option(60.0, "--destinations-every",
+                                             help="Seconds between destination drift checks (vaults, address books)"),
     health_port: int = typer.Option(None, "--health-port", help="Serve /healthz and /metrics on this port"),
     replica: str = typer.Option(None, "--replica", help="Replica id (several replicas share one PostgreSQL)"),
     shards: int = typer.Option(1, "--shards", help="Split the book into this many leased shards"),
@@ -256,7 +258,8 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     guardian = Guardian.from_runtime(Runtime.from_config(config), replica_id=replica, shards=shards,
                                      lease_ttl_s=lease_ttl)
-    asyncio.run(guardian.run(sweep_every_s=sweep_every, scan_every_s=scan_every, health_port=health_port))
+    asyncio.run(guardian.run(sweep_every_s=sweep_every, scan_every_s=scan_every, health_port=health_port,
+                             destinations_every_s=destinations_every))
 
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -592,7 +595,7 @@ def web(
 
     rt = _runtime(config)
     serve(rt.store_url, host=host, port=port, withdrawals=rt.withdrawals(), policy_dir=rt.policy_dir,
-          secure_cookies=secure_cookies)
+          secure_cookies=secure_cookies, destinations=rt.destinations())
 
 
 users_app = typer.Typer(help="Dashboard and API users (tokens are shown once, stored hashed).",

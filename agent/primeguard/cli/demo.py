@@ -86,7 +86,8 @@ def _start_dashboard(g: Guardian, port: int) -> Any:
     from primeguard.web.server import BackgroundServer
 
     rt = g.runtime
-    app = create_app(rt.store, withdrawals=rt.withdrawals(), playbook=rt.playbook, policy_dir=rt.policy_dir)
+    app = create_app(rt.store, withdrawals=rt.withdrawals(), playbook=rt.playbook, policy_dir=rt.policy_dir,
+                     destinations=rt.destinations())
     server = BackgroundServer(app, "127.0.0.1", port)
     server.start()
     return server

@@ -24,7 +24,14 @@ from primeguard.config.schema import PrimeguardConfig, VaultConfig
 from primeguard.custody.signer import KeystoreSigner
 from primeguard.custody.vault import NATIVE, VaultExecutor, vault_abi
 from primeguard.domain.decision import Decision, ReasonCode
-from primeguard.domain.errors import CustodyError, InputError, PolicyError, ScreeningError
+from primeguard.domain.errors import (
+    CustodyError,
+    InputError,
+    PolicyError,
+    PrimeguardError,
+    ScreeningError,
+    ScreeningUnavailableError,
+)
 from primeguard.domain.identity import Actor
 from primeguard.domain.model import VenueKind
 from primeguard.domain.money import parse_address
@@ -190,6 +197,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _entries(files: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Every withdrawal-allowlist entry of ``files`` by id, as plain data (times as ISO text)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(files):
+        data = _load(files[name])
+        if isinstance(data, dict) and data.get("kind") == ALLOWLIST_KIND:
+            for e in data.get("entries") or []:
+                if isinstance(e, dict):
+                    out[str(e.get("id"))] = _plain(e)
+    return out
+
+
 def with_entry(files: Mapping[str, str], entry: dict[str, Any]) -> dict[str, str]:
     """The policy files with ``entry`` appended to the (first) withdrawal allowlist."""
     name = _allowlist_file(files)
@@ -244,7 +263,7 @@ class Destinations:
         self.config_dir = config_dir
         self.versions = versions
         self._policy = policy
-        self.screener = screener or Screener(cfg)
+        self.screener = screener or Screener(cfg, policy=policy)
         self._signer: KeystoreSigner | None = None
 
     # policy ----------------------------------------------------------------------------------
@@ -271,13 +290,21 @@ class Destinations:
         compliance user approves with :meth:`approve`).
 
         Raises:
-            InputError: bad address/venue/assets; ScreeningError: the address is sanctioned or
-            could not be screened (nothing proposed); PolicyError / PolicyApprovalError as
+            AuthorizationError: not a proposer role. InputError: a bad address, venue, asset, client,
+            chain, label, id (or one already listed) or expiry (checked before anything is written).
+            ScreeningError: the address is sanctioned (ScreeningUnavailableError: it could not be
+            screened); nothing is proposed. PolicyError / PolicyApprovalError as
             :func:`~primeguard.policy.versions.propose`.
         """
-        from primeguard.policy.versions import propose
+        from pydantic import ValidationError
+
+        from primeguard.domain.errors import AuthorizationError
+        from primeguard.policy.schema import AllowlistEntrySpec
+        from primeguard.policy.versions import PROPOSER_ROLES, propose
 
         now = now or datetime.now(UTC)
+        if actor.role not in PROPOSER_ROLES:
+            raise AuthorizationError(f"{actor.name} ({actor.role}) may not propose destinations")
         dest = parse_address(address, what="address")
         try:
             VenueKind(venue)
@@ -285,6 +312,26 @@ class Destinations:
             raise InputError(f"unknown venue {venue!r}") from None
         if not assets:
             raise InputError("give at least one asset")
+        if client not in {c.id for c in self.cfg.clients}:
+            raise InputError(f"unknown client {client!r}")
+        if venue == VenueKind.EVM.value and chain not in {c.id for c in self.cfg.chains}:
+            raise InputError(f"chain {chain!r} is not configured (an evm destination needs a configured chain)")
+        if expires_at.tzinfo is None or expires_at <= now:
+            raise InputError("expires_at must be a time-zone aware time in the future")
+        eid = entry_id or f"{client}-{venue}-{dest[2:10].lower()}"
+        entry: dict[str, Any] = {"id": eid, "client": client, "venue": venue, "chain": chain,
+                                 "address": dest, "label": label, "added_by": actor.name,
+                                 "added_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "expires_at": expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        entry.update({"asset": assets[0]} if len(assets) == 1 else {"assets": list(assets)})
+        try:  # the entry's own form, checked before anything is screened or written
+            AllowlistEntrySpec.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+        files = self.current_files()
+        if eid in _entries(files):
+            raise InputError(f"the allowlist already has an entry {eid!r}; give another --id")
         with self.store.session() as s:
             screening, deny = self.screener.decide(s, screening_chain(self.cfg, chain), dest, now=now, fresh=True,
                                                    actor=actor.name, client_id=client, what="allowlist addition")
@@ -293,14 +340,9 @@ class Destinations:
                              payload={"client": client, "reason": deny.reasons[0].value,
                                       "explanation": deny.explanation}, now=now)
         if deny is not None:
-            raise ScreeningError(deny.explanation)
-        eid = entry_id or f"{client}-{venue}-{dest[2:10].lower()}"
-        entry: dict[str, Any] = {"id": eid, "client": client, "venue": venue, "chain": chain,
-                                 "address": dest, "label": label, "added_by": actor.name,
-                                 "added_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                 "expires_at": expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        entry.update({"asset": assets[0]} if len(assets) == 1 else {"assets": list(assets)})
-        version = propose(self.versions, with_entry(self.current_files(), entry), proposer=actor.name,
+            unavailable = ReasonCode.SCREENING_UNAVAILABLE in deny.reasons
+            raise (ScreeningUnavailableError if unavailable else ScreeningError)(deny.explanation)
+        version = propose(self.versions, with_entry(files, entry), proposer=actor.name,
                           proposer_id=actor.user_id, role=actor.role, now=now,
                           note=note or f"allowlist: add {dest} for {client} ({venue}/{chain})")
         with self.store.session() as s:
@@ -308,6 +350,27 @@ class Destinations:
                          payload={"entry": entry, "policy_version": version.hash,
                                   "screening": screening.json(self.screener.advisory)}, now=now)
         return version, screening
+
+    def proposals(self) -> list[dict[str, Any]]:
+        """Proposed (not yet approved) policy versions that change the withdrawal allowlist, each
+        with the entries it adds and the entry ids it drops relative to the files in force."""
+        from primeguard.policy.versions import VersionState
+
+        current = _entries(self.current_files())
+        out = []
+        for v in self.versions.all():
+            if v.state is not VersionState.PROPOSED:
+                continue
+            try:
+                mine = _entries(v.files)
+            except PrimeguardError:
+                continue  # a proposal that does not load cannot be approved either
+            adds = [e for eid, e in mine.items() if current.get(eid) != e]
+            drops = sorted(eid for eid in current if eid not in mine)
+            if adds or drops:
+                out.append({"version": v.hash, "proposed_by": v.proposed_by, "proposed_by_id": v.proposed_by_id,
+                            "proposed_at": v.proposed_at.isoformat(), "note": v.note, "adds": adds, "drops": drops})
+        return sorted(out, key=lambda d: str(d["proposed_at"]), reverse=True)
 
     def approve(self, actor: Actor, ref: str, *, now: datetime | None = None, push: bool = True
                 ) -> tuple[Any, list[Step]]:

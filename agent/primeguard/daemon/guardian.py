@@ -31,6 +31,7 @@ from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.leases import ShardLeases
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
+from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.model import Credential
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
@@ -189,7 +190,7 @@ class Guardian:
                           with_stress=reason != "oracle",
                           price_history=load_price_history(self.store, policy, obs.taken_at))
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
-            findings = sweep_findings(obs, ev, clients)
+            findings = sweep_findings(obs, ev, clients) + self._job_findings(clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                                   obs.taken_at) for m in ev.moves]
             t = _lap(stages, "evaluate", t)
@@ -258,12 +259,52 @@ class Guardian:
         creds, _findings = capabilities_from_scan(self.cfg, await scan_all(self.cfg, store),
                                                   known_delegates_of(self.policy()))
         self.scan_credentials = tuple(creds)
-        self._propose_revocations(creds)
+        sanctioned = await self.screen_spenders(creds)
+        self._propose_revocations(creds, sanctioned)
         self._propose_grant_revocations(creds)
 
-    def _propose_revocations(self, creds: list[Credential]) -> None:
-        """An unlimited approval to a spender we do not know becomes a revoke action. It needs a
-        person's approval unless the config says otherwise (revoking can break a running strategy)."""
+    async def screen_spenders(self, creds: list[Credential], *, now: datetime | None = None) -> set[str]:
+        """Screen every approval spender, Permit2 spender, NFT operator and EIP-7702 delegate the scan
+        found, through the same screening as destinations (cached per its TTL, audited). A hit is a
+        critical ``sanctioned_address`` finding; a source that cannot answer a ``screening_unavailable``
+        blind spot (both kept open across sweeps until a later screening answers otherwise). Returns the
+        sanctioned addresses (lower-case). Without a ``screening`` section nothing is screened."""
+        from primeguard.screening.core import VerdictStatus
+        from primeguard.screening.service import Screener, screening_chain
+
+        if self.cfg.screening is None:
+            return set()
+        screener = getattr(self, "_screener", None) or Screener(self.cfg, policy=self.policy)
+        self._screener = screener  # one cache across scans
+        wallets = {w.id: w for w in self.cfg.wallets}
+        todo: dict[tuple[str, str], str | None] = {}
+        for c in creds:
+            addr = spender_of(c)
+            if addr and c.chain:
+                w = wallets.get(c.account_id)
+                todo.setdefault((c.chain, addr), w.client if w else None)
+        if not todo:
+            return set()
+        when = now or datetime.now(UTC)
+
+        def run() -> set[str]:
+            hits = set()
+            with self.store.session() as s:
+                for (chain, addr), client in sorted(todo.items(), key=lambda kv: kv[0]):
+                    sc = screener.screen(s, screening_chain(self.cfg, chain), addr, now=when,
+                                         actor=f"daemon:{self.replica_id}", client_id=client, what="approval spender")
+                    if sc.verdict(screener.advisory) is VerdictStatus.SANCTIONED:
+                        hits.add(addr.lower())
+            return hits
+
+        async with self._lock:  # never between a sweep's read of job findings and its write
+            return await asyncio.to_thread(run)
+
+    def _propose_revocations(self, creds: list[Credential], sanctioned: frozenset[str] | set[str] = frozenset()
+                             ) -> None:
+        """An unlimited approval to a spender we do not know, or any approval to a sanctioned
+        spender, becomes a revoke action. It needs a person's approval unless the config says
+        otherwise (revoking can break a running strategy)."""
         if "revoke_approval" not in self.playbook.levers:
             return
         wallets = {w.id: w for w in self.cfg.wallets}
@@ -271,7 +312,10 @@ class Guardian:
         specs = []
         for c in creds:
             d = c.details
-            if c.kind != "erc20_approval" or not d.get("unlimited") or d.get("known_spender"):
+            if c.kind != "erc20_approval":
+                continue
+            if not (str(d.get("spender", "")).lower() in sanctioned
+                    or (d.get("unlimited") and not d.get("known_spender"))):
                 continue
             w = wallets.get(c.account_id)
             if w is None:
@@ -321,6 +365,53 @@ class Guardian:
         if specs:
             self.playbook.propose(specs)
 
+    def _job_findings(self, clients: set[str] | None) -> list[Finding]:
+        """The open findings other jobs own (destination drift, screening: ``JOB_VENUES``), carried
+        by each sweep to the alerts; only those jobs close them."""
+        with self.store.session(readonly=True) as s:
+            found = repos.open_findings_of(s, JOB_VENUES)
+        return [f for f in found if clients is None or not f.client_id or f.client_id in clients]
+
+    async def reconcile_destinations(self, *, now: datetime | None = None) -> list[Finding]:
+        """Destination drift (the scheduled ``destinations`` job, see :mod:`primeguard.custody.drift`):
+        read every vault's on-chain allowlist and every CEX account's address book, compare them with
+        the approved destinations, open what differs and close what a source read again no longer
+        shows. A source that could not be read is a blind-spot finding and keeps its earlier findings
+        open. The next sweep carries the findings to the alerts. Returns this run's findings."""
+        from primeguard.custody import drift
+        from primeguard.store import destinations as dest_repo
+        from primeguard.venues.registry import configured
+
+        now = now or datetime.now(UTC)
+        policy = self.policy()
+        with self.store.session(readonly=True) as s:
+            rows = dest_repo.all_rows(s)
+        log = getattr(self, "_proposal_log", None) or drift.ProposalLog()
+        self._proposal_log = log  # logs are read from where the last run stopped
+        listings = await asyncio.gather(*(
+            asyncio.to_thread(drift.read_vault, self.cfg, v, drift.vault_candidates(self.cfg, policy, rows, v), log)
+            for v in self.cfg.vaults))
+        cex = next((c for c in configured(self.cfg) if c.name == "cex"), None)
+        snapshots = (await cex.collect(self.cfg, now)).snapshots if cex is not None else ()
+        unlistable: frozenset[str] = frozenset()
+        if cex is not None:
+            from primeguard.venues.cex.exchange import WhitelistAccess
+            from primeguard.venues.cex.registry import exchange_for
+
+            unlistable = frozenset(a.venue for a in self.cfg.cex_accounts
+                                   if exchange_for(a.venue).whitelist_access is WhitelistAccess.NONE)
+        findings = drift.drift_findings(self.cfg, policy, rows, listings, snapshots, now=now, unlistable=unlistable)
+        keys = {f.key for f in findings}
+        sources = {v.id for v in self.cfg.vaults} | {a.id for a in self.cfg.cex_accounts} | {"policy"}
+        read = drift.sources_read(listings, snapshots, policy=policy, unlistable=unlistable)
+        async with self._lock:  # never between a sweep's read of these findings and its write
+            with self.store.session() as s:
+                repos.upsert_findings(s, findings, now=now)
+                stale = [f.key for f in repos.open_findings_of(s, [drift.DRIFT_VENUE]) if f.key not in keys
+                         and (f.details.get("source") in read or f.details.get("source") not in sources)]
+                repos.close_findings(s, keys=stale, now=now)
+        return findings
+
     async def anchor(self) -> None:
         """Publish the audit head to the configured anchor sinks (the scheduled ``anchor`` job).
         Skipped when the head has not moved since the last anchor every sink took; a sink that
@@ -350,17 +441,20 @@ class Guardian:
     # --- run --------------------------------------------------------------------------------
 
     async def run(self, *, sweep_every_s: float = 10, scan_every_s: float = 300, health_port: int | None = None,
-                  stop: asyncio.Event | None = None, watch: bool = True, follow_every_s: float = 30) -> None:
-        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan and a sweep at start, then scheduled jobs
-        (sweeps, scans, anchors, following CEX withdrawals every ``follow_every_s``), the
-        oracle watcher and the health endpoint. A failing job is logged and retried at its next run; on
-        the way out leases are released and the audit head anchored."""
+                  stop: asyncio.Event | None = None, watch: bool = True, follow_every_s: float = 30,
+                  destinations_every_s: float = 60) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT): a scan, a destination reconciliation and a
+        sweep at start, then scheduled jobs (sweeps, scans, anchors, following CEX withdrawals every
+        ``follow_every_s``, reconciling destinations every ``destinations_every_s``), the oracle watcher
+        and the health endpoint. A failing job is logged and retried at its next run; on the way out
+        leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await self._safe(self.capability_scan)
+        await self._safe(self.reconcile_destinations)
         await self._safe(self.sweep, "start")
         scheduler = AsyncIOScheduler()
         scheduler.add_job(self._safe, "interval", seconds=sweep_every_s, args=[self.sweep, "schedule"],
@@ -369,6 +463,8 @@ class Guardian:
                           max_instances=1, coalesce=True, id="scan")
         scheduler.add_job(self._safe, "interval", seconds=follow_every_s, args=[self.follow_withdrawals],
                           max_instances=1, coalesce=True, id="withdrawals")
+        scheduler.add_job(self._safe, "interval", seconds=destinations_every_s, args=[self.reconcile_destinations],
+                          max_instances=1, coalesce=True, id="destinations")
         if self.anchors.enabled:
             await self._safe(self.anchor)
             scheduler.add_job(self._safe, "interval", seconds=self.cfg.audit.anchors.every_s, args=[self.anchor],
@@ -456,6 +552,21 @@ def notice_details(ev: Evaluation, client_id: str, status: LadderStatus) -> dict
     if status.deadline is not None:
         out["deadline"] = status.deadline.isoformat()
     return out
+
+
+def spender_of(c: Credential) -> str | None:
+    """Who a scanned grant lets move the wallet's assets: an approval's or Permit2 allowance's
+    spender (not the Permit2 gateway itself), an NFT operator, an EIP-7702 delegate; else ``None``."""
+    d = c.details
+    if c.kind == "erc20_approval" and not d.get("permit2_gateway"):
+        return str(d.get("spender") or "") or None
+    if c.kind == "permit2_allowance":
+        return str(d.get("spender") or "") or None
+    if c.kind == "nft_operator":
+        return str(d.get("operator") or "") or None
+    if c.kind == "eip7702_delegation":
+        return str(d.get("delegate") or "") or None
+    return None
 
 
 def _ltv_text(ltv: Decimal | None) -> str | None:

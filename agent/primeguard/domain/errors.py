@@ -175,6 +175,12 @@ class ScreeningError(PrimeguardError):
     code = "sanctioned"
 
 
+class ScreeningUnavailableError(ScreeningError):
+    """No screening source could answer about a destination: refused (fail closed), not listed."""
+
+    code = "screening_unavailable"
+
+
 class StoreError(PrimeguardError):
     """The database refused or lost something."""
 

@@ -95,6 +95,7 @@ class FindingCode(StrEnum):
     VAULT_DESTINATION_UNKNOWN = "vault_destination_unknown"  # listed on a vault, absent from the policy
     VENUE_WHITELIST_UNKNOWN = "venue_whitelist_unknown"  # in a venue's address book, absent from the policy
     DESTINATION_MISSING = "destination_missing"  # in the policy, missing where it should be
+    ALLOWLIST_UNREADABLE = "allowlist_unreadable"  # a vault's allowlist or a venue's address book: drift unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +165,16 @@ BLIND_SPOT_CODES: frozenset[FindingCode] = frozenset(
         FindingCode.ORACLE_BAD_DECIMALS,
         FindingCode.ORACLE_UNREADABLE,
         FindingCode.PRICE_MISSING,
+        FindingCode.SCREENING_UNAVAILABLE,
+        FindingCode.ALLOWLIST_UNREADABLE,
     }
 )
 
 # Findings raised and closed by another process than the sweep (the withdrawal follower): a sweep,
 # which closes every open finding it did not see again, leaves these open.
 NOT_SWEPT_CODES: frozenset[FindingCode] = frozenset({FindingCode.WITHDRAWAL_STATUS_UNKNOWN})
+
+JOB_VENUES: frozenset[str] = frozenset({"allowlist", "screening"})
+"""The ``venue`` of findings raised outside the sweep: destination reconciliation (``allowlist``)
+and screening (``screening``). The job that raises them also closes them (when its source answers
+again); a sweep carries them to the alerts and never closes them itself."""

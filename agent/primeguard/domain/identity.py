@@ -23,6 +23,7 @@ class Perm(StrEnum):
     READ = "read"
     APPROVE_ACTION = "approve_action"
     APPROVE_POLICY = "approve_policy"
+    CHANGE_DESTINATIONS = "change_destinations"  # propose (and remove) withdrawal destinations
     REQUEST_WITHDRAWAL = "request_withdrawal"
     APPROVE_WITHDRAWAL = "approve_withdrawal"
     EXECUTE_WITHDRAWAL = "execute_withdrawal"
@@ -34,10 +35,10 @@ ROLE_PERMS: dict[str, frozenset[Perm]] = {
     "viewer": frozenset({Perm.READ}),
     "treasury": frozenset({Perm.READ, Perm.REQUEST_WITHDRAWAL, Perm.APPROVE_WITHDRAWAL, Perm.EXECUTE_WITHDRAWAL,
                            Perm.RECORD_ACK}),
-    "compliance": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_POLICY,
+    "compliance": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_POLICY, Perm.CHANGE_DESTINATIONS,
                              Perm.APPROVE_WITHDRAWAL, Perm.RECORD_ACK}),
     "admin": frozenset({Perm.READ, Perm.APPROVE_ACTION, Perm.APPROVE_WITHDRAWAL, Perm.EXECUTE_WITHDRAWAL,
-                        Perm.MANAGE_USERS, Perm.RECORD_ACK}),
+                        Perm.CHANGE_DESTINATIONS, Perm.MANAGE_USERS, Perm.RECORD_ACK}),
 }
 
 

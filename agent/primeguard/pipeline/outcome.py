@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from primeguard.domain.findings import NOT_SWEPT_CODES, Finding
+from primeguard.domain.findings import JOB_VENUES, NOT_SWEPT_CODES, Finding
 from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.store import repos
@@ -56,8 +56,9 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     given), a metric row per valued client (exact ``Decimal`` equity, loan and LTV in USD; an
     infinite LTV is stored as ``None`` with ``ltv_infinite``), each client's ladder rung with its
     clocks (entered_at, margin-call deadline, cooldowns: restored exactly after a restart), the open
-    findings, and closes every open finding this sweep did not see again; and the day's closing prices
-    (the last fresh reference price per quoted asset), the history volatility haircuts are computed from.
+    findings, and closes every open finding this sweep did not see again (except those other jobs
+    own: ``JOB_VENUES``, ``NOT_SWEPT_CODES``); and the day's closing prices (the last fresh reference
+    price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
     Raises whatever the store raises; then nothing of this sweep is written.
@@ -92,7 +93,7 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
-        repos.close_findings(s, now=obs.taken_at, except_keys=keys)
+        repos.close_findings(s, now=obs.taken_at, except_keys=keys, keep_venues=JOB_VENUES)
 
 
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:

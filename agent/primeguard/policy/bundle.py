@@ -432,11 +432,14 @@ class _Context:
                 financing_shadow=g.financing.shadow if g.financing else False,
                 stress_id=g.stress.id if g.stress else None,
                 stress_shadow=g.stress.shadow if g.stress else False,
+                screening_id=g.screening.id if g.screening else None,
+                screening_advisory=frozenset(g.screening.advisory) if g.screening else frozenset(),
             )
-            for gname in ("price", "ladder", "ltv", "venue_whitelist", "financing", "stress"):
+            for gname in ("price", "ladder", "ltv", "venue_whitelist", "financing", "stress", "screening"):
                 gspec = getattr(g, gname)
                 if gspec is not None:
-                    info(gspec.id, "guard", self.origin(lp, ("guards", gname)), f"{gname} guard", gspec.shadow)
+                    info(gspec.id, "guard", self.origin(lp, ("guards", gname)), f"{gname} guard",
+                         getattr(gspec, "shadow", False))
             for i, r in enumerate(lm.limits):
                 o = self.origin(lp, ("limits", i))
                 limits.append(LimitRuleC(

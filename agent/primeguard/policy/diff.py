@@ -18,6 +18,7 @@ from primeguard.policy.policyset import (
     AllowKey,
     ApprovalRuleC,
     CapabilityRuleC,
+    GuardsC,
     LimitRuleC,
     PlanStepC,
     PolicySet,
@@ -130,6 +131,21 @@ def _allowlist(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
                                   f"changed from {a.id}/{a.label!r}/{a.memo!r}"))
 
 
+def _screening(a: GuardsC, b: GuardsC, out: list[Change]) -> None:
+    """Screening sources moving between advisory and authoritative (or the split moving between
+    the config and the policy)."""
+    rid = b.screening_id or a.screening_id or "screening"
+    if (a.screening_id is None) != (b.screening_id is None):
+        where = "the policy" if b.screening_id is not None else "the config"
+        out.append(Change("guards", rid, "changed", f"which screening sources only advise now comes from {where}"))
+    for src in sorted(b.screening_advisory - a.screening_advisory):
+        out.append(Change("guards", rid, "looser", f"screening source {src} becomes advisory: when it cannot answer, "
+                          "destinations are no longer refused"))
+    for src in sorted(a.screening_advisory - b.screening_advisory):
+        out.append(Change("guards", rid, "stricter", f"screening source {src} becomes authoritative: when it cannot "
+                          "answer, destinations are refused"))
+
+
 def _guards(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
     a, b = old.guards, new.guards
     if a is None and b is None:
@@ -164,6 +180,7 @@ def _guards(old: PolicySet, new: PolicySet, out: list[Change]) -> None:
                           f"whitelist containing the destination"))
     _shadow(out, "guards", b.whitelist_id, f"venue whitelist guard {b.whitelist_id}", a.whitelist_shadow,
             b.whitelist_shadow)
+    _screening(a, b, out)
     for what, ida, idb, sha, shb, text in (
             ("financing", a.financing_id, b.financing_id, a.financing_shadow, b.financing_shadow,
              "loan / own collateral after a withdrawal is checked against the tier's financing cap"),

@@ -173,6 +173,8 @@ class GuardsC:
     financing_shadow: bool = False
     stress_id: str | None = None  # None: no stress guard in the policy
     stress_shadow: bool = False
+    screening_id: str | None = None  # None: no screening guard (the config's advisory sources apply)
+    screening_advisory: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -364,6 +364,19 @@ class WhitelistGuard(Strict):
     shadow: StrictBool = False
 
 
+ScreeningSource = Annotated[str, Field(pattern=r"^(oracle:[A-Za-z0-9_.-]{1,64}|lists|list:[A-Za-z0-9_.-]{1,64})$")]
+
+
+class ScreeningGuard(Strict):
+    """Which screening sources only advise: one that cannot answer does not deny (a hit from any
+    source always denies). Every other source is authoritative: when it cannot answer, destinations
+    are refused (fail closed). Sources: ``oracle:<chain>``, ``lists`` (every imported list) or
+    ``list:<name>``. Without this guard the config's ``screening.advisory`` applies."""
+
+    id: Identifier
+    advisory: tuple[ScreeningSource, ...] = Field(default=(), max_length=64)
+
+
 class FinancingGuard(Strict):
     """After the withdrawal, loan ÷ the client's own collateral must stay within its tier's
     ``max_loan_to_collateral``. Unknown inputs deny."""
@@ -387,6 +400,7 @@ class Guards(Strict):
     venue_whitelist: WhitelistGuard
     financing: FinancingGuard | None = None
     stress: StressGuard | None = None
+    screening: ScreeningGuard | None = None
 
 
 class WithdrawalLimitsFile(FileHeader):

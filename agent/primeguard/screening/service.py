@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -30,12 +31,25 @@ OracleCall = Callable[[str, str, str, str], SourceAnswer]  # rpc_url, oracle, ad
 class Screener:
     """Screens addresses per chain against the config's oracles and the store's imported lists."""
 
-    def __init__(self, cfg: PrimeguardConfig, *, ask: OracleCall | None = None) -> None:
+    def __init__(self, cfg: PrimeguardConfig, *, ask: OracleCall | None = None,
+                 policy: Callable[[], Any] | None = None) -> None:
+        """``policy``: returns the policy in force (its ``screening`` guard, when it has one, says
+        which sources only advise; otherwise the config's ``screening.advisory`` does)."""
         self.cfg = cfg
         sc = cfg.screening
-        self.advisory = frozenset(sc.advisory) if sc else frozenset()
+        self._config_advisory = frozenset(sc.advisory) if sc else frozenset()
+        self._policy = policy
         self.cache = ScreeningCache(sc.ttl_s if sc else 0)
         self._ask = ask or (lambda rpc, oracle, addr, source: ask_oracle(rpc, oracle, addr, source=source))
+
+    @property
+    def advisory(self) -> frozenset[str]:
+        """The sources whose failure to answer does not deny: the policy's screening guard when the
+        policy in force has one, else the config's list. Every other source is authoritative."""
+        guards = getattr(self._policy() if self._policy is not None else None, "guards", None)
+        if guards is not None and guards.screening_id is not None:
+            return frozenset(guards.screening_advisory)
+        return self._config_advisory
 
     def _answers(self, session: Session, chain: str, address: str) -> tuple[SourceAnswer, ...]:
         sc = self.cfg.screening
@@ -62,25 +76,31 @@ class Screener:
                actor: str = "screening", client_id: str | None = None, what: str = "destination") -> Screening:
         """Every source's answer (from the cache unless ``fresh``). A fresh answer is audited
         (``screening.checked``); a hit opens a critical ``sanctioned_address`` finding; a source that
-        could not answer opens a ``screening_unavailable`` finding. All in ``session``."""
+        could not answer opens a ``screening_unavailable`` finding (a blind spot). A clear answer
+        closes the address's ``sanctioned_address`` finding and the chain's ``screening_unavailable``
+        one. All in ``session``."""
         cached = None if fresh else self.cache.get(chain, address, now)
         if cached is not None:
             return cached
         s = Screening(address, chain, self._answers(session, chain, address), now)
         self.cache.put(s)
-        verdict = s.verdict(self.advisory)
+        advisory = self.advisory
+        verdict = s.verdict(advisory)
         audit.append(session, actor=actor, kind="screening.checked", subject=address,
-                     payload={**s.json(self.advisory), "what": what}, now=now)
+                     payload={**s.json(advisory), "what": what}, now=now)
+        hit = Finding(FindingCode.SANCTIONED_ADDRESS, Severity.CRITICAL, address,
+                      f"{what} {address} is sanctioned ({s.explain()})", venue="screening", chain=chain,
+                      client_id=client_id, details={"what": what})
+        down = Finding(FindingCode.SCREENING_UNAVAILABLE, Severity.HIGH, chain,
+                       f"screening on {chain} could not answer ({s.explain()}): withdrawals fail closed",
+                       venue="screening", chain=chain)
         if verdict is VerdictStatus.SANCTIONED:
-            repos.upsert_finding(session, Finding(
-                FindingCode.SANCTIONED_ADDRESS, Severity.CRITICAL, address,
-                f"{what} {address} is sanctioned ({s.explain()})", venue="screening", chain=chain,
-                client_id=client_id, details={"what": what}), now=now)
+            repos.upsert_finding(session, hit, now=now)
         elif verdict is VerdictStatus.UNAVAILABLE:
-            repos.upsert_finding(session, Finding(
-                FindingCode.SCREENING_UNAVAILABLE, Severity.HIGH, chain,
-                f"screening on {chain} could not answer ({s.explain()}): withdrawals fail closed",
-                venue="screening", chain=chain), now=now)
+            repos.upsert_finding(session, down, now=now)
+        # A screening finding lasts until a later screening of its subject answers otherwise.
+        if verdict is VerdictStatus.CLEAR:
+            repos.close_findings(session, keys=[hit.key, down.key], now=now)
         return s
 
     def decide(self, session: Session, chain: str, address: str, *, now: datetime, fresh: bool = False,

@@ -32,7 +32,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +45,7 @@ from primeguard.web.errors import WebError
 from primeguard.web.html import Safe, e, layout
 
 if TYPE_CHECKING:
+    from primeguard.custody.destinations import Destinations
     from primeguard.custody.withdrawals import WithdrawalService
     from primeguard.playbooks.engine import Playbook
 
@@ -79,6 +80,23 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(default="", max_length=2000, examples=["acknowledged by phone; will post USDC today"])
+
+
+class DestinationBody(BaseModel):
+    """A withdrawal destination to propose (a policy version adding it; a second compliance user
+    approves). ``expires_at``: ISO time with a zone, default one year."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: str = Field(min_length=1, max_length=128)
+    address: str = Field(min_length=1, max_length=128, examples=["0x4b280EdCc946EAA52913262F098391Af6aA31751"])
+    assets: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(min_length=1, max_length=32,
+                                                                              examples=[["USDC"]])
+    label: str = Field(min_length=1, max_length=200)
+    venue: str = Field(default="evm", min_length=1, max_length=32)
+    chain: str = Field(default="ethereum", min_length=1, max_length=64)
+    expires_at: AwareDatetime | None = None
+    entry_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class WithdrawalStateFilter(StrEnum):
@@ -162,6 +180,28 @@ def build_api() -> APIRouter:
               responses=_responses(403, 404, 409, 422))
     def approve_policy(request: Request, policy_hash: Id) -> dict[str, Any]:
         return commands.approve_policy(ctx_of(request).store, principal_of(request), policy_hash)
+
+    @api.get("/destinations", summary="Destinations: policy state and timelock, each vault's on-chain state, "
+                                      "venue address books (venues=true), screening; pending proposals",
+             responses=_responses(503))
+    def list_destinations(request: Request, venues: bool = False) -> dict[str, Any]:
+        principal_of(request).require(Perm.READ)
+        return queries.destinations(ctx_of(request).destinations, venues=venues)
+
+    @api.post("/destinations", status_code=201, summary="Screen and propose a destination (compliance, admin)",
+              responses=_responses(403, 422, 503))
+    def propose_destination(request: Request, body: DestinationBody) -> dict[str, Any]:
+        return commands.propose_destination(ctx_of(request).destinations, principal_of(request), client=body.client,
+                                            venue=body.venue, chain=body.chain, assets=body.assets,
+                                            address=body.address, label=body.label, expires_at=body.expires_at,
+                                            entry_id=body.entry_id)
+
+    @api.post("/destinations/{policy_hash}/approve",
+              summary="Approve a destination proposal (compliance, not the proposer) and propose it to the vaults",
+              responses=_responses(403, 404, 409, 422, 503))
+    def approve_destinations(request: Request, policy_hash: Id) -> dict[str, Any]:
+        ctx = ctx_of(request)
+        return commands.approve_destinations(ctx.destinations, ctx.store, principal_of(request), policy_hash)
 
     @api.get("/withdrawals", summary="Withdrawals, newest first, with approvals and the latest decision")
     def list_withdrawals(request: Request, state: WithdrawalStateFilter | None = None,
@@ -394,6 +434,7 @@ def create_app(
     policy_dir: Path | None = None,
     secure_cookies: bool = False,
     sessions: SessionStore | None = None,
+    destinations: Destinations | None = None,
 ) -> FastAPI:
     """Build the web app over an open store.
 
@@ -406,6 +447,8 @@ def create_app(
         policy_dir: the configured policy directory, in force while the store has no active version.
         secure_cookies: mark cookies ``Secure`` and send HSTS (set behind TLS).
         sessions: the page session store (default: a new in-memory one).
+        destinations: the destination lifecycle (list, propose, approve and push to the vaults);
+            None answers those routes with 503 ``destinations_unavailable``.
     """
     from primeguard.playbooks.engine import Playbook
 
@@ -415,7 +458,7 @@ def create_app(
     sessions = sessions or SessionStore()
     app.state.ctx = WebContext(store=store, sessions=sessions, playbook=playbook or Playbook(store, {}),
                                withdrawals=withdrawals, policy_dir=Path(policy_dir) if policy_dir else None,
-                               secure_cookies=secure_cookies)
+                               secure_cookies=secure_cookies, destinations=destinations)
     _install_handlers(app)
     app.include_router(build_api())
     app.include_router(pages.router)

@@ -6,7 +6,7 @@ store. Four eyes compare user ids (the same rule the CLI follows). Each function
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from primeguard.domain.errors import (
@@ -22,9 +22,10 @@ from primeguard.store import repos
 from primeguard.store.db import Store
 from primeguard.store.errors import IllegalTransition, NotFound, StaleState
 from primeguard.web.auth import Perm, Principal
-from primeguard.web.errors import WebError
+from primeguard.web.errors import WebError, destinations_unavailable
 
 if TYPE_CHECKING:
+    from primeguard.custody.destinations import Destinations
     from primeguard.custody.withdrawals import WithdrawalService
     from primeguard.playbooks.engine import Playbook
 
@@ -200,3 +201,58 @@ def approve_withdrawal(service: WithdrawalService | None, store: Store, who: Pri
         raise _state_error(exc) from exc
     log.info("withdrawal %s approved by %s: %s", withdrawal_id, who.name, result.state)
     return result.to_json()
+
+
+# --- destinations -------------------------------------------------------------------------------------
+
+
+def _destinations(service: Destinations | None) -> Destinations:
+    if service is None:
+        raise destinations_unavailable()
+    return service
+
+
+def propose_destination(service: Destinations | None, who: Principal, *, client: str, venue: str, chain: str,
+                        assets: list[str], address: str, label: str, expires_at: datetime | None,
+                        entry_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Screen a destination and propose a policy version adding it (compliance, admin). A second
+    compliance user approves it (:func:`approve_destinations`). Refusals write nothing but the
+    screening's own audit record: a bad field (422 ``invalid_input``), a sanctioned address (422
+    ``sanctioned``), a screening source that cannot answer (503 ``screening_unavailable``)."""
+    from primeguard.domain.errors import ScreeningError, ScreeningUnavailableError
+
+    who.require(Perm.CHANGE_DESTINATIONS)
+    svc = _destinations(service)
+    now = now or datetime.now(UTC)
+    try:
+        version, screening = svc.propose(who.actor, client=client, venue=venue, chain=chain, assets=assets,
+                                         address=address, label=label, entry_id=entry_id, now=now,
+                                         expires_at=expires_at or now + timedelta(days=365))
+    except ScreeningUnavailableError as exc:
+        raise WebError("screening_unavailable", str(exc)) from exc
+    except ScreeningError as exc:
+        raise WebError("sanctioned", str(exc)) from exc
+    except (InputError, AuthorizationError) as exc:
+        raise _state_error(exc) from exc
+    except PolicyError as exc:
+        raise WebError("invalid_policy", f"the proposal does not load: {exc}") from exc
+    log.info("destination %s proposed by %s as policy version %s", address, who.name, version.hash[:12])
+    return {"version": version.meta(), "screening": screening.json(svc.screener.advisory)}
+
+
+def approve_destinations(service: Destinations | None, store: Store, who: Principal, policy_hash: str, *,
+                         now: datetime | None = None) -> dict[str, Any]:
+    """Approve a proposed version (a compliance user other than its proposer: user ids compared,
+    as :func:`approve_policy`), then propose its destinations to the vaults and follow them through
+    their timelock. Returns the version and one step per (vault, asset, destination)."""
+    from primeguard.domain.errors import PrimeguardError
+
+    svc = _destinations(service)
+    version = approve_policy(store, who, policy_hash, now=now)
+    try:
+        steps = [s.json() for s in svc.push(actor=who.name, now=now, dry_run=False, readd=True)]
+    except PrimeguardError as exc:  # approved; the vaults follow with ``allowlist sync --apply``
+        log.warning("policy version %s approved; vault allowlists not updated: %s", policy_hash[:12], exc)
+        return {"version": version, "steps": [], "note": f"approved; the vaults could not be updated ({exc}): "
+                                                          "run primeguard allowlist sync --apply"}
+    return {"version": version, "steps": steps, "note": ""}

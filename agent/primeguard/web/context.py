@@ -13,6 +13,7 @@ from primeguard.web.auth import SessionStore
 from primeguard.web.queries import PolicyCache
 
 if TYPE_CHECKING:
+    from primeguard.custody.destinations import Destinations
     from primeguard.custody.withdrawals import WithdrawalService
     from primeguard.playbooks.engine import Playbook
 
@@ -26,6 +27,7 @@ class WebContext:
     policy_dir: Path | None = None
     secure_cookies: bool = False
     policy_cache: PolicyCache = field(default_factory=PolicyCache)
+    destinations: Destinations | None = None
 
     def vault_ids(self) -> list[str]:
         """Accounts a withdrawal may leave from (the service's configured vaults)."""

@@ -24,7 +24,10 @@ CODES: dict[str, int] = {
     "payload_too_large": 413,  # body over the limit (64 KiB API, 16 KiB forms), chunked or not
     "uri_too_long": 414,
     "headers_too_large": 431,
+    "sanctioned": 422,  # the destination is on a sanctions list: refused, nothing proposed
     "withdrawals_unavailable": 503,  # no withdrawal service configured on this server
+    "destinations_unavailable": 503,  # no destination service configured on this server
+    "screening_unavailable": 503,  # no screening source could answer: refused (fail closed)
     "store_unavailable": 503,  # the database refused or failed
     "unavailable": 503,  # another part of primeguard could not do it now (venue, chain, signer)
     "internal": 500,
@@ -42,3 +45,9 @@ class WebError(Exception):
 
     def json(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}
+
+
+def destinations_unavailable() -> WebError:
+    """The refusal of every destination route on a server started without the destination service."""
+    return WebError("destinations_unavailable", "this server has no destination service configured; start it with "
+                                                "the agent's config (primeguard web --config)")

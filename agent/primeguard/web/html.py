@@ -19,7 +19,7 @@ from primeguard.domain.money import MAX_AMOUNT_CHARS, MAX_EXPONENT, display_amou
 
 NAV = (("overview", "/", "Overview"), ("capabilities", "/capabilities", "Capabilities"),
        ("timeline", "/timeline", "Alerts & actions"), ("policy", "/policy", "Policy"),
-       ("withdrawals", "/withdrawals", "Withdrawals"))
+       ("destinations", "/destinations", "Destinations"), ("withdrawals", "/withdrawals", "Withdrawals"))
 STATE_CLASS = {
     "normal": "ok", "warn": "warn", "margin_call": "mc", "halt": "halt", "liquidate": "liq", "unknown": "blind",
     "blind": "blind", "proposed": "pending", "requested": "pending", "approved": "ok", "executing": "pending",
@@ -28,6 +28,8 @@ STATE_CLASS = {
     "suppressed": "muted", "resolved": "muted", "critical": "liq", "high": "halt", "warning": "warn", "info": "muted",
     "looser": "halt", "stricter": "ok", "changed": "muted", "allow": "ok", "deny": "halt",
     "needs_approval": "pending", "dry_run": "muted", "automatic": "warn",
+    "clear": "ok", "sanctioned": "liq", "unavailable": "blind", "absent": "halt", "unreadable": "blind",
+    "expired": "muted", "removed": "muted",
 }
 BAND_FILL = {"ok": "#d7f2e3", "warn": "#fdf1c7", "mc": "#fde0c2", "halt": "#f9cfcb", "liq": "#f1a9a5"}
 STATE_STROKE = {"ok": "#1f7a4d", "warn": "#a86b00", "mc": "#c2570c", "halt": "#b42318", "liq": "#7a1010",

@@ -657,3 +657,102 @@ async def approve_withdrawal_form(request: Request, withdrawal_id: str) -> Respo
         return f"Approval recorded: withdrawal {withdrawal_id[:12]} is {result['state']}"
 
     return await _post(request, action, "/withdrawals", render_withdrawals)
+
+
+# --- destinations -------------------------------------------------------------------------------------------
+
+
+def _proposal_card(p: dict[str, Any], who: Principal, csrf: str) -> Safe:
+    adds = join(Safe(f'<li>add <code>{e(a.get("address"))}</code> for {e(a.get("client"))} '
+                     f'({e(a.get("venue"))}/{e(a.get("chain"))}, '
+                     f'{e(", ".join(a.get("assets") or [a.get("asset")]))}): {e(a.get("label"))}</li>')
+                for a in p["adds"])
+    drops = join(Safe(f"<li>drop entry <code>{e(d)}</code></li>") for d in p["drops"])
+    if p["proposed_by_id"] == who.user_id:
+        act: Safe = Safe('<p class="note">You proposed this: a different compliance user must approve it.</p>')
+    elif who.can(Perm.APPROVE_POLICY):
+        act = post_button(f"/destinations/{quote(p['version'], safe='')}/approve", "Approve and propose to the vaults",
+                          csrf, confirm_text=f"Approve policy version {p['version'][:12]}")
+    else:
+        act = Safe('<p class="note">Waiting for a compliance user to approve.</p>')
+    return Safe(f'<div class="proposal"><h3>Version <code>{e(p["version"][:16])}</code></h3>'
+                f'<p class="note">proposed by <b>{e(p["proposed_by"])}</b> at {when(p["proposed_at"])}'
+                f'{" — " + e(p["note"]) if p["note"] else ""}</p><ul class="diff">{adds}{drops}</ul>{act}</div>')
+
+
+def render_destinations(request: Request, _messages: list[tuple[str, str]]) -> tuple[str, str, Safe]:
+    ctx, who, sess = ctx_of(request), principal_of(request), _session(request)
+    if ctx.destinations is None:
+        return "Destinations", "destinations", section("Destinations", Safe(
+            '<p class="note">This server has no destination service configured (start it with the agent\'s '
+            'config).</p>'))
+    data = queries.destinations(ctx.destinations)
+    parts: list[Safe] = []
+    if who.can(Perm.CHANGE_DESTINATIONS):
+        form = Safe(
+            f'<form method="post" action="/destinations" class="stack-form">{csrf_field(sess.csrf)}'
+            '<label for="client">Client<input type="text" id="client" name="client" required maxlength="128">'
+            '</label><label for="address">Address<input type="text" id="address" name="address" required '
+            'maxlength="128" placeholder="0x…"></label>'
+            '<label for="assets">Assets (comma separated)<input type="text" id="assets" name="assets" required '
+            'maxlength="200" value="USDC"></label>'
+            '<label for="label">Label<input type="text" id="label" name="label" required maxlength="200"></label>'
+            '<label for="venue">Venue<input type="text" id="venue" name="venue" maxlength="32" value="evm"></label>'
+            '<label for="chain">Chain<input type="text" id="chain" name="chain" maxlength="64" value="ethereum">'
+            '</label><div><button type="submit" class="btn">Screen and propose</button></div></form>')
+        parts.append(section("Propose a destination", form,
+                             note="The address is screened first; a second compliance user approves, then the "
+                                  "agent proposes it to each vault, usable after the vault's timelock."))
+    parts.append(section("Proposals waiting for approval",
+                         join(_proposal_card(p, who, sess.csrf) for p in data["proposals"]) if data["proposals"]
+                         else Safe('<p class="empty">No destination proposals are waiting.</p>'),
+                         note="Four eyes: the proposer cannot approve."))
+    rows = []
+    for d in data["destinations"]:
+        policy = join(Safe(f'{e(p["entry"])} {badge(p["state"])} <span class="note">from '
+                           f'{when(p["active_from"])}</span><br>') for p in d["policy"]) or Safe("not in the policy")
+        vaults = join(Safe(f'{e(v["vault"])} {e(v["asset"])} {badge(v["state"])}'
+                           + (f' <span class="note">until {when(v["eta"])}</span>' if v["state"] == "pending" else "")
+                           + "<br>") for v in d["vaults"]) or Safe("—")
+        rows.append([Safe(f"<code>{e(d['address'])}</code>"), policy, vaults, badge(d["screening"] or "unknown")])
+    parts.append(section("Destinations", table(["Address", "Policy (timelock)", "Vaults (on chain)", "Screening"],
+                                               rows, empty="No destinations."),
+                         note="Policy entries are usable from their timelock; a vault destination from its own "
+                              "on-chain timelock. Drift between them is reported as findings."))
+    return "Destinations", "destinations", join(parts)
+
+
+@router.get("/destinations")
+def destinations_page(request: Request) -> Response:
+    title, active, body = render_destinations(request, [])
+    return _html(_page(request, title, body, active))
+
+
+@router.post("/destinations")
+async def propose_destination_form(request: Request) -> Response:
+    def action(ctx: WebContext, who: Principal, form: dict[str, str]) -> str:
+        fields = {k: form.get(k, "").strip() for k in ("client", "address", "assets", "label", "venue", "chain")}
+        missing = [k for k in ("client", "address", "assets", "label") if not fields[k]]
+        if missing:
+            raise WebError("invalid_input", f"missing: {', '.join(missing)}")
+        assets = [a.strip() for a in fields["assets"].split(",") if a.strip()]
+        result = commands.propose_destination(ctx.destinations, who, client=fields["client"],
+                                              venue=fields["venue"] or "evm", chain=fields["chain"] or "ethereum",
+                                              assets=assets, address=fields["address"], label=fields["label"],
+                                              expires_at=None)
+        return (f"Proposed as policy version {result['version']['hash'][:12]} (screening: "
+                f"{result['screening']['verdict']}); a different compliance user approves it.")
+
+    return await _post(request, action, "/destinations", render_destinations)
+
+
+@router.post("/destinations/{policy_hash}/approve")
+async def approve_destinations_form(request: Request, policy_hash: str) -> Response:
+    def action(ctx: WebContext, who: Principal, _form: dict[str, str]) -> str:
+        result = commands.approve_destinations(ctx.destinations, ctx.store, who, policy_hash)
+        moved = ", ".join(f"{s['address'][:10]}… on {s['vault']}: {s['action']}" for s in result["steps"]
+                          if s["action"] in ("proposed", "failed", "refused"))
+        return (f"Policy version {policy_hash[:12]} is active (approved by {who.name})"
+                + (f"; vaults: {moved}" if moved else "") + (f"; {result['note']}" if result["note"] else ""))
+
+    return await _post(request, action, "/destinations", render_destinations)

@@ -539,3 +539,19 @@ def _dir_stamp(directory: Path) -> str:
         return str(max((p.stat().st_mtime_ns for p in directory.rglob("*.y*ml")), default=0))
     except OSError:
         return "0"
+
+
+def destinations(service: Any | None, *, venues: bool = False) -> dict[str, Any]:
+    """The destinations view (``primeguard.allowlist/1``, as ``allowlist status --json``) plus the
+    proposals waiting for a second compliance user. Reads each vault (and, with ``venues``, each
+    venue's address book) now; screening answers come from its cache within their TTL.
+
+    Raises:
+        WebError: 503 ``destinations_unavailable`` without a destination service.
+    """
+    from primeguard.web.errors import destinations_unavailable
+
+    if service is None:
+        raise destinations_unavailable()
+    return {"schema": "primeguard.allowlist/1", "destinations": service.status(venues=venues),
+            "proposals": service.proposals()}

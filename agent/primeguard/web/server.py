@@ -64,7 +64,7 @@ def serve(store_url: str, host: str = "127.0.0.1", port: int = 8765, *, migrate:
             pass ``secure_cookies=True``).
         migrate: bring the schema to the newest migration first (idempotent).
         **deps: passed to :func:`create_app` (``withdrawals``, ``playbook``, ``policy_dir``,
-            ``secure_cookies``).
+            ``secure_cookies``, ``destinations``).
     """
     store = open_store(store_url, migrate=migrate)
     try:

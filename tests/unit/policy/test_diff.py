@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from primeguard.domain.errors import PolicyError
 from primeguard.policy import Change, diff, diff_text, load_bundle
 from tests.unit.policy.helpers import ALPHA_COLD, small_docs, to_files
 
@@ -121,3 +124,22 @@ def test_defi_classes_and_known_delegates_are_diffed() -> None:
                    (ALPHA_COLD, "looser"), (NEW_ADDR, "stricter")}
     assert "haircut on DeFi class aave_v3 moves from 0.2 to 0.3 (stricter)" in [c.text for c in changes]
     assert diff(load_bundle(to_files(new_docs)), load_bundle(to_files(new_docs))) == []
+
+
+def test_screening_sources_advisory_or_authoritative() -> None:
+    base = small_docs()
+    base["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["lists"]}
+    a = load_bundle(to_files(base))
+    assert a.guards is not None and a.guards.screening_advisory == frozenset({"lists"})
+    assert a.guards.screening_id == "g-screen" and a.rules["g-screen"].kind == "guard"
+    looser = small_docs()
+    looser["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["oracle:ethereum"]}
+    got = {(c.effect, c.text.split(": when")[0]) for c in diff(a, load_bundle(to_files(looser)))}
+    assert got == {("looser", "screening source oracle:ethereum becomes advisory"),
+                   ("stricter", "screening source lists becomes authoritative")}
+    gone = {(c.effect, c.text) for c in diff(a, load_bundle(to_files(small_docs())))}
+    assert ("changed", "which screening sources only advise now comes from the config") in gone
+    bad = small_docs()
+    bad["limits.yaml"]["guards"]["screening"] = {"id": "g-screen", "advisory": ["oracle"]}
+    with pytest.raises(PolicyError, match="advisory"):
+        load_bundle(to_files(bad))

@@ -48,6 +48,7 @@ from primeguard.store.repos.findings import (
     close_findings,
     get_finding,
     open_findings,
+    open_findings_of,
     upsert_finding,
     upsert_findings,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "list_withdrawals",
     "metric_history",
     "open_findings",
+    "open_findings_of",
     "policy_content_hash",
     "put_policy_version",
     "record_decision",

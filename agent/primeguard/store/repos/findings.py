@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from primeguard.domain.errors import InputError
-from primeguard.domain.findings import Finding
+from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.store._sql import insert_ignore, table_of, upsert_insert
 from primeguard.store.codec import store_json
 from primeguard.store.errors import StaleState
@@ -128,12 +128,14 @@ def close_findings(
     keys: Iterable[str] | None = None,
     except_keys: Iterable[str] | None = None,
     subjects: Iterable[str] | None = None,
+    keep_venues: Iterable[str] = (),
 ) -> list[str]:
     """Close open findings; returns the keys closed.
 
     Give ``keys`` to close exactly those, or ``except_keys`` (the keys still present) to close every
     other open finding; ``subjects`` limits either form to findings about those subjects (use it when
-    a sweep covered only part of the book).
+    a sweep covered only part of the book); findings of a venue in ``keep_venues`` are never closed
+    (another job owns them: :data:`~primeguard.domain.findings.JOB_VENUES`).
     """
     if (keys is None) == (except_keys is None):
         raise InputError("give exactly one of keys or except_keys")
@@ -144,6 +146,8 @@ def close_findings(
         cond.append(t.c.key.in_(list(keys)))
     if subjects is not None:
         cond.append(t.c.subject.in_(list(subjects)))
+    if keep := list(keep_venues):
+        cond.append(t.c.venue.not_in(keep))
     closed = [r[0] for r in session.execute(sa.select(t.c.key).where(*cond).with_for_update())]
     if except_keys is not None:  # filtered here: a sweep's keys are too many for a NOT IN list
         keep = set(except_keys)
@@ -162,6 +166,22 @@ def open_findings(session: Session, *, client_id: str | None = None) -> list[Fin
     if client_id is not None:
         stmt = stmt.where(t.c.client_id == client_id)
     return list(session.execute(stmt.order_by(t.c.severity.desc(), t.c.key)).scalars())
+
+
+def open_findings_of(session: Session, venues: Iterable[str]) -> list[Finding]:
+    """The open findings whose ``venue`` is one of ``venues``, as :class:`Finding` values (rows
+    with a code this version does not know are left out)."""
+    t = table_of(FindingRow)
+    stmt = sa.select(FindingRow).where(t.c.state == FindingState.OPEN.value, t.c.venue.in_(list(venues)))
+    out = []
+    for row in session.execute(stmt.order_by(t.c.key)).scalars():
+        try:
+            code, severity = FindingCode(row.code), Severity(row.severity)
+        except ValueError:
+            continue
+        out.append(Finding(code, severity, row.subject, row.message, venue=row.venue, chain=row.chain,
+                           client_id=row.client_id, rule_id=row.rule_id, details=dict(row.details or {})))
+    return out
 
 
 def get_finding(session: Session, key: str) -> FindingRow | None:

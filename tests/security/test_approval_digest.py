@@ -34,6 +34,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityWorld]:
     yield from build_world(tmp_path_factory.mktemp("digest"), with_users=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_feeds(world) -> None:
+    world.sb.refresh_prices()  # the module's world lives minutes on a loaded machine: feeds stay inside their age limit
+
+
 @pytest.fixture(scope="module")
 def setup(world):
     cfg = load_config(world.config)

@@ -202,6 +202,19 @@ class Sandbox:
         if self.dydx is not None and hasattr(self.dydx, "set_oracle_price"):
             self.dydx.set_oracle_price(f"{asset}-USD", answer)
 
+    def refresh_prices(self) -> None:
+        """Post every chain feed's latest answer again as a new round updated now, as a feed's
+        heartbeat does (a slow test must not see its prices go stale between two steps)."""
+        from primeguard.venues.evm.artifacts import contract_artifact
+
+        abi = contract_artifact("SandboxAggregator")["abi"]
+        for d in self.chains.values():
+            w3 = Web3(Web3.HTTPProvider(d.node.rpc_url))
+            for addr, decimals, _hb in d.feeds.values():
+                agg = w3.eth.contract(address=addr, abi=abi)
+                answer = Decimal(int(agg.functions.latestRoundData().call()[1])).scaleb(-decimals)
+                set_feed_round(agg, answer, decimals, d.deployer)
+
     def apply_event(self, ev: EventScenario) -> None:
         if ev.kind == "price" and ev.asset and ev.answer is not None:
             self.set_price(ev.asset, ev.answer, chain=ev.chain)

@@ -26,6 +26,9 @@ from primeguard.venues.cex.client import build_exchange, public_key_of
 WL = "0x1111111111111111111111111111111111111111"
 KEYS = [{"id": "client", "spot": True, "futures": True, "withdraw": True, "universal_transfer": True},
         {"id": "pb-master", "holder": "master", "ip_whitelist": ["127.0.0.1"]}]
+# the liquidation levers' operator key: trades (margin too) and sweeps to the master account
+OPS = {"id": "ops", "holder": "operator", "spot": True, "margin": True, "futures": True, "internal_transfer": True,
+       "universal_transfer": True}
 
 
 def _acct(venue: str, **modes: Any) -> dict[str, Any]:
@@ -61,6 +64,10 @@ def scenario() -> Scenario:
     clients.append({"id": "levers", "cex": [_acct(v) for v in ("binance", "okx", "bybit")]})
     # withdrawals, a cancelled order and a deleted key of their own
     clients.append({"id": "spare", "cex": [_acct(v) for v in ("binance", "okx", "bybit")]})
+    # the liquidation levers: a margin order to list and cancel, transfers to the master account
+    margin_order = {"symbol": "BTC/USDT", "side": "buy", "amount": "0.01", "price": "40000", "market": "margin"}
+    clients.append({"id": "sweep", "cex": [_acct(v, keys=[*KEYS, OPS], orders=[margin_order])
+                                           for v in ("binance", "okx", "bybit")]})
     return Scenario.model_validate({"name": "cex-contract", "feeds": [{"asset": "BTC", "answer": "60000"},
                                                                      {"asset": "ETH", "answer": "3000"}],
                                     "clients": clients})
@@ -339,6 +346,72 @@ def test_master_and_cancel_endpoints_match_recorded_bodies(sims: CexSimulators,
     uid = sims.state("binance").sub_by_name(b.sub_account).uid  # type: ignore[union-attr]
     check("binance", "broker_delete_sub_api", raw(b, "pb-master", lambda ex: ex.sapiDeleteBrokerSubAccountApi(
         {"subAccountId": uid, "subAccountApiKey": public_key_of(b, "client")})))
+
+
+def test_binance_liquidation_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    """What Binance's liquidation levers call: the USD-M mark price (one symbol, and every row of the
+    all-symbols list), the cross-margin open orders and their cancel (then the error answer when none
+    is left), the futures-to-spot universal transfer and the sub-account's sweep to its master."""
+    b = accts["sweep-binance"]
+    check("binance", "premium_index", raw(b, "client", lambda ex: ex.fapiPublicGetPremiumIndex({"symbol": "BTCUSDT"})))
+    every = raw(b, "client", lambda ex: ex.fapiPublicGetPremiumIndex())
+    assert isinstance(every, list) and every, "without a symbol the venue answers a list of every perpetual"
+    for row in every:
+        check("binance", "premium_index", row)
+    listed = raw(b, "ops", lambda ex: ex.sapiGetMarginOpenOrders())
+    check("binance", "margin_open_orders", listed)
+    assert listed, "an empty list proves nothing about the rows' shape"
+    cancelled = raw(b, "ops", lambda ex: ex.sapiDeleteMarginOpenOrders({"symbol": "BTCUSDT"}))
+    check("binance", "margin_cancel_open_orders", cancelled)
+    assert cancelled and all(r["status"] == "CANCELED" for r in cancelled)
+    check("binance", "error", raw(b, "ops", lambda ex: ex.sapiDeleteMarginOpenOrders({"symbol": "BTCUSDT"})))
+    check("binance", "asset_transfer", raw(b, "ops", lambda ex: ex.sapiPostAssetTransfer(
+        {"type": "UMFUTURE_MAIN", "asset": "USDT", "amount": "1"})))
+    check("binance", "sub_to_master", raw(b, "ops", lambda ex: ex.sapiPostSubAccountTransferSubToMaster(
+        {"asset": "USDT", "amount": "1"})))
+
+
+def test_okx_liquidation_endpoints_match_recorded_bodies(accts: dict[str, CexAccountConfig]) -> None:
+    """OKX: the swap mark price, the sub-account's transfer to its master (type 3) and that
+    transfer's state, and the error envelope of a state query naming no transfer."""
+    o = accts["sweep-okx"]
+    check("okx", "mark_price", raw(o, "client", lambda ex: ex.publicGetPublicMarkPrice(
+        {"instType": "SWAP", "instId": "BTC-USDT-SWAP"})))
+    moved = raw(o, "ops", lambda ex: ex.privatePostAssetTransfer({"ccy": "USDT", "amt": "1", "from": "18", "to": "6",
+                                                                  "type": "3", "clientId": "contract3"}))
+    check("okx", "asset_transfer", moved)
+    state = raw(o, "ops", lambda ex: ex.privateGetAssetTransferState({"transId": moved["data"][0]["transId"]}))
+    check("okx", "transfer_state", state)
+    assert [r["clientId"] for r in state["data"]] == ["contract3"]
+    nameless = raw(o, "ops", lambda ex: ex.privateGetAssetTransferState())
+    assert nameless["code"] != "0"
+    assert not shape_problems({"code": "1", "data": [], "msg": "x"}, nameless, strict_strings=True)
+
+
+def test_bybit_liquidation_endpoints_match_recorded_bodies(sims: CexSimulators,
+                                                          accts: dict[str, CexAccountConfig]) -> None:
+    """Bybit: the linear ticker (mark price), the universal transfer to the master and its record,
+    the error envelope of a reused transfer id, and the master's listing and deletion of a sub key."""
+    y = accts["sweep-bybit"]
+    check("bybit", "tickers", raw(y, "client", lambda ex: ex.publicGetV5MarketTickers(
+        {"category": "linear", "symbol": "BTCUSDT"})))
+    tid = "5f0e3c8a-0000-4000-8000-00000000c0de"
+    send = {"transferId": tid, "coin": "USDT", "amount": "1", "fromMemberId": y.sub_account,
+            "toMemberId": sims.state("bybit").master.uid, "fromAccountType": "UNIFIED", "toAccountType": "UNIFIED"}
+    check("bybit", "universal_transfer", raw(y, "ops", lambda ex: ex.privatePostV5AssetTransferUniversalTransfer(
+        dict(send))))
+    again = raw(y, "ops", lambda ex: ex.privatePostV5AssetTransferUniversalTransfer(dict(send)))
+    assert again["retCode"] != 0
+    assert set(again) == set(record("bybit", "universal_transfer")["body"]), "an error keeps the envelope's keys"
+    listed = raw(y, "ops", lambda ex: ex.privateGetV5AssetTransferQueryUniversalTransferList({"transferId": tid}))
+    check("bybit", "universal_transfer_list", listed)
+    assert [r["transferId"] for r in listed["result"]["list"]] == [tid]
+    client_key = public_key_of(y, "client")
+    keys = raw(y, "pb-master", lambda ex: ex.privateGetV5UserSubApikeys({"subMemberId": y.sub_account}))
+    check("bybit", "sub_apikeys", keys)
+    assert client_key in {k["apiKey"] for k in keys["result"]["result"]}
+    check("bybit", "delete_sub_api", raw(y, "pb-master", lambda ex: ex.privatePostV5UserDeleteSubApi(
+        {"apikey": client_key})))
 
 
 def test_every_simulated_route_has_a_contract_test() -> None:

@@ -642,7 +642,18 @@ def margin_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimRe
     if (req.param("isIsolated") or "FALSE").upper() == "TRUE":
         return SimResponse(200, [])
     orders = [o for o in acct.open_orders("spot") if o.margin and sym in (None, o.symbol.replace("/", ""))]
-    return SimResponse(200, [{**_spot_order_json(o), "isIsolated": False} for o in orders])
+    return SimResponse(200, [_margin_order_json(o) for o in orders])
+
+
+# the spot query row's keys the margin endpoints do not send (the venue's margin order row lacks them)
+_NOT_ON_MARGIN = frozenset({"orderListId", "origQuoteOrderQty", "workingTime"})
+
+
+def _margin_order_json(o: SimOrder) -> dict[str, Any]:
+    """A cross-margin order as ``GET /sapi/v1/margin/openOrders`` lists it: the spot query row with
+    ``isIsolated`` and without ``orderListId``, ``origQuoteOrderQty`` or ``workingTime``."""
+    row = {k: v for k, v in _spot_order_json(o).items() if k not in _NOT_ON_MARGIN}
+    return {**row, "isIsolated": False}
 
 
 def margin_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
@@ -657,7 +668,9 @@ def margin_cancel_open_orders(state: VenueState, req: SimRequest, key: SimKey) -
     out = []
     for o in orders:
         state.cancel(o)
-        out.append({**_spot_cancel_json(o, f"cancel{state.next_id()}"), "isIsolated": False})
+        row = _spot_cancel_json(o, f"cancel{state.next_id()}")
+        del row["transactTime"]  # the margin cancel row carries no transactTime
+        out.append({"symbol": row.pop("symbol"), "isIsolated": False, **row})
     return SimResponse(200, out)
 
 

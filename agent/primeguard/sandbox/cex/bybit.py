@@ -351,23 +351,30 @@ def query_api(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     return resp
 
 
-def _query_api(state: VenueState, key: SimKey) -> SimResponse:
-    acct = state.account_of(key)
+def _key_permissions(key: SimKey) -> dict[str, list[str]]:
+    """A key's permission map as ``query-api`` and ``sub-apikeys`` send it."""
     p = key.perms
     names = (("internal_transfer", "AccountTransfer"), ("universal_transfer", "SubMemberTransfer"),
              ("withdraw", "Withdraw"))
-    wallet = [name for flag, name in names if flag in p]
-    writes = p - {"read"}
-    return ok(state, {
-        "id": key.created_ms % 100_000_000, "note": key.label, "apiKey": key.api_key, "readOnly": 0 if writes else 1,
-        "secret": "", "permissions": {
-            "ContractTrade": ["Order", "Position"] if "futures" in p else [],
-            "Spot": ["SpotTrade"] if "spot" in p else [], "Wallet": wallet,
+    return {"ContractTrade": ["Order", "Position"] if "futures" in p else [],
+            "Spot": ["SpotTrade"] if "spot" in p else [], "Wallet": [name for flag, name in names if flag in p],
             "Options": ["OptionsTrade"] if "options" in p else [],
             "Derivatives": ["DerivativesTrade"] if "futures" in p else [], "CopyTrading": [], "BlockTrade": [],
-            "Exchange": [], "NFT": [], "Affiliate": [], "Earn": []},
-        "ips": list(key.ips) or ["*"], "type": 1,
-        "deadlineDay": -1 if key.expires_ms is None else max(0, (key.expires_ms - state.server_ms()) // 86_400_000),
+            "Exchange": [], "NFT": [], "Affiliate": [], "Earn": []}
+
+
+def _deadline_day(state: VenueState, key: SimKey) -> int:
+    """Days left before the key expires; -1 for a key that never expires."""
+    return -1 if key.expires_ms is None else max(0, (key.expires_ms - state.server_ms()) // 86_400_000)
+
+
+def _query_api(state: VenueState, key: SimKey) -> SimResponse:
+    acct = state.account_of(key)
+    writes = key.perms - {"read"}
+    return ok(state, {
+        "id": key.created_ms % 100_000_000, "note": key.label, "apiKey": key.api_key, "readOnly": 0 if writes else 1,
+        "secret": "", "permissions": _key_permissions(key),
+        "ips": list(key.ips) or ["*"], "type": 1, "deadlineDay": _deadline_day(state, key),
         "expiredAt": "" if key.expires_ms is None else _iso(key.expires_ms), "createdAt": _iso(key.created_ms),
         "unified": 1, "uta": 1, "userID": int(acct.uid), "inviterID": 0, "vipLevel": "No VIP",
         "mktMakerLevel": "0", "affiliateID": 0, "rsaPublicKey": "", "isMaster": acct.is_master,
@@ -445,9 +452,13 @@ def sub_apikeys(state: VenueState, req: SimRequest, key: SimKey) -> SimResponse:
     sub = state.sub_by_uid(req.param("subMemberId") or "")
     if sub is None:
         return err(131207, "Account not exist")
-    rows = [{"id": k.id, "ips": list(k.ips) or ["*"], "apiKey": k.api_key, "readOnly": 0 if k.perms - {"read"} else 1,
-             "status": 1, "secret": "********", "note": k.label, "type": 1,
-             "expiredAt": "" if k.expires_ms is None else _iso(k.expires_ms), "createdAt": _iso(k.created_ms)}
+    # unlike query-api: ``id`` a numeric string, ``readOnly`` a boolean, ``status`` 1 normal / 3 expired
+    rows = [{"id": str(k.created_ms % 100_000_000), "ips": list(k.ips) or ["*"], "apiKey": k.api_key,
+             "note": k.label, "status": 3 if k.expires_ms is not None and k.expires_ms <= state.server_ms() else 1,
+             "expiredAt": "" if k.expires_ms is None else _iso(k.expires_ms), "createdAt": _iso(k.created_ms),
+             "type": 1, "permissions": {n: v for n, v in _key_permissions(k).items() if n != "Affiliate"},
+             "secret": "********",
+             "readOnly": not (k.perms - {"read"}), "deadlineDay": _deadline_day(state, k), "flag": "hmac"}
             for k in state.keys.values() if k.account_uid == sub.uid and not k.deleted]
     return ok(state, {"result": rows, "nextPageCursor": ""})
 
@@ -466,9 +477,13 @@ def tickers(state: VenueState, req: SimRequest) -> SimResponse:
     if req.param("category") != "linear":
         return err(10001, "params error: category is invalid")
     sym = req.param("symbol")
-    rows = [{"symbol": f"{m.base}{m.quote}", "lastPrice": d(m.last), "markPrice": d(m.mark), "indexPrice": d(m.mark),
-             "prevPrice24h": d(m.last), "price24hPcnt": "0", "fundingRate": "0.0001", "openInterest": "0",
-             "volume24h": "0", "turnover24h": "0", "bid1Price": d(m.last), "ask1Price": d(m.last)}
+    funding_ms = state.server_ms() // 28_800_000 * 28_800_000 + 28_800_000
+    rows = [{"symbol": f"{m.base}{m.quote}", "lastPrice": d(m.last), "indexPrice": d(m.mark), "markPrice": d(m.mark),
+             "prevPrice24h": d(m.last), "price24hPcnt": "0", "highPrice24h": d(m.last), "lowPrice24h": d(m.last),
+             "prevPrice1h": d(m.last), "openInterest": "0", "openInterestValue": "0", "turnover24h": "0",
+             "volume24h": "0", "fundingRate": "0.0001", "nextFundingTime": str(funding_ms),
+             "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
+             "ask1Size": "1", "bid1Price": d(m.last), "ask1Price": d(m.last), "bid1Size": "1"}
             for m in state.markets.values() if sym in (None, f"{m.base}{m.quote}")]
     if sym is not None and not rows:
         return err(10001, "params error: symbol invalid")

@@ -52,7 +52,7 @@ def test_drill_climbs_the_ladder_and_halts_every_venue(report: dict[str, Any]) -
     assert any("cancelled" in d for d in halt_cex[("binance", "cancel_all_orders")]["did"])
     dydx = {e["lever"]: e for e in reversed(_levers(report, "halt_dydx"))}
     assert dydx["remove_authenticators"]["did"] == ["authenticator:1: done"]
-    assert [e["did"] for e in _levers(report, "halt_vault")][0] == ["vault: paused"]
+    assert next(e["did"] for e in _levers(report, "halt_vault")) == ["vault: paused"]
     # the venues, read after the episode: every client key refused (Binance pinned, OKX and Bybit deleted)
     for account in ("kestrel-binance", "kestrel-okx", "kestrel-bybit"):
         keys = _venue(report, account)["client_keys"]

@@ -90,17 +90,18 @@ def main() -> int:
     latency = LATENCY_MS / 1000
     floor = FLOOR_ROUND_TRIPS * latency
     baseline = max(requests, FLOOR_ROUND_TRIPS) * latency
-    report([Result("drill_flatten_s", flatten_s, baseline, f"≤{TARGET_X_FLOOR:g}× floor",
-                   flatten_s <= TARGET_X_FLOOR * floor,
-                   {"latency_ms": LATENCY_MS, "x_floor": round(flatten_s / floor, 2),
-                    "requests_in_liquidating_sweep": requests},
-                   floor_s=floor,
-                   modelled=(f"floor = {FLOOR_ROUND_TRIPS} sequential round trips (read, positions, close, re-read) × "
-                             f"{LATENCY_MS:g} ms simulator latency; baseline = the liquidating sweep's CEX requests + "
-                             "dYdX transactions one at a time × latency (indexer/node reads not counted); target "
-                             "40× floor: ~22 dependent round trips in the plan (actions in order, read before each "
-                             "write) plus ccxt per-key pacing, see tests/bench/bench_drill.py"))])
-    return 0
+    result = Result("drill_flatten_s", flatten_s, baseline, f"≤{TARGET_X_FLOOR:g}× floor",
+                    flatten_s <= TARGET_X_FLOOR * floor,
+                    {"latency_ms": LATENCY_MS, "x_floor": round(flatten_s / floor, 2),
+                     "requests_in_liquidating_sweep": requests},
+                    floor_s=floor,
+                    modelled=(f"floor = {FLOOR_ROUND_TRIPS} sequential round trips (read, positions, close, re-read) × "
+                              f"{LATENCY_MS:g} ms simulator latency; baseline = the liquidating sweep's CEX requests + "
+                              "dYdX transactions one at a time × latency (indexer/node reads not counted); target "
+                              "40× floor: ~22 dependent round trips in the plan (actions in order, read before each "
+                              "write) plus ccxt per-key pacing, see tests/bench/bench_drill.py"))
+    report([result])
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

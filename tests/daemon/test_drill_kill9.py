@@ -1,19 +1,21 @@
-"""kill -9 the daemon at every lever step of the drill's crash episode (margin call, then straight to
+"""kill -9 the daemon at lever steps of the drill's crash episode (margin call, then straight to
 liquidate: every halt and liquidate lever on Binance, OKX, Bybit, dYdX and the vault), restarting it
-each time; then run every lever again.
+each time; then run every lever again. By default one kill per write mechanism (see ``KILL_POINTS``);
+``PRIMEGUARD_DRILL_KILL_ALL=1`` kills at every lever step.
 
 The daemon freezes itself at each named lever step in turn (``PRIMEGUARD_PAUSE_DIR``, see
 :mod:`primeguard.venues.checkpoints`), the test sees the step in the pause file, sends SIGKILL and
 restarts it. Exactly once is checked on the venues themselves: one reduce-only close per position
-carrying the client order id derived from the action, one key-disabling write per exchange, one
-accepted dYdX transaction per close, transfer and removed authenticator, one ``Paused`` event; and
-in the store: one action per kind, all done.
+carrying the client order id derived from the action, one key-disabling write and one write per
+transfer endpoint per exchange, one accepted dYdX transaction per close, transfer and removed
+authenticator, one ``Paused`` event; and in the store: one action per kind, all done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,24 +43,33 @@ REPO = Path(__file__).resolve().parents[2]
 CRASH = REPO / "infra" / "scenarios" / "drill-crash.yaml"
 CLIENT = "kestrel"
 KINDS = {"margin_call", "halt_vault", "halt_cex", "halt_dydx", "liquidate_cex", "liquidate_dydx"}
-# The venue writes that change a key or an account's state: each must happen once.
+# The venue writes that change a key or move funds: each must happen once.
 KEY_WRITES = {"binance": "POST /sapi/v2/sub-account/subAccountApi/ipRestriction",
               "okx": "POST /api/v5/users/subaccount/delete-apikey",
-              "bybit": "POST /v5/user/frozen-sub-member"}
+              "bybit": "POST /v5/user/delete-sub-api"}
+TRANSFER_WRITES = ("POST /sapi/v1/asset/transfer", "POST /sapi/v1/sub-account/transfer/subToMaster",
+                   "POST /api/v5/asset/transfer", "POST /v5/asset/transfer/universal-transfer")
 # Each sub-account's one position: the unified symbol and the venue's own instrument id (the close's
 # client order id is derived from the action id and the leg's key, whichever form the venue uses).
 POSITIONS = {"binance": ("ETH/USDT:USDT", "ETHUSDT"), "okx": ("BTC/USDT:USDT", "BTC-USDT-SWAP"),
              "bybit": ("ETH/USDT:USDT", "ETHUSDT")}
 DEADLINE_S = 180.0
-# Where the daemon is killed. Each restart costs a daemon start and a sweep (~10-20 s here), so by
-# default: every action once its lever is done but not yet recorded, and every venue write of the
-# liquidating levers once per mechanism (each exchange's close and key lever, each dYdX message,
-# the vault pause sent but not yet mined). PRIMEGUARD_DRILL_KILL_ALL=1 kills at every lever step
-# (starts and the halt levers' no-op steps too: ~35 restarts).
-KILL_AT = (r"/recording$|^liquidate/liquidate_cex/[^/]+/(close_all_positions|disable_client_keys)$"
-           r"|^liquidate/liquidate_cex/kestrel-binance/cancel_all_orders$"
-           r"|^liquidate/liquidate_dydx/[^/]+/(close_positions|transfer_usdc|remove_authenticators)$"
-           r"|^liquidate/halt_vault/[^/]+/pause-sent$")
+# Where the daemon is killed. Each restart costs a daemon start and a sweep, so by default once per
+# write mechanism, each right after the write was done on the venue and before anything recorded it:
+# a CEX order (the Binance close), a CEX transfer (the OKX sweep to the master), a key disabled (the
+# Bybit halt), a dYdX transaction (the USDC transfer), the vault pause sent but not yet mined, and a
+# whole action done on the venues but not yet in the store. PRIMEGUARD_DRILL_KILL_ALL=1 kills at
+# every lever step instead (starts, each step of each lever, each recording: ~35 restarts).
+KILL_POINTS = frozenset({
+    "liquidate/liquidate_cex/kestrel-binance/close_all_positions",
+    "liquidate/liquidate_cex/kestrel-okx/sweep_to_master",
+    "liquidate/halt_cex/kestrel-bybit/disable_client_keys",
+    "liquidate/liquidate_dydx/kestrel-dydx/transfer_usdc",
+    "liquidate/halt_vault/kestrel-vault-ethereum/pause-sent",
+    "liquidate/liquidate_cex/recording",
+})
+KILL_ALL = bool(os.environ.get("PRIMEGUARD_DRILL_KILL_ALL"))
+KILL_AT = "^(" + "|".join(re.escape(p) for p in sorted(KILL_POINTS)) + ")$"
 
 
 def _prices(scn: DrillScenario, name: str) -> dict[str, Any]:
@@ -75,7 +86,7 @@ class Daemon:
 
     def start(self) -> None:
         env = {**os.environ, "PRIMEGUARD_PAUSE_DIR": str(self.pause_dir)}
-        if not os.environ.get("PRIMEGUARD_DRILL_KILL_ALL"):
+        if not KILL_ALL:
             env["PRIMEGUARD_PAUSE_MATCH"] = KILL_AT
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -128,6 +139,7 @@ def _venue_counts(sb: Sandbox, vault: Any) -> dict[str, Any]:
         st = sb.cex.state(venue)
         with st.lock:
             out[f"{venue}:key_writes"] = st.by_path[path]
+            out[f"{venue}:transfers"] = {p: st.by_path[p] for p in TRANSFER_WRITES if st.by_path[p]}
             sub = next(a for a in st.accounts.values() if a.client == CLIENT)
             out[f"{venue}:reduce_only"] = sorted(o.client_id for o in sub.orders if o.reduce_only)
     with sb.dydx.world.lock:
@@ -168,15 +180,15 @@ def test_kill9_at_every_lever_step_then_levers_again(tmp_path: Path) -> None:
         rows = _run_killing(daemon, lambda: done(KINDS), "every ladder action done")
         daemon.stop()
 
-        # every lever step was a kill point: both rungs, every lever kind, every venue account
+        # every chosen lever step was a kill point (all of them with PRIMEGUARD_DRILL_KILL_ALL=1)
         paused = daemon.paused()
         assert daemon.kills == len(paused) and len(set(paused)) == len(paused)
-        for kind in KINDS:
-            assert any(f"/{kind}/" in p and p.endswith("/recording") for p in paused), kind
-        for step in ("kestrel-binance/close_all_positions", "kestrel-okx/disable_client_keys",
-                     "kestrel-bybit/close_all_positions", "kestrel-dydx/transfer_usdc",
-                     "kestrel-dydx/close_positions", "kestrel-vault-ethereum/pause-sent"):
-            assert any(p.endswith(step) for p in paused), step
+        if KILL_ALL:
+            for kind in KINDS:
+                assert any(f"/{kind}/" in p and p.endswith("/recording") for p in paused), kind
+            assert set(paused) >= KILL_POINTS, KILL_POINTS - set(paused)
+        else:
+            assert set(paused) == KILL_POINTS, set(paused) ^ KILL_POINTS
 
         # the store: one action per kind, all done, nothing failed; the audit chain verifies
         assert Counter(a.kind for a in rows) == Counter(KINDS), [(a.kind, a.state) for a in rows]
@@ -191,6 +203,7 @@ def test_kill9_at_every_lever_step_then_levers_again(tmp_path: Path) -> None:
         liq = next(a for a in rows if a.kind == "liquidate_cex")
         for venue, (symbol, venue_id) in POSITIONS.items():
             assert counts[f"{venue}:key_writes"] == 1, (venue, counts)
+            assert counts[f"{venue}:transfers"] and set(counts[f"{venue}:transfers"].values()) == {1}, (venue, counts)
             derived = {client_order_id(liq.id, symbol), client_order_id(liq.id, venue_id)}
             assert len(counts[f"{venue}:reduce_only"]) == 1, (venue, counts)
             assert counts[f"{venue}:reduce_only"][0] in derived, (venue, counts, derived)

@@ -124,9 +124,10 @@ async def test_levers_twice_change_nothing_the_second_time(sims: CexSimulators,
 
     async with fast_pool() as pool:  # what the monitor now sees
         snaps = {a.venue: await collect(a, pool=pool) for a in bravo}
-    for v in VENUES:  # the pinned / deleted client key can no longer even be inspected
+    for v in VENUES:  # the pinned / deleted client key, confirmed by key_admin: a key that can do nothing
         client = next(c for c in snaps[v].credentials if c.id == "client")
-        assert snaps[v].ok and client.capabilities == {Capability.UNKNOWN} and not client.details["inspected"]
+        assert snaps[v].ok and client.capabilities == frozenset() and client.details["refused"], (v, client)
+        assert Capability.UNKNOWN not in client.capabilities
 
 
 @pytest.fixture(scope="module")

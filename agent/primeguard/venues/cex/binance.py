@@ -250,6 +250,7 @@ class Binance(CexExchange):
 
     name = NAME
     codes = CODES
+    refused_codes = frozenset({"-2015", "-2008"})  # invalid key, IP or permission; unknown key id
     whitelist_access = WhitelistAccess.MONITOR
     withdrawal_states = WITHDRAWAL_STATES
     withdrawal_reason_field = "info"
@@ -417,6 +418,15 @@ class Binance(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def refused_key_state(self, ex: Any, account: CexAccountConfig, api_key: str) -> str | None:
+        """Pinned to :data:`UNUSED_IP` only (the sub-account API IP restriction, read with the
+        key-managing credential): nobody can use the key. Any other list: the key may still work
+        from an address primeguard does not have, so the venue's refusal proves nothing."""
+        cur = await ex.sapiGetSubAccountSubAccountApiIpRestriction(
+            {"email": account.sub_account, "subAccountApiKey": api_key})
+        ips = [str(x) for x in cur.get("ipList") or []]
+        return f"pinned to unused IP {UNUSED_IP}" if ips == [UNUSED_IP] else None
 
     async def spot_free(self, ex: Any) -> dict[str, Decimal]:
         rows = as_list((await ex.privateGetAccount())["balances"], "balances", NAME)

@@ -295,6 +295,7 @@ class Bybit(CexExchange):
 
     name = NAME
     codes = CODES
+    refused_codes = frozenset({"10003"})  # "API key is invalid": no such key
     expired_codes = frozenset({"33004"})  # "your api key has expired"
     whitelist_access = WhitelistAccess.WITHDRAW_KEY
     withdrawal_states = WITHDRAWAL_STATES
@@ -423,6 +424,12 @@ class Bybit(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def refused_key_state(self, ex: Any, account: CexAccountConfig, api_key: str) -> str | None:
+        """Not among the sub-member's live keys (``/v5/user/sub-apikeys``, key-managing credential): deleted."""
+        listed = result(await ex.privateGetV5UserSubApikeys({"subMemberId": account.sub_account}))
+        live = {str(r.get("apiKey")) for r in listed.get("result", [])}
+        return None if api_key in live else "deleted"
 
     async def spot_free(self, ex: Any) -> dict[str, Decimal]:
         """Unified wallet: ``walletBalance`` less ``locked`` per coin."""

@@ -25,6 +25,7 @@ import copy
 import hashlib
 import logging
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,11 @@ def market_book(venue: str, markets: Mapping[str, dict[str, Any]]) -> MarketBook
 
 # --- the pool ----------------------------------------------------------------------------------------
 
+#: How long a venue's market list, once loaded, serves every pool of the process: a lever's pool
+#: starts with the book the collector (or an earlier lever) loaded instead of reloading it per action.
+MARKETS_TTL_S = 300.0
+_MARKET_BOOKS: dict[tuple[str, str], tuple[float, MarketBook]] = {}
+
 
 class CexClientPool:
     """Clients, markets and limiters for one event loop. Close it (``aclose`` or ``async with``)."""
@@ -352,7 +358,8 @@ class CexClientPool:
         return ex
 
     async def markets(self, account: CexAccountConfig) -> MarketBook:
-        """The venue's markets (one load per venue and base URL, shared by every account)."""
+        """The venue's markets (one load per venue and base URL, shared by every account, and by every
+        pool of the process for :data:`MARKETS_TTL_S`)."""
         self._bind()
         key = (account.venue, account.base_url or "")
         fut = self._markets.get(key)
@@ -361,17 +368,25 @@ class CexClientPool:
         return await asyncio.shield(fut)
 
     async def _load_markets(self, account: CexAccountConfig) -> MarketBook:
+        key = (account.venue, account.base_url or "")
+        cached = _MARKET_BOOKS.get(key)
+        if cached is not None and time.monotonic() - cached[0] < MARKETS_TTL_S:
+            return cached[1]  # loaded by another pool of this process (the collector's, a lever's)
         ex = self._new(account, None)
         self._clients[(account.venue, account.base_url or "", "", "public")] = ex
         try:
             markets = await ex.load_markets()
-            return market_book(account.venue, markets)
+            book = market_book(account.venue, markets)
         except Exception as exc:
             raise translate(exc, account.venue) from None
+        _MARKET_BOOKS[key] = (time.monotonic(), book)
+        return book
 
     def forget_markets(self, account: CexAccountConfig) -> None:
-        """Drop cached markets (a position named an unknown instrument: reload next time)."""
+        """Drop cached markets, in this pool and for the process (a position named an unknown
+        instrument: reload next time)."""
         self._markets.pop((account.venue, account.base_url or ""), None)
+        _MARKET_BOOKS.pop((account.venue, account.base_url or ""), None)
 
     async def aclose(self) -> None:
         if self.closed:

@@ -4,8 +4,12 @@ capabilities (each inspected with its own key), the withdrawal whitelist, and fi
 
 Fail closed: any fault while reading balances or positions gives ``ok=False`` with the typed
 error's finding and no balances (never zeros); a key that cannot be inspected is reported with the
-UNKNOWN capability; nothing here raises for a venue problem. Bad configuration (unknown venue,
-dangling credential reference, duplicate account id) raises :class:`ConfigError` up front.
+UNKNOWN capability; nothing here raises for a venue problem. A client key the venue refuses as
+deleted, disabled or pinned to an unused address is a fact, not a gap, once the PB's key-managing
+credential confirms it: its capabilities are then empty (it can move nothing). An unconfirmed
+refusal, or a key failing for any other reason (timeout, 5xx), stays a blind spot. Bad
+configuration (unknown venue, dangling credential reference, duplicate account id) raises
+:class:`ConfigError` up front.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from primeguard.domain.model import Account, Capability, Credential, Holder, Ven
 from primeguard.domain.observation import AccountSnapshot, WhitelistStatus
 from primeguard.venues.cex import normalize as nz
 from primeguard.venues.cex.capabilities import credential_findings, key_subject, whitelist_findings
-from primeguard.venues.cex.client import CexClientPool
+from primeguard.venues.cex.client import CexClientPool, public_key_of
 from primeguard.venues.cex.errors import finding_for, translate
 from primeguard.venues.cex.exchange import CexExchange, WhitelistAccess
 from primeguard.venues.cex.limits import VenueLimits
@@ -85,7 +89,29 @@ async def _inspect(pool: CexClientPool, account: CexAccountConfig, cred: Credent
         err = translate(exc, account.venue)
         if err.code in exchange.expired_codes:  # the venue says so itself: the key can do nothing
             return _Inspected(cred, nz.KeyInfo(frozenset(), None, None, None, {"expired": True}), expired=True)
+        if err.code in exchange.refused_codes and cred.holder == Holder.CLIENT:
+            state = await _confirm_refused(pool, account, cred)
+            if state is not None:  # a fact about the key, confirmed by the venue's key management
+                return _Inspected(cred, nz.KeyInfo(frozenset(), None, None, None,
+                                                   {"refused": True, "key_state": state, "venue_code": err.code}))
         return _Inspected(cred, error=err)
+
+
+async def _confirm_refused(pool: CexClientPool, account: CexAccountConfig, cred: CredentialConfig) -> str | None:
+    """Why the venue refuses client key ``cred``, as the PB's key-managing credential (key_admin, else
+    master) reads it: e.g. "deleted", or "pinned to unused IP …". None when no such credential is
+    configured, the venue shows the key live, or the read fails: the refusal then stays a blind spot."""
+    admin = next((c.id for h in (Holder.KEY_ADMIN, Holder.MASTER) for c in account.credentials if c.holder == h), None)
+    if admin is None:
+        return None
+    try:
+        ex = pool.exchange(account, admin)
+        return await exchange_for(account.venue).refused_key_state(
+            ex, account, public_key_of(account, cred.id, pool.base_dir))
+    except Exception as exc:  # unconfirmed: the caller keeps the key's own refusal as the blind spot
+        log.warning("CEX account %s: key %s refused and its state unreadable with %s: %s", account.id, cred.id,
+                    admin, type(translate(exc, account.venue)).__name__)
+        return None
 
 
 async def _whitelist(exchange: CexExchange, ex: Any) -> tuple[WhitelistStatus, str]:

@@ -113,6 +113,9 @@ class CexExchange(abc.ABC):
     needs_passphrase: bool = False
     #: venue codes that mean "this API key has expired" (the key can do nothing)
     expired_codes: frozenset[str] = frozenset()
+    #: venue codes with which the venue refuses a key for what the key is (deleted, disabled, bound to
+    #: other addresses) rather than for a fault; the collector asks :meth:`refused_key_state` to confirm
+    refused_codes: frozenset[str] = frozenset()
     #: how the withdrawal address book is read; see :class:`WhitelistAccess`
     whitelist_access: WhitelistAccess = WhitelistAccess.NONE
     #: why the whitelist cannot be verified when ``whitelist_access`` is NONE
@@ -217,6 +220,16 @@ class CexExchange(abc.ABC):
             VenueError: unreadable.
         """
         return WhitelistStatus(enabled=None)
+
+    async def refused_key_state(self, ex: Any, account: CexAccountConfig, api_key: str) -> str | None:
+        """Through the key-managing client ``ex`` (key_admin or master): why the client key ``api_key``
+        of ``account`` can do nothing any more (e.g. "deleted"), or None when the venue shows it live
+        or cannot say. Only a confirmed answer turns a refused key into a fact.
+
+        Raises:
+            VenueError: the key-management read failed.
+        """
+        return None
 
     # --- levers ----------------------------------------------------------------------------------
 

@@ -213,6 +213,7 @@ class Okx(CexExchange):
 
     name = NAME
     codes = CODES
+    refused_codes = frozenset({"50111"})  # "Invalid OK-ACCESS-KEY": no such key
     needs_passphrase = True
     whitelist_access = WhitelistAccess.NONE
     no_whitelist_reason = "OKX has no endpoint listing the withdrawal address book"
@@ -352,6 +353,14 @@ class Okx(CexExchange):
             except Exception as exc:
                 items.append(fail_item(target, exc, NAME))
         return items
+
+    async def refused_key_state(self, ex: Any, account: CexAccountConfig, api_key: str) -> str | None:
+        """Not among the sub-account's API keys (read with the key-managing credential): deleted."""
+        try:
+            rows = data(await ex.privateGetUsersSubaccountApikey({"subAcct": account.sub_account, "apiKey": api_key}))
+        except VenueNotFound:
+            return "deleted"
+        return None if rows else "deleted"
 
     async def spot_free(self, ex: Any) -> dict[str, Decimal]:
         """``availBal`` per currency of the unified trading account (cash less what orders and

@@ -73,7 +73,7 @@ def planned(policy: ActivePolicy, client_id: str, rung: str, *, config_modes: Ma
     if policy is not None and policy.plan is not None:
         return [Planned(s.lever, s.mode, s.id) for s in policy.plan_for(client_id, rung)]
     if rung == "capability":
-        kinds: tuple[str, ...] = ("revoke_approval",)
+        kinds: tuple[str, ...] = ("revoke_approval", "revoke_grant")
         default = "needs_approval"
     else:
         kinds, default = LADDER_ACTIONS.get(LadderState.parse(rung), ()), "dry_run"
@@ -331,8 +331,8 @@ class Guardian:
             self.playbook.propose(specs)
 
     def _propose_grant_revocations(self, creds: list[Credential]) -> None:
-        """The other grants the capability scan finds become ``revoke_grant`` actions (default
-        ``needs_approval``; the config's ``playbooks.modes`` may say otherwise), one per grant, with
+        """The other grants the capability scan finds become ``revoke_grant`` actions in the mode the
+        policy's plan gives at ``capability`` (the shipped plan: ``needs_approval``), one per grant, with
         the credential id as episode (idempotent: the same grant is proposed once):
 
         - an EIP-7702 delegation to a delegate the policy does not know → clear it (``delegation``);
@@ -344,7 +344,7 @@ class Guardian:
         if "revoke_grant" not in self.playbook.levers:
             return
         wallets = {w.id: w for w in self.cfg.wallets}
-        mode = self.action_modes.get("revoke_grant", "needs_approval")
+        policy = self.policy()
         specs = []
         for c in creds:
             d, w = c.details, wallets.get(c.account_id)
@@ -361,7 +361,10 @@ class Guardian:
                 params = {**base, "grant": "operator", "collection": d["collection"], "operator": d["operator"]}
             else:
                 continue
-            specs.append(ActionSpec("revoke_grant", w.client, episode=c.id, mode=mode, params=params))
+            for p in self._plan(policy, w.client, "capability"):
+                if p.lever == "revoke_grant":
+                    specs.append(ActionSpec("revoke_grant", w.client, episode=c.id, mode=p.mode, params=params,
+                                            details={"plan_step": p.step or "builtin"}))
         if specs:
             self.playbook.propose(specs)
 

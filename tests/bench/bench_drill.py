@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench.benchlib import Result, report
 
-from primeguard.cli.drill import Episode, load_drill, write_drill_config
+from primeguard.cli.drill import ClientInbox, Episode, load_drill, write_drill_config
 from primeguard.sandbox.faults import FaultConfig
 from primeguard.sandbox.world import Sandbox
 
@@ -78,8 +78,12 @@ def measure() -> tuple[float, int]:
                 sb.cex.set_faults(venue, slow)
             for name in ("dydx", "dydx-node"):
                 sb.dydx.set_faults(name, slow)
-            ep = _Counting(sb, scn, write_drill_config(sb, scn))
-            out = asyncio.run(ep.run())
+            inbox = ClientInbox()
+            try:
+                ep = _Counting(sb, scn, write_drill_config(sb, scn, inbox), inbox)
+                out = asyncio.run(ep.run())
+            finally:
+                inbox.close()
     if out["flatten_s"] is None:
         raise SystemExit("the drill never reached every venue flat: see `primeguard drill` on the crash scenario")
     return float(out["flatten_s"]), int(ep.requests_in_liquidation or 0)

@@ -44,6 +44,12 @@ def test_drill_climbs_the_ladder_and_halts_every_venue(report: dict[str, Any]) -
     blind = [e for e in report["timeline"] if e["kind"] == "blind" and e["step"] == "okx down"]
     assert blind and "kestrel-okx" in blind[0]["accounts"]
     assert [e["outcome"] for e in _levers(report, "margin_call")] == ["done"]
+    # the client's own webhook got the margin-call notice, with its deadline, before the halt
+    notices = [i for i, e in enumerate(report["timeline"]) if e["kind"] == "notice"]
+    halted = next(i for i, e in enumerate(report["timeline"]) if e["kind"] == "rung" and e["to"] == "halt")
+    assert notices and notices[0] < halted, report["timeline"]
+    first = report["timeline"][notices[0]]
+    assert first["client"] == "kestrel" and first["deadline"] and re.fullmatch(r"\d+\.\d\d %", first["ltv"])
     # the halt levers, per venue and account, in words
     halt_cex = {(e["venue"], e["lever"]): e for e in reversed(_levers(report, "halt_cex"))}  # the first run
     for venue in ("binance", "okx", "bybit"):

@@ -28,7 +28,7 @@ from v4_proto.cosmos.tx.v1beta1.tx_pb2 import TxBody, TxRaw
 from web3 import Web3
 
 from primeguard.app.runtime import Runtime
-from primeguard.cli.drill import DrillScenario, end_state, load_drill, set_prices, write_drill_config
+from primeguard.cli.drill import ClientInbox, DrillScenario, end_state, load_drill, set_prices, write_drill_config
 from primeguard.config.loader import load_config
 from primeguard.custody.vault import vault_abi
 from primeguard.sandbox.world import Sandbox
@@ -156,9 +156,10 @@ def test_kill9_at_every_lever_step_then_levers_again(tmp_path: Path) -> None:
     pause_dir = tmp_path / "pause"
     pause_dir.mkdir()
     daemon: Daemon | None = None
+    inbox = ClientInbox()
     try:
         sb.start()
-        cfg_path = write_drill_config(sb, scn)
+        cfg_path = write_drill_config(sb, scn, inbox)
         store = open_store(f"sqlite:///{tmp_path / 'k.db'}", migrate=True)
         daemon = Daemon(cfg_path, pause_dir, tmp_path / "daemon.log")
         daemon.start()
@@ -176,6 +177,7 @@ def test_kill9_at_every_lever_step_then_levers_again(tmp_path: Path) -> None:
         _run_killing(daemon, lambda: ladder("normal"), "a first sweep")
         set_prices(sb, _prices(scn, "margin call"))
         _run_killing(daemon, lambda: done({"margin_call"}), "the margin call done")
+        assert {client for _, client, _ in inbox.received} == {CLIENT}  # told (at least once) on its own route
         set_prices(sb, _prices(scn, "liquidate"))
         rows = _run_killing(daemon, lambda: done(KINDS), "every ladder action done")
         daemon.stop()
@@ -237,4 +239,5 @@ def test_kill9_at_every_lever_step_then_levers_again(tmp_path: Path) -> None:
         if daemon is not None:
             daemon.stop()
         sb.stop()
+        inbox.close()
 

@@ -24,6 +24,7 @@ Errors: a bad scenario is a ConfigError with file:line before anything starts.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -116,12 +117,70 @@ def load_drill(path: Path) -> DrillScenario:
 # --- the world and its config -------------------------------------------------------------------
 
 
-def write_drill_config(sb: Sandbox, scn: Scenario) -> Path:
-    """Write ``drill-config.yaml`` next to the sandbox's config: every ladder action automatic, and
-    each dYdX account with an ``operator`` authenticator acted on with the sandbox broker key
-    (freed USDC to the broker's subaccount 0). Returns its path (it loads, or this raises)."""
+class ClientInbox:
+    """The clients' side of the drill: a local HTTP endpoint standing in for each client's webhook.
+    Every notice posted to ``/<client id>`` is kept with the moment it arrived (monotonic clock)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.received: list[tuple[float, str, dict[str, Any]]] = []
+        inbox = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    doc = json.loads(body or b"{}")
+                except ValueError:
+                    doc = {"unreadable": True}
+                inbox.received.append((time.monotonic(), self.path.strip("/").split("?")[0], doc))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def automatic_plan(source: Path, target: Path) -> Path:
+    """A copy of the policy at ``source`` in ``target`` whose ladder-plan rungs all run ``automatic``
+    (what a drill rehearses; capability steps keep their mode). Test files are left out. Returns
+    ``target``."""
+    import re
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*_test.yaml"))
+    for path in target.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if not re.search(r"^kind:\s*ladder_plan\s*$", text, re.M):
+            continue
+        head, sep, tail = text.partition("\ncapability:")
+        path.write_text(re.sub(r"mode:\s*(dry_run|needs_approval|shadow)", "mode: automatic", head) + sep + tail,
+                        encoding="utf-8")
+    return target
+
+
+def write_drill_config(sb: Sandbox, scn: Scenario, inbox: ClientInbox | None = None) -> Path:
+    """Write ``drill-config.yaml`` next to the sandbox's config: each client's webhook contact on
+    ``inbox`` (when given), and each dYdX account with an ``operator`` authenticator acted on with
+    the sandbox broker key (freed USDC to the broker's subaccount 0), and the policy copied with
+    its ladder plan in automatic mode (:func:`automatic_plan`; the plan says which levers run at
+    which rung). Returns its path (it loads, or this raises)."""
     data = sb.config_dict()
-    data["playbooks"] = {"modes": dict.fromkeys(LEVER_KINDS, "automatic")}
+    data["policy_dir"] = str(automatic_plan(Path(data["policy_dir"]), sb.workdir / "drill-policies"))
+    if inbox is not None:
+        for c in data.get("clients", []):
+            c["contacts"] = {"webhook": {"value": f"{inbox.url}/{c['id']}"}}
     if data.get("dydx_accounts"):
         from primeguard.sandbox.dydx.state import derive_address
 
@@ -193,8 +252,10 @@ def pct(ltv: Decimal | None) -> str:
 class Episode:
     """Plays a drill's steps on a running sandbox with a guardian over ``config_path``."""
 
-    def __init__(self, sb: Sandbox, scn: DrillScenario, config_path: Path) -> None:
+    def __init__(self, sb: Sandbox, scn: DrillScenario, config_path: Path, inbox: ClientInbox | None = None) -> None:
         self.sb = sb
+        self.inbox = inbox
+        self._notices_seen = 0
         self.scn = scn
         self.cfg: PrimeguardConfig = load_config(config_path)
         self.config_dir = config_path.parent
@@ -256,6 +317,12 @@ class Episode:
             self._reported.add(a.id)
             self.timeline.extend({"t_s": self._t(), "step": step, **e, "kind": "lever"}
                                  for e in lever_entries(a, self.cfg))
+        if self.inbox is not None:
+            for at, client, doc in self.inbox.received[self._notices_seen:]:
+                self.timeline.append({"t_s": self._t(at), "kind": "notice", "step": step, "client": client,
+                                      "ltv": pct(_dec(doc.get("ltv"))), "deadline": doc.get("deadline"),
+                                      "schema": doc.get("schema")})
+            self._notices_seen = len(self.inbox.received)
         if self.liquidate_at is not None and self.flat_at is None and is_flat(self.sb, self.cfg):
             self.flat_at = self._became_flat or time.monotonic()
 
@@ -271,6 +338,13 @@ class Episode:
                 self._became_flat = time.monotonic()
                 return
             was_flat = flat
+
+
+def _dec(value: Any) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(str(value))
+    except ArithmeticError:
+        return None
 
 
 def run_order(a: ActionRow) -> tuple[Any, ...]:
@@ -448,9 +522,13 @@ def run_drill(scn: DrillScenario, *, workdir: Path | None = None) -> dict[str, A
     logging.disable(logging.CRITICAL)  # the report says what failed; no log lines on the way
     try:
         sb = Sandbox(scn, folder, store_url=f"sqlite:///{folder / 'drill.db'}")
-        with sb:
-            path = write_drill_config(sb, scn)
-            return asyncio.run(Episode(sb, scn, path).run())
+        inbox = ClientInbox()
+        try:
+            with sb:
+                path = write_drill_config(sb, scn, inbox)
+                return asyncio.run(Episode(sb, scn, path, inbox).run())
+        finally:
+            inbox.close()
     finally:
         logging.disable(logging.NOTSET)
         if own:
@@ -468,6 +546,9 @@ def render(report: dict[str, Any], say: Any) -> None:
             say(f"{t}  step {e['step']}: {moves}{down}")
         elif e["kind"] == "blind":
             say(f"{t}    blind spot: {', '.join(e['accounts'])}")
+        elif e["kind"] == "notice":
+            due = f", deadline {e['deadline']}" if e.get("deadline") else ""
+            say(f"{t}    {e['client']} received the margin-call notice (LTV {e['ltv']}{due})")
         elif e["kind"] == "rung":
             say(f"{t}    {e['client']}: {e['from']} -> {e['to']} at LTV {e['ltv']}")
         else:

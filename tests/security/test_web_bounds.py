@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 MAX_JSON_BYTES: int = getattr(web_app, "MAX_JSON_BYTES", 64 * 1024)
 # who may run each POST route (so that, were the body accepted, the route would really write)
 ROUTE_USER = {"/api/withdrawals": "tom", "/api/withdrawals/{withdrawal_id}/approve": "tina",
-              "/api/actions/{action_id}/approve": "carol", "/api/policy/{policy_hash}/approve": "dave"}
+              "/api/actions/{action_id}/approve": "carol", "/api/policy/{policy_hash}/approve": "dave",
+              "/api/clients/{client_id}/ack": "tom", "/api/destinations": "carol",
+              "/api/destinations/{policy_hash}/approve": "dave"}
 
 
 def _walk(routes: Any, prefix: str = "") -> Iterator[tuple[str, set[str]]]:
@@ -51,7 +53,8 @@ def post_routes(application: Any) -> list[str]:
 
 
 def fill(path: str, s: Any) -> str:
-    return path.format(action_id=s.action_id, policy_hash=s.proposal_hash, withdrawal_id=s.pending_withdrawal)
+    return path.format(action_id=s.action_id, policy_hash=s.proposal_hash, withdrawal_id=s.pending_withdrawal,
+                       client_id="alpha")
 
 
 def row_counts(s: Any) -> dict[str, int]:

@@ -46,7 +46,7 @@ def test_shipped_plan_is_what_the_daemon_did_before_it_was_policy() -> None:
         got = [(s.lever, s.mode) for s in policy.plan_for("gamma", state.label)]
         assert got == [(k, former.get(k, "dry_run")) for k in kinds], state
     capability = [(s.lever, s.mode) for s in policy.plan_for("gamma", "capability")]
-    assert capability == [("revoke_approval", "needs_approval")]
+    assert capability == [("revoke_approval", "needs_approval"), ("revoke_grant", "needs_approval")]
     rule = policy.rules["halt-cex"]
     assert rule.kind == "plan_step" and str(rule.origin).endswith("plan.yaml:17")
 
@@ -143,4 +143,5 @@ def test_daemon_modes_come_from_the_plan_and_fail_closed_without_a_policy() -> N
     assert planned(None, "alpha", "halt", config_modes=config_modes) == [
         Planned("halt_vault", "dry_run"), Planned("halt_cex", "dry_run"), Planned("halt_dydx", "dry_run")]
     assert planned(legacy, "alpha", "halt", config_modes=config_modes)[0] == Planned("halt_vault", "automatic")
-    assert planned(None, "alpha", "capability", config_modes={}) == [Planned("revoke_approval", "needs_approval")]
+    assert planned(None, "alpha", "capability", config_modes={}) == [Planned("revoke_approval", "needs_approval"),
+                                                                     Planned("revoke_grant", "needs_approval")]

@@ -159,6 +159,13 @@ def _is_evm_like(address: str) -> bool:
 # --- withdrawals -------------------------------------------------------------------------------
 
 
+
+def _no_guards(policy: PolicySet, explanation: str) -> Evaluation:
+    """The denial when the policy has no ``withdrawal_limits`` file: nothing can be allowed."""
+    decision = Decision(Outcome.DENY, (ReasonCode.POLICY_MISSING,), (BUILTIN_NO_POLICY,), explanation, policy.hash)
+    return Evaluation(decision, (), (Check(BUILTIN_NO_POLICY, "deny", ReasonCode.POLICY_MISSING,
+                                           "no withdrawal_limits file"),))
+
 def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: WithdrawalContext) -> Evaluation:
     """Decide one withdrawal request. Pure and deterministic: same inputs, same decision.
 
@@ -172,11 +179,8 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
     """
     g = policy.guards
     if g is None:
-        decision = Decision(Outcome.DENY, (ReasonCode.POLICY_MISSING,), (BUILTIN_NO_POLICY,),
-                            f"Denied withdrawal {req.id}: the policy has no withdrawal_limits file, so nothing "
-                            f"can be allowed.", policy.hash)
-        return Evaluation(decision, (), (Check(BUILTIN_NO_POLICY, "deny", ReasonCode.POLICY_MISSING,
-                                               "no withdrawal_limits file"),))
+        return _no_guards(policy, f"Denied withdrawal {req.id}: the policy has no withdrawal_limits file, so "
+                                  f"nothing can be allowed.")
     checks: list[Check] = []
     add = checks.append
     client = req.client_id
@@ -432,11 +436,8 @@ def evaluate_draw(policy: PolicySet, req: DrawRequest, ctx: DrawContext) -> Eval
     worst stressed shortfall within its limit. Unknown numbers deny."""
     g = policy.guards
     if g is None:
-        decision = Decision(Outcome.DENY, (ReasonCode.POLICY_MISSING,), (BUILTIN_NO_POLICY,),
-                            f"Denied draw {req.id}: the policy has no withdrawal_limits file (its guards decide "
-                            f"draws too).", policy.hash)
-        return Evaluation(decision, (), (Check(BUILTIN_NO_POLICY, "deny", ReasonCode.POLICY_MISSING,
-                                               "no withdrawal_limits file"),))
+        return _no_guards(policy, f"Denied draw {req.id}: the policy has no withdrawal_limits file (its guards "
+                                  f"decide draws too).")
     checks: list[Check] = []
     add = checks.append
     client = req.client_id

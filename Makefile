@@ -33,10 +33,10 @@ contracts: setup
 	cd contracts && ../$(FORGE) build --offline --use ../$(TOOLCHAIN)/solc-shim
 	$(PY) -m primeguard.sandbox.toolchain export
 
-# Four workers, one test file each at a time (a file's module-scoped world is built once): most of
-# the suite waits on subprocesses, anvil and sockets, so four keep two cores busy.
+# Three workers, one test file each at a time (a file's module-scoped world is built once): most of
+# the suite waits on subprocesses, anvil and sockets, so three keep two cores busy.
 test: setup browser
-	$(PY) -m pytest -q -n 4 --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 3 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # Debian's chromium for the dashboard's browser tests (installed when we may; skipped otherwise).
 browser:

@@ -83,8 +83,9 @@ def _json(out) -> dict:
     return json.loads(out.stdout)
 
 
-def _request(world, to: str, amount: str = "10") -> dict:
-    world[0].refresh_prices()  # CLI steps take seconds on a loaded machine: feeds stay inside their age limit
+def _request(world, to: str, amount: str = "10", *, refresh: bool = True) -> dict:
+    if refresh:  # CLI steps take seconds on a loaded machine: feeds stay inside their age limit
+        world[0].refresh_prices()
     result = _json(_cli(world, "tom", "withdraw", "request", "--account", VAULT, "--asset", "USDC", "--amount",
                         amount, "--to", to, "--json"))
     check("withdrawal", result)
@@ -114,13 +115,14 @@ def test_propose_approve_timelock_active_remove(world):
 
     own = _cli(world, "carol", "allowlist", "approve", ref, "--json")
     assert own.returncode == 2 and "self_approval" in own.stderr  # four eyes, by user id
+    sb.refresh_prices()  # fresh now: the request inside the timelock must not mine a block (chain time stays)
     approved = _json(_cli(world, "dave", "allowlist", "approve", ref, "--json"))
     step = next(s for s in approved["steps"] if s["address"] == NEW)
     assert step["action"] == "proposed" and step["onchain"] == "pending" and step["tx_hash"]
     eta = _vault(sb).functions.activatesAt(USDC, NEW).call()
     assert eta > 0
 
-    inside = _request(world, NEW)
+    inside = _request(world, NEW, refresh=False)
     assert inside["state"] == "denied" and "allowlist_not_yet_active" in inside["decision"]["reasons"]
 
     w3 = _w3(sb)

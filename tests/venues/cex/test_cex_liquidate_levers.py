@@ -7,6 +7,8 @@ per item and as a critical finding."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 from tests.venues.cex.conftest import VENUES
-from tests.venues.cex.helpers import FAST_PACING_MS, fast_pool, with_holder
+from tests.venues.cex.helpers import FAST_PACING_MS, fast_pool, with_holder, with_secret
 
 from primeguard.config.schema import CexAccountConfig, ClientConfig, PrimeguardConfig
 from primeguard.domain.errors import VenuePermissionDenied
@@ -67,13 +69,14 @@ def _acct(venue: str, **kw: Any) -> dict[str, Any]:
 
 def _scenario() -> dict[str, Any]:
     """``echo``: the whole liquidation; ``golf``: the slippage cap; ``hotel``: a resumed sale;
-    ``india``: credentials lacking power; ``juliet``: the playbook engine; ``kilo``: halt, then liquidate."""
+    ``india``: credentials lacking power; ``juliet``: the playbook engine; ``kilo``: halt, then liquidate;
+    ``lima``: canary secrets."""
     small = {"spot": {"ETH": "3"}, "positions": [], "orders": []}
     return {
         "name": "cex-liquidate",
         "feeds": [{"asset": "BTC", "answer": "60000"}, {"asset": "ETH", "answer": "3000"}],
         "clients": [{"id": c, "cex": [_acct(v, **(small if c in ("golf", "hotel") else {})) for v in VENUES]}
-                    for c in ("echo", "golf", "hotel", "india", "juliet", "kilo")],
+                    for c in ("echo", "golf", "hotel", "india", "juliet", "kilo", "lima")],
     }
 
 
@@ -276,3 +279,54 @@ async def test_liquidate_after_halt_still_acts_with_the_operator_key(world: Any)
         assert not sub.open_orders() and not sub.positions and not sub.frozen
         assert all(q < Decimal("0.001") for q in sub.spot.values()) and sub.futures.get("USDT", 0) == 0
         assert sims.state(a.venue).key_by_id(a.id, "client").deleted or a.venue == "binance"
+
+
+CANARY = "CANARY-lever-5e2c91-never-print-me"
+CANARY_PASS = "CANARY-lever-pass-77d0"
+
+
+async def test_lever_reports_logs_and_errors_carry_no_secret(world: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The PB's own keys are canaries (operator and key admin): a whole liquidation, a key admin
+    that lacks power, and a signature the venue refuses leave no secret in the lever reports, their
+    JSON, the errors or the DEBUG logs of ccxt, aiohttp and primeguard."""
+    sims, accts = world
+    caplog.set_level(logging.DEBUG)
+    for name in ("ccxt", "aiohttp", "primeguard", "urllib3"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    saved = []
+    lima = []
+    for v in VENUES:
+        a, st = accts[f"lima-{v}"], sims.state(v)
+        phrase = {"passphrase": CANARY_PASS} if v == "okx" else {}
+        for cred in ("ops", "pb-keys"):
+            key = st.key_by_id(a.id, cred)
+            saved.append((st, key, key.material))
+            with st.lock:
+                key.material = dataclasses.replace(key.material, secret=CANARY + cred, **phrase)
+            a = with_secret(a, cred, secret=CANARY + cred, **phrase)
+        lima.append(a)
+    seen: list[str] = []
+    try:
+        reports = await _liquidate(lima, "liquidate_cex-lima")
+        assert all(r.ok for r in reports), [r.to_json() for r in reports if not r.ok]
+        refused = await asyncio.gather(*(disable_client_keys(with_holder(with_holder(a, "pb-keys", "monitor"), "ops",
+                                                                         "key_admin"), "act-lima") for a in lima))
+        assert all(not r.ok for r in refused)  # the operator's error text is in the report
+        wrong = [with_secret(a, "ops", secret=CANARY + "-wrong") for a in lima]
+        for a in wrong:
+            try:
+                seen.append(repr(await sweep_to_master(a, "act-lima-wrong", assets=("USDT",))))
+            except CexLeverFailed as exc:
+                seen += [str(exc), repr(exc), repr(exc.__cause__)]
+        for r in [*reports, *refused]:
+            seen += [repr(r), str(r.to_json())]
+        seen += [repr(lima), repr(wrong)]
+    finally:
+        for st, key, material in saved:
+            with st.lock:
+                key.material = material
+    blob = "\n".join(seen) + "\n" + caplog.text
+    assert "lima" in blob and "lacks the power" in blob and "act-lima-wrong" in blob  # the levers log nothing today
+    secrets = [CANARY, CANARY_PASS] + [k.secret for v in VENUES for k in sims.state(v).keys.values()]
+    for secret in secrets:
+        assert secret not in blob

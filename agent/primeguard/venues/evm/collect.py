@@ -46,7 +46,7 @@ async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime
     wallets = [w for w in cfg.wallets if w.chain == chain.id]
     tokens = cfg.tokens_on(chain.id)
     feeds = cfg.feeds_on(chain.id)
-    reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
+    reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader, batch_mode=chain.batch_mode,
                          call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s,
                          expected_chain_id=chain.chain_id)
     observed = now or datetime.now(UTC)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
 
 from primeguard.domain.errors import ChainError
 from primeguard.domain.findings import FindingCode
@@ -22,6 +23,7 @@ from primeguard.sandbox.world import Sandbox
 from primeguard.venues.evm import batch
 from primeguard.venues.evm.collect import collect_evm
 from primeguard.venues.evm.reader import ERC20_ABI, ChainReader, calldata
+from tests.clitools import run_cli
 from tests.conftest import scenario_from
 
 pytestmark = pytest.mark.chain
@@ -283,3 +285,22 @@ def test_an_override_refused_later_is_detected_again(world, proxy):
     assert first == "state_override"
     assert isinstance(err, ChainError)
     assert then == "per_call"
+
+
+def test_cli_chains_shows_the_mode_and_why(world, node, tmp_path):
+    data = world.config_dict()
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = run_cli("chains", "--config", str(path), "--json", cwd=world.workdir)
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)["chains"]
+    assert (row["chain"], row["requested"], row["mode"]) == ("ethereum", "auto", "deployed")
+    for c in data["chains"]:
+        del c["batch_reader"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = run_cli("chains", "--config", str(path), cwd=world.workdir)
+    assert out.returncode == 0, out.stderr
+    assert "state_override" in out.stdout and "no code at the canonical" in out.stdout
+    put_multicall3(node)
+    [row] = json.loads(run_cli("chains", "--config", str(path), "--json", cwd=world.workdir).stdout)["chains"]
+    assert (row["mode"], row["address"]) == ("multicall3", batch.MULTICALL3_ADDRESS)

@@ -25,6 +25,7 @@ from primeguard.venues.evm.collect import collect_evm
 from primeguard.venues.evm.reader import ERC20_ABI, ChainReader, calldata
 from tests.clitools import run_cli
 from tests.conftest import scenario_from
+from tests.json_schemas import check
 
 pytestmark = pytest.mark.chain
 
@@ -293,6 +294,7 @@ def test_cli_chains_shows_the_mode_and_why(world, node, tmp_path):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     out = run_cli("chains", "--config", str(path), "--json", cwd=world.workdir)
     assert out.returncode == 0, out.stderr
+    check("chains", json.loads(out.stdout))
     [row] = json.loads(out.stdout)["chains"]
     assert (row["chain"], row["requested"], row["mode"]) == ("ethereum", "auto", "deployed")
     for c in data["chains"]:

@@ -200,7 +200,7 @@ def chains(
 
     rows = asyncio.run(chain_batch_modes(load_config(config)))
     if as_json:
-        emit_json({"chains": rows})
+        emit_json({"schema": "primeguard.chains/1", "chains": rows})
         return
     table = Table("chain", "chain id", "requested", "mode", "why")
     for r in rows:

@@ -26,7 +26,6 @@ Fail closed: a failed sub-call is a missing value for that read, never a zero (s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -90,7 +89,6 @@ EthCall = Callable[[str, bytes, dict[str, Any] | None], Awaitable[bytes]]
 GetCode = Callable[[str], Awaitable[bytes]]
 
 _CHOICES: dict[tuple[Any, ...], BatchChoice] = {}
-_LOCKS: dict[tuple[Any, ...], asyncio.Lock] = {}
 
 
 def chosen_modes() -> dict[str, BatchChoice]:
@@ -112,7 +110,8 @@ def forget(key: tuple[Any, ...]) -> None:
 async def choose(key: tuple[Any, ...], requested: BatchMode, batch_reader: str | None, *, eth_call: EthCall,
                  get_code: GetCode) -> BatchChoice:
     """The mode for the chain ``key`` (its first item is the chain's name), detected on first use and
-    cached for the process. Never caches when the node could not be asked.
+    cached for the process. Never caches when the node could not be asked. (Two readers of one chain
+    detecting at once both probe and agree; each reader serialises its own first reads.)
 
     Raises:
         ChainIdMismatch / VenueUnavailable: the node serves another chain, or cannot be reached.
@@ -120,16 +119,11 @@ async def choose(key: tuple[Any, ...], requested: BatchMode, batch_reader: str |
     cached = _CHOICES.get(key)
     if cached is not None:
         return cached
-    lock = _LOCKS.setdefault(key, asyncio.Lock())
-    async with lock:
-        cached = _CHOICES.get(key)
-        if cached is not None:
-            return cached
-        choice = await detect(requested, batch_reader, eth_call=eth_call, get_code=get_code)
-        _CHOICES[key] = choice
-        level = logging.WARNING if choice.requested not in ("auto", choice.mode) else logging.INFO
-        log.log(level, "chain %s: batched reads via %s (%s)", key[0], choice.mode, choice.reason)
-        return choice
+    choice = await detect(requested, batch_reader, eth_call=eth_call, get_code=get_code)
+    _CHOICES[key] = choice
+    level = logging.WARNING if choice.requested not in ("auto", choice.mode) else logging.INFO
+    log.log(level, "chain %s: batched reads via %s (%s)", key[0], choice.mode, choice.reason)
+    return choice
 
 
 async def detect(requested: BatchMode, batch_reader: str | None, *, eth_call: EthCall,
@@ -139,12 +133,9 @@ async def detect(requested: BatchMode, batch_reader: str | None, *, eth_call: Et
     Raises:
         ChainIdMismatch / VenueUnavailable: from the node, unchanged (not a reason to pick a mode).
     """
-    if requested == "per_call":
-        return BatchChoice("per_call", requested, "configured")
-    if requested == "deployed" or (requested == "auto" and batch_reader):
-        if not batch_reader:
-            return BatchChoice("per_call", requested, "batch_mode deployed needs a batch_reader address")
-        return BatchChoice("deployed", requested, "BatchReader configured", batch_reader)
+    fixed = static_choice(requested, batch_reader)
+    if fixed is not None:
+        return fixed
     notes: list[str] = []
     if requested in ("auto", "multicall3"):
         why = await _probe_multicall3(eth_call, get_code)
@@ -159,6 +150,18 @@ async def detect(requested: BatchMode, batch_reader: str | None, *, eth_call: Et
                                "; ".join([*notes, "the node applies eth_call state overrides"]), OVERRIDE_ADDRESS)
         notes.append(f"state override: {why}")
     return BatchChoice("per_call", requested, "; ".join(notes) or "no batched mode available")
+
+
+def static_choice(requested: BatchMode, batch_reader: str | None) -> BatchChoice | None:
+    """The choice that needs no probe: ``per_call``; ``deployed`` (or ``auto`` with a
+    ``batch_reader``) at the configured address. None when the node must be asked."""
+    if requested == "per_call":
+        return BatchChoice("per_call", requested, "configured")
+    if requested == "deployed" or (requested == "auto" and batch_reader):
+        if not batch_reader:
+            return BatchChoice("per_call", requested, "batch_mode deployed needs a batch_reader address")
+        return BatchChoice("deployed", requested, "BatchReader configured", batch_reader)
+    return None
 
 
 async def _probe_multicall3(eth_call: EthCall, get_code: GetCode) -> str | None:

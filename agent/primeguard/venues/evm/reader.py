@@ -98,10 +98,10 @@ class ChainReader:
         self._requested: batch.BatchMode = batch_mode or ("deployed" if batch_reader else "per_call")
         self._batch_key = (chain, rpc_url, expected_chain_id, batch_reader, self._requested)
         self._choice: batch.BatchChoice | None = None
-        if self._requested in ("deployed", "per_call"):  # no I/O needed: decide now
-            self._apply(batch.BatchChoice(
-                "deployed" if self._requested == "deployed" and batch_reader else "per_call", self._requested,
-                "configured", batch_reader if self._requested == "deployed" else None))
+        self._choice_lock = asyncio.Lock()
+        fixed = batch.static_choice(self._requested, batch_reader)
+        if fixed is not None:  # no I/O needed: decide now
+            self._apply(fixed)
 
     async def close(self) -> None:
         """Close the HTTP session (one per reader and event loop)."""
@@ -113,10 +113,11 @@ class ChainReader:
         Raises:
             ChainIdMismatch / VenueUnavailable: the node serves another chain or cannot be asked.
         """
-        if self._choice is None:
-            await self.verify_chain()
-            self._apply(await batch.choose(self._batch_key, self._requested, self._batch_reader,
-                                           eth_call=self._raw_call, get_code=self._get_code))
+        async with self._choice_lock:
+            if self._choice is None:
+                await self.verify_chain()
+                self._apply(await batch.choose(self._batch_key, self._requested, self._batch_reader,
+                                               eth_call=self._raw_call, get_code=self._get_code))
         assert self._choice is not None
         return self._choice
 
@@ -212,11 +213,11 @@ class ChainReader:
 
         async def one(part: list[tuple[str, bytes]]) -> list[tuple[bool, bytes]]:
             try:
-                raw = await self._raw_call(mc3, batch.encode_aggregate3(part), None)
-            except ChainError:
+                return batch.decode_aggregate3(await self._raw_call(mc3, batch.encode_aggregate3(part), None),
+                                               len(part))
+            except (ChainError, ValueError):  # refused or malformed: the next reader detects again
                 self._refused()
                 raise
-            return batch.decode_aggregate3(raw, len(part))
 
         got = await asyncio.gather(*(one(p) for p in _chunks(calls, per)))
         return [a for g in got for a in g]

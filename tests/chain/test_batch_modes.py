@@ -78,7 +78,8 @@ def put_multicall3(node: Any, code: str | None = None) -> None:
 class OverrideProxy:
     """A JSON-RPC proxy over a real socket in front of anvil. ``mode``: ``pass`` forwards as is;
     ``reject`` answers an error to any eth_call with a state override (a node without the
-    feature); ``drop`` removes the override and forwards (a node that ignores it)."""
+    feature); ``drop`` removes the override and forwards (a node that ignores it); ``nobatch``
+    answers an error to every JSON-RPC batch (a provider that disables them)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -106,6 +107,8 @@ class OverrideProxy:
 
     def handle(self, body: Any) -> Any:
         if isinstance(body, list):
+            if self.mode == "nobatch":
+                return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests disabled"}}
             return [self.handle(b) for b in body]
         params = body.get("params") or []
         if body.get("method") == "eth_call" and len(params) >= 3:
@@ -306,3 +309,25 @@ def test_cli_chains_shows_the_mode_and_why(world, node, tmp_path):
     put_multicall3(node)
     [row] = json.loads(run_cli("chains", "--config", str(path), "--json", cwd=world.workdir).stdout)["chains"]
     assert (row["mode"], row["address"]) == ("multicall3", batch.MULTICALL3_ADDRESS)
+
+
+@pytest.mark.parametrize("proxy_mode", ["pass", "nobatch"])
+def test_code_sizes_with_multicall3_come_in_one_batch_or_one_by_one(world, proxy, proxy_mode):
+    """Multicall3 has no code-size read: a JSON-RPC batch of eth_getCode, or one request each
+    where the node refuses batches; the same sizes either way."""
+    put_multicall3(world.chains["ethereum"].node)
+    wallets, tokens, _, _ = reads(world)
+    proxy.mode = proxy_mode
+
+    async def run(mode: str) -> tuple[dict[str, int], int]:
+        async with ChainReader("ethereum", proxy.url, batch_reader=None, batch_mode=mode) as r:  # type: ignore[arg-type]
+            await r.batch_choice()
+            before = r.round_trips
+            sizes = await r.code_sizes([*wallets, *tokens])
+            return sizes, r.round_trips - before
+
+    sizes, trips = asyncio.run(run("multicall3"))
+    assert batch.chosen_modes()["ethereum"].mode == "multicall3"
+    expected, _ = asyncio.run(run("per_call"))
+    assert sizes == expected and sorted(set(sizes.values()))[0] == 0 and max(sizes.values()) > 0
+    assert trips == (1 if proxy_mode == "pass" else 1 + len(wallets) + len(tokens))

@@ -415,8 +415,14 @@ class ChainReader:
         return {a: bytes(c) for a, c in zip(addresses, got, strict=True)}
 
     async def code_sizes(self, addresses: list[str]) -> dict[str, int]:
-        """Code size per address (BatchReader.codeSizes, else one eth_getCode each)."""
+        """Code size per address: BatchReader.codeSizes; with Multicall3 (which has no code-size
+        read) JSON-RPC batches of eth_getCode; else, or when the node refuses batches, one
+        eth_getCode each."""
         await self._ready()
+        if self._mc3 is not None:
+            sizes = await self._code_sizes_rpc_batch(addresses)
+            if sizes is not None:
+                return sizes
         if self._reader is None:
             codes = await asyncio.gather(
                 *(guarded(self.chain, "eth_getCode", self.w3.eth.get_code(a)) for a in addresses)
@@ -424,6 +430,34 @@ class ChainReader:
             return {a: len(c) for a, c in zip(addresses, codes, strict=True)}
         got = await self._call("codeSizes", self._reader.functions.codeSizes(addresses))
         return {a: int(n) for a, n in zip(addresses, got, strict=True)}
+
+    async def _code_sizes_rpc_batch(self, addresses: list[str]) -> dict[str, int] | None:
+        """eth_getCode of every address in JSON-RPC batches of 500; None when the node does not
+        answer batches with a list (the caller then asks one by one).
+
+        Raises:
+            ChainError: a batch answered with an error, a malformed or a duplicated answer.
+        """
+        async def one(part: list[str]) -> dict[str, int] | None:
+            reqs = [("eth_getCode", [a, "latest"]) for a in part]
+            async with self._sem:
+                answers = await guarded(self.chain, "eth_getCode", self.provider.make_batch_request(reqs))
+            if not isinstance(answers, list) or len(answers) != len(part):
+                return None
+            if len({a.get("id") if isinstance(a, dict) else None for a in answers}) != len(part):
+                raise ChainError("eth_getCode batch: duplicated answers", venue=f"evm:{self.chain}")
+            out: dict[str, int] = {}
+            for a, ans in zip(part, answers, strict=True):  # sorted by request id = request order
+                res = ans.get("result") if isinstance(ans, dict) else None
+                if not isinstance(res, str) or not res.startswith("0x") or len(res) % 2:
+                    raise ChainError(f"eth_getCode of {a} failed", venue=f"evm:{self.chain}")
+                out[a] = (len(res) - 2) // 2
+            return out
+
+        got = await asyncio.gather(*(one(p) for p in _chunks(addresses, 500)))
+        if any(g is None for g in got):
+            return None
+        return {a: n for g in got if g is not None for a, n in g.items()}
 
     async def head(self) -> tuple[int, str]:
         """(number, hash) of the latest block."""

@@ -132,10 +132,15 @@ class ChainReader:
 
     async def _raw_call(self, to: str, data: bytes, override: dict[str, Any] | None) -> bytes:
         """One eth_call with raw call data (and a state override); its raw answer."""
-        tx = {"to": to, "data": data, "gas": self.call_gas_cap}
-        call = self.w3.eth.call(tx, "latest", override) if override else self.w3.eth.call(tx)  # type: ignore[arg-type]
         async with self._sem:
-            return bytes(await guarded(self.chain, "eth_call", call))
+            return bytes(await guarded(self.chain, "eth_call", self._eth_call(to, data, override)))
+
+    def _eth_call(self, to: str, data: bytes, override: dict[str, Any] | None) -> Any:
+        """The web3 eth_call awaitable at the latest block, with the state override when given."""
+        tx = {"to": to, "data": data, "gas": self.call_gas_cap}
+        if override:
+            return self.w3.eth.call(tx, "latest", override)  # type: ignore[arg-type]
+        return self.w3.eth.call(tx)  # type: ignore[arg-type]
 
     async def _get_code(self, address: str) -> bytes:
         return bytes(await guarded(self.chain, "eth_getCode", self.w3.eth.get_code(address)))  # type: ignore[arg-type]
@@ -174,12 +179,10 @@ class ChainReader:
         web3's own ``.call()`` runs every value through Python normalizers (``map_abi_data``): for a
         batch of 10,000 reads that was 85 % of the time. Same bytes, same decoding, no normalizers.
         """
-        tx = {"to": fn.address, "data": calldata(fn), "gas": self.call_gas_cap}
         override = self._override if self._reader is not None and fn.address == self._reader.address else None
-        call = self.w3.eth.call(tx, "latest", override) if override else self.w3.eth.call(tx)  # type: ignore[arg-type]
         try:
             async with self._sem:
-                raw = await guarded(self.chain, what, call)
+                raw = await guarded(self.chain, what, self._eth_call(fn.address, calldata(fn), override))
         except ChainError:
             if override:
                 self._refused()

@@ -190,6 +190,27 @@ def capabilities(
 
 @app.command()
 @friendly
+def chains(
+    config: Path = typer.Option(..., "--config", help="Agent config YAML"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+) -> None:
+    """Each chain's batched-read mode (batch_mode: detected from the node, or as configured) and why."""
+    from primeguard.config import load_config
+    from primeguard.venues.evm.collect import chain_batch_modes
+
+    rows = asyncio.run(chain_batch_modes(load_config(config)))
+    if as_json:
+        emit_json({"schema": "primeguard.chains/1", "chains": rows})
+        return
+    table = Table("chain", "chain id", "requested", "mode", "why")
+    for r in rows:
+        table.add_row(Text(str(r["chain"])), str(r["chain_id"]), str(r["requested"]),
+                      Text(str(r["mode"] or "unreachable")), Text(str(r["error"] or r["reason"])))
+    console.print(table)
+
+
+@app.command()
+@friendly
 def demo(
     once: bool = typer.Option(False, "--once", help="One sweep over the demo world, then exit"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (with --once)"),

@@ -50,7 +50,10 @@ class ChainConfig(Strict):
     chain_id: int = Field(gt=0, le=MAX_CHAIN_ID)
     rpc_url: str
     ws_url: str | None = None
-    batch_reader: str | None = None  # BatchReader contract address; None → naive reads
+    batch_reader: str | None = None  # BatchReader contract address (batch_mode deployed)
+    # How reads are batched (primeguard.venues.evm.batch): auto = deployed BatchReader if configured,
+    # else Multicall3, else BatchReader by eth_call state override, else one call per read.
+    batch_mode: Literal["auto", "multicall3", "state_override", "deployed", "per_call"] = "auto"
     call_gas_cap: int = Field(default=30_000_000, gt=0, le=1_000_000_000)
     timeout_s: float = Field(default=5.0, gt=0, le=5 * MINUTE, allow_inf_nan=False)
     # Latest block older than this → the node is lagging: the chain is a blind spot. None for dev
@@ -58,6 +61,12 @@ class ChainConfig(Strict):
     max_block_age_s: int | None = Field(default=120, gt=0, le=DAY)
 
     _addr = field_validator("batch_reader")(lambda v: None if v is None else _checked_address(v))
+
+    @model_validator(mode="after")
+    def _deployed_needs_reader(self) -> ChainConfig:
+        if self.batch_mode == "deployed" and self.batch_reader is None:
+            raise LocatedValueError("batch_mode deployed needs a batch_reader address", ("batch_mode",))
+        return self
 
 
 class TokenConfig(Strict):

@@ -46,7 +46,7 @@ async def collect_chain(cfg: PrimeguardConfig, chain: ChainConfig, now: datetime
     wallets = [w for w in cfg.wallets if w.chain == chain.id]
     tokens = cfg.tokens_on(chain.id)
     feeds = cfg.feeds_on(chain.id)
-    reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
+    reader = ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader, batch_mode=chain.batch_mode,
                          call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s,
                          expected_chain_id=chain.chain_id)
     observed = now or datetime.now(UTC)
@@ -159,3 +159,23 @@ async def collect_evm(cfg: PrimeguardConfig, now: datetime | None = None) -> Evm
         tuple(f for p in parts for f in p.findings),
         sum(p.round_trips for p in parts),
     )
+
+
+async def chain_batch_modes(cfg: PrimeguardConfig) -> list[dict[str, str | int | None]]:
+    """Per configured chain: the batched-read mode its reads use (detected now if not yet in this
+    process) and why; ``error`` instead when the node could not be asked or serves another chain.
+    Reads only."""
+
+    async def one(chain: ChainConfig) -> dict[str, str | int | None]:
+        row: dict[str, str | int | None] = {"chain": chain.id, "chain_id": chain.chain_id,
+                                            "requested": chain.batch_mode}
+        async with ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
+                               batch_mode=chain.batch_mode, call_gas_cap=chain.call_gas_cap,
+                               timeout_s=chain.timeout_s, expected_chain_id=chain.chain_id) as reader:
+            try:
+                choice = await reader.batch_choice()
+            except VenueError as exc:
+                return {**row, "mode": None, "reason": None, "address": None, "error": str(exc)}
+        return {**row, "mode": choice.mode, "reason": choice.reason, "address": choice.address, "error": None}
+
+    return list(await asyncio.gather(*(one(c) for c in cfg.chains)))

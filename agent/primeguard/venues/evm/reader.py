@@ -1,8 +1,10 @@
 """Read many balances and oracle rounds from one chain.
 
-Batched path: our ``BatchReader`` contract answers thousands of reads in one ``eth_call``; reads
-are chunked so each call stays under the node's call gas cap. Naive path (no reader deployed, and
-the benchmark baseline): one JSON-RPC call per read. Both return the same values.
+Batched paths (:mod:`primeguard.venues.evm.batch` picks one per chain): our ``BatchReader``
+contract, deployed or placed by an ``eth_call`` state override, or Multicall3's ``aggregate3``,
+answers thousands of reads in one ``eth_call``; reads are chunked so each call stays under the
+node's call gas cap. Naive path (no batched mode available): one JSON-RPC call per read. All return
+the same values.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, g
 from web3 import AsyncWeb3
 
 from primeguard.domain.errors import ChainError
+from primeguard.venues.evm import batch
 from primeguard.venues.evm.artifacts import contract_abi
 from primeguard.venues.evm.oracle import RawRound
 from primeguard.venues.evm.rpc import CountingProvider, connect, guarded
@@ -68,7 +71,11 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 
 class ChainReader:
-    """Reads for one chain. ``batch_reader`` None → naive per-read calls.
+    """Reads for one chain, batched as ``batch_mode`` says (:mod:`primeguard.venues.evm.batch`).
+
+    ``batch_mode`` None keeps the explicit behaviour: ``deployed`` with a ``batch_reader`` address,
+    else ``per_call`` (naive per-read calls). ``auto`` and the forced modes other than ``deployed``
+    and ``per_call`` detect at the first batched read (once per process and chain).
 
     With ``expected_chain_id`` (the config's ``chain_id``) the node's chain identity is checked at
     the first read and after every reconnect; a node on another chain makes every read raise
@@ -76,22 +83,72 @@ class ChainReader:
     """
 
     def __init__(self, chain: str, rpc_url: str, *, batch_reader: str | None, call_gas_cap: int = 30_000_000,
-                 timeout_s: float = 5.0, max_parallel: int = 8, expected_chain_id: int | None = None) -> None:
+                 timeout_s: float = 5.0, max_parallel: int = 8, expected_chain_id: int | None = None,
+                 batch_mode: batch.BatchMode | None = None) -> None:
         self.chain = chain
         self.w3: AsyncWeb3
         self.provider: CountingProvider
         self.w3, self.provider = connect(rpc_url, timeout_s, expected_chain_id=expected_chain_id, chain=chain)
         self.call_gas_cap = call_gas_cap
         self._sem = asyncio.Semaphore(max_parallel)
-        self._reader = (
-            self.w3.eth.contract(address=self.w3.to_checksum_address(batch_reader), abi=batch_reader_abi())
-            if batch_reader
-            else None
-        )
+        self._reader: Any = None  # BatchReader functions (deployed or state_override mode)
+        self._override: dict[str, Any] | None = None  # the eth_call state override in that mode
+        self._mc3: str | None = None  # the Multicall3 address in multicall3 mode
+        self._batch_reader = batch_reader
+        self._requested: batch.BatchMode = batch_mode or ("deployed" if batch_reader else "per_call")
+        self._batch_key = (chain, rpc_url, expected_chain_id, batch_reader, self._requested)
+        self._choice: batch.BatchChoice | None = None
+        self._choice_lock = asyncio.Lock()
+        fixed = batch.static_choice(self._requested, batch_reader)
+        if fixed is not None:  # no I/O needed: decide now
+            self._apply(fixed)
 
     async def close(self) -> None:
         """Close the HTTP session (one per reader and event loop)."""
         await self.provider.disconnect()
+
+    async def batch_choice(self) -> batch.BatchChoice:
+        """The batching mode this reader uses, detected now if not yet (see :func:`batch.choose`).
+
+        Raises:
+            ChainIdMismatch / VenueUnavailable: the node serves another chain or cannot be asked.
+        """
+        async with self._choice_lock:
+            if self._choice is None:
+                await self.verify_chain()
+                self._apply(await batch.choose(self._batch_key, self._requested, self._batch_reader,
+                                               eth_call=self._raw_call, get_code=self._get_code))
+        assert self._choice is not None
+        return self._choice
+
+    def _apply(self, choice: batch.BatchChoice) -> None:
+        self._choice = choice
+        if choice.mode in ("deployed", "state_override") and choice.address:
+            self._reader = self.w3.eth.contract(address=self.w3.to_checksum_address(choice.address),
+                                                abi=batch_reader_abi())
+            self._override = batch.state_override() if choice.mode == "state_override" else None
+        elif choice.mode == "multicall3":
+            self._mc3 = choice.address
+
+    async def _raw_call(self, to: str, data: bytes, override: dict[str, Any] | None) -> bytes:
+        """One eth_call with raw call data (and a state override); its raw answer."""
+        async with self._sem:
+            return bytes(await guarded(self.chain, "eth_call", self._eth_call(to, data, override)))
+
+    def _eth_call(self, to: str, data: bytes, override: dict[str, Any] | None) -> Any:
+        """The web3 eth_call awaitable at the latest block, with the state override when given."""
+        tx = {"to": to, "data": data, "gas": self.call_gas_cap}
+        if override:
+            return self.w3.eth.call(tx, "latest", override)  # type: ignore[arg-type]
+        return self.w3.eth.call(tx)  # type: ignore[arg-type]
+
+    async def _get_code(self, address: str) -> bytes:
+        return bytes(await guarded(self.chain, "eth_getCode", self.w3.eth.get_code(address)))  # type: ignore[arg-type]
+
+    def _refused(self) -> None:
+        """A batched call in a detected mode was refused: the next reader detects again."""
+        if self._choice is not None and self._choice.mode in ("multicall3", "state_override"):
+            batch.forget(self._batch_key)
 
     async def __aenter__(self) -> ChainReader:
         return self
@@ -122,10 +179,17 @@ class ChainReader:
         web3's own ``.call()`` runs every value through Python normalizers (``map_abi_data``): for a
         batch of 10,000 reads that was 85 % of the time. Same bytes, same decoding, no normalizers.
         """
-        tx = {"to": fn.address, "data": calldata(fn), "gas": self.call_gas_cap}
-        async with self._sem:
-            raw = await guarded(self.chain, what, self.w3.eth.call(tx))  # type: ignore[arg-type]
+        override = self._override if self._reader is not None and fn.address == self._reader.address else None
+        try:
+            async with self._sem:
+                raw = await guarded(self.chain, what, self._eth_call(fn.address, calldata(fn), override))
+        except ChainError:
+            if override:
+                self._refused()
+            raise
         if not raw:
+            if override:
+                self._refused()
             raise ValueError(f"{what}: empty result (no contract at {fn.address}?)")
         types = get_abi_output_types(fn.abi)
         try:
@@ -134,10 +198,40 @@ class ChainReader:
             raise ValueError(f"{what}: undecodable result") from exc
         return values[0] if len(values) == 1 else values
 
+    async def _ready(self) -> None:
+        if self._choice is None:
+            await self.batch_choice()
+
+    async def _aggregate(self, calls: list[tuple[str, bytes]], gas_per_call: int) -> list[tuple[bool, bytes]]:
+        """``(success, returnData)`` of every call through Multicall3's aggregate3 (allowFailure on
+        each), chunked under the call gas cap and :data:`batch.MAX_AGGREGATE3_CALLS`; input order.
+
+        Raises:
+            ChainError / VenueUnavailable: the node refused or could not be asked (the cached mode
+                is then dropped); ValueError: a malformed answer.
+        """
+        assert self._mc3 is not None
+        mc3 = self._mc3
+        per = min(batch.MAX_AGGREGATE3_CALLS, self._per_call(gas_per_call + batch.GAS_PER_AGGREGATE3_CALL))
+
+        async def one(part: list[tuple[str, bytes]]) -> list[tuple[bool, bytes]]:
+            try:
+                return batch.decode_aggregate3(await self._raw_call(mc3, batch.encode_aggregate3(part), None),
+                                               len(part))
+            except (ChainError, ValueError):  # refused or malformed: the next reader detects again
+                self._refused()
+                raise
+
+        got = await asyncio.gather(*(one(p) for p in _chunks(calls, per)))
+        return [a for g in got for a in g]
+
     # --- balances -----------------------------------------------------------------------------
 
     async def balances(self, wallets: list[str], tokens: list[str]) -> BalanceReads:
         """Native balance of every wallet and every token balance of every wallet."""
+        await self._ready()
+        if self._mc3 is not None:
+            return await self._balances_mc3(wallets, tokens)
         if self._reader is None:
             return await self.balances_naive(wallets, tokens)
         out = BalanceReads()
@@ -171,6 +265,23 @@ class ChainReader:
                     out.failed.add((w, t))
                 i += 1
 
+    async def _balances_mc3(self, wallets: list[str], tokens: list[str]) -> BalanceReads:
+        answers = await self._aggregate(batch.balance_calls(wallets, tokens), GAS_PER_TOKEN_READ)
+        out = BalanceReads()
+        it = iter(answers)
+        for w in wallets:
+            native = batch.uint_answer(next(it))
+            if native is None:  # Multicall3's own getEthBalance cannot fail: the answer is wrong
+                raise ValueError(f"Multicall3 getEthBalance of {w} failed")
+            out.values[(w, None)] = native
+            for t in tokens:
+                value = batch.uint_answer(next(it))
+                if value is None:
+                    out.failed.add((w, t))
+                else:
+                    out.values[(w, t)] = value
+        return out
+
     async def balances_naive(self, wallets: list[str], tokens: list[str]) -> BalanceReads:
         """One JSON-RPC call per read (the baseline the batch path is measured against)."""
         out = BalanceReads()
@@ -198,6 +309,11 @@ class ChainReader:
         """latestRoundData + decimals for every feed; a failing feed gives ``ok=False``."""
         if not feeds:
             return []
+        await self._ready()
+        if self._mc3 is not None:
+            answers = await self._aggregate(batch.round_calls(feeds), GAS_PER_FEED_READ // 2)
+            return [batch.decode_round(self.chain, f, answers[2 * i], answers[2 * i + 1])
+                    for i, f in enumerate(feeds)]
         if self._reader is None:
             return await self.rounds_naive(feeds)
         results: list[RawRound] = []
@@ -226,6 +342,10 @@ class ChainReader:
         out: dict[tuple[str, str, str], int | None] = {}
         if not triples:
             return out
+        await self._ready()
+        if self._mc3 is not None:
+            answers = await self._aggregate([batch.allowance_call(*t) for t in triples], GAS_PER_TOKEN_READ)
+            return {t: batch.uint_answer(a) for t, a in zip(triples, answers, strict=True)}
         if self._reader is None:
             async def one(t: tuple[str, str, str]) -> None:
                 c = self.w3.eth.contract(address=t[0], abi=ERC20_ABI)
@@ -252,12 +372,17 @@ class ChainReader:
 
         ``None`` where the call reverted, the target has no code, or the node refused that one read;
         callers decode each answer tolerantly (a short or malformed answer is theirs to reject).
-        Batched through ``BatchReader.calls`` when a reader is deployed, else one ``eth_call`` each.
+        Batched through ``BatchReader.calls`` or Multicall3's ``aggregate3`` (an empty answer is
+        None there, as on the per-call path), else one ``eth_call`` each.
         Raises VenueError only when the node cannot be asked at all.
         """
         out: list[bytes | None] = [None] * len(calls)
         if not calls:
             return out
+        await self._ready()
+        if self._mc3 is not None:
+            answers = await self._aggregate(calls, GAS_PER_GENERIC_READ)
+            return [data if ok and data else None for ok, data in answers]
         if self._reader is None:
             async def one(i: int, target: str, data: bytes) -> None:
                 tx = {"to": target, "data": data, "gas": self.call_gas_cap}
@@ -293,6 +418,14 @@ class ChainReader:
         return {a: bytes(c) for a, c in zip(addresses, got, strict=True)}
 
     async def code_sizes(self, addresses: list[str]) -> dict[str, int]:
+        """Code size per address: BatchReader.codeSizes; with Multicall3 (which has no code-size
+        read) JSON-RPC batches of eth_getCode; else, or when the node refuses batches, one
+        eth_getCode each."""
+        await self._ready()
+        if self._mc3 is not None:
+            sizes = await self._code_sizes_rpc_batch(addresses)
+            if sizes is not None:
+                return sizes
         if self._reader is None:
             codes = await asyncio.gather(
                 *(guarded(self.chain, "eth_getCode", self.w3.eth.get_code(a)) for a in addresses)
@@ -300,6 +433,34 @@ class ChainReader:
             return {a: len(c) for a, c in zip(addresses, codes, strict=True)}
         got = await self._call("codeSizes", self._reader.functions.codeSizes(addresses))
         return {a: int(n) for a, n in zip(addresses, got, strict=True)}
+
+    async def _code_sizes_rpc_batch(self, addresses: list[str]) -> dict[str, int] | None:
+        """eth_getCode of every address in JSON-RPC batches of 500; None when the node does not
+        answer batches with a list (the caller then asks one by one).
+
+        Raises:
+            ChainError: a batch answered with an error, a malformed or a duplicated answer.
+        """
+        async def one(part: list[str]) -> dict[str, int] | None:
+            reqs = [("eth_getCode", [a, "latest"]) for a in part]
+            async with self._sem:
+                answers = await guarded(self.chain, "eth_getCode", self.provider.make_batch_request(reqs))
+            if not isinstance(answers, list) or len(answers) != len(part):
+                return None
+            if len({a.get("id") if isinstance(a, dict) else None for a in answers}) != len(part):
+                raise ChainError("eth_getCode batch: duplicated answers", venue=f"evm:{self.chain}")
+            out: dict[str, int] = {}
+            for a, ans in zip(part, answers, strict=True):  # sorted by request id = request order
+                res = ans.get("result") if isinstance(ans, dict) else None
+                if not isinstance(res, str) or not res.startswith("0x") or len(res) % 2:
+                    raise ChainError(f"eth_getCode of {a} failed", venue=f"evm:{self.chain}")
+                out[a] = (len(res) - 2) // 2
+            return out
+
+        got = await asyncio.gather(*(one(p) for p in _chunks(addresses, 500)))
+        if any(g is None for g in got):
+            return None
+        return {a: n for g in got if g is not None for a, n in g.items()}
 
     async def head(self) -> tuple[int, str]:
         """(number, hash) of the latest block."""

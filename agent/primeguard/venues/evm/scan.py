@@ -275,7 +275,7 @@ async def scan_chain(cfg: PrimeguardConfig, chain: ChainConfig, store: ScanCurso
     wallets = [w for w in cfg.wallets if w.chain == chain.id]
     tokens = cfg.tokens_on(chain.id)
     result = ChainScan(chain.id)
-    async with ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader,
+    async with ChainReader(chain.id, chain.rpc_url, batch_reader=chain.batch_reader, batch_mode=chain.batch_mode,
                            call_gas_cap=chain.call_gas_cap, timeout_s=chain.timeout_s,
                            expected_chain_id=chain.chain_id) as reader:
         try:

@@ -13,8 +13,8 @@ The simulators run in a child process (their own interpreter: no GIL shared with
 Targets: ours ≥ 20× faster than the baseline, and within 2× of the floor
 ``latency × requests ÷ in-flight limit`` of the slowest venue (the floor counts the requests the
 simulators saw during our run). Only the production line gates the exit status. ``cpu_s`` is the
-client process's CPU time during our run: close to the wall time means the client was CPU-bound
-(ccxt's request building and parsing), so on a shared machine the wall time follows the load.
+client process's CPU time during our run (ccxt builds, signs and parses every request): the floor
+counts none of it, and on a shared machine the client waits for a core, so wall time follows load.
 """
 
 from __future__ import annotations

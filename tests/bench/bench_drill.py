@@ -14,7 +14,11 @@ every venue to value the client: one more round trip) is the detection itself, c
 4 × latency.
 
 Baseline (modelled): the same requests sent one at a time, none overlapping: the number of
-requests the simulators counted during the liquidating sweep × the latency.
+requests the simulators counted during the liquidating sweep (every CEX request, every dYdX
+indexer and node request) × the latency. It is a lower bound for such a client (latency only: no
+client CPU, no ccxt pacing), so a ratio below 1 does not mean a sequential client would be
+faster; it says the drill is bound by its dependent steps, pacing and CPU, not by the number of
+requests in flight.
 
 Target: ≤ 40× the floor. Why not 2×: the plan keeps dependent steps the floor ignores. The playbook
 runs a client's actions one after the other (liquidate_cex, then liquidate_dydx: a close must come
@@ -63,7 +67,7 @@ class _Counting(Episode):
             self.requests_in_liquidation = self._requests() - before
 
     def _requests(self) -> int:
-        dydx = sum(1 for _ in self.sb.dydx.world.txs) if self.sb.dydx is not None else 0
+        dydx = sum(box.requests for box in self.sb.dydx.world.faults.values()) if self.sb.dydx is not None else 0
         return self.sb.cex.request_count() + dydx
 
 
@@ -100,8 +104,9 @@ def main() -> int:
                      "requests_in_liquidating_sweep": requests},
                     floor_s=floor,
                     modelled=(f"floor = {FLOOR_ROUND_TRIPS} sequential round trips (read, positions, close, re-read) × "
-                              f"{LATENCY_MS:g} ms simulator latency; baseline = the liquidating sweep's CEX requests + "
-                              "dYdX transactions one at a time × latency (indexer/node reads not counted); target "
+                              f"{LATENCY_MS:g} ms simulator latency; baseline = the liquidating sweep's requests (CEX, "
+                              "dYdX indexer and node, as counted by the simulators) one at a time × latency, a lower "
+                              "bound (no client CPU or pacing); target "
                               "40× floor: ~22 dependent round trips in the plan (actions in order, read before each "
                               "write) plus ccxt per-key pacing, see tests/bench/bench_drill.py"))
     report([result])

@@ -1,4 +1,4 @@
-"""Issue E benchmark: revalue 10,000 clients × 50 positions and run 5 stress scenarios.
+"""Issue E/L benchmark: the exact valuation a daemon sweep runs, 10,000 clients × 50 positions.
 
 Book: each client has a Binance, OKX, Bybit and dYdX account and an EVM wallet; 5 balances
 (USDC per venue, ETH in the wallet), 50 perp positions over 10 underlyings drawn from a 40-asset
@@ -8,26 +8,28 @@ another: a cross-venue basis trade; 5 % of clients are directional), with liquid
 venue mark and, for 11 assets, a dYdX oracle; 4 assets' sources disagree beyond 2 %, 6 dYdX
 reads are stale.
 
-Ours (one timed run = the whole sweep's risk step):
-  ``select_prices`` → ``revalue_book`` (Decimal: every metric, finding and LTV a decision uses)
-  → ``grid_inputs`` + ``stress_grid`` (floats, analytics) for 5 scenarios: correlated −10, −20,
-  −30, −50 % and a 1 % funding spike.
-Baseline (same run, same inputs): the straightforward implementation: for every position, look
-its price up again from the quotes (freshness, priority, cross-check), value it in Decimal and
-sum per client; then the same per position again for each scenario, all in Decimal.
-A second, informational line does the same with one scenario, Binance going dark, which needs a
-second pass over the positions on that venue.
+Ours: what ``pipeline.evaluate.evaluate`` runs per sweep for the risk maths of one parameter set:
+``select_prices`` once over every quote, one ``ValuationContext``, then ``valuate`` per client
+(Decimal: every metric, finding and LTV a decision uses), garbage collector as the daemon has it
+(on, nothing frozen).
+Baseline = floor (same run, same inputs, same treatment): the straightforward loop a competent
+engineer would write, reduced to the least exact work the LTV needs: prices selected once per
+sweep (freshness, priority, cross-check: one dict per asset), then per client one Decimal pass
+over its positions and balances, summed per underlying. It computes the LTV only (no findings,
+no per-venue or near-liquidation figures, no gaps), so it is a floor for the exact valuation,
+not a rival; its LTVs must equal ours exactly (checked before the figures are printed). As in
+``bench_sweep``, ``baseline`` in the line is that floor and ``ratio`` is floor ÷ ours.
 
-Both must agree: the baseline's LTVs equal ours exactly; its stressed LTVs equal the grid's to
-float rounding (checked before the figures are printed). Per-position liquidation distances
-are computed lazily by ours (on ``.positions`` / JSON), so they are left out of both timings;
-positions near liquidation are found in both. GC is frozen after the inputs are built, for both
-(``revalue_book`` also pauses the collector while it runs; see ``risk.portfolio.gc_paused``).
-Ours is the best of ``--rounds`` runs (this 2-core machine is shared); the baseline runs once.
+Narrowed on purpose: the stress scenarios are not timed here. The daemon's stress runs inside
+``evaluate`` (a float screen, then the exact path near a threshold), and ``bench_sweep`` times
+that within the real sweep against its float-grid floor; ``revalue_book`` + ``stress_grid``, which
+this bench used to time, are not what a sweep calls.
 
-Target: ours < 1 s on the 2-core box. Run: ``.venv/bin/python tests/bench/bench_risk.py``
-(``--clients N`` for a smaller book; the target scales with it). Exit status 1 when the first
-line misses its target.
+Times are process CPU seconds (this 2-core machine is shared; wall seconds in ``wall_s``); ours
+is the best of ``--rounds`` runs, the baseline the best of ``--baseline-rounds``.
+Target: ours within 2× of the floor (the issue's rule for the sweep): every metric and finding
+for at most twice the cost of the bare LTV. Run: ``PYTHONPATH=agent .venv/bin/python tests/bench/bench_risk.py``
+(``--clients N`` for a smaller book). Exit status 1 when the line misses its target.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -50,19 +52,14 @@ from tests.bench.benchlib import Result, report
 from primeguard.domain import money  # noqa: F401  (sets the Decimal context: prec 80)
 from primeguard.domain.model import Balance, Client, Loan, Position, PriceQuote, PriceSourceKind, VenueKind
 from primeguard.risk.params import LadderBands, RiskParameters
-from primeguard.risk.portfolio import revalue_book
 from primeguard.risk.pricing import select_prices
-from primeguard.risk.stress import StressScenario, grid_inputs, stress_grid
-from primeguard.risk.valuation import INFINITE, ClientBook
+from primeguard.risk.valuation import INFINITE, ClientBook, ValuationContext, valuate
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 D = Decimal
 ASSETS = [f"C{i:02d}" for i in range(40)]
 VENUES = (("bn", VenueKind.BINANCE, "binance"), ("okx", VenueKind.OKX, "okx"),
           ("byb", VenueKind.BYBIT, "bybit"), ("dydx", VenueKind.DYDX, "dydx"))
-SCENARIOS = [StressScenario(f"all {int(s * 100)}%", {"*": s}) for s in (D("-0.1"), D("-0.2"), D("-0.3"), D("-0.5"))]
-SCENARIOS.append(StressScenario("funding 1%", funding_spike=D("0.01")))
-DARK = StressScenario("binance dark", venue_dark="binance")
 PARAMS = RiskParameters(
     ladder=LadderBands(D("0.6"), D("0.7"), D("0.8"), D("0.9")),
     haircuts={"USDC": D(0), "ETH": D("0.1"), **{a: D("0.2") for a in ASSETS[:10]}},
@@ -114,84 +111,61 @@ def build(n_clients: int, seed: int = 7) -> tuple[list[PriceQuote], list[ClientB
     return quotes, books
 
 
-# --- ours ------------------------------------------------------------------------------------
+# --- ours: the calls evaluate() makes ------------------------------------------------------------
 
 
-def ours(quotes: list[PriceQuote], books: list[ClientBook], scenarios: Sequence[StressScenario],
-         dark: Sequence[str] = ()) -> tuple[list[Decimal | None], list[list[float]], dict[str, float]]:
-    t0 = time.perf_counter()
-    prices = select_prices(quotes, NOW, PARAMS, wanted=("USDC", "ETH"))
-    t1 = time.perf_counter()
-    vals = revalue_book(books, prices, PARAMS, NOW)
-    t2 = time.perf_counter()
-    grid = stress_grid(grid_inputs(vals, dark_venues=dark), scenarios, PARAMS)
-    t3 = time.perf_counter()
-    return [v.ltv for v in vals], grid, {"prices_s": t1 - t0, "revalue_s": t2 - t1, "grid_s": t3 - t2}
+def ours(quotes: list[PriceQuote], books: list[ClientBook]) -> list[Decimal | None]:
+    prices = select_prices(quotes, NOW, PARAMS)
+    context = ValuationContext(prices, PARAMS)
+    return [valuate(b, prices, PARAMS, NOW, context=context).ltv for b in books]
 
 
-# --- baseline: the straightforward per-position loop -------------------------------------------
+# --- baseline: the straightforward per-position loop, prices selected once ------------------------
 
 
-def naive_price(quotes: Sequence[PriceQuote], asset: str) -> tuple[Decimal, Decimal, Decimal] | None:
-    """(collateral, liability, reference) price of ``asset``, selected from scratch."""
+def naive_prices(quotes: Sequence[PriceQuote]) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """Per asset with a fresh ranked quote: (collateral, liability, reference) price."""
     rank = {k: i for i, k in enumerate(PARAMS.price_source_priority)}
-    fresh = []
+    by_asset: dict[str, list[PriceQuote]] = {}
     for q in quotes:
-        if q.asset != asset:
-            continue
         budget = PARAMS.price_max_age_by_source.get(q.source, PARAMS.price_max_age_s)
         if q.price > 0 and (NOW - q.updated_at) <= timedelta(seconds=budget):
-            fresh.append(q)
-    ranked = [q for q in fresh if q.source in rank]
-    if not ranked:
-        return None
-    primary = min(ranked, key=lambda q: rank[q.source])
-    lo, hi = min(q.price for q in fresh), max(q.price for q in fresh)
-    if (hi - lo) / lo > PARAMS.oracle_max_deviation:
-        return lo, hi, primary.price
-    return primary.price, primary.price, primary.price
+            by_asset.setdefault(q.asset, []).append(q)
+    out = {}
+    for asset, fresh in by_asset.items():
+        ranked = [q for q in fresh if q.source in rank]
+        if not ranked:
+            continue
+        primary = min(ranked, key=lambda q: rank[q.source])
+        lo, hi = min(q.price for q in fresh), max(q.price for q in fresh)
+        if (hi - lo) / lo > PARAMS.oracle_max_deviation:
+            out[asset] = (lo, hi, primary.price)
+        else:
+            out[asset] = (primary.price, primary.price, primary.price)
+    return out
 
 
-def naive_ltv(quotes_by_asset: dict[str, list[PriceQuote]], book: ClientBook,
-              sc: StressScenario | None = None) -> Decimal | None:
-    shock = D(0) if sc is None else sc.shocks.get("*", D(0))
-    dark = None if sc is None else sc.venue_dark
-    funding = D(0) if sc is None else sc.funding_spike
-
+def naive_ltv(px: dict[str, tuple[Decimal, Decimal, Decimal]], book: ClientBook) -> Decimal | None:
     def price(asset: str, side: int) -> Decimal | None:
-        p = naive_price(quotes_by_asset.get(asset, []), asset)  # looked up again every time
-        if p is None:
-            return None
-        f = 1 if asset in PARAMS.stablecoins else 1 + shock
-        return (p[0] if side > 0 else p[1] if side < 0 else p[2]) * f
+        p = px.get(asset)
+        return None if p is None else p[0] if side > 0 else p[1] if side < 0 else p[2]
 
     coll = D(0)
     groups: dict[str, list[Position]] = {}
     for pos in book.positions:
-        if dark is not None and book.account_venues[pos.account_id] == dark:
-            continue
         groups.setdefault(pos.underlying, []).append(pos)
     for u, ps in groups.items():
         net = sum((p.size for p in ps), D(0))
-        pnl = D(0)
-        for p in ps:
-            px = price(u, 1 if net > 0 else -1)
-            ref = price(u, 0)
-            if px is None or ref is None:
-                return None
-            pnl += p.size * (px - p.entry_price)
-            coll -= funding * abs(p.size) * ref
-            lq = p.liquidation_price
-            if lq is not None and abs(px - lq) / px < PARAMS.near_liquidation:
-                pass  # a finding in real code
+        px_u = price(u, 1 if net > 0 else -1)
+        if px_u is None:
+            return None
+        pnl = sum((p.size * (px_u - p.entry_price) for p in ps), D(0))
         coll += pnl if pnl < 0 else pnl * (1 - PARAMS.haircut(u))
     for b in book.balances:
-        if dark is not None and book.account_venues[b.account_id] == dark:
-            continue
-        px = price(b.asset, 1 if b.quantity > 0 else -1)
-        if px is None:
+        px_b = price(b.asset, 1 if b.quantity > 0 else -1)
+        if px_b is None:
             return None
-        v = b.quantity * px
+        v = b.quantity * px_b
         coll += v * (1 - PARAMS.haircut(b.asset)) if v > 0 else v
     assert book.loan is not None
     loan = book.loan
@@ -203,63 +177,44 @@ def naive_ltv(quotes_by_asset: dict[str, list[PriceQuote]], book: ClientBook,
     return INFINITE if coll <= 0 else owed / coll
 
 
-def baseline(quotes: list[PriceQuote], books: list[ClientBook], scenarios: Sequence[StressScenario],
-             ) -> tuple[list[Decimal | None], list[list[Decimal | None]]]:
-    by_asset: dict[str, list[PriceQuote]] = {}
-    for q in quotes:
-        by_asset.setdefault(q.asset, []).append(q)
-    base = [naive_ltv(by_asset, b) for b in books]
-    return base, [[naive_ltv(by_asset, b, sc) for b in books] for sc in scenarios]
+def baseline(quotes: list[PriceQuote], books: list[ClientBook]) -> list[Decimal | None]:
+    px = naive_prices(quotes)
+    return [naive_ltv(px, b) for b in books]
 
 
-def check(ours_ltv: list[Decimal | None], ours_grid: list[list[float]], base_ltv: list[Decimal | None],
-          base_grid: list[list[Decimal | None]]) -> None:
-    assert ours_ltv == base_ltv, "exact LTVs differ from the baseline"
-    for row_o, row_b in zip(ours_grid, base_grid, strict=True):
-        for o, b in zip(row_o, row_b, strict=True):
-            assert b is not None
-            assert (math.isinf(o) and not b.is_finite()) or math.isclose(o, float(b), rel_tol=1e-9), (o, b)
-
-
-def run(name: str, quotes: list[PriceQuote], books: list[ClientBook], scenarios: Sequence[StressScenario],
-        dark: Sequence[str], rounds: int, target: float) -> Result:
-    best = math.inf
-    o_ltv: list[Decimal | None] = []
-    o_grid: list[list[float]] = []
-    parts: dict[str, float] = {}
+def best_of(fn: Callable[[], list[Decimal | None]], rounds: int) -> tuple[float, float, list[Decimal | None]]:
+    """Best process CPU seconds and best wall seconds over ``rounds`` runs, and the last result."""
+    cpu = wall = math.inf
+    out: list[Decimal | None] = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        o_ltv, o_grid, p = ours(quotes, books, scenarios, dark)
-        dt = time.perf_counter() - t0
-        if dt < best:
-            best, parts = dt, p
         gc.collect()
-    t0 = time.perf_counter()
-    b_ltv, b_grid = baseline(quotes, books, scenarios)
-    base_s = time.perf_counter() - t0
-    check(o_ltv, o_grid, b_ltv, b_grid)
-    return Result(name, best, base_s, f"< {target:g} s (ours)", best < target,
-                  {"clients": len(books), "positions": sum(len(b.positions) for b in books),
-                   "scenarios": [sc.name for sc in scenarios], **{k: round(v, 4) for k, v in parts.items()}})
+        c, w = time.process_time(), time.perf_counter()
+        out = fn()
+        cpu, wall = min(cpu, time.process_time() - c), min(wall, time.perf_counter() - w)
+    return cpu, wall, out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--clients", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3, help="best of N timed runs of ours")
+    ap.add_argument("--baseline-rounds", type=int, default=2, help="best of N timed runs of the baseline")
     args = ap.parse_args(argv)
     quotes, books = build(args.clients)
-    gc.collect()
-    gc.freeze()  # the inputs are long-lived, as a sweep's observation is; same for both sides
-    target = 1.0 * args.clients / 10_000
-    results = [
-        run(f"risk_revalue_{args.clients}x50_5_scenarios", quotes, books, SCENARIOS, (), args.rounds, target),
-        run(f"risk_revalue_{args.clients}x50_venue_dark_info", quotes, books, [DARK], ("binance",), args.rounds,
-            target),
-    ]
-    results[1].extra["informational"] = True  # its "ok" is shown, but only the first line gates the exit status
-    report(results)
-    return 0 if results[0].ok else 1
+    o_cpu, o_wall, o_ltv = best_of(lambda: ours(quotes, books), args.rounds)
+    b_cpu, b_wall, b_ltv = best_of(lambda: baseline(quotes, books), args.baseline_rounds)
+    assert o_ltv == b_ltv, "exact LTVs differ from the baseline"
+    result = Result(f"risk_valuation_{args.clients}x50", o_cpu, b_cpu, "≤2× floor (bare Decimal LTV loop)",
+                    o_cpu <= 2 * b_cpu,
+                    {"clients": len(books), "positions": sum(len(b.positions) for b in books),
+                     "wall_s": round(o_wall, 4), "baseline_wall_s": round(b_wall, 4), "clock": "process CPU seconds",
+                     "path": "select_prices once + ValuationContext + valuate per client (as evaluate() calls them)",
+                     "baseline_is": "the floor: naive Decimal LTV loop, prices selected once per sweep (measured)",
+                     "within_floor_x": round(o_cpu / b_cpu, 2),
+                     "stress": "not timed here: bench_sweep times the daemon's stress inside evaluate"},
+                    floor_s=b_cpu)
+    report([result])
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

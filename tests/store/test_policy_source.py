@@ -8,12 +8,10 @@ from pathlib import Path
 
 from primeguard.app.policy_source import PolicySource
 from primeguard.config.schema import PrimeguardConfig
-from primeguard.policy.bundle import canonical_content
 from primeguard.policy.loader import read_policy_dir
-from primeguard.store import repos
 from primeguard.store.db import open_store
 from tests.conftest import REPO
-from tests.store.util import T0, user
+from tests.store.util import activate_policy
 
 
 def _source(tmp_path: Path) -> tuple[PolicySource, Path]:
@@ -25,13 +23,7 @@ def _source(tmp_path: Path) -> tuple[PolicySource, Path]:
 
 
 def _activate(source: PolicySource, files: dict[str, str]) -> str:
-    proposer, approver = user(source.store, "pat"), user(source.store, "carol", "compliance")
-    with source.store.session() as s:
-        row, _ = repos.put_policy_version(s, canonical_content(files), proposed_by="pat", proposed_by_id=proposer,
-                                          now=T0)
-        repos.approve_policy_version(s, row.hash, approver_id=approver, now=T0)
-        repos.activate_policy_version(s, row.hash, actor="carol", now=T0)
-        return row.hash
+    return activate_policy(source.store, files)
 
 
 def test_unchanged_policy_is_parsed_once_and_a_new_active_version_is_picked_up(tmp_path: Path) -> None:

@@ -26,6 +26,20 @@ def user(store: Store, name: str, role: str = "treasury") -> int:
         return int(row.id)
 
 
+def activate_policy(store: Store, files: dict[str, str]) -> str:
+    """Propose, approve (by a second user) and activate a policy version made of ``files``; its hash."""
+    from primeguard.policy.bundle import canonical_content
+    from primeguard.store import repos
+
+    proposer, approver = user(store, "pat"), user(store, "carol", "compliance")
+    with store.session() as s:
+        row, _ = repos.put_policy_version(s, canonical_content(files), proposed_by="pat", proposed_by_id=proposer,
+                                          now=T0)
+        repos.approve_policy_version(s, row.hash, approver_id=approver, now=T0)
+        repos.activate_policy_version(s, row.hash, actor="carol", now=T0)
+        return str(row.hash)
+
+
 def at(seconds: float) -> datetime:
     """T0 plus ``seconds``."""
     return T0 + timedelta(seconds=seconds)

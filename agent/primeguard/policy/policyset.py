@@ -276,6 +276,20 @@ class PolicySet:
     )
     _risk_cache: dict[str, RiskParameters] = field(default_factory=dict, repr=False, compare=False)
     _ltv_cache: dict[str, tuple[Decimal, str]] = field(default_factory=dict, repr=False, compare=False)
+    # Per client named in a rule scope: the positions (file order) of the limit and approval rules
+    # scoped to it; under "": the rules without a client scope. Built once, so a first decision for
+    # a (client, venue, chain, asset) only looks at the rules that can apply to that client.
+    _by_client: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, tuple[list[int], list[int]]] = {}
+        scopes = ([r.scope for r in self.limits], [r.scope for r in self.approval_rules])
+        for kind, of_kind in enumerate(scopes):
+            for i, scope in enumerate(of_kind):
+                for c in scope.clients if scope.clients is not None else ("",):
+                    index.setdefault(c, ([], []))[kind].append(i)
+        object.__setattr__(self, "_by_client", {c: (tuple(lim), tuple(appr)) for c, (lim, appr) in index.items()})
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -309,10 +323,16 @@ class PolicySet:
         if hit is not None:
             return hit
         tier = self.tier_of(client)
-        limits = tuple(r for r in self.limits if r.scope.matches(client, tier, venue, chain, asset))
+        # Candidates: the rules scoped to this client and the rules without a client scope, in file order.
+        unscoped = self._by_client.get("", ((), ()))
+        scoped = self._by_client.get(client, ((), ())) if client else ((), ())
+        lim_at = sorted(scoped[0] + unscoped[0]) if scoped[0] else unscoped[0]
+        appr_at = sorted(scoped[1] + unscoped[1]) if scoped[1] else unscoped[1]
+        limits = tuple(r for r in (self.limits[i] for i in lim_at)
+                       if r.scope.matches(client, tier, venue, chain, asset))
         # Ascending thresholds: the engine stops at the first rule the amount does not exceed.
-        approvals = tuple(sorted((r for r in self.approval_rules if r.scope.matches(client, tier, venue, chain, asset)),
-                                 key=lambda r: r.above_usd))
+        approvals = tuple(sorted((r for r in (self.approval_rules[i] for i in appr_at)
+                                  if r.scope.matches(client, tier, venue, chain, asset)), key=lambda r: r.above_usd))
         if len(self._memo) > 100_000:  # bounded: scopes are few, odd inputs must not grow memory
             self._memo.clear()
         self._memo[key] = (limits, approvals)

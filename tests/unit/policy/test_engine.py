@@ -206,3 +206,32 @@ def test_explain_shows_rule_locations_and_round_trips_json() -> None:
     assert decision_from_json(decision_json(ev.decision)) == ev.decision
     other = explain_decision(SMALL, ev.decision)
     assert "decided under policy" in other and "not in this policy version" in other
+
+
+def test_rules_for_matches_every_scope_in_file_order() -> None:
+    """The per-client rule index gives exactly the rules whose scope covers the withdrawal, in
+    file order (approvals by threshold), for named, tiered and unknown clients alike."""
+    docs = small_docs()
+    docs["limits.yaml"]["limits"] += [
+        {"id": "l-alpha", "scope": {"clients": ["alpha"]}, "per_tx_usd": 90000},
+        {"id": "l-late", "per_tx_usd": 3000000},
+        {"id": "l-both", "scope": {"clients": ["gamma", "alpha"], "assets": ["ETH"]}, "per_tx_usd": 80000},
+        {"id": "l-okx", "scope": {"venues": ["okx"], "tiers": ["new"]}, "per_tx_usd": 70000},
+    ]
+    docs["appr.yaml"]["rules"].insert(0, {"id": "a-gamma", "above_usd": 600000, "required": 1, "roles": ["treasury"],
+                                          "scope": {"clients": ["gamma"]}})
+    policy = load_bundle(to_files(docs))
+    seen = set()
+    for client in ("alpha", "gamma", "zeta"):
+        for venue in VenueKind:
+            for chain in ("ethereum", "arbitrum"):
+                for asset in ("USDC", "ETH"):
+                    tier = policy.tier_of(client)
+                    want_l = tuple(r for r in policy.limits if r.scope.matches(client, tier, venue, chain, asset))
+                    want_a = tuple(sorted((r for r in policy.approval_rules
+                                           if r.scope.matches(client, tier, venue, chain, asset)),
+                                          key=lambda r: r.above_usd))
+                    got = policy.rules_for(client, venue, chain, asset)
+                    assert got == (want_l, want_a), (client, venue, chain, asset)
+                    seen.add(tuple(r.id for r in got[0] + got[1]))
+    assert len(seen) > 4  # the scopes above really select different rule sets

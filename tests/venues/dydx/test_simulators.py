@@ -150,6 +150,19 @@ def test_indexer_faults_are_mutable_at_runtime(sims):
         sims.set_faults("binance", FaultConfig())
 
 
+def test_fault_boxes_count_every_request(sims):
+    """The request counters the drill benchmark reads: every indexer request, faulted or not."""
+    box = sims.world.faults["dydx"]
+    before = box.requests
+    client = indexer(sims)
+    asyncio.run(client.utility.get_height())
+    sims.set_faults("dydx", FaultConfig(error_5xx_rate=1, only_paths=("/v4/height",)))
+    asyncio.run(client.markets.get_perpetual_markets())
+    with pytest.raises(httpx.HTTPStatusError):
+        asyncio.run(client.utility.get_height())
+    assert box.requests == before + 3
+
+
 def test_scenario_faults_apply_from_the_start(sims_factory, world):
     sims = sims_factory(world(faults={"dydx": {"down": True}, "dydx-node": {"down": True}}))
     with pytest.raises(httpx.HTTPStatusError):

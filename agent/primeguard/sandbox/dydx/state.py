@@ -152,6 +152,7 @@ class FaultBox:
 
     def __init__(self, cfg: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
+        self._seen = 0
         self.set(cfg or FaultConfig())
 
     def set(self, cfg: FaultConfig) -> None:
@@ -160,8 +161,14 @@ class FaultBox:
             self._rng = random.Random(cfg.seed)
             self._count = 0
 
+    @property
+    def requests(self) -> int:
+        """Requests seen since the box was created, whatever was decided (for benchmarks)."""
+        return self._seen
+
     def decide(self, path: str) -> FaultDecision:
         with self._lock:
+            self._seen += 1
             c = self.cfg
             if c.only_paths and not any(p in path for p in c.only_paths):
                 return FaultDecision()

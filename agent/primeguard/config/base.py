@@ -3,9 +3,10 @@ strict models, identifiers, and where a secret comes from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
@@ -21,6 +22,16 @@ class SecretRef(Strict):
     env: str | None = None
     file: str | None = None
     value: SecretStr | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _anchored(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A relative ``file`` names a path beside the config file that declares it, wherever the
+        process runs: anchored at load (``context={"base_dir": ...}``); left as written otherwise."""
+        base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
+        if value is None or base is None or Path(value).is_absolute():
+            return value
+        return str(Path(base) / value)
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:

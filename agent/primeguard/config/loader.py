@@ -102,7 +102,8 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level", file=str(p), location="line 1")
     try:
-        return model.model_validate(_strip(raw))
+        # relative secret files are anchored at the file's own directory (see SecretRef)
+        return model.model_validate(_strip(raw), context={"base_dir": p.resolve().parent})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])

@@ -79,6 +79,33 @@ async def test_unreadable_secret_is_a_finding_not_a_crash(accounts: dict[str, Ce
     assert any(f.code == FindingCode.BLIND_SPOT and f.subject == "alpha-bybit/client" for f in partial.findings)
 
 
+async def test_relative_secret_files_live_beside_the_config_wherever_the_daemon_runs(
+        accounts: dict[str, CexAccountConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``secret: {file: keys/x}`` in a config names a file beside that config: the daemon's CEX
+    collector (which has no config directory of its own) reads it from another working directory."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from primeguard.venues.cex.collector import CexCollector
+
+    a = _raw(accounts["alpha-okx"])
+    (tmp_path / "conf" / "keys").mkdir(parents=True)
+    for cred in a["credentials"]:
+        for field in ("api_key", "secret", "passphrase"):
+            if "file" in cred.get(field, {}):
+                name = f"{cred['id']}.{field}"
+                shutil.copy(cred[field]["file"], tmp_path / "conf" / "keys" / name)
+                cred[field] = {"file": f"keys/{name}"}
+    path = _cfg_file(tmp_path / "conf", [a])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load_config(Path("..") / "conf" / path.name)
+    got = await CexCollector().collect(cfg, datetime.now(UTC))
+    [snap] = got.snapshots
+    assert snap.ok, [f.message for f in snap.findings]
+    assert all(Capability.UNKNOWN not in c.capabilities for c in snap.credentials)
+
+
 async def test_okx_credential_needs_a_passphrase(accounts: dict[str, CexAccountConfig]) -> None:
     a = accounts["alpha-okx"]
     creds = tuple(c.model_copy(update={"passphrase": None}) if c.id == "monitor" else c for c in a.credentials)

@@ -30,7 +30,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityWorld]:
 
 
 def cli(w: SecurityWorld, *args: str, who: str | None = None, token: str | None = None):
-    if args[:2] == ("withdraw", "request"):  # the module's world lives minutes: keep its feeds inside their age limit
+    if args[:2] in (("withdraw", "request"), ("withdraw", "approve")):
+        # the module's world lives minutes on a loaded machine, and an approval re-decides: keep the
+        # feeds inside their age limit
         w.sb.refresh_prices()
     return run_cli(*args, "--config", str(w.config), cwd=REPO, token=w.tokens[who] if who else token)
 

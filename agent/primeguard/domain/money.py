@@ -11,7 +11,12 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_hash.auto import keccak as _eth_keccak
+
+try:  # safe-pysha3 (installed with safe-eth-py): keccak-256 in C, ~1 µs against ~6 µs through eth_hash.
+    from sha3 import keccak_256 as _pysha3_keccak_256
+except ImportError:  # pragma: no cover - the fallback keeps addresses working without it
+    _pysha3_keccak_256 = None
 
 from primeguard.domain.errors import InputError
 
@@ -28,6 +33,8 @@ MAX_EXPONENT = 80  # |exponent| of any Decimal accepted from outside (prec is 80
 DISPLAY_CHARS = 48  # the longest amount text a renderer ever produces
 # Plain positional decimal, ASCII digits only: "123", "123.45". No sign, exponent, "_" or spaces.
 _AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+_HEX = frozenset("0123456789abcdefABCDEF")
+_HIGH_NIBBLE = frozenset("89abcdef")  # EIP-55: upper-case the letter where the hash nibble is >= 8
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -193,18 +200,36 @@ def _cut(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[:max(1, max_chars - 1)] + "…"
 
 
+def checksum_or_none(address: str) -> str | None:
+    """EIP-55 form of a 0x address, or None when it is not one / its mixed case is wrong.
+
+    A direct keccak (1-6 µs) instead of ``eth_utils.to_checksum_address`` (about 26 µs): this runs on
+    the decision path whenever the destination missed the allowlist as written, and for every
+    address a policy or request file names (a 10,000-entry allowlist parses four per entry).
+    """
+    if len(address) != 42 or address[:2] not in ("0x", "0X") or not _HEX.issuperset(address[2:]):
+        return None
+    body = address[2:]
+    lower = body.lower()
+    data = lower.encode("ascii")
+    digest = str(_pysha3_keccak_256(data).hexdigest() if _pysha3_keccak_256 else _eth_keccak(data).hex())[:40]
+    checksummed = "0x" + "".join([u if d in _HIGH_NIBBLE else c for c, u, d in zip(lower, lower.upper(), digest,
+                                                                                       strict=True)])
+    if body not in (lower, body.upper()) and body != checksummed[2:]:
+        return None
+    return checksummed
+
+
 def parse_address(raw: object, *, what: str = "address", allow_zero: bool = False) -> str:
     """Validate an EVM address: 20 bytes hex, EIP-55 checksum if mixed case. Returns checksummed."""
     if not isinstance(raw, str):
         raise InputError(f"{what}: expected a 0x-prefixed hex string, got {type(raw).__name__}")
     text = raw.strip()
-    if not text.startswith("0x") or not is_hex_address(text):
+    if not text.startswith("0x") or checksum_or_none(text.lower()) is None:
         raise InputError(f"{what}: {text[:50]!r} is not a 20-byte 0x-prefixed hex address")
-    body = text[2:]
-    mixed = body != body.lower() and body != body.upper()
-    if mixed and not is_checksum_address(text):
-        raise InputError(f"{what}: {text} fails its EIP-55 checksum (did you mean {to_checksum_address(text)}?)")
-    checksummed = str(to_checksum_address(text))
+    checksummed = checksum_or_none(text)
+    if checksummed is None:  # hex, but its mixed case is not the EIP-55 one
+        raise InputError(f"{what}: {text} fails its EIP-55 checksum (did you mean {checksum_or_none(text.lower())}?)")
     if not allow_zero and checksummed == ZERO_ADDRESS:
         raise InputError(f"{what}: the zero address is not a valid destination")
     return checksummed

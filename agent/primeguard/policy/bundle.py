@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from primeguard.domain.errors import PolicyLoadError
 from primeguard.domain.model import Capability, VenueKind
+from primeguard.domain.money import checksum_or_none
 from primeguard.policy.policyset import (
     BUILTIN_BLIND,
     BUILTIN_DEFAULT_DENY,
@@ -572,7 +573,7 @@ def window_text(seconds: int) -> str:
 def normalise_address(address: str) -> str:
     """EVM hex addresses in checksum form (the allowlist key); anything else unchanged."""
     if address.lower().startswith("0x") and len(address) == 42:
-        return str(to_checksum_address(address))
+        return checksum_or_none(address.lower()) or str(to_checksum_address(address))  # the latter raises: not hex
     return address
 
 

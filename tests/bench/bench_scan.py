@@ -24,7 +24,13 @@ from web3 import Web3
 from primeguard.sandbox.anvil import start_anvil
 from primeguard.sandbox.chain import derived_account
 from primeguard.venues.evm.artifacts import contract_artifact
-from primeguard.venues.evm.grants import APPROVAL_TOPIC, classify_logs, token_metadata, topic_address
+from primeguard.venues.evm.grants import (
+    APPROVAL_TOPIC,
+    classify_logs,
+    confirm_grants,
+    token_metadata,
+    topic_address,
+)
 from primeguard.venues.evm.reader import ChainReader
 from primeguard.venues.evm.scan import discover_pairs
 
@@ -94,10 +100,11 @@ def main() -> int:
         async def run(batched: bool):
             async with ChainReader("bench", node.rpc_url, batch_reader=reader_addr if batched else None,
                                    call_gas_cap=100_000_000, timeout_s=120) as r:
-                if batched:
+                if batched:  # the production path: scan.py's discovery, then its one confirming read
                     pairs = sorted(await discover_pairs(r, None, wallets, 0, head, CHUNK))
-                else:
-                    pairs = sorted(await discover_listed(r, token_addrs, wallets, 0, head, CHUNK))
+                    got = await confirm_grants(r, pairs, sorted({p[0] for p in pairs}))
+                    return pairs, (got.allowances, got.metas), r.round_trips
+                pairs = sorted(await discover_listed(r, token_addrs, wallets, 0, head, CHUNK))
                 allowances = await r.allowances(pairs)
                 metas = await token_metadata(r, sorted({p[0] for p in pairs}))
                 return pairs, (allowances, metas), r.round_trips

@@ -26,6 +26,7 @@ from primeguard.sandbox.chain import derived_account
 from primeguard.venues.evm.artifacts import contract_artifact
 from primeguard.venues.evm.grants import (
     APPROVAL_TOPIC,
+    checksum_address,
     classify_logs,
     confirm_grants,
     token_metadata,
@@ -55,10 +56,9 @@ async def discover_listed(reader: ChainReader, tokens: list[str], owners: list[s
     """The fair baseline's discovery: one getLogs per block chunk (concurrently, as ours), address
     list × topic lists, parsed by the same code as ours."""
     topics = [[APPROVAL_TOPIC], [topic_address(o) for o in owners]]
-    cs = reader.w3.to_checksum_address
     ranges = [(a, min(end, a + chunk - 1)) for a in range(start, end + 1, chunk)]
     got = await asyncio.gather(*(reader.logs(tokens, topics, a, b) for a, b in ranges))  # chunks concurrently
-    return {p for logs in got for p in classify_logs(logs, cs, set(tokens)).erc20}
+    return {p for logs in got for p in classify_logs(logs, checksum_address, set(tokens)).erc20}
 
 
 def rpc_batch(url: str, calls: list[tuple[str, str]]) -> list[str]:

@@ -17,6 +17,7 @@ symbols, missing ``decimals`` or ``totalSupply`` (None, never a guess).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,12 +96,39 @@ def _hex(value: Any) -> str:
     return value.hex() if not isinstance(value, str) else value.removeprefix("0x")
 
 
-def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None, known: Iterable[str] = ()) -> Grants:
+_HEX40 = re.compile("[0-9a-f]{40}")
+_CHECKSUMMED: dict[str, str] = {}  # lower-case hex → EIP-55 form; process-wide (it never changes)
+_CHECKSUMMED_MAX = 100_000
+
+
+def checksum_address(address: str) -> str:
+    """The EIP-55 checksummed form of a ``0x`` address (any case), cached for the process: a scan
+    sees the same tokens, owners and spenders every run, and eth-utils' ``to_checksum_address``
+    (validation, conversions, a keccak) was most of the log parsing time.
+
+    Raises:
+        ValueError: not 20 bytes of hex.
+    """
+    key = address.removeprefix("0x").removeprefix("0X").lower()
+    got = _CHECKSUMMED.get(key)
+    if got is None:
+        if not _HEX40.fullmatch(key):
+            raise ValueError(f"not an address: {address!r}")
+        digest = keccak(key.encode()).hex()
+        got = "0x" + "".join(c.upper() if digest[i] in "89abcdef" else c for i, c in enumerate(key))
+        if len(_CHECKSUMMED) >= _CHECKSUMMED_MAX:
+            _CHECKSUMMED.clear()
+        _CHECKSUMMED[key] = got
+    return got
+
+
+def classify_logs(logs: list[Any], cs: Any = checksum_address, tokens: set[str] | None = None,
+                  known: Iterable[str] = ()) -> Grants:
     """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list.
 
-    Checksumming is a keccak per address: a scan sees the same few tokens, owners and spenders in
-    every log, so each distinct address is checksummed once, and ``known`` addresses (already
-    checksummed: the owners asked about, the listed tokens) not at all."""
+    ``cs`` checksums an address (default :func:`checksum_address`, cached for the process). Each
+    distinct address is checksummed once per call, and ``known`` addresses (already checksummed:
+    the owners asked about, the listed tokens) not at all."""
     out = Grants()
     memo: dict[str, str] = {a[2:].lower(): a for a in known}
     if tokens is not None:
@@ -146,18 +174,17 @@ async def discover_grants(reader: ChainReader, owners: list[str], start: int, en
     owner_topics = [topic_address(o) for o in owners]
     ranges = [(b, min(end, b + chunk - 1)) for b in range(start, end + 1, chunk)]
     results = await reader.logs_many(None, [GRANT_TOPICS, owner_topics], ranges)
-    cs = reader.w3.to_checksum_address
-    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
+    wanted = {checksum_address(t) for t in tokens} if tokens is not None else None
     # One pass over every chunk's logs: each distinct address is checksummed once per scan.
-    return classify_logs([log for logs in results for log in logs], cs, wanted, owners)
+    return classify_logs([log for logs in results for log in logs], checksum_address, wanted, owners)
 
 
 async def discover_grants_naive(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
                                 tokens: list[str] | None = None) -> Grants:
     """Baseline: a separate getLogs walk per wallet (same topics and chunks), as many in flight as
     the reader allows. Same answer as :func:`discover_grants`."""
-    cs = reader.w3.to_checksum_address
-    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
+    cs = checksum_address
+    wanted = {cs(t) for t in tokens} if tokens is not None else None
 
     async def walk(owner: str) -> Grants:
         got = Grants()

@@ -20,6 +20,8 @@ from typing import Any
 
 _WORD = 32
 _ZERO12 = bytes(12)
+_FALSE = bytes(_WORD)
+_TRUE = (1).to_bytes(_WORD, "big")
 _MAX_UINT = 2**256
 ENCODABLE = frozenset({"address", "uint256", "bool", "bytes", "address[]", "uint256[]", "bytes[]"})
 DECODABLE = frozenset({"uint256", "bool", "uint256[]", "bool[]", "bytes[]"})
@@ -70,7 +72,7 @@ def _tail(abi_type: str, value: Any) -> bytes:
     if abi_type == "uint256[]":
         return _word(len(value)) + b"".join(_uint(v) for v in value)
     # bytes[]: count, then one offset per element (from the start of the offsets), then the elements.
-    parts = [_bytes(v) for v in value]
+    parts = [_word(len(v)) + v + bytes(-len(v) % _WORD) if isinstance(v, bytes) else _bytes(v) for v in value]
     offsets, at = [], _WORD * len(parts)
     for p in parts:
         offsets.append(_word(at))
@@ -137,7 +139,16 @@ def _read_array(data: bytes, at: int, elem: str) -> tuple[Any, ...]:
     if elem == "uint256":
         return tuple(int.from_bytes(data[body + _WORD * i : body + _WORD * (i + 1)], "big") for i in range(n))
     if elem == "bool":
-        return tuple(_read_bool(data, body + _WORD * i) for i in range(n))
+        out_b: list[bool] = []
+        for i in range(n):
+            word = data[body + _WORD * i : body + _WORD * (i + 1)]
+            if word == _TRUE:
+                out_b.append(True)
+            elif word == _FALSE:
+                out_b.append(False)
+            else:
+                raise AbiDecodeError(f"not a bool at {body + _WORD * i}")
+        return tuple(out_b)
     # bytes[]: each head is an offset from the start of the heads to (length, bytes, zero padding).
     head_end, size, out = body + _WORD * n, len(data), []
     from_bytes = int.from_bytes

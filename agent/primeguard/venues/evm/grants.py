@@ -88,8 +88,12 @@ class Grants:
         self.permit2 |= other.permit2
 
 
+_TOPIC_PAD = "0x" + "0" * 24
+
+
 def topic_address(addr: str) -> str:
-    return "0x" + "0" * 24 + addr[2:].lower()
+    """An address as the 32-byte topic an indexed ``address`` parameter is logged as."""
+    return _TOPIC_PAD + addr[2:].lower()
 
 
 def _hex(value: Any) -> str:
@@ -133,26 +137,32 @@ def classify_logs(logs: list[Any], cs: Any = checksum_address, tokens: set[str] 
     memo: dict[str, str] = {a[2:].lower(): a for a in known}
     if tokens is not None:
         memo.update((a[2:].lower(), a) for a in tokens)
+    get = memo.get
 
     def addr(raw: Any) -> str:
-        key = _hex(raw)[-40:].lower()
-        got = memo.get(key)
+        # The last 20 bytes of a topic or an address, as the node sends them (hex text) or as bytes.
+        key = (raw if isinstance(raw, str) else raw.hex())[-40:].lower()
+        got = get(key)
         if got is None:
             got = memo[key] = str(cs("0x" + key))
         return got
 
     for log in logs:
         topics = log["topics"]
-        if len(topics) < 2:
+        n = len(topics)
+        if n < 2:
             continue
-        t0 = "0x" + _hex(topics[0]).lower()
+        t0 = topics[0]
+        t0 = t0.lower() if isinstance(t0, str) else "0x" + t0.hex()
+        if not t0.startswith("0x"):
+            t0 = "0x" + t0
         where = addr(log["address"])
-        if t0 == APPROVAL_TOPIC and len(topics) == 3:  # ERC-20; ERC-721 single-token approvals have 4
+        if t0 == APPROVAL_TOPIC and n == 3:  # ERC-20; ERC-721 single-token approvals have 4
             if tokens is None or where in tokens:
                 out.erc20.add((where, addr(topics[1]), addr(topics[2])))
-        elif t0 == APPROVAL_FOR_ALL_TOPIC and len(topics) == 3:
+        elif t0 == APPROVAL_FOR_ALL_TOPIC and n == 3:
             out.operators.add((where, addr(topics[1]), addr(topics[2])))
-        elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and len(topics) == 4:
+        elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and n == 4:
             out.permit2.add((addr(topics[2]), addr(topics[1]), addr(topics[3])))
         elif where == PERMIT2 and t0 == P2_LOCKDOWN_TOPIC:
             data = bytes.fromhex(_hex(log["data"]))
@@ -242,12 +252,15 @@ def decode_uint(raw: bytes | None, bits: int = 256) -> int | None:
 SEL_ALLOWANCE = _selector("allowance(address,address)")
 
 
+_WORD_PAD = bytes(12)
+
+
 def _word_address(addr: str) -> bytes:
     """An address as an ABI word (what ``abi_encode(["address"], ...)`` gives for a valid one)."""
     raw = bytes.fromhex(addr[2:]) if addr[:2] in ("0x", "0X") else b""
     if len(raw) != 20:
         raise ValueError(f"not an address: {addr!r}")
-    return bytes(12) + raw
+    return _WORD_PAD + raw
 
 
 def _meta_calls(tokens: list[str]) -> list[tuple[str, bytes]]:

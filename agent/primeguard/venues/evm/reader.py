@@ -377,8 +377,9 @@ class ChainReader:
                 raise ChainError("eth_getLogs batch: malformed answer", venue=f"evm:{self.chain}") from exc
             if not isinstance(answer, list):  # batches refused: one request per range
                 return [self._logs_result(a) for a in await asyncio.gather(*(self._get_logs(f) for f in part))]
-            ids = [a.get("id") for a in answer]  # sorted by id by the provider; ours are consecutive
-            if len(answer) != len(part) or ids != list(range(ids[0], ids[0] + len(part))):
+            ids = [a.get("id") if isinstance(a, dict) else None for a in answer]  # sorted by the provider
+            first = ids[0] if ids and isinstance(ids[0], int) else None  # ours are consecutive integers
+            if len(answer) != len(part) or first is None or ids != list(range(first, first + len(part))):
                 raise ChainError(f"eth_getLogs batch: {len(answer)} answers for {len(part)} ranges",
                                  venue=f"evm:{self.chain}")
             return [self._logs_result(a) for a in answer]

@@ -52,7 +52,7 @@ WALLETS, TOKENS, BLOCKS, APPROVERS, CHUNK = 500, 10, 50_000, 100, 10_000
 # 0..50,000 (the span below genesis answers empty, for ours and the baselines alike). The JSON line
 # says so (``mined_blocks``, ``modelled``).
 GENESIS, MINED = 45_000, 5_000
-ROUNDS = 5  # each of ours and the two baselines runs once per round; the best of each is reported
+ROUNDS = 9  # each of ours and the two baselines runs once per round; the best of each is reported
 
 
 def deploy(w3: Web3, name: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -352,7 +353,8 @@ class ChainReader:
         HTTP request instead of one per range: for a scan over a few chunks that was a third of the
         time (connections, request handling), the node's own work being the same.
 
-        A node that refuses batches (its answer is not a list) is asked one range at a time.
+        A node that refuses batches (its answer is not a list) is asked one range at a time. The
+        answers of a batch are matched to the ranges by their ids (0 to n-1 within each request).
 
         Raises:
             ChainError: the node answered an error for any range (a range or result limit), or a
@@ -366,23 +368,25 @@ class ChainReader:
                 flt["address"] = addresses
             filters.append(flt)
 
+        # The batch body by hand, the topic lists encoded once: 500 owner topics per range made
+        # web3's encoding of a six-range batch (213 kB) about a tenth of the scan's Python time.
+        shared = json.dumps({"topics": topics, **({"address": addresses} if addresses is not None else {})})
+
         async def group(part: list[dict[str, Any]]) -> list[list[Any]]:
             if len(part) == 1:
                 return [self._logs_result(await self._get_logs(part[0]))]
-            try:
-                async with self._sem:
-                    answer = await guarded(self.chain, "eth_getLogs", self.provider.make_batch_request(
-                        [("eth_getLogs", [f]) for f in part]))
-            except (TypeError, ValueError, AttributeError) as exc:  # entries without usable ids
-                raise ChainError("eth_getLogs batch: malformed answer", venue=f"evm:{self.chain}") from exc
+            body = "[" + ",".join(
+                f'{{"jsonrpc":"2.0","id":{i},"method":"eth_getLogs","params":[{{"fromBlock":"{f["fromBlock"]}",'
+                f'"toBlock":"{f["toBlock"]}",{shared[1:]}]}}' for i, f in enumerate(part)) + "]"
+            async with self._sem:
+                answer = await guarded(self.chain, "eth_getLogs", self.provider.post_json(body.encode()))
             if not isinstance(answer, list):  # batches refused: one request per range
                 return [self._logs_result(a) for a in await asyncio.gather(*(self._get_logs(f) for f in part))]
-            ids = [a.get("id") if isinstance(a, dict) else None for a in answer]  # sorted by the provider
-            first = ids[0] if ids and isinstance(ids[0], int) else None  # ours are consecutive integers
-            if len(answer) != len(part) or first is None or ids != list(range(first, first + len(part))):
+            by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}  # answers may come in any order
+            if len(answer) != len(part) or set(by_id) != set(range(len(part))):
                 raise ChainError(f"eth_getLogs batch: {len(answer)} answers for {len(part)} ranges",
                                  venue=f"evm:{self.chain}")
-            return [self._logs_result(a) for a in answer]
+            return [self._logs_result(by_id[i]) for i in range(len(part))]
 
         got = await asyncio.gather(*(group(p) for p in _chunks(filters, LOGS_PER_BATCH)))
         return [logs for part in got for logs in part]

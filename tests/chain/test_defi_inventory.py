@@ -277,3 +277,149 @@ def test_a_refused_log_query_is_a_chain_error(world: World) -> None:
 
     with pytest.raises(ChainError, match="eth_getLogs failed"):
         asyncio.run(ask())
+
+
+# --- the scan's batched reads: same answers as the separate reads, fewer round trips ---------------
+
+
+def test_one_batched_read_confirms_every_grant_as_the_separate_reads_do(world: World) -> None:
+    """confirm_grants (the scan's one read for allowances, token metadata, operator flags and Permit2)
+    answers exactly what the separate reads answer, with the BatchReader (one round trip) and without
+    it; a pair on an address without code is unreadable (None), never 0."""
+    from primeguard.venues.evm.grants import (
+        confirm_grants,
+        discover_grants,
+        operator_flags,
+        permit2_allowances,
+        token_metadata,
+    )
+    from primeguard.venues.evm.reader import ChainReader
+
+    nowhere = "0x00000000000000000000000000000000DeaDBeef"
+
+    async def reads(batch_reader: str | None) -> tuple[Any, Any, int]:
+        async with ChainReader("eth", world.node.rpc_url, batch_reader=batch_reader) as r:
+            head = world.w3.eth.block_number
+            found = await discover_grants(r, [world.eoa], 0, head, 1000)
+            erc20 = [*sorted(found.erc20), (nowhere, world.eoa, SPENDER)]
+            tokens = sorted({p[0] for p in erc20} | {p[0] for p in found.permit2})
+            ops, p2 = sorted(found.operators), sorted(found.permit2)
+            before = r.round_trips
+            got = await confirm_grants(r, erc20, tokens, ops, p2)
+            trips = r.round_trips - before
+            separate = (await r.allowances(erc20), await token_metadata(r, tokens), await operator_flags(r, ops),
+                        await permit2_allowances(r, p2))
+            return (got.allowances, got.metas, got.operators, got.permit2), separate, trips
+
+    reader_addr = world.cfg.chains[0].batch_reader
+    batched, separate, trips = asyncio.run(reads(reader_addr))
+    assert batched == separate and trips == 1
+    allowances, metas, operators, p2 = batched
+    assert allowances[(world.uni.address, world.eoa, SPENDER)] == 2**96 - 1
+    assert allowances[(nowhere, world.eoa, SPENDER)] is None
+    assert metas[world.old.address].symbol == "OLD" and len(operators) == 3 and len(p2) == 2
+    per_call, separate_per_call, _ = asyncio.run(reads(None))
+    assert per_call == separate_per_call == batched
+
+
+def test_log_chunks_travel_in_one_batch_with_the_same_answers(world: World) -> None:
+    """logs_many asks one getLogs per block range inside one JSON-RPC batch request: the same logs
+    as one request per range, one round trip; a range the node refuses makes the whole read a
+    ChainError (never a shorter list that would hide grants)."""
+    from primeguard.domain.errors import ChainError
+    from primeguard.venues.evm.grants import GRANT_TOPICS, topic_address
+    from primeguard.venues.evm.reader import ChainReader
+
+    head = world.w3.eth.block_number
+    ranges = [(a, min(head, a + 2)) for a in range(0, head + 1, 3)]
+    topics = [GRANT_TOPICS, [topic_address(world.eoa)]]
+
+    async def ask() -> tuple[list[Any], list[Any], int]:
+        async with ChainReader("eth", world.node.rpc_url, batch_reader=None) as r:
+            one_by_one = [await r.logs(None, topics, a, b) for a, b in ranges]
+            before = r.round_trips
+            many = await r.logs_many(None, topics, ranges)
+            return one_by_one, many, r.round_trips - before
+
+    one_by_one, many, trips = asyncio.run(ask())
+    assert many == one_by_one and sum(len(x) for x in many) >= 10
+    assert trips == -(-len(ranges) // 10)  # LOGS_PER_BATCH ranges per request
+
+    async def refused() -> None:
+        async with ChainReader("eth", world.node.rpc_url, batch_reader=None) as r:
+            await r.logs_many(None, [["0x12"]], ranges[:3])
+
+    with pytest.raises(ChainError, match="eth_getLogs failed"):
+        asyncio.run(refused())
+
+
+class BatchRefusingNode:
+    """A JSON-RPC front for the real node that answers every batch request as some hosted nodes do:
+    ``refuse`` (one error object, batches not supported) or ``drop`` (the batch's last answer
+    missing). Single requests pass through unchanged."""
+
+    def __init__(self, upstream: str, mode: str) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                req = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
+                if body.lstrip().startswith(b"["):
+                    front.batches += 1
+                if body.lstrip().startswith(b"[") and mode == "refuse":
+                    out = json.dumps({"jsonrpc": "2.0", "id": None,
+                                      "error": {"code": -32600, "message": "batch requests are not supported"}})
+                    answer = out.encode()
+                else:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        answer = resp.read()
+                    if body.lstrip().startswith(b"[") and mode == "drop":
+                        answer = json.dumps(json.loads(answer)[:-1]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.batches = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "drop"])
+def test_a_node_without_batches_is_asked_range_by_range_and_a_short_batch_fails(world: World, mode: str) -> None:
+    """A node that refuses JSON-RPC batches still gets scanned (one getLogs per range, same grants);
+    a batch answer missing a range is a ChainError, never a scan that silently skipped blocks."""
+    from primeguard.domain.errors import ChainError
+    from primeguard.venues.evm.grants import discover_grants
+    from primeguard.venues.evm.reader import ChainReader
+
+    front = BatchRefusingNode(world.node.rpc_url, mode)
+    head = world.w3.eth.block_number
+
+    async def grants(url: str) -> Any:
+        async with ChainReader("eth", url, batch_reader=None) as r:
+            return await discover_grants(r, [world.eoa], 0, head, 2)
+
+    try:
+        if mode == "refuse":
+            assert asyncio.run(grants(front.url)) == asyncio.run(grants(world.node.rpc_url))
+        else:
+            with pytest.raises(ChainError, match="answers for"):
+                asyncio.run(grants(front.url))
+        assert front.batches >= 1
+    finally:
+        front.close()

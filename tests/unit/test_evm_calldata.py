@@ -7,7 +7,7 @@ from __future__ import annotations
 from web3 import AsyncWeb3
 
 from primeguard.sandbox.chain import derived_account
-from primeguard.venues.evm.reader import ERC20_ABI, batch_reader_abi, calldata
+from primeguard.venues.evm.reader import ERC20_ABI, PlainCall, batch_function_abi, batch_reader_abi, calldata
 
 READER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
@@ -32,3 +32,14 @@ def test_calldata_equals_web3_encoding() -> None:
     assert {f["name"] for f in batch_reader_abi() if f.get("type") == "function"} <= {f.fn_name for f in fns}
     for fn in fns:
         assert calldata(fn) == bytes.fromhex(fn._encode_transaction_data().removeprefix("0x")), fn.fn_name
+
+
+def test_plain_call_encodes_as_the_bound_function() -> None:
+    """The reader binds ``BatchReader.calls`` without web3's per-argument validation (PlainCall):
+    same call data as web3's bound function."""
+    w3 = AsyncWeb3()
+    r = w3.eth.contract(address=READER, abi=batch_reader_abi())
+    targets = [derived_account(i)[0] for i in range(5)]
+    data = [b"", b"\x01", b"y" * 32, b"z" * 68, b"w" * 100]
+    plain = PlainCall(READER, batch_function_abi("calls"), (targets, data))
+    assert calldata(plain) == bytes.fromhex(r.functions.calls(targets, data)._encode_transaction_data()[2:])

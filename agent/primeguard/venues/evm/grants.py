@@ -17,12 +17,12 @@ symbols, missing ``decimals`` or ``totalSupply`` (None, never a guess).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
 from primeguard.venues.evm.reader import ChainReader
@@ -88,44 +88,81 @@ class Grants:
         self.permit2 |= other.permit2
 
 
+_TOPIC_PAD = "0x" + "0" * 24
+
+
 def topic_address(addr: str) -> str:
-    return "0x" + "0" * 24 + addr[2:].lower()
+    """An address as the 32-byte topic an indexed ``address`` parameter is logged as."""
+    return _TOPIC_PAD + addr[2:].lower()
 
 
 def _hex(value: Any) -> str:
     return value.hex() if not isinstance(value, str) else value.removeprefix("0x")
 
 
-def classify_logs(logs: list[Any], cs: Any, tokens: set[str] | None = None, known: Iterable[str] = ()) -> Grants:
+_HEX40 = re.compile("[0-9a-f]{40}")
+_CHECKSUMMED: dict[str, str] = {}  # lower-case hex → EIP-55 form; process-wide (it never changes)
+_CHECKSUMMED_MAX = 100_000
+
+
+def checksum_address(address: str) -> str:
+    """The EIP-55 checksummed form of a ``0x`` address (any case), cached for the process: a scan
+    sees the same tokens, owners and spenders every run, and eth-utils' ``to_checksum_address``
+    (validation, conversions, a keccak) was most of the log parsing time.
+
+    Raises:
+        ValueError: not 20 bytes of hex.
+    """
+    key = address.removeprefix("0x").removeprefix("0X").lower()
+    got = _CHECKSUMMED.get(key)
+    if got is None:
+        if not _HEX40.fullmatch(key):
+            raise ValueError(f"not an address: {address!r}")
+        digest = keccak(key.encode()).hex()
+        got = "0x" + "".join(c.upper() if digest[i] in "89abcdef" else c for i, c in enumerate(key))
+        if len(_CHECKSUMMED) >= _CHECKSUMMED_MAX:
+            _CHECKSUMMED.clear()
+        _CHECKSUMMED[key] = got
+    return got
+
+
+def classify_logs(logs: list[Any], cs: Any = checksum_address, tokens: set[str] | None = None,
+                  known: Iterable[str] = ()) -> Grants:
     """Sort raw logs into grants. ``tokens`` (checksummed) restricts ERC-20 approvals to a list.
 
-    Checksumming is a keccak per address: a scan sees the same few tokens, owners and spenders in
-    every log, so each distinct address is checksummed once, and ``known`` addresses (already
-    checksummed: the owners asked about, the listed tokens) not at all."""
+    ``cs`` checksums an address (default :func:`checksum_address`, cached for the process). Each
+    distinct address is checksummed once per call, and ``known`` addresses (already checksummed:
+    the owners asked about, the listed tokens) not at all."""
     out = Grants()
     memo: dict[str, str] = {a[2:].lower(): a for a in known}
     if tokens is not None:
         memo.update((a[2:].lower(), a) for a in tokens)
+    get = memo.get
 
     def addr(raw: Any) -> str:
-        key = _hex(raw)[-40:].lower()
-        got = memo.get(key)
+        # The last 20 bytes of a topic or an address, as the node sends them (hex text) or as bytes.
+        key = (raw if isinstance(raw, str) else raw.hex())[-40:].lower()
+        got = get(key)
         if got is None:
             got = memo[key] = str(cs("0x" + key))
         return got
 
     for log in logs:
         topics = log["topics"]
-        if len(topics) < 2:
+        n = len(topics)
+        if n < 2:
             continue
-        t0 = "0x" + _hex(topics[0]).lower()
+        t0 = topics[0]
+        t0 = t0.lower() if isinstance(t0, str) else "0x" + t0.hex()
+        if not t0.startswith("0x"):
+            t0 = "0x" + t0
         where = addr(log["address"])
-        if t0 == APPROVAL_TOPIC and len(topics) == 3:  # ERC-20; ERC-721 single-token approvals have 4
+        if t0 == APPROVAL_TOPIC and n == 3:  # ERC-20; ERC-721 single-token approvals have 4
             if tokens is None or where in tokens:
                 out.erc20.add((where, addr(topics[1]), addr(topics[2])))
-        elif t0 == APPROVAL_FOR_ALL_TOPIC and len(topics) == 3:
+        elif t0 == APPROVAL_FOR_ALL_TOPIC and n == 3:
             out.operators.add((where, addr(topics[1]), addr(topics[2])))
-        elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and len(topics) == 4:
+        elif where == PERMIT2 and t0 in (P2_APPROVAL_TOPIC, P2_PERMIT_TOPIC) and n == 4:
             out.permit2.add((addr(topics[2]), addr(topics[1]), addr(topics[3])))
         elif where == PERMIT2 and t0 == P2_LOCKDOWN_TOPIC:
             data = bytes.fromhex(_hex(log["data"]))
@@ -146,20 +183,18 @@ async def discover_grants(reader: ChainReader, owners: list[str], start: int, en
         return found
     owner_topics = [topic_address(o) for o in owners]
     ranges = [(b, min(end, b + chunk - 1)) for b in range(start, end + 1, chunk)]
-    results = await asyncio.gather(*(reader.logs(None, [GRANT_TOPICS, owner_topics], a, b) for a, b in ranges))
-    cs = reader.w3.to_checksum_address
-    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
-    for logs in results:
-        found.update(classify_logs(logs, cs, wanted, owners))
-    return found
+    results = await reader.logs_many(None, [GRANT_TOPICS, owner_topics], ranges)
+    wanted = {checksum_address(t) for t in tokens} if tokens is not None else None
+    # One pass over every chunk's logs: each distinct address is checksummed once per scan.
+    return classify_logs([log for logs in results for log in logs], checksum_address, wanted, owners)
 
 
 async def discover_grants_naive(reader: ChainReader, owners: list[str], start: int, end: int, chunk: int,
                                 tokens: list[str] | None = None) -> Grants:
     """Baseline: a separate getLogs walk per wallet (same topics and chunks), as many in flight as
     the reader allows. Same answer as :func:`discover_grants`."""
-    cs = reader.w3.to_checksum_address
-    wanted = {str(cs(t)) for t in tokens} if tokens is not None else None
+    cs = checksum_address
+    wanted = {cs(t) for t in tokens} if tokens is not None else None
 
     async def walk(owner: str) -> Grants:
         got = Grants()
@@ -214,12 +249,25 @@ def decode_uint(raw: bytes | None, bits: int = 256) -> int | None:
     return value if value < 2**bits else None
 
 
-async def token_metadata(reader: ChainReader, tokens: list[str]) -> dict[str, TokenMeta]:
-    """symbol / decimals / totalSupply of each token in one batched read, tolerant of old tokens."""
-    calls: list[tuple[str, bytes]] = []
-    for t in tokens:
-        calls += [(t, SEL_SYMBOL), (t, SEL_DECIMALS), (t, SEL_TOTAL_SUPPLY)]
-    raw = await reader.multicall(calls)
+SEL_ALLOWANCE = _selector("allowance(address,address)")
+
+
+_WORD_PAD = bytes(12)
+
+
+def _word_address(addr: str) -> bytes:
+    """An address as an ABI word (what ``abi_encode(["address"], ...)`` gives for a valid one)."""
+    raw = bytes.fromhex(addr[2:]) if addr[:2] in ("0x", "0X") else b""
+    if len(raw) != 20:
+        raise ValueError(f"not an address: {addr!r}")
+    return _WORD_PAD + raw
+
+
+def _meta_calls(tokens: list[str]) -> list[tuple[str, bytes]]:
+    return [(t, sel) for t in tokens for sel in (SEL_SYMBOL, SEL_DECIMALS, SEL_TOTAL_SUPPLY)]
+
+
+def _meta_answers(tokens: list[str], raw: list[bytes | None]) -> dict[str, TokenMeta]:
     out: dict[str, TokenMeta] = {}
     for i, t in enumerate(tokens):
         dec = decode_uint(raw[3 * i + 1], 8)
@@ -228,10 +276,19 @@ async def token_metadata(reader: ChainReader, tokens: list[str]) -> dict[str, To
     return out
 
 
-async def operator_flags(reader: ChainReader, triples: list[Pair]) -> dict[Pair, bool | None]:
-    """isApprovedForAll(owner, operator) per (collection, owner, operator); None where unreadable."""
-    calls = [(c, SEL_IS_APPROVED_FOR_ALL + abi_encode(["address", "address"], [o, op])) for c, o, op in triples]
-    raw = await reader.multicall(calls)
+def _allowance_calls(triples: list[Pair]) -> list[tuple[str, bytes]]:
+    return [(t, SEL_ALLOWANCE + _word_address(o) + _word_address(s)) for t, o, s in triples]
+
+
+def _allowance_answers(triples: list[Pair], raw: list[bytes | None]) -> dict[Pair, int | None]:
+    return {t: decode_uint(r) for t, r in zip(triples, raw, strict=True)}
+
+
+def _operator_calls(triples: list[Pair]) -> list[tuple[str, bytes]]:
+    return [(c, SEL_IS_APPROVED_FOR_ALL + _word_address(o) + _word_address(op)) for c, o, op in triples]
+
+
+def _operator_answers(triples: list[Pair], raw: list[bytes | None]) -> dict[Pair, bool | None]:
     out: dict[Pair, bool | None] = {}
     for t, r in zip(triples, raw, strict=True):
         v = decode_uint(r)
@@ -246,12 +303,12 @@ class Permit2Allowance:
     nonce: int
 
 
-async def permit2_allowances(reader: ChainReader, triples: list[Pair],
-                             permit2: str = PERMIT2) -> dict[Pair, Permit2Allowance | None]:
-    """Permit2 ``allowance(owner, token, spender)`` per (token, owner, spender); None where unreadable."""
-    calls = [(permit2, SEL_P2_ALLOWANCE + abi_encode(["address", "address", "address"], [o, t, s]))
-             for t, o, s in triples]
-    raw = await reader.multicall(calls)
+def _permit2_calls(triples: list[Pair], permit2: str) -> list[tuple[str, bytes]]:
+    return [(permit2, SEL_P2_ALLOWANCE + _word_address(o) + _word_address(t) + _word_address(s))
+            for t, o, s in triples]
+
+
+def _permit2_answers(triples: list[Pair], raw: list[bytes | None]) -> dict[Pair, Permit2Allowance | None]:
     out: dict[Pair, Permit2Allowance | None] = {}
     for t, r in zip(triples, raw, strict=True):
         if r is None or len(r) < 96:
@@ -263,6 +320,55 @@ async def permit2_allowances(reader: ChainReader, triples: list[Pair],
             continue
         out[t] = Permit2Allowance(amount, expiration, nonce)
     return out
+
+
+async def token_metadata(reader: ChainReader, tokens: list[str]) -> dict[str, TokenMeta]:
+    """symbol / decimals / totalSupply of each token in one batched read, tolerant of old tokens."""
+    return _meta_answers(tokens, await reader.multicall(_meta_calls(tokens)))
+
+
+async def operator_flags(reader: ChainReader, triples: list[Pair]) -> dict[Pair, bool | None]:
+    """isApprovedForAll(owner, operator) per (collection, owner, operator); None where unreadable."""
+    return _operator_answers(triples, await reader.multicall(_operator_calls(triples)))
+
+
+async def permit2_allowances(reader: ChainReader, triples: list[Pair],
+                             permit2: str = PERMIT2) -> dict[Pair, Permit2Allowance | None]:
+    """Permit2 ``allowance(owner, token, spender)`` per (token, owner, spender); None where unreadable."""
+    return _permit2_answers(triples, await reader.multicall(_permit2_calls(triples, permit2)))
+
+
+@dataclass
+class Confirmed:
+    """The current state behind discovered grants (None where a read failed: unknown, not zero)."""
+
+    allowances: dict[Pair, int | None] = field(default_factory=dict)
+    metas: dict[str, TokenMeta] = field(default_factory=dict)
+    operators: dict[Pair, bool | None] = field(default_factory=dict)
+    permit2: dict[Pair, Permit2Allowance | None] = field(default_factory=dict)
+
+
+async def confirm_grants(reader: ChainReader, erc20: Sequence[Pair], meta_tokens: Sequence[str],
+                         operators: Sequence[Pair] = (), permit2: Sequence[Pair] = (),
+                         permit2_address: str = PERMIT2) -> Confirmed:
+    """Every read that confirms grants, in one :meth:`ChainReader.multicall` (one ``eth_call`` per
+    gas-capped chunk, chunks concurrently): ``allowance(owner, spender)`` per ERC-20 pair, the
+    metadata of ``meta_tokens`` (as :func:`token_metadata`), ``isApprovedForAll`` per operator pair
+    (as :func:`operator_flags`) and Permit2 allowances (as :func:`permit2_allowances`).
+
+    An allowance that did not answer a full word is None (unreadable: the caller keeps the grant
+    and reports it), exactly as ``BatchReader.allowances`` reports a failed read.
+    Raises VenueError only when the node cannot be asked at all."""
+    pairs, tokens, ops, p2 = list(erc20), list(meta_tokens), list(operators), list(permit2)
+    parts = [_allowance_calls(pairs), _meta_calls(tokens), _operator_calls(ops), _permit2_calls(p2, permit2_address)]
+    raw = await reader.multicall([c for part in parts for c in part])
+    cuts: list[list[bytes | None]] = []
+    at = 0
+    for part in parts:
+        cuts.append(raw[at:at + len(part)])
+        at += len(part)
+    return Confirmed(_allowance_answers(pairs, cuts[0]), _meta_answers(tokens, cuts[1]),
+                     _operator_answers(ops, cuts[2]), _permit2_answers(p2, cuts[3]))
 
 
 PERMIT2_ABI: list[dict[str, Any]] = [

@@ -97,6 +97,10 @@ class CountingProvider(AsyncJSONBaseProvider):
     async def make_request(self, method: Any, params: Any) -> Any:
         return self.decode_rpc_response(await self._post(self.encode_rpc_request(method, params)))
 
+    async def post_json(self, body: bytes) -> Any:
+        """Post a JSON-RPC request (or batch) the caller encoded itself; the decoded answer, as is."""
+        return self.decode_rpc_response(await self._post(body))
+
     async def make_batch_request(self, requests: Any) -> Any:
         response = self.decode_rpc_response(await self._post(self.encode_batch_rpc_request(requests)))
         if isinstance(response, list):

@@ -33,13 +33,11 @@ from primeguard.venues.evm.grants import (
     PERMIT2,
     Grants,
     Pair,
+    confirm_grants,
     delegate_of,
     discover_grants,
     discover_grants_naive,
     is_unlimited,
-    operator_flags,
-    permit2_allowances,
-    token_metadata,
 )
 from primeguard.venues.evm.reader import ChainReader
 
@@ -313,15 +311,15 @@ async def _scan(reader: ChainReader, cfg: PrimeguardConfig, chain: ChainConfig, 
     operator_triples = sorted(known.operators)
     p2_triples = sorted(known.permit2)
     metas_for = sorted({p[0] for p in triples} | {p[0] for p in p2_triples})
-    allowances, balances, sizes, metas, flags, p2 = await asyncio.gather(
-        reader.allowances(triples),
+    # Every grant read (allowances, token metadata, operator flags, Permit2) in one batched read,
+    # concurrently with the balances and code sizes.
+    confirmed, balances, sizes = await asyncio.gather(
+        confirm_grants(reader, triples, metas_for, operator_triples, p2_triples),
         reader.balances(owners, sorted({*by_addr, *(p[0] for p in triples)})) if owners
         else asyncio.sleep(0, None),
         reader.code_sizes(owners) if owners else asyncio.sleep(0, {}),
-        token_metadata(reader, metas_for),
-        operator_flags(reader, operator_triples),
-        permit2_allowances(reader, p2_triples),
     )
+    allowances, metas, flags, p2 = confirmed.allowances, confirmed.metas, confirmed.operators, confirmed.permit2
 
     def symbol(token: str) -> str:
         if token in by_addr:

@@ -125,7 +125,7 @@ class Notifier:
         now = now or datetime.now(UTC)
         keys = {ladder_key(e.client_id) for e in ladder_events}
         async with self._lock:
-            records = [r for r in self.records() if r.finding_key in keys]
+            records = self._records_of(keys)
             steps = [s for s in plan((), records, now, self.config, ladder_events) if s.channel in self.senders]
             if not steps:
                 return []
@@ -136,6 +136,13 @@ class Notifier:
             Delivery(o.send.channel, o.send.key, o.send.action, o.ok, o.attempts, o.error, o.send.priority)
             for o in [*outcomes, *skipped]
         ]
+
+    def _records_of(self, keys: set[str]) -> list[AlertRecord]:
+        """The active records of ``keys`` on every channel (one indexed read each, not the whole table)."""
+        with self.store.session(readonly=True) as s:
+            rows = [repos.get_alert(s, finding_key=k, channel=c.name)
+                    for k in sorted(keys) for c in self.config.channels]
+            return [AlertRecord.from_row(r) for r in rows if r is not None and r.state in _ACTIVE]
 
     async def aclose(self) -> None:
         """Close the channels' kept-open connections (webhook sessions); never raises."""

@@ -125,6 +125,7 @@ class Guardian:
         # came from (a result from an older observation never replaces a newer one).
         self.last_observation: Observation | None = None
         self._history: PriceHistory | None = None
+        self._policy_used: ActivePolicy = None
         self._ladder_at: dict[str, datetime] = {}
         self.last_oracle: OracleOutcome | None = None
         self._sweep_queued = False
@@ -227,7 +228,7 @@ class Guardian:
             t = _lap(stages, "persist", t)
             self._commit_ladder(ev.ladder, obs.taken_at)
             if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
-                self.last_observation, self._history = obs, history
+                self.last_observation, self._history, self._policy_used = obs, history, policy
             self._propose(ev, policy)
             await self.playbook.run_ready()
             _lap(stages, "playbooks", t)
@@ -336,9 +337,11 @@ class Guardian:
         obs = got.observation
         mine = self.my_owned()
         clients = {c for c in holders(self.cfg, obs, update.asset) if mine is None or c in mine}
-        history = self._history
-        ev = evaluate(self.cfg, restricted(obs, clients), policy=self.policy(), ladder=self.ladder,
-                      peaks=dict(self.peaks), clients=clients, with_stress=False, price_history=history)
+        before = {cid: self.ladder.get(cid) for cid in clients}
+        # The policy and price history the last sweep valued with (a new policy version takes
+        # effect at the next sweep, as it does for every sweep).
+        ev = evaluate(self.cfg, restricted(obs, clients), policy=self._policy_used, ladder=self.ladder,
+                      peaks=dict(self.peaks), clients=clients, with_stress=False, price_history=self._history)
         taken = self._commit_ladder(ev.ladder, obs.taken_at)  # no await since evaluate: consistent
         if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
             self.last_observation = obs
@@ -352,9 +355,9 @@ class Guardian:
         t = _lap(stages, "evaluate", t)
         deliveries = await self.notifier.process_ladder(events, now=obs.taken_at)
         t = _lap(stages, "alerts", t)
-        with self.store.session() as s:  # only rungs still this path's (a newer result may have come)
+        with self.store.session() as s:  # changed rungs still this path's (a newer result may have come)
             for cid in sorted(taken):
-                if self._ladder_at.get(cid) == obs.taken_at:
+                if self._ladder_at.get(cid) == obs.taken_at and self.ladder[cid] != before[cid]:
                     st = self.ladder[cid]
                     repos.save_ladder_state(s, cid, state=st.state.label, entered_at=st.entered_at,
                                             deadline=st.deadline, below=st.below, now=obs.taken_at)

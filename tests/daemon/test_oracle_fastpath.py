@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -79,8 +79,9 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
                 lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
             assert not slow.done(), "the alert waited for the sweep in progress"
             assert body["ladder"]["previous"] == "normal" and body["ladder"]["current"] == "margin_call"
-            outcome = g.last_oracle
-            assert outcome is not None and outcome.refused is None
+            # the notice goes out first; the fast path then records the rung and reports
+            outcome = await await_until(lambda: g.last_oracle, what="the fast path's outcome")
+            assert outcome.refused is None
             assert outcome.clients == {"firm-a"}  # firm-b holds no ETH: not valued again
             assert [e.client_id for e in outcome.events] == ["firm-a"]
             assert g.ladder["firm-a"].state == LadderState.MARGIN_CALL
@@ -182,6 +183,7 @@ def test_reprice_is_exact_and_refuses_what_it_cannot_trust(sandbox_factory, tmp_
     no_quote = replace(obs, prices=tuple(q for q in obs.prices if q.source_id != held.source_id))
     cases = {
         "no_observation": reprice(cfg, None, log(), now),
+        "observation_old": reprice(cfg, obs, log(), now, read_at=now - timedelta(seconds=61), max_age_s=60),
         "unknown_feed": reprice(cfg, obs, log(feed="0x" + "11" * 20), now),
         "wrong_chain": reprice(cfg, obs, log(), now, wrong_chains={"ethereum"}),
         "chain_blind": reprice(cfg, blind, log(), now),

@@ -128,6 +128,8 @@ class Guardian:
         self.last_observation: Observation | None = None
         self._history: PriceHistory | None = None
         self._policy_used: ActivePolicy = None
+        self._read_at: datetime | None = None  # when the venues behind last_observation were read
+        self.max_observation_age_s = 60.0  # older: an oracle log runs a full sweep (run(): 3 schedules)
         self._ladder_at: dict[str, datetime] = {}
         self.last_oracle: OracleOutcome | None = None
         self._sweep_queued = False
@@ -231,6 +233,7 @@ class Guardian:
             self._commit_ladder(ev.ladder, obs.taken_at)
             if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
                 self.last_observation, self._history, self._policy_used = obs, history, policy
+                self._read_at = obs.taken_at
             self._propose(ev, policy)
             await self.playbook.run_ready()
             _lap(stages, "playbooks", t)
@@ -330,7 +333,8 @@ class Guardian:
         got = reprice(self.cfg, self.last_observation,
                       OracleLog(update.chain, update.feed, update.asset, update.answer, update.round_id,
                                 update.updated_at),
-                      now, wrong_chains=self.watcher.wrong_chain if self.watcher is not None else ())
+                      now, wrong_chains=self.watcher.wrong_chain if self.watcher is not None else (),
+                      read_at=self._read_at, max_age_s=self.max_observation_age_s)
         t = _lap(stages, "reprice", t0)
         if isinstance(got, Refusal):
             log.warning("oracle update %s on %s round %s not used on the fast path (%s: %s); running a full "
@@ -598,6 +602,7 @@ class Guardian:
         # The sweep evaluates in a worker thread: let the event loop (oracle fast path, webhooks)
         # take the interpreter back within 1 ms instead of the default 5 ms per switch.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self.max_observation_age_s = max(30.0, 3 * sweep_every_s)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

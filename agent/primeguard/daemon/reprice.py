@@ -42,7 +42,7 @@ class OracleLog:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a log is not used on the fast path: ``reason`` (a short label for metrics:
-    ``no_observation``, ``unknown_feed``, ``chain_blind``, ``wrong_chain``, ``feed_invalid``,
+    ``no_observation``, ``observation_old``, ``unknown_feed``, ``chain_blind``, ``wrong_chain``, ``feed_invalid``,
     ``old_round``, ``bad_answer``) and a sentence for the log."""
 
     reason: str
@@ -59,13 +59,19 @@ class Repriced:
 
 
 def reprice(cfg: PrimeguardConfig, last: Observation | None, log: OracleLog, now: datetime, *,
-            wrong_chains: Iterable[str] = ()) -> Repriced | Refusal:
+            wrong_chains: Iterable[str] = (), read_at: datetime | None = None,
+            max_age_s: float | None = None) -> Repriced | Refusal:
     """``last`` with the quote of ``log``'s feed replaced by the log's answer, as of ``now``; or the
     reason it cannot be (see the module docstring). ``wrong_chains``: chains whose node the watcher
-    found on another chain id. Every other quote, snapshot and finding of ``last`` is kept as it
-    was read (their ages are judged against ``now`` when the book is valued again)."""
+    found on another chain id. ``read_at``: when the venues behind ``last`` were read (its own
+    ``taken_at`` when not given); older than ``max_age_s`` is refused (``observation_old``: the
+    sweeps have not succeeded lately). Every other quote, snapshot and finding of ``last`` is kept
+    as it was read (their ages are judged against ``now`` when the book is valued again)."""
     if last is None:
         return Refusal("no_observation", "no complete observation held yet")
+    age = (now - (read_at or last.taken_at)).total_seconds()
+    if max_age_s is not None and age > max_age_s:
+        return Refusal("observation_old", f"the last observation was read {int(age)} s ago (limit {max_age_s:g} s)")
     feed = next((f for f in cfg.feeds_on(log.chain) if f.address.lower() == log.feed.lower()), None)
     if feed is None or feed.asset != log.asset:
         return Refusal("unknown_feed", f"feed {log.feed} on {log.chain} is not configured for {log.asset}")

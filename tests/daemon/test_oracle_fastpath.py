@@ -61,19 +61,19 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
         stop = asyncio.Event()
         task = await _started(g, stop)
         try:
-            # A sweep that has read every venue (before the drop) and is held there: slow.
-            real, collected, release = g.collect, asyncio.Event(), asyncio.Event()
+            # A slow sweep: it read every venue and valued the book before the drop, and is held
+            # on its way to the alerts (as behind a slow channel), holding the sweep lock.
+            real, valued, release = g.notifier.process, asyncio.Event(), asyncio.Event()
 
-            async def slow_collect(cfg, now=None):
-                out = await real(cfg, now)
-                collected.set()
+            async def slow_process(*args, **kwargs):
+                valued.set()
                 await release.wait()
-                return out
+                return await real(*args, **kwargs)
 
-            g.collect = slow_collect
+            g.notifier.process = slow_process
             slow = asyncio.create_task(g.sweep("test"))
-            await await_until(collected.is_set, what="the slow sweep's collection")
-            g.collect = real
+            await await_until(valued.is_set, what="the slow sweep's evaluation")
+            g.notifier.process = real
             await asyncio.to_thread(sb.set_price, "ETH", DROP)  # returns once mined
             _, body = await receiver.wait_for(
                 lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
@@ -87,10 +87,12 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
             assert g.ladder["firm-a"].state == LadderState.MARGIN_CALL
 
             release.set()
-            stale = await slow  # valued from the observation read before the drop
-            assert stale.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL
+            stale = await slow  # valued normal from the observation read before the drop
+            assert stale.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL  # the newer rung stands
             assert not [m for m in stale.evaluation.moves if m.client_id == "firm-a"]
             assert g.ladder["firm-a"].state == LadderState.MARGIN_CALL  # the older observation did not win
+            with g.store.session(readonly=True) as s:
+                assert {r.client_id: r.state for r in repos.ladder_states(s)}["firm-a"] == "margin_call"
 
             fresh = await g.sweep("test")  # reads the dropped price itself
             assert fresh.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL

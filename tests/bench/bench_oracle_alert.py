@@ -146,11 +146,26 @@ async def measure(sb: Sandbox, prices: list[Decimal], workdir: Path) -> dict[str
         call = [time.monotonic()]
         calls.append(call)
         try:
-            return await handle(update)
+            out = await handle(update)
+            if out.refused:
+                refused[out.refused] = refused.get(out.refused, 0) + 1
+            return out
         finally:
             call.append(time.monotonic())
 
     g.on_oracle_update = timed_handle  # type: ignore[method-assign]
+    refused: dict[str, int] = {}
+    collecting = [0]  # > 0 while a sweep reads the venues
+    collect = g.collect
+
+    async def watched_collect(*args: Any) -> Any:
+        collecting[0] += 1
+        try:
+            return await collect(*args)
+        finally:
+            collecting[0] -= 1
+
+    g.collect = watched_collect
     stop = asyncio.Event()
     task = asyncio.create_task(g.run(sweep_every_s=SCHEDULE_S, scan_every_s=3600, stop=stop))
     heads = Heads(sb.chains["ethereum"].node.ws_url)
@@ -160,6 +175,7 @@ async def measure(sb: Sandbox, prices: list[Decimal], workdir: Path) -> dict[str
     floor: list[float] = []
     during: list[bool] = []
     stages: dict[str, list[float]] = {"log_in": [], "fast_path": [], "webhook": []}
+    by_stage: dict[str, list[float]] = {"collect": [], "later": []}  # where the sweep was when sent
     try:
         while g.last_sweep is None or not (g.watcher and g.watcher.connected.get("ethereum")):
             await asyncio.sleep(0.01)
@@ -168,12 +184,14 @@ async def measure(sb: Sandbox, prices: list[Decimal], workdir: Path) -> dict[str
             while not g._lock.locked():  # a sweep in progress when the update lands
                 await asyncio.sleep(0.002)
             t0 = time.monotonic()
+            in_collect = collecting[0] > 0
             await asyncio.to_thread(rounds.send, tx)
             during.append(g._lock.locked())
             t_alert, _ = await receiver.wait_for(
                 lambda b, cid=f"lat-{i:02d}": b.get("client_id") == cid and b.get("code") == "ladder", timeout=60,
                 after=t0)
             ours.append(t_alert - t0)
+            (by_stage["collect"] if in_collect else by_stage["later"]).append(t_alert - t0)
             call = next(c for c in reversed(calls) if c[0] >= t0)
             while len(call) < 2:  # the notice goes out before the rungs are recorded
                 await asyncio.sleep(0.001)
@@ -193,7 +211,10 @@ async def measure(sb: Sandbox, prices: list[Decimal], workdir: Path) -> dict[str
         await receiver.stop()
     return {"ours": ours, "floor": floor, "during": sum(during), "sweeps": sweeps, "fast": fast,
             "stages": {k: {"p50_s": round(percentile(v, 50), 4), "p99_s": round(percentile(v, 99), 4)}
-                       for k, v in stages.items()}}
+                       for k, v in stages.items()},
+            "by_sweep_stage": {k: {"events": len(v), "p50_s": round(percentile(v, 50), 4),
+                                   "p99_s": round(percentile(v, 99), 4)} for k, v in by_stage.items()},
+            "refused": refused}
 
 
 def main() -> int:
@@ -211,7 +232,8 @@ def main() -> int:
         "oracle_alert_e2e", p50, f50, f"p50 <= {P50_X}x floor, p99 <= {P99_X}x floor", ok,
         {"p99_s": round(p99, 4), "floor_p99_s": round(f99, 4), "p50_over_floor": round(p50 / f50, 2),
          "p99_over_floor": round(p99 / f50, 2), "events": len(ours), "events_during_sweep": got["during"],
-         "fast_path_events": got["fast"], "breakdown": got["stages"], "scheduled_sweeps": got["sweeps"],
+         "fast_path_events": got["fast"], "refused": got["refused"], "breakdown": got["stages"],
+         "by_sweep_stage": got["by_sweep_stage"], "scheduled_sweeps": got["sweeps"],
          "schedule_s": SCHEDULE_S,
          "venue_latency_ms": VENUE_LATENCY_MS, "clients": len(data["clients"]),
          "baseline_is": "the floor: evm_mine request -> newHeads on anvil's WebSocket, same run"},

@@ -129,7 +129,7 @@ class Guardian:
         self._history: PriceHistory | None = None
         self._policy_used: ActivePolicy = None
         self._read_at: datetime | None = None  # when the venues behind last_observation were read
-        self.max_observation_age_s = 60.0  # older: an oracle log runs a full sweep (run(): 3 schedules)
+        self.max_observation_age_s = 60.0  # older: an oracle log runs a full sweep (run(): 6 schedules)
         self._ladder_at: dict[str, datetime] = {}
         self.last_oracle: OracleOutcome | None = None
         self._sweep_queued = False
@@ -602,7 +602,7 @@ class Guardian:
         # The sweep evaluates in a worker thread: let the event loop (oracle fast path, webhooks)
         # take the interpreter back within 1 ms instead of the default 5 ms per switch.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-        self.max_observation_age_s = max(30.0, 3 * sweep_every_s)
+        self.max_observation_age_s = max(60.0, 6 * sweep_every_s)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -113,8 +113,10 @@ def holders(cfg: PrimeguardConfig, obs: Observation, asset: str) -> set[str]:
 
 
 def restricted(obs: Observation, clients: set[str]) -> Observation:
-    """``obs`` with only the snapshots of ``clients`` (prices and observation findings kept)."""
-    return replace(obs, snapshots=tuple(s for s in obs.snapshots if s.account.client_id in clients))
+    """``obs`` with only the snapshots of ``clients``, without their credentials (valuation does not
+    read them; the sweeps judge them), prices and observation findings kept."""
+    return replace(obs, snapshots=tuple(replace(s, credentials=()) for s in obs.snapshots
+                                        if s.account.client_id in clients))
 
 
 def newer(stamps: Mapping[str, datetime], client_id: str, at: datetime) -> bool:

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from primeguard.daemon.guardian import Guardian
-from primeguard.daemon.reprice import OracleLog, Refusal, Repriced, holders, reprice
+from primeguard.daemon.reprice import OracleLog, Refusal, Repriced, carry_quotes, holders, reprice
 from primeguard.daemon.watcher import OracleUpdate
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.risk.ladder import LadderState
@@ -179,6 +179,15 @@ def test_reprice_is_exact_and_refuses_what_it_cannot_trust(sandbox_factory, tmp_
     assert [q for q in got.observation.prices if q.source_id == held.source_id] == [got.quote]
     assert holders(cfg, obs, "ETH") == {"firm-a"}
     assert holders(cfg, obs, "USDC") == {"firm-a", "firm-b"}  # both loans are in USDC
+
+    # A sweep that finishes after the fast path: its readings, with the fast path's newer round.
+    carried = carry_quotes(obs, got.observation)
+    assert carried.snapshots == obs.snapshots and carried.taken_at == now
+    assert [q for q in carried.prices if q.source_id == held.source_id] == [got.quote]
+    newest = carry_quotes(got.observation, obs)  # the sweep's own round is the newer one
+    assert [q for q in newest.prices if q.source_id == held.source_id] == [got.quote]
+    unread = replace(obs, prices=tuple(q for q in obs.prices if q.source_id != held.source_id))
+    assert not [q for q in carry_quotes(unread, got.observation).prices if q.source_id == held.source_id]
 
     blind = replace(obs, findings=(Finding(FindingCode.VENUE_UNREACHABLE, Severity.CRITICAL, "chain:ethereum",
                                            "down", venue="evm", chain="ethereum"),))

@@ -31,7 +31,7 @@ from primeguard.app.policy_source import ActivePolicy
 from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.leases import ShardLeases
-from primeguard.daemon.reprice import OracleLog, Refusal, holders, newer, reprice, restricted
+from primeguard.daemon.reprice import OracleLog, Refusal, carry_quotes, holders, newer, reprice, restricted
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.model import Credential
@@ -231,9 +231,10 @@ class Guardian:
                           peaks=self.peaks)
             t = _lap(stages, "persist", t)
             self._commit_ladder(ev.ladder, obs.taken_at)
-            if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
-                self.last_observation, self._history, self._policy_used = obs, history, policy
-                self._read_at = obs.taken_at
+            last = self.last_observation
+            # Fresh balances from this sweep; an oracle round a fast path took meanwhile stays.
+            self.last_observation = obs if last is None or obs.taken_at >= last.taken_at else carry_quotes(obs, last)
+            self._history, self._policy_used, self._read_at = history, policy, obs.taken_at
             self._propose(ev, policy)
             await self.playbook.run_ready()
             _lap(stages, "playbooks", t)

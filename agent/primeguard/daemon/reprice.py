@@ -100,6 +100,21 @@ def reprice(cfg: PrimeguardConfig, last: Observation | None, log: OracleLog, now
     return Repriced(replace(last, taken_at=now, prices=(*prices, quote)), quote, previous)
 
 
+def carry_quotes(swept: Observation, later: Observation) -> Observation:
+    """A sweep's observation ``swept`` that finished after ``later`` (a repriced observation made
+    while the sweep was reading) was taken: the sweep's snapshots, findings and quotes, except that
+    each oracle feed the sweep read keeps the newer round of the two; as of ``later.taken_at``. A
+    feed the sweep did not read validly stays without a quote (its holders blind) whatever
+    ``later`` held: the newer reading of the feed wins, never an older one."""
+    fast = {q.source_id: q for q in later.prices if q.source is PriceSourceKind.ORACLE}
+    prices = []
+    for q in swept.prices:
+        newer_round = fast.get(q.source_id) if q.source is PriceSourceKind.ORACLE else None
+        keep_later = newer_round is not None and (newer_round.round_id or 0) > (q.round_id or 0)
+        prices.append(newer_round if keep_later and newer_round is not None else q)
+    return replace(swept, taken_at=max(swept.taken_at, later.taken_at), prices=tuple(prices))
+
+
 def holders(cfg: PrimeguardConfig, obs: Observation, asset: str) -> set[str]:
     """The clients whose book moves with ``asset``'s price: a non-zero balance of it in any snapshot
     (blind snapshots included: their holder is re-evaluated, and stays blind), a position on it, or

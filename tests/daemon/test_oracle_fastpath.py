@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from prometheus_client import generate_latest
 
 from primeguard.daemon.guardian import Guardian
 from primeguard.daemon.reprice import OracleLog, Refusal, Repriced, carry_quotes, holders, reprice
@@ -112,6 +113,9 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
     assert stored["firm-a"] == "margin_call"
     assert len(alerts) == 1 and alerts[0].state == "sent" and alerts[0].level == "margin_call"
     assert g.m_oracle.labels("fast", "ok")._value.get() == 1
+    metrics = generate_latest(g.registry).decode()
+    for stage in ("reprice", "evaluate", "alerts", "persist"):
+        assert f'primeguard_oracle_stage_seconds_count{{stage="{stage}"}} 1.0' in metrics, stage
 
 
 def test_bad_oracle_answers_fall_back_to_a_full_sweep_never_a_fast_alert(sandbox_factory, tmp_path):

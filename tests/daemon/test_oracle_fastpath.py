@@ -165,7 +165,12 @@ def test_reprice_is_exact_and_refuses_what_it_cannot_trust(sandbox_factory, tmp_
     sb = sandbox_factory(WORLD)
     receiver = Receiver()
     g = _guardian(sb, receiver, tmp_path)
-    asyncio.run(g.sweep())
+
+    async def one_sweep() -> None:
+        await g.sweep()
+        await g.notifier.aclose()  # the webhook channel's kept-open session
+
+    asyncio.run(one_sweep())
     obs, cfg = g.last_observation, g.cfg
     feed = next(f for f in cfg.feeds if f.asset == "ETH")
     held = next(q for q in obs.prices if q.source_id == f"ethereum:{feed.address}")

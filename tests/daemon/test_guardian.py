@@ -51,13 +51,14 @@ def test_oracle_crash_alerts_through_the_watcher_and_moves_the_ladder(sandbox_fa
             await await_until(lambda: g.last_sweep is not None, what="the first sweep")
             await await_until(lambda: g.watcher is not None and g.watcher.connected.get("ethereum"),
                               what="the oracle watcher's subscription")
-            before, first_sweep = g.ladder["firm-a"].state, g.last_sweep
+            before = g.ladder["firm-a"].state
             await asyncio.to_thread(sb.set_price, "ETH", Decimal("100"))  # returns once mined
             _, body = await receiver.wait_for(
                 lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
             assert body["ladder"]["previous"] == "normal"
-            # the alert goes out first; the sweep that sent it then records the new ladder state
-            await await_until(lambda: g.last_sweep != first_sweep, what="the oracle sweep to finish")
+            # the oracle fast path sent it and then recorded the new ladder state
+            await await_until(lambda: g.last_oracle is not None and g.last_oracle.refused is None
+                              and g.last_oracle.deliveries, what="the oracle fast path to finish")
             return before, g.ladder["firm-a"].state, g
         finally:
             stop.set()

@@ -9,6 +9,7 @@ with a :class:`Redactor`. ``deliver`` either returns the number of attempts it m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import smtplib
 import ssl
@@ -104,11 +105,18 @@ class LogSender:
 
 
 class WebhookSender:
-    """POSTs JSON to a webhook. Only ``scheme://host`` of the URL ever appears in messages."""
+    """POSTs JSON to a webhook. Only ``scheme://host`` of the URL ever appears in messages.
+
+    Notices go through one HTTP session per channel that stays open between notices (its
+    connections are kept alive and reused: no TCP or TLS handshake per alert); :meth:`close`
+    closes it. A session belongs to one event loop: a sender used from another loop opens a new one.
+    """
 
     def __init__(self, config: WebhookChannelConfig, url: str, redactor: Redactor) -> None:
         self.name = config.name
         self.config = config
+        self._http: aiohttp.ClientSession | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
         self._url = url
         self.safe_url = redact_url(url)
         self._redactor = redactor
@@ -125,7 +133,31 @@ class WebhookSender:
         return render.payload(send, now)
 
     async def deliver(self, send: Send, now: datetime, http: aiohttp.ClientSession) -> int:
-        return await self.post(self.body(send, now), http)
+        del http  # the channel's own kept-open session, not the per-dispatch one
+        return await self.post(self.body(send, now), self.session())
+
+    def session(self) -> aiohttp.ClientSession:
+        """This channel's kept-open session for the running event loop (opened on first use, and
+        again after :meth:`close` or when called from another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._http is not None and not self._http.closed and self._http_loop is loop:
+            return self._http
+        if self._http is not None and not self._http.closed:
+            _abandon(self._http)  # its loop is gone: nothing left to close there
+        self._http = aiohttp.ClientSession(trust_env=False)
+        self._http_loop = loop
+        return self._http
+
+    async def close(self) -> None:
+        """Close the kept-open session (its connections); idempotent, never raises."""
+        http, self._http = self._http, None
+        if http is None or http.closed:
+            return
+        if self._http_loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await http.close()
+        else:
+            _abandon(http)
 
     async def post(self, body: dict[str, object], http: aiohttp.ClientSession) -> int:
         """POST ``body`` as JSON with this channel's retries; returns attempts made. Raises
@@ -155,6 +187,15 @@ class WebhookSender:
 
         return await _with_retries(attempt, retries=self.config.retries, backoff_s=self.config.backoff_s,
                                    max_backoff_s=self.config.max_backoff_s)
+
+
+def _abandon(http: aiohttp.ClientSession) -> None:
+    """Mark a session of another (finished) event loop closed without awaiting on that loop."""
+    connector = http.connector
+    http.detach()
+    if connector is not None:
+        with contextlib.suppress(Exception):
+            connector._close()  # no awaitable to wait for once its loop is closed
 
 
 # --- email --------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import aiohttp
 from sqlmodel import Session
 
 from primeguard.alerts.channels import DeliveryError, Sender, build_senders
-from primeguard.alerts.model import Action, AlertRecord, Delivery, LadderEvent, Send
+from primeguard.alerts.model import Action, AlertRecord, Delivery, LadderEvent, Send, ladder_key
 from primeguard.alerts.plan import plan
 from primeguard.alerts.redact import Redactor
 from primeguard.config.alerts import AlertsConfig
@@ -112,6 +112,44 @@ class Notifier:
             Delivery(o.send.channel, o.send.key, o.send.action, o.ok, o.attempts, o.error, o.send.priority)
             for o in [*outcomes, *skipped]
         ]
+
+    async def process_ladder(self, ladder_events: Sequence[LadderEvent], now: datetime | None = None,
+                             ) -> list[Delivery]:
+        """Plan, deliver and record the ladder items of ``ladder_events``' clients only (the oracle
+        fast path, which re-values some clients between sweeps): no finding and no other client's
+        item is opened, escalated or closed here; the same records, dedup and cooldown rules as
+        :meth:`process` apply, so the next sweep finds these notices already sent. Raises as
+        :meth:`process` does."""
+        if not self.config.enabled or not ladder_events:
+            return []
+        now = now or datetime.now(UTC)
+        keys = {ladder_key(e.client_id) for e in ladder_events}
+        async with self._lock:
+            records = self._records_of(keys)
+            steps = [s for s in plan((), records, now, self.config, ladder_events) if s.channel in self.senders]
+            if not steps:
+                return []
+            ready, skipped = self._mark(steps, now)
+            outcomes = await self._dispatch(ready, now) if ready else []
+            self._record(outcomes, now)
+        return [
+            Delivery(o.send.channel, o.send.key, o.send.action, o.ok, o.attempts, o.error, o.send.priority)
+            for o in [*outcomes, *skipped]
+        ]
+
+    def _records_of(self, keys: set[str]) -> list[AlertRecord]:
+        """The active records of ``keys`` on every channel (one indexed read each, not the whole table)."""
+        with self.store.session(readonly=True) as s:
+            rows = [repos.get_alert(s, finding_key=k, channel=c.name)
+                    for k in sorted(keys) for c in self.config.channels]
+            return [AlertRecord.from_row(r) for r in rows if r is not None and r.state in _ACTIVE]
+
+    async def aclose(self) -> None:
+        """Close the channels' kept-open connections (webhook sessions); never raises."""
+        for sender in self.senders.values():
+            close = getattr(sender, "close", None)
+            if close is not None:
+                await close()
 
     # --- store steps ----------------------------------------------------------------------------
 

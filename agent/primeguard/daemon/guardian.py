@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,12 +31,14 @@ from primeguard.app.policy_source import ActivePolicy
 from primeguard.app.runtime import Runtime
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.leases import ShardLeases
+from primeguard.daemon.reprice import OracleLog, Refusal, carry_quotes, holders, newer, reprice, restricted
 from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.model import Credential
+from primeguard.domain.observation import Observation
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
-from primeguard.pipeline.haircuts import load_price_history
+from primeguard.pipeline.haircuts import PriceHistory, load_price_history
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
 from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus, cure_amounts, cure_target
@@ -45,6 +48,7 @@ from primeguard.store.codec import as_utc
 from primeguard.store.db import Store
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL_S = 0.001
 
 # The built-in plan: used only when the policy in force has no ``ladder_plan`` file (its modes then
 # come from the deprecated config ``playbooks.modes``, default dry_run) or when there is no policy
@@ -118,12 +122,31 @@ class Guardian:
         self.scan_credentials: tuple[Credential, ...] = ()
         self.watcher: OracleWatcher | None = None  # while run() runs with watch=True (its ``connected``)
         self._lock = asyncio.Lock()
+        # The oracle fast path: the last complete observation (a sweep's, or one repriced from it), the
+        # price history it was valued with, and per client the time of the observation its rung
+        # came from (a result from an older observation never replaces a newer one).
+        self.last_observation: Observation | None = None
+        self._history: PriceHistory | None = None
+        self._policy_used: ActivePolicy = None
+        self._read_at: datetime | None = None  # when the venues behind last_observation were read
+        self.max_observation_age_s = 60.0  # older: an oracle log runs a full sweep (run(): 6 schedules)
+        self._ladder_at: dict[str, datetime] = {}
+        self.last_oracle: OracleOutcome | None = None
+        self._sweep_queued = False
+        self._background: set[asyncio.Task[None]] = set()
         self.registry = CollectorRegistry()
         self.m_sweeps = Counter("primeguard_sweeps_total", "Sweeps run", ["reason"], registry=self.registry)
         self.m_sweep_s = Histogram("primeguard_sweep_seconds", "Sweep duration", registry=self.registry)
         self.m_stage_s = Histogram("primeguard_sweep_stage_seconds", "Sweep duration per stage (collect:<venue>, "
                                    "collect, policy, evaluate, alerts, persist, playbooks)", ["stage"],
                                    registry=self.registry)
+        self.m_oracle = Counter("primeguard_oracle_updates_total", "Oracle updates by path (fast, or a full "
+                                "sweep) and the reason a fast path was refused", ["path", "reason"],
+                                registry=self.registry)
+        self.m_oracle_s = Histogram("primeguard_oracle_fastpath_seconds", "Oracle fast path: log in to alerts "
+                                    "out and state recorded", registry=self.registry)
+        self.m_oracle_stage_s = Histogram("primeguard_oracle_stage_seconds", "Oracle fast path duration per stage "
+                                          "(reprice, evaluate, alerts, persist)", ["stage"], registry=self.registry)
         self.collect = collect  # the venues' reader (one call per sweep); benchmarks put a simulated world here
         self.m_blind = Gauge("primeguard_blind_accounts", "Accounts that could not be read", registry=self.registry)
         self.m_ltv = Gauge("primeguard_client_ltv", "Client LTV", ["client"], registry=self.registry)
@@ -178,6 +201,7 @@ class Guardian:
         other sweeps; a venue fault becomes a blind-spot finding, never an exception. Store errors
         propagate; the sweep's records are written in one transaction, whole or not at all."""
         async with self._lock:
+            self._sweep_queued = False  # a sweep asked for before this one started is this one
             t0 = time.perf_counter()
             stages: dict[str, float] = {}
             clients = self.my_clients()
@@ -185,10 +209,13 @@ class Guardian:
             t = _lap(stages, "collect", t0)
             policy = self.policy()
             t = _lap(stages, "policy", t)
-            ev = evaluate(self.cfg, obs, policy=policy, ladder=self.ladder, peaks=self.peaks,
-                          loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
-                          with_stress=reason != "oracle",
-                          price_history=load_price_history(self.store, policy, obs.taken_at))
+            history = load_price_history(self.store, policy, obs.taken_at)
+            # In a worker thread, on copies: the event loop (oracle fast path, webhooks) keeps running.
+            ev = await asyncio.to_thread(
+                evaluate, self.cfg, obs, policy=policy, ladder=dict(self.ladder), peaks=dict(self.peaks),
+                loan_start=self.started, clients=clients, extra_credentials=self.scan_credentials,
+                with_stress=reason != "oracle", price_history=history)
+            self._supersede(ev, obs.taken_at)
             sweep_id = f"{obs.taken_at.strftime('%Y%m%dT%H%M%S%f')}-{self.replica_id}"
             findings = sweep_findings(obs, ev, clients) + self._job_findings(clients)
             events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
@@ -197,13 +224,20 @@ class Guardian:
             # Alerts first: people hear about a crash before the history is written.
             deliveries = await self.notifier.process(dedupe(findings), events, now=obs.taken_at)
             t = _lap(stages, "alerts", t)
+            # From here to the ladder update nothing awaits: an oracle fast path that ran during the
+            # alerts is taken into account, and none can run in between.
+            self._supersede(ev, obs.taken_at)
             persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
                           peaks=self.peaks)
             t = _lap(stages, "persist", t)
+            self._commit_ladder(ev.ladder, obs.taken_at)
+            last = self.last_observation
+            # Fresh balances from this sweep; an oracle round a fast path took meanwhile stays.
+            self.last_observation = obs if last is None or obs.taken_at >= last.taken_at else carry_quotes(obs, last)
+            self._history, self._policy_used, self._read_at = history, policy, obs.taken_at
             self._propose(ev, policy)
             await self.playbook.run_ready()
             _lap(stages, "playbooks", t)
-            self.ladder.update(ev.ladder)
             self.last_sweep = obs.taken_at
             seconds = time.perf_counter() - t0
             self.m_sweeps.labels(reason).inc()
@@ -220,6 +254,28 @@ class Guardian:
                     self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only; decisions stay Decimal
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
             return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries), stages)
+
+    def _supersede(self, ev: Evaluation, taken_at: datetime) -> None:
+        """Where an oracle fast path placed a client on the ladder from an observation newer than
+        ``taken_at``, that rung stands in ``ev`` (and this evaluation's move of the client is dropped):
+        the newer observation wins, never an older one."""
+        stale = {cid for cid in ev.ladder if newer(self._ladder_at, cid, taken_at)}
+        if not stale:
+            return
+        for cid in stale:
+            ev.ladder[cid] = self.ladder[cid]
+        ev.moves[:] = [m for m in ev.moves if m.client_id not in stale]
+
+    def _commit_ladder(self, ladder: Mapping[str, LadderStatus], taken_at: datetime) -> set[str]:
+        """Take the rungs computed from an observation taken at ``taken_at``, except where a newer
+        observation already placed the client; returns the clients taken."""
+        taken = set()
+        for cid, status in ladder.items():
+            if not newer(self._ladder_at, cid, taken_at):
+                self.ladder[cid] = status
+                self._ladder_at[cid] = taken_at
+                taken.add(cid)
+        return taken
 
     def _plan(self, policy: ActivePolicy, client_id: str, rung: str) -> list[Planned]:
         return [Planned(p.lever, self.mode_overrides.get(p.lever, p.mode), p.step)
@@ -243,10 +299,102 @@ class Guardian:
 
     # --- reactions --------------------------------------------------------------------------
 
-    async def on_oracle_update(self, update: OracleUpdate) -> None:
-        """Re-run a sweep at once (stress skipped) for an AnswerUpdated log."""
-        log.info("oracle update %s on %s round %s: re-evaluating", update.asset, update.chain, update.round_id)
-        await self.sweep("oracle")
+    async def on_oracle_update(self, update: OracleUpdate) -> OracleOutcome:
+        """React to an AnswerUpdated log without waiting for a sweep (the oracle fast path).
+
+        The last complete observation is repriced with the log's answer (:func:`reprice`: exact,
+        through the sweep's round checks) and only the clients holding, owing or trading the asset
+        are valued again (stress skipped), outside the sweep lock: a sweep in progress is not waited
+        for. Their ladder moves are alerted at once (:meth:`Notifier.process_ladder`: the same
+        records and dedup rules as a sweep's) and their rungs recorded in one transaction; a rung
+        from an older observation (a sweep that read the venues before this log) never replaces
+        it. Findings, stress, metrics history and playbook proposals are left to the sweeps, which
+        still follow on schedule.
+
+        Fail closed: when the log cannot be used (see :mod:`primeguard.daemon.reprice`) a full
+        sweep is queued instead (at most one waiting) and the outcome says why; so does a fast path
+        that fails on its way (a store error), after logging it."""
+        try:
+            return await self._fast_path(update)
+        except Exception:
+            log.exception("oracle fast path for %s on %s round %s failed; running a full sweep instead",
+                          update.asset, update.chain, update.round_id)
+            return self._fall_back(update, "error", {})
+
+    def _fall_back(self, update: OracleUpdate, reason: str, stages: dict[str, float]) -> OracleOutcome:
+        self.m_oracle.labels("sweep", reason).inc()
+        self._queue_sweep("oracle")
+        self.last_oracle = OracleOutcome(update, reason, frozenset(), (), 0, stages)
+        return self.last_oracle
+
+    async def _fast_path(self, update: OracleUpdate) -> OracleOutcome:
+        t0 = time.perf_counter()
+        stages: dict[str, float] = {}
+        now = datetime.now(UTC)
+        got = reprice(self.cfg, self.last_observation,
+                      OracleLog(update.chain, update.feed, update.asset, update.answer, update.round_id,
+                                update.updated_at),
+                      now, wrong_chains=self.watcher.wrong_chain if self.watcher is not None else (),
+                      read_at=self._read_at, max_age_s=self.max_observation_age_s)
+        t = _lap(stages, "reprice", t0)
+        if isinstance(got, Refusal):
+            log.warning("oracle update %s on %s round %s not used on the fast path (%s: %s); running a full "
+                        "sweep instead", update.asset, update.chain, update.round_id, got.reason, got.message)
+            return self._fall_back(update, got.reason, stages)
+        obs = got.observation
+        mine = self.my_owned()
+        clients = {c for c in holders(self.cfg, obs, update.asset) if mine is None or c in mine}
+        before = {cid: self.ladder.get(cid) for cid in clients}
+        # The policy and price history the last sweep valued with (a new policy version takes
+        # effect at the next sweep, as it does for every sweep).
+        ev = evaluate(self.cfg, restricted(obs, clients), policy=self._policy_used, ladder=self.ladder,
+                      peaks=dict(self.peaks), clients=clients, with_stress=False, price_history=self._history)
+        taken = self._commit_ladder(ev.ladder, obs.taken_at)  # no await since evaluate: consistent
+        if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
+            self.last_observation = obs
+        events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
+                              obs.taken_at) for m in ev.moves if m.client_id in taken]
+        for cid in taken:
+            v = ev.valuations[cid]
+            if v.ltv is not None and v.ltv.is_finite():
+                self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only
+            self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
+        t = _lap(stages, "evaluate", t)
+        deliveries = await self.notifier.process_ladder(events, now=obs.taken_at)
+        t = _lap(stages, "alerts", t)
+        with self.store.session() as s:  # changed rungs still this path's (a newer result may have come)
+            for cid in sorted(taken):
+                if self._ladder_at.get(cid) == obs.taken_at and self.ladder[cid] != before[cid]:
+                    st = self.ladder[cid]
+                    repos.save_ladder_state(s, cid, state=st.state.label, entered_at=st.entered_at,
+                                            deadline=st.deadline, below=st.below, now=obs.taken_at)
+        _lap(stages, "persist", t)
+        seconds = time.perf_counter() - t0
+        self.m_oracle.labels("fast", "ok").inc()
+        self.m_oracle_s.observe(seconds)
+        for stage, sec in stages.items():
+            self.m_oracle_stage_s.labels(stage).observe(sec)
+        log.info("oracle update %s on %s round %s (%s -> %s): fast path %.3f s, %d clients re-valued, %d moved; "
+                 "%s", update.asset, update.chain, update.round_id, got.previous.price, got.quote.price, seconds,
+                 len(clients), len(events), ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
+        self.last_oracle = OracleOutcome(update, None, frozenset(clients), tuple(events), len(deliveries), stages)
+        return self.last_oracle
+
+    def my_owned(self) -> set[str] | None:
+        """The clients of the shards this replica holds now, without renewing leases (the fast path
+        does not write leases); ``None`` (all) without sharding."""
+        if self.leases is None:
+            return None
+        return {c.id for c in self.cfg.clients if self.leases.owns(c.id)}
+
+    def _queue_sweep(self, reason: str) -> None:
+        """Start a full sweep in the background unless one asked for is still waiting to start."""
+        if self._sweep_queued:
+            return
+        self._sweep_queued = True
+        task = asyncio.create_task(self._safe(self.sweep, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def capability_scan(self) -> None:
         """Scan approvals and Safes (cursor kept between runs), keep the credentials for the next sweeps, and
@@ -452,6 +600,10 @@ class Guardian:
         and the health endpoint. A failing job is logged and retried at its next run; on the way out
         leases are released and the audit head anchored."""
         stop = stop or asyncio.Event()
+        # The sweep evaluates in a worker thread: let the event loop (oracle fast path, webhooks)
+        # take the interpreter back within 1 ms instead of the default 5 ms per switch.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self.max_observation_age_s = max(60.0, 6 * sweep_every_s)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -487,7 +639,10 @@ class Guardian:
                 await runner.cleanup()
             if self.leases is not None:
                 self.leases.release()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             await self._safe(self.anchor)  # the last head this replica saw, published on the way out
+            await self.notifier.aclose()
             log.info("guardian %s stopped", self.replica_id)
 
     async def _safe(self, fn: Any, *args: Any) -> None:
@@ -514,6 +669,20 @@ class Guardian:
 
     async def _metrics(self, _req: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+
+@dataclass(frozen=True)
+class OracleOutcome:
+    """What the daemon did with one oracle log: ``refused`` None (the fast path ran) or the reason a
+    full sweep was queued instead; the clients valued again, their ladder moves, the notices
+    delivered and the seconds per stage (``reprice``, ``evaluate``, ``alerts``, ``persist``)."""
+
+    update: OracleUpdate
+    refused: str | None
+    clients: frozenset[str]
+    events: tuple[LadderEvent, ...]
+    deliveries: int
+    stages: dict[str, float]
 
 
 def _lap(stages: dict[str, float], stage: str, since: float) -> float:

@@ -27,7 +27,9 @@ ANSWER_UPDATED = "0x0559884fd3a460db3073b7fc896cc77986f16e378210ded43186175bf646
 
 @dataclass(frozen=True)
 class OracleUpdate:
-    """One AnswerUpdated log: the feed, its asset, the raw answer (feed decimals), round and block."""
+    """One AnswerUpdated log: the feed, its asset, the raw answer (feed decimals), round and block,
+    and the round's ``updatedAt`` from the log's data (unix seconds; ``None`` when the data is not
+    one 32-byte word)."""
 
     chain: str
     feed: str
@@ -35,9 +37,10 @@ class OracleUpdate:
     answer: int
     round_id: int
     block: int
+    updated_at: int | None = None
 
 
-Handler = Callable[[OracleUpdate], Awaitable[None]]
+Handler = Callable[[OracleUpdate], Awaitable[object]]
 
 
 class OracleWatcher:
@@ -114,4 +117,14 @@ class OracleWatcher:
         feed = feeds.get(addr)
         if feed is None:
             return
-        await self.handler(OracleUpdate(chain, feed.address, feed.asset, answer, round_id, block))
+        await self.handler(OracleUpdate(chain, feed.address, feed.asset, answer, round_id, block,
+                                        _word(log_entry.get("data"))))
+
+
+def _word(data: Any) -> int | None:
+    """The unsigned integer in a log's data when it is exactly one 32-byte word, else ``None``."""
+    try:
+        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+    except (TypeError, ValueError):
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 32 else None

@@ -87,6 +87,7 @@ def test_sweep_and_vault_withdrawal_from_the_wheel(installed: Path, world: Secur
     assert report["schema"] == "primeguard.sweep/1"
     assert any(r["client"] == "gamma" and r["collateral_usd"] not in (None, "0") for r in report["clients"])
 
+    world.sb.refresh_prices()  # the feeds' age limit is 120 s: a loaded machine can spend that on the sweep above
     req = _run(installed, "withdraw", "request", "--config", cfg, "--account", "gamma-vault-ethereum",
                "--asset", "USDC", "--amount", "2500", "--to", DEST, "--json", cwd=tmp_path, token=world.tokens["tom"])
     assert req.returncode == 0, req.stdout + req.stderr[-2000:]

@@ -81,7 +81,8 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                                 "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
                                           "halt": str(params.halt), "liquidate": str(params.liquidate)},
                                 "peak_equity": None if peak is None else str(peak),
-                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()}))
+                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite(),
+                                **_stress_method(ev, cid)}))
     with store.session() as s:
         repos.insert_snapshots(s, snapshots)
         repos.insert_metrics(s, metrics)
@@ -94,6 +95,17 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
         repos.close_findings(s, now=obs.taken_at, except_keys=keys, keep_venues=JOB_VENUES)
+
+
+def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
+    """How the client's stress in the row was computed: ``exact`` or ``float_screen`` with the
+    margin it cleared (USD, analytics float); nothing when stress did not run."""
+    method = ev.stress_method.get(cid)
+    if method is None:
+        return {}
+    if method == "float_screen":
+        return {"stress_method": method, "stress_margin_usd": ev.stress_tolerance_usd.get(cid)}
+    return {"stress_method": method}
 
 
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:

@@ -99,12 +99,12 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
 
 def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
     """How the client's stress in the row was computed: ``exact`` or ``float_screen`` with the
-    margin it cleared (USD, analytics float); nothing when stress did not run."""
+    margin it cleared (USD, an analytics float written as text); nothing when stress did not run."""
     method = ev.stress_method.get(cid)
     if method is None:
         return {}
     if method == "float_screen":
-        return {"stress_method": method, "stress_margin_usd": ev.stress_tolerance_usd.get(cid)}
+        return {"stress_method": method, "stress_margin_usd": f"{ev.stress_tolerance_usd.get(cid, 0.0):.3g}"}
     return {"stress_method": method}
 
 

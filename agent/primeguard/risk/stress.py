@@ -471,8 +471,9 @@ class ScreenedStress:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Per scenario: its name, ``method: float_screen`` and the approximate LTV (``ltv_approx``,
-        a float ratio; ``None`` with ``ltv_infinite``). Money fields are left out, not guessed."""
-        return [{"scenario": n, "method": "float_screen", "ltv_approx": None if not isfinite(x) else float(f"{x:.6g}"),
+        the float rounded to 6 decimals, as text: the store takes no floats; ``None`` with
+        ``ltv_infinite``). Money fields are left out, not guessed."""
+        return [{"scenario": n, "method": "float_screen", "ltv_approx": None if not isfinite(x) else f"{x:.6f}",
                  "ltv_infinite": not isfinite(x), "worst_asset": w, "blind": False}
                 for n, x, w in zip(self.scenarios, self.ltv, self.worst_asset, strict=True)]
 

@@ -34,10 +34,13 @@ from primeguard.store.repos.actions import (
 )
 from primeguard.store.repos.alerts import (
     ALERT_TRANSITIONS,
+    alerts_for,
     alerts_in_state,
     ensure_alert,
     get_alert,
+    insert_alerts,
     transition_alert,
+    transition_loaded_alert,
 )
 from primeguard.store.repos.decisions import (
     get_decision,
@@ -128,6 +131,7 @@ __all__ = [
     "acquire_lease",
     "activate_policy_version",
     "add_approval",
+    "alerts_for",
     "alerts_in_state",
     "approve_policy_version",
     "authenticate",
@@ -150,6 +154,7 @@ __all__ = [
     "get_withdrawal",
     "hash_token",
     "insert_action_once",
+    "insert_alerts",
     "insert_metrics",
     "insert_snapshots",
     "ladder_states",
@@ -181,6 +186,7 @@ __all__ = [
     "sweep_snapshots",
     "transition_action",
     "transition_alert",
+    "transition_loaded_alert",
     "transition_withdrawal",
     "upsert_finding",
     "upsert_findings",

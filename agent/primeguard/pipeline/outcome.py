@@ -86,10 +86,10 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     with store.session() as s:
         repos.insert_snapshots(s, snapshots)
         repos.insert_metrics(s, metrics)
-        for cid, status in ev.ladder.items():
-            if clients is None or cid in clients:
-                repos.save_ladder_state(s, cid, state=status.state.label, entered_at=status.entered_at,
-                                        deadline=status.deadline, below=status.below, now=obs.taken_at)
+        repos.save_ladder_states(s, [repos.LadderSave(cid, status.state.label, status.entered_at, status.deadline,
+                                                      status.below)
+                                     for cid, status in ev.ladder.items() if clients is None or cid in clients],
+                                 now=obs.taken_at)
         repos.record_price_closes(s, at=obs.taken_at, prices=ev.reference_prices)
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser

@@ -56,10 +56,12 @@ from primeguard.store.repos.findings import (
     upsert_findings,
 )
 from primeguard.store.repos.ladder import (
+    LadderSave,
     acknowledge_margin_call,
     get_ladder_state,
     ladder_states,
     save_ladder_state,
+    save_ladder_states,
 )
 from primeguard.store.repos.leases import (
     acquire_lease,
@@ -127,6 +129,7 @@ __all__ = [
     "MIN_TOKEN_LENGTH",
     "TOKEN_PREFIX",
     "WITHDRAWAL_TRANSITIONS",
+    "LadderSave",
     "acknowledge_margin_call",
     "acquire_lease",
     "activate_policy_version",
@@ -180,6 +183,7 @@ __all__ = [
     "revoke_user",
     "rotate_token",
     "save_ladder_state",
+    "save_ladder_states",
     "save_snapshot",
     "save_snapshots",
     "set_cursor",

@@ -116,10 +116,15 @@ def _plain(value: Any, secrets: list[bool] | None = None) -> Any:
                 return _checked(_jsonable(value), secrets)
             if secrets is not None and item is not None and is_sensitive_key(k):
                 secrets.append(True)
-            out[k] = _plain(item, secrets)
+            # Leaves inline (most nodes are strings): a call per leaf was most of the walk.
+            ti = type(item)
+            if (ti is str and (secrets is None or item != MASK)) or item is None or ti is int or ti is bool:
+                out[k] = item
+            else:
+                out[k] = _plain(item, secrets)
         return out
     if t is list or t is tuple:
-        return [_plain(v, secrets) for v in value]
+        return [v if type(v) is str and (secrets is None or v != MASK) else _plain(v, secrets) for v in value]
     return _checked(_jsonable(value), secrets)
 
 

@@ -24,6 +24,7 @@ from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
+from primeguard.risk.portfolio import gc_paused
 from primeguard.risk.pricing import PriceBook, select_prices
 from primeguard.risk.stress import (
     SCREEN_TOLERANCE,
@@ -115,8 +116,21 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     scenarios run on the float grid first and only clients near a threshold, or not plainly
     screenable, get the exact Decimal stress (:func:`~primeguard.risk.stress.screen_stress`); the
     findings are those of the exact path either way. ``ev.stress_method`` says which ran per
-    client. ``screen_stress_first=False`` runs the exact stress for everyone (reports)."""
-    del loan_start
+    client. ``screen_stress_first=False`` runs the exact stress for everyone (reports).
+
+    The cyclic garbage collector is paused meanwhile (:func:`~primeguard.risk.portfolio.gc_paused`):
+    the evaluation allocates mostly acyclic objects (freed by reference counting; a cycle waits for
+    the collector's next pass), and each full pass would walk the whole observation."""
+    with gc_paused():
+        return _evaluate(cfg, obs, policy=policy, ladder=ladder, peaks=peaks, clients=clients,
+                         extra_credentials=extra_credentials, with_stress=with_stress, price_history=price_history,
+                         screen_stress_first=screen_stress_first)
+
+
+def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
+              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal], clients: set[str] | None,
+              extra_credentials: tuple[Credential, ...], with_stress: bool, price_history: PriceHistory | None,
+              screen_stress_first: bool) -> Evaluation:
     now = obs.taken_at
     out = Evaluation()
     out.volatility = volatility_haircuts(policy, price_history, now)

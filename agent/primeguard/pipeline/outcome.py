@@ -13,6 +13,7 @@ from typing import Any
 from primeguard.domain.findings import JOB_VENUES, NOT_SWEPT_CODES, Finding
 from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
+from primeguard.risk.portfolio import gc_paused
 from primeguard.store import repos
 from primeguard.store.db import Store
 
@@ -61,8 +62,16 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
-    Raises whatever the store raises; then nothing of this sweep is written.
+    Raises whatever the store raises; then nothing of this sweep is written. The cyclic garbage
+    collector is paused meanwhile: serialising allocates many acyclic containers, and each full
+    pass of the collector would walk the whole observation.
     """
+    with gc_paused():
+        _persist(store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients, peaks=peaks)
+
+
+def _persist(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Finding],
+             clients: set[str] | None, peaks: dict[str, Decimal]) -> None:
     snapshots = [dict(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
                       observed_at=snap.observed_at, payload=snapshot_payload(snap),
                       error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])

@@ -58,3 +58,21 @@ def test_a_client_on_a_band_under_stress_gets_the_exact_results_of_the_old_path(
     assert fast.stress[cid] == exact.stress[cid]  # every figure, Decimal strings, as before
     assert Counter(fast.stress_method.values()) == {"float_screen": 5, "exact": 1}
     assert findings(fast) == findings(exact)
+
+
+def test_the_metric_row_says_how_stress_was_computed(tmp_path: Path) -> None:
+    from primeguard.pipeline.outcome import persist_sweep
+    from primeguard.store import open_store, repos
+
+    w = build(3, tmp_path)
+    fast, _ = both(w.cfg, w.obs)
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}", migrate=True)
+    try:
+        persist_sweep(store, sweep_id="s1", obs=w.obs, ev=fast, findings=list(fast.findings), clients=None, peaks={})
+        with store.session(readonly=True) as s:
+            extra = repos.latest_metric(s, "c00000").extra
+    finally:
+        store.close()
+    assert extra["stress_method"] == "float_screen" and D(extra["stress_margin_usd"]) > 0
+    assert all(r["method"] == "float_screen" and r["ltv_approx"] is not None and "shortfall" not in r
+               for r in extra["stress"])

@@ -447,9 +447,10 @@ def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], 
 # --- float screen: the exact path only near a threshold --------------------------------------
 
 # Relative tolerance of the float screen, against a client's magnitude (see screen_stress). The
-# float error of a stressed collateral is at most ~16 ulps of that magnitude (each term is a
-# Decimal rounded to float and two or three float operations; the client's terms are summed with
-# fsum): ~2e-15. 2^-30 (~9.3e-10) leaves a factor of more than 10^5 on top of that bound.
+# float error of a stressed collateral is at most about (10 + the client's balance count) ulps of
+# that magnitude: each term is a Decimal rounded to float and a few float operations, the
+# client's position terms are summed with fsum, its balances (few) with +. 2^-30 (~9.3e-10) is
+# 2^23 ulps: over 500 times the bound for any client with fewer than 10,000 balances.
 SCREEN_TOLERANCE = 2.0 ** -30
 
 

@@ -452,6 +452,7 @@ def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], 
 # client's position terms are summed with fsum, its balances (few) with +. 2^-30 (~9.3e-10) is
 # 2^23 ulps: over 500 times the bound for any client with fewer than 10,000 balances.
 SCREEN_TOLERANCE = 2.0 ** -30
+MAX_SCREEN_BALANCES = 10_000  # the bound above assumes fewer; a larger book takes the exact path
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,9 +489,11 @@ def held_volatile(book: ClientBook, prices: PriceBook, params: RiskParameters) -
 
 def _screenable(v: ClientValuation) -> bool:
     """Only plain, fully seen books go on the float screen: anything blind, unpriced, with a gap,
-    a DeFi keep override or an infinite/unknown LTV takes the exact path."""
+    a DeFi keep override, an infinite/unknown LTV or more balances than the error bound assumes
+    (:data:`SCREEN_TOLERANCE`) takes the exact path."""
     return (v.book is not None and v.context is not None and not v.blind and not v.unpriced and not v.gaps
-            and not v.blind_accounts and not v.book.account_keep and v.ltv is not None and v.ltv.is_finite())
+            and not v.blind_accounts and not v.book.account_keep and v.ltv is not None and v.ltv.is_finite()
+            and len(v.book.balances) < MAX_SCREEN_BALANCES)
 
 
 def _thresholds(params: RiskParameters) -> list[float] | None:

@@ -36,7 +36,7 @@ from primeguard.domain.errors import StoreError
 from primeguard.domain.findings import Finding
 from primeguard.store import repos
 from primeguard.store.db import Store
-from primeguard.store.tables import AlertState
+from primeguard.store.tables import AlertRow, AlertState
 
 log = logging.getLogger(__name__)
 _ACTIVE = (AlertState.PENDING, AlertState.SENT, AlertState.FAILED, AlertState.SUPPRESSED)
@@ -154,13 +154,22 @@ class Notifier:
     # --- store steps ----------------------------------------------------------------------------
 
     def _mark(self, steps: list[Send], now: datetime) -> tuple[list[Send], list[_Outcome]]:
-        """Apply silent steps and move notices to ``pending``, in one transaction."""
+        """Apply silent steps and move notices to ``pending``, in one transaction. Notices without
+        a record (most of a first sweep's) are created by one bulk insert; a pair that turns out to
+        exist already (another writer, or a resolved record reopened) takes the per-row path."""
         ready: list[Send] = []
         skipped: list[_Outcome] = []
         with self.store.session() as s:
+            fresh = [step for step in steps if step.delivers and step.state is None]
+            created = repos.insert_alerts(s, [(st.key, st.channel, st.level) for st in fresh], now=now) \
+                if fresh else set()
             for step in steps:
                 try:
                     if step.delivers:
+                        if step.state is None and (step.key, step.channel) in created:
+                            created.discard((step.key, step.channel))  # a repeated pair is created once
+                            ready.append(step)
+                            continue
                         self._to_pending(s, step, now)
                         ready.append(step)
                     else:
@@ -203,16 +212,18 @@ class Notifier:
             return
         try:
             with self.store.session() as s:
+                rows = repos.alerts_for(s, [(o.send.key, o.send.channel) for o in outcomes])
                 for o in outcomes:
                     try:
-                        self._record_one(s, o, now)
+                        self._record_one(s, o, now, rows.get((o.send.key, o.send.channel)))
                     except StoreError as exc:
                         log.warning("alert %s on %s: result not recorded: %s", o.send.key, o.send.channel, exc)
         except StoreError as exc:
             log.error("alert results not recorded (they will be sent again): %s", exc)
 
-    def _record_one(self, s: Session, o: _Outcome, now: datetime) -> None:
-        row = repos.get_alert(s, finding_key=o.send.key, channel=o.send.channel)
+    def _record_one(self, s: Session, o: _Outcome, now: datetime, row: AlertRow | None) -> None:
+        """Record one delivery's result on its alert ``row`` (read for the whole batch in this
+        transaction; each row is recorded once)."""
         if row is None or row.state != AlertState.PENDING:
             raise StoreError(f"alert {o.send.key} on {o.send.channel} is no longer pending")
         assert row.id is not None
@@ -220,17 +231,17 @@ class Notifier:
         assert channel is not None
         if o.ok:
             if o.send.action is Action.RESOLVED:
-                repos.transition_alert(s, row.id, AlertState.RESOLVED, now=now, expected=AlertState.PENDING)
+                repos.transition_loaded_alert(s, row, AlertState.RESOLVED, now=now, expected=AlertState.PENDING)
             else:
-                repos.transition_alert(
-                    s, row.id, AlertState.SENT, now=now, expected=AlertState.PENDING, level=o.send.level,
+                repos.transition_loaded_alert(
+                    s, row, AlertState.SENT, now=now, expected=AlertState.PENDING, level=o.send.level,
                     cooldown_until=now + timedelta(seconds=channel.cooldown_s),
                 )
             return
         failures = row.attempts + 1
         backoff = min(channel.retry_s * 2 ** (failures - 1), max(channel.retry_s, channel.cooldown_s))
-        repos.transition_alert(
-            s, row.id, AlertState.FAILED, now=now, expected=AlertState.PENDING, error=o.error,
+        repos.transition_loaded_alert(
+            s, row, AlertState.FAILED, now=now, expected=AlertState.PENDING, error=o.error,
             cooldown_until=now + timedelta(seconds=backoff),
         )
 

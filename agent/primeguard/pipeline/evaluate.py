@@ -24,8 +24,16 @@ from primeguard.risk.interest import InterestTerms
 from primeguard.risk.ladder import LadderState, LadderStatus, initial, step
 from primeguard.risk.limits import BookExposure, book_exposure, book_venue_findings, stress_findings, venue_findings
 from primeguard.risk.params import LadderBands, RiskParameters
+from primeguard.risk.portfolio import gc_paused
 from primeguard.risk.pricing import PriceBook, select_prices
-from primeguard.risk.stress import ShockedBooks, default_scenarios, stress
+from primeguard.risk.stress import (
+    SCREEN_TOLERANCE,
+    ShockedBooks,
+    StressScenario,
+    default_scenarios,
+    screen_stress,
+    stress,
+)
 from primeguard.risk.valuation import ClientBook, ClientValuation, ValuationContext, valuate
 from primeguard.risk.volatility import VolatilityHaircut
 
@@ -57,6 +65,10 @@ class Evaluation:
     book_exposure: BookExposure | None = None  # the whole book's collateral per venue
     volatility: dict[str, VolatilityHaircut] = field(default_factory=dict)  # haircuts that follow volatility
     reference_prices: dict[str, Decimal] = field(default_factory=dict)  # fresh reference price per quoted asset
+    # How each client's stress was computed: "exact" (Decimal, every figure) or "float_screen"
+    # (far from every threshold on the float grid: approximate LTVs only, no money figures).
+    stress_method: dict[str, str] = field(default_factory=dict)
+    stress_tolerance_usd: dict[str, float] = field(default_factory=dict)  # the screen's margin per screened client
 
 
 def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
@@ -94,12 +106,31 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True,
-             price_history: PriceHistory | None = None) -> Evaluation:
+             price_history: PriceHistory | None = None, screen_stress_first: bool = True) -> Evaluation:
     """Value every client of ``cfg`` seen in ``obs`` under ``policy``. ``loan_start`` is ignored
     (kept for callers): a loan's start is part of its config. ``price_history`` (stored daily
     closes per asset) feeds the policy's volatility haircuts; without it they fall back as the
-    policy says (:mod:`primeguard.pipeline.haircuts`)."""
-    del loan_start
+    policy says (:mod:`primeguard.pipeline.haircuts`).
+
+    Stress (``with_stress``): with ``screen_stress_first`` (the daemon's path) every client's
+    scenarios run on the float grid first and only clients near a threshold, or not plainly
+    screenable, get the exact Decimal stress (:func:`~primeguard.risk.stress.screen_stress`); the
+    findings are those of the exact path either way. ``ev.stress_method`` says which ran per
+    client. ``screen_stress_first=False`` runs the exact stress for everyone (reports).
+
+    The cyclic garbage collector is paused meanwhile (:func:`~primeguard.risk.portfolio.gc_paused`):
+    the evaluation allocates mostly acyclic objects (freed by reference counting; a cycle waits for
+    the collector's next pass), and each full pass would walk the whole observation."""
+    with gc_paused():
+        return _evaluate(cfg, obs, policy=policy, ladder=ladder, peaks=peaks, clients=clients,
+                         extra_credentials=extra_credentials, with_stress=with_stress, price_history=price_history,
+                         screen_stress_first=screen_stress_first)
+
+
+def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
+              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal], clients: set[str] | None,
+              extra_credentials: tuple[Credential, ...], with_stress: bool, price_history: PriceHistory | None,
+              screen_stress_first: bool) -> Evaluation:
     now = obs.taken_at
     out = Evaluation()
     out.volatility = volatility_haircuts(policy, price_history, now)
@@ -112,16 +143,19 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     heartbeats = cfg.feed_budgets()
     gaps = GapIndex(cfg, obs)
     books = _PriceBooks(obs, heartbeats)
-    shocked = ShockedBooks()
+    per_client: list[tuple[str, list[Finding]]] = []  # findings in client order, stress ones added last
+    stress_todo: list[tuple[str, ClientBook, PriceBook, RiskParameters, list[StressScenario]]] = []
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
+        found: list[Finding] = []
+        per_client.append((client.id, found))
         tier = policy.tier_of(client.id) if policy is not None else client.tier
         try:
             params = policy.risk_parameters(tier) if policy is not None else FALLBACK_PARAMS
         except Exception as exc:  # unknown tier in the policy: fail closed with the strict ladder
-            out.findings.append(Finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, client.id, str(exc),
-                                        client_id=client.id))
+            found.append(Finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, client.id, str(exc),
+                                 client_id=client.id))
             params = FALLBACK_PARAMS
         else:
             if tier not in tier_params:
@@ -143,7 +177,7 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
         prices, context = books.of(params)
         val = valuate(book, prices, params, now, tier=tier, context=context)
         out.valuations[client.id] = val
-        out.findings.extend(val.findings)
+        found.extend(val.findings)
         prev = ladder.get(client.id) or initial(now)
         # A blind client holds its rung: the visible LTV is only a bound, and halting or liquidating
         # on a data outage does harm of its own. The blind-spot alert brings a person in instead.
@@ -157,14 +191,15 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
             sev = {LadderState.WARN: Severity.WARNING, LadderState.MARGIN_CALL: Severity.HIGH}.get(
                 cur.state, Severity.CRITICAL)
             rung = cur.state.label.replace("_", " ")
-            out.findings.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
-                                        client_id=client.id, details={"ltv": str(val.ltv)}))
-        out.findings.extend(venue_findings(val, params))
+            found.append(Finding(code, sev, client.id, f"{client.id}: LTV {_pct(val.ltv)} puts it at {rung}",
+                                 client_id=client.id, details={"ltv": str(val.ltv)}))
+        found.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            results = [stress(book, prices, params, now, sc, books=shocked)
-                       for sc in default_scenarios(set(venues.values()))]
-            out.stress[client.id] = [r.to_json() for r in results]
-            out.findings.extend(stress_findings(client.id, results, params))
+            stress_todo.append((client.id, book, prices, params, default_scenarios(set(venues.values()))))
+    stress_found = _run_stress(out, stress_todo, now, screen=screen_stress_first) if stress_todo else {}
+    for cid, found in per_client:
+        out.findings.extend(found)
+        out.findings.extend(stress_found.get(cid, ()))
     out.book_exposure = book_exposure(out.valuations.values())
     out.reference_prices = reference_prices(obs, next(iter(tier_params.values()), FALLBACK_PARAMS),
                                             cfg.feed_budgets())
@@ -173,6 +208,36 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
     return out
+
+
+def _run_stress(out: Evaluation, todo: list[tuple[str, ClientBook, PriceBook, RiskParameters, list[StressScenario]]],
+                now: datetime, *, screen: bool) -> dict[str, list[Finding]]:
+    """Stress every client of ``todo`` into ``out.stress`` / ``out.stress_method``; return the
+    stress findings per client. With ``screen``, clients far from every threshold on the float
+    grid (per parameter set: one grid per price context) keep the float results and skip the
+    exact path; everyone else, and everyone without ``screen``, gets :func:`stress` (exact)."""
+    screened: dict[str, Any] = {}
+    if screen:
+        groups: dict[int, tuple[RiskParameters, list[ClientValuation]]] = {}
+        for cid, _, _, params, _ in todo:
+            groups.setdefault(id(params), (params, []))[1].append(out.valuations[cid])
+        scenarios = {cid: scs for cid, _, _, _, scs in todo}
+        for params, vals in groups.values():
+            screened.update(screen_stress(vals, scenarios, params, tolerance=SCREEN_TOLERANCE))
+    shocked = ShockedBooks()
+    found: dict[str, list[Finding]] = {}
+    for cid, book, prices, params, scs in todo:
+        fast = screened.get(cid)
+        if fast is not None:
+            out.stress[cid] = fast.to_json()
+            out.stress_method[cid] = "float_screen"
+            out.stress_tolerance_usd[cid] = fast.tolerance_usd
+            continue
+        results = [stress(book, prices, params, now, sc, books=shocked) for sc in scs]
+        out.stress[cid] = [r.to_json() for r in results]
+        out.stress_method[cid] = "exact"
+        found[cid] = stress_findings(cid, results, params)
+    return found
 
 
 def defi_keeps(cfg: PrimeguardConfig, snaps: tuple[AccountSnapshot, ...],

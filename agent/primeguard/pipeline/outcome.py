@@ -13,6 +13,7 @@ from typing import Any
 from primeguard.domain.findings import JOB_VENUES, NOT_SWEPT_CODES, Finding
 from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
+from primeguard.risk.portfolio import gc_paused
 from primeguard.store import repos
 from primeguard.store.db import Store
 
@@ -61,8 +62,16 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
-    Raises whatever the store raises; then nothing of this sweep is written.
+    Raises whatever the store raises; then nothing of this sweep is written. The cyclic garbage
+    collector is paused meanwhile: serialising allocates many acyclic containers, and each full
+    pass of the collector would walk the whole observation.
     """
+    with gc_paused():
+        _persist(store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients, peaks=peaks)
+
+
+def _persist(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Finding],
+             clients: set[str] | None, peaks: dict[str, Decimal]) -> None:
     snapshots = [dict(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
                       observed_at=snap.observed_at, payload=snapshot_payload(snap),
                       error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
@@ -81,19 +90,31 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
                                 "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
                                           "halt": str(params.halt), "liquidate": str(params.liquidate)},
                                 "peak_equity": None if peak is None else str(peak),
-                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite()}))
+                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite(),
+                                **_stress_method(ev, cid)}))
     with store.session() as s:
         repos.insert_snapshots(s, snapshots)
         repos.insert_metrics(s, metrics)
-        for cid, status in ev.ladder.items():
-            if clients is None or cid in clients:
-                repos.save_ladder_state(s, cid, state=status.state.label, entered_at=status.entered_at,
-                                        deadline=status.deadline, below=status.below, now=obs.taken_at)
+        repos.save_ladder_states(s, [repos.LadderSave(cid, status.state.label, status.entered_at, status.deadline,
+                                                      status.below)
+                                     for cid, status in ev.ladder.items() if clients is None or cid in clients],
+                                 now=obs.taken_at)
         repos.record_price_closes(s, at=obs.taken_at, prices=ev.reference_prices)
         keys = {f.key for f in findings}
         keys |= {f.key for f in repos.open_findings(s) if f.code in NOT_SWEPT_CODES}  # owned by their raiser
         repos.upsert_findings(s, dedupe(findings), now=obs.taken_at)
         repos.close_findings(s, now=obs.taken_at, except_keys=keys, keep_venues=JOB_VENUES)
+
+
+def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
+    """How the client's stress in the row was computed: ``exact`` or ``float_screen`` with the
+    margin it cleared (USD, an analytics float written as text); nothing when stress did not run."""
+    method = ev.stress_method.get(cid)
+    if method is None:
+        return {}
+    if method == "float_screen":
+        return {"stress_method": method, "stress_margin_usd": f"{ev.stress_tolerance_usd.get(cid, 0.0):.3g}"}
+    return {"stress_method": method}
 
 
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:

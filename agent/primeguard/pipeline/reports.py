@@ -41,7 +41,7 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
         policy = load(pdir) if pdir.is_dir() else None
     except Exception:  # a broken policy means no policy: the evaluation fails closed and says so
         policy = None
-    ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={})
+    ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={}, screen_stress_first=False)  # every figure
     findings.extend(f for f in ev.findings if f not in findings)
     return {
         "schema": REPORT_SCHEMA,

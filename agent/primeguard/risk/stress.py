@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from itertools import accumulate, pairwise
+from math import fsum, isfinite
 from types import MappingProxyType
 from typing import Any
 
@@ -365,12 +366,24 @@ def stress_grid(inputs: GridInputs, scenarios: Sequence[StressScenario],
     venue, are exact-path only; a venue-dark scenario needs its venue in
     ``grid_inputs(dark_venues=...)``. Liquidation cost is left out.
     """
+    inf = float("inf")
+    return [[0.0 if not o else (o / c if c > 0 else inf) for o, c in zip(owed, coll, strict=True)]
+            for owed, coll in stress_grid_parts(inputs, scenarios, params)]
+
+
+def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
+                      params: RiskParameters) -> list[tuple[list[float], list[float]]]:
+    """Per scenario, per client: (USD owed, stressed haircut collateral), floats; what
+    :func:`stress_grid` divides. Same rules and refusals as :func:`stress_grid`.
+
+    Each client's collateral is summed on its own with :func:`math.fsum` (correctly rounded), so
+    its float error depends only on that client's own terms, never on the rest of the book (the
+    bound :func:`screen_stress` relies on)."""
     stable = params.stablecoins
     assets = set(inputs.p_asset) | {a for a in inputs.loan_asset if a is not None}
     for v in inputs.valuations:
         assets.update(v.balance_values)
-    inf = float("inf")
-    out: list[list[float]] = []
+    out: list[tuple[list[float], list[float]]] = []
     for sc in scenarios:
         if sc.idiosyncratic is not None:
             raise ValueError(f"{sc.name}: idiosyncratic scenarios are exact-path only (stress())")
@@ -403,14 +416,13 @@ def stress_grid(inputs: GridInputs, scenarios: Sequence[StressScenario],
             hc = [x * k if (x := v * g - c) > 0 else x
                   for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
             bal = _balances(inputs.valuations, mult, sc.venue_dark)
-        acc = [0.0, *accumulate(hc)]
-        coll = [acc[e] - acc[s] + b for (s, e), b in zip(pairwise(inputs.prow), bal, strict=True)]
+        coll = [fsum((*hc[s:e], b)) for (s, e), b in zip(pairwise(inputs.prow), bal, strict=True)]
         if sc.funding_spike:
             rate = float(sc.funding_spike)
             coll = [c - rate * (r * f + st) for c, r, st in
                     zip(coll, inputs.notional_risky, inputs.notional_stable, strict=True)]
-        out.append([0.0 if not o else ((o * mult[la] if la is not None else o) / c if c > 0 else inf)
-                    for o, la, c in zip(inputs.owed, inputs.loan_asset, coll, strict=True)])
+        owed = [o * mult[la] if la is not None else o for o, la in zip(inputs.owed, inputs.loan_asset, strict=True)]
+        out.append((owed, coll))
     return out
 
 
@@ -430,3 +442,185 @@ def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], 
             total += x
         out.append(total)
     return out
+
+
+# --- float screen: the exact path only near a threshold --------------------------------------
+
+# Relative tolerance of the float screen, against a client's magnitude (see screen_stress). The
+# float error of a stressed collateral is at most about (10 + the client's balance count) ulps of
+# that magnitude: each term is a Decimal rounded to float and a few float operations, the
+# client's position terms are summed with fsum, its balances (few) with +. 2^-30 (~9.3e-10) is
+# 2^23 ulps: over 500 times the bound for any client with fewer than 10,000 balances.
+SCREEN_TOLERANCE = 2.0 ** -30
+MAX_SCREEN_BALANCES = 10_000  # the bound above assumes fewer; a larger book takes the exact path
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenedStress:
+    """A client's stress on the float screen, far from every threshold (analytics only).
+
+    ``ltv`` per scenario (in the order given) is a float approximation (``inf`` when nothing is
+    left against the loan); ``worst_asset`` is the single asset the idiosyncratic scenario
+    picked. ``tolerance_usd`` is the margin every comparison cleared. Nothing here is money:
+    :func:`screen_stress` guarantees the exact path would raise no stress finding and place
+    every stressed LTV on the same side of every ladder threshold."""
+
+    client_id: str
+    scenarios: tuple[str, ...]
+    ltv: tuple[float, ...]
+    worst_asset: tuple[str | None, ...]
+    tolerance_usd: float
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Per scenario: its name, ``method: float_screen`` and the approximate LTV (``ltv_approx``,
+        the float rounded to 6 decimals, as text: the store takes no floats; ``None`` with
+        ``ltv_infinite``). Money fields are left out, not guessed."""
+        return [{"scenario": n, "method": "float_screen", "ltv_approx": None if not isfinite(x) else f"{x:.6f}",
+                 "ltv_infinite": not isfinite(x), "worst_asset": w, "blind": False}
+                for n, x, w in zip(self.scenarios, self.ltv, self.worst_asset, strict=True)]
+
+
+def held_volatile(book: ClientBook, prices: PriceBook, params: RiskParameters) -> list[str]:
+    """The assets the idiosyncratic scenario shocks one at a time for this client (sorted):
+    held or traded, not a stablecoin, priced."""
+    held = sorted({b.asset for b in book.balances if b.quantity} | {p.underlying for p in book.positions if p.size})
+    return [a for a in held if a not in params.stablecoins and a != UNIT and a in prices.picks]
+
+
+def _screenable(v: ClientValuation) -> bool:
+    """Only plain, fully seen books go on the float screen: anything blind, unpriced, with a gap,
+    a DeFi keep override, an infinite/unknown LTV or more balances than the error bound assumes
+    (:data:`SCREEN_TOLERANCE`) takes the exact path."""
+    return (v.book is not None and v.context is not None and not v.blind and not v.unpriced and not v.gaps
+            and not v.blind_accounts and not v.book.account_keep and v.ltv is not None and v.ltv.is_finite()
+            and len(v.book.balances) < MAX_SCREEN_BALANCES)
+
+
+def _thresholds(params: RiskParameters) -> list[float] | None:
+    """The ladder's bands and their hysteresis exits as floats; None if any is odd."""
+    lad = params.ladder
+    out: list[float] = []
+    for b in (lad.warn, lad.margin_call, lad.halt, lad.liquidate):
+        for x in (b, b - lad.hysteresis):
+            if not x.is_finite() or x <= 0:
+                return None
+            out.append(float(x))
+    return out
+
+
+def _magnitude(v: ClientValuation, mmax: float) -> float:
+    """An upper bound on the absolute value of every term the float grid sums for this client, at
+    any multiplier up to ``mmax`` (Σ |size| × (price + |entry|) + Σ |balance| × price + owed)."""
+    assert v.book is not None and v.context is not None
+    table = v.context.table
+    total = 0.0
+    for p in v.book.positions:
+        t = table.get(p.underlying)
+        if t is not None and p.size:
+            total += abs(float(p.size)) * (float(t.high) * mmax + abs(float(p.entry_price)))
+    for b in v.book.balances:
+        t = table.get(b.asset)
+        if t is not None and b.quantity:
+            total += abs(float(b.quantity)) * float(t.high) * mmax
+    return total + abs(float(v.loan)) * mmax
+
+
+def screen_stress(valuations: Sequence[ClientValuation], scenarios: Mapping[str, Sequence[StressScenario]],
+                  params: RiskParameters, *, tolerance: float = SCREEN_TOLERANCE) -> dict[str, ScreenedStress]:
+    """Run every client's ``scenarios`` on the float grid and return the clients whose exact
+    stress cannot decide anything differently: for every scenario (for the idiosyncratic one,
+    every held asset), the float stressed collateral and owed amount clear, by ``tolerance`` ×
+    the client's magnitude (:func:`_magnitude`), every ladder threshold (bands and their
+    hysteresis exits, compared as ``owed − band × collateral``), the sign of the collateral and
+    the tier's ``max_stress_shortfall`` (the shortfall must be clearly *below* it: a finding
+    carries exact figures, so a client that may exceed it is not screened).
+
+    A client missing from the result needs the exact path (:func:`stress`): near a threshold,
+    not screenable (blind, unpriced, gaps, DeFi keeps, infinite LTV), a non-finite float, an odd
+    parameter, or a scenario the grid cannot run. All ``valuations`` must share one price
+    context (``params``'). Pure."""
+    thresholds = _thresholds(params)
+    limit = params.max_stress_shortfall
+    if thresholds is None or (limit is not None and (not limit.is_finite() or limit < 0)):
+        return {}
+    vals = [v for v in valuations if _screenable(v) and v.client_id in scenarios]
+    if not vals:
+        return {}
+    # One grid scenario per distinct shock set; the idiosyncratic one as one per held asset.
+    grid: dict[tuple[Any, ...], StressScenario] = {}
+    plan: dict[str, list[tuple[str, list[tuple[tuple[Any, ...], str | None]]]]] = {}
+    for v in vals:
+        assert v.book is not None and v.context is not None
+        rows: list[tuple[str, list[tuple[tuple[Any, ...], str | None]]]] = []
+        for sc in scenarios[v.client_id]:
+            variants: list[tuple[StressScenario, str | None]]
+            if sc.idiosyncratic is None:
+                variants = [(sc, None)]
+            else:
+                base = replace(sc, idiosyncratic=None)
+                assets = held_volatile(v.book, v.context.prices, params)
+                variants = [(replace(base, shocks=MappingProxyType({**sc.shocks, a: sc.idiosyncratic})), a)
+                            for a in assets] or [(base, None)]
+            keys: list[tuple[tuple[Any, ...], str | None]] = []
+            for g, a in variants:
+                key = (tuple(sorted(g.shocks.items())), g.venue_dark, g.funding_spike)
+                grid.setdefault(key, g)
+                keys.append((key, a))
+            rows.append((sc.name, keys))
+        plan[v.client_id] = rows
+    order = list(grid)
+    index = {k: i for i, k in enumerate(order)}
+    dark = [d for d in dict.fromkeys(g.venue_dark for g in grid.values()) if d is not None]
+    try:
+        parts = stress_grid_parts(grid_inputs(vals, dark_venues=dark), [grid[k] for k in order], params)
+    except ValueError:  # a scenario only the exact path runs: everyone goes there
+        return {}
+    mmax = max([1.0, *(abs(float(g.factor(a, params.stablecoins))) for g in grid.values() for a in g.shocks)])
+    rate = max([0.0, *(abs(float(g.funding_spike)) for g in grid.values())])
+    lim = None if limit is None else float(limit)
+    out: dict[str, ScreenedStress] = {}
+    for j, v in enumerate(vals):
+        tol = tolerance * _magnitude(v, mmax) * (1 + rate)
+        if not isfinite(tol):
+            continue
+        names: list[str] = []
+        ltvs: list[float] = []
+        worst: list[str | None] = []
+        ok = True
+        for name, keys in plan[v.client_id]:
+            best: tuple[float, str | None] | None = None
+            for key, asset in keys:
+                owed_l, coll_l = parts[index[key]]
+                owed, coll = owed_l[j], coll_l[j]
+                if not _far(owed, coll, tol, thresholds, lim, loan=v.loan != 0):
+                    ok = False
+                    break
+                x = (owed / coll if coll > 0 else float("inf")) if v.loan != 0 else 0.0
+                if best is None or x > best[0]:
+                    best = (x, asset)
+            if not ok or best is None:
+                ok = False
+                break
+            names.append(name)
+            ltvs.append(best[0])
+            worst.append(best[1])
+        if ok:
+            out[v.client_id] = ScreenedStress(v.client_id, tuple(names), tuple(ltvs), tuple(worst), tol)
+    return out
+
+
+def _far(owed: float, coll: float, tol: float, thresholds: Sequence[float], limit: float | None, *,
+         loan: bool) -> bool:
+    """True when the exact stressed figures are certainly on the same side of every threshold as
+    these floats (each within ``tol`` USD of its exact value), and the shortfall below ``limit``."""
+    if not (isfinite(owed) and isfinite(coll)):
+        return False
+    if limit is not None and not (owed - coll) < limit - 2 * tol:  # loan − collateral; max(0, ·) ≤ limit
+        return False
+    if not loan:
+        return True  # LTV 0 whatever the prices; every threshold is above 0
+    if abs(coll) <= tol:
+        return False  # collateral sign (finite LTV or infinite) not certain
+    if coll < 0:
+        return True  # infinite LTV: above every threshold
+    return all(abs(owed - b * coll) > tol * (1 + b) for b in thresholds)

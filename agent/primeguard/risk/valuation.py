@@ -109,7 +109,7 @@ class AssetTerms(NamedTuple):
 class ValuationContext:
     """Prices and parameters folded per asset, shared by every client valued with them."""
 
-    __slots__ = ("params", "price_findings", "prices", "table")
+    __slots__ = ("_price_json", "params", "price_findings", "prices", "table")
 
     def __init__(self, prices: PriceBook, params: RiskParameters) -> None:
         self.prices = prices
@@ -125,6 +125,15 @@ class ValuationContext:
         self.price_findings: dict[str, tuple[Finding, ...]] = {
             a: kept for a, fs in prices.findings_by_asset.items()
             if (kept := tuple(f for f in fs if f.code != FindingCode.PRICE_MISSING))}
+        self._price_json: dict[str, dict[str, Any]] = {}
+
+    def price_json(self, asset: str) -> dict[str, Any]:
+        """The JSON of the asset's :class:`PricePick` (``picks[asset].to_json_dict()``), built once
+        per context and shared by every client's valuation JSON: treat it as read-only."""
+        got = self._price_json.get(asset)
+        if got is None:
+            got = self._price_json[asset] = self.prices.picks[asset].to_json_dict()
+        return got
 
     def terms(self, asset: str) -> AssetTerms | None:
         """The asset's prices and factors; None when it has no fresh price."""
@@ -346,7 +355,8 @@ class ClientValuation:
             "by_venue": {v: {"value": s(x), "haircut_value": s(self.by_venue_haircut.get(v, ZERO))}
                          for v, x in sorted(self.by_venue.items())},
             "positions": [p.to_json_dict() for p in self.positions],
-            "prices": {a: p.to_json_dict() for a, p in sorted(self.prices_used.items())},
+            "prices": {a: self.context.price_json(a) if self.context is not None else p.to_json_dict()
+                       for a, p in sorted(self.prices_used.items())},
             "findings": [finding_json(f) for f in self.findings],
         }
 

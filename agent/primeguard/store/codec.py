@@ -90,12 +90,20 @@ def jsonable(value: Any, *, path: str = "$") -> Any:
         return _jsonable(value, path=path)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, secrets: list[bool] | None = None) -> Any:
     """:func:`_jsonable` without building a path per node (the common shapes: dicts with string
     keys, lists, strings, ints, Decimals); anything else goes through :func:`_jsonable`. Raises
-    :class:`StoreError` without a useful path: :func:`jsonable` then redoes the work with paths."""
+    :class:`StoreError` without a useful path: :func:`jsonable` then redoes the work with paths.
+
+    With ``secrets``, appends to it when the result holds anything :func:`mask` would mask (a
+    sensitive key with a value, or :data:`MASK` itself), so :func:`store_json` can skip a second
+    walk when nothing is secret."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        if secrets is not None and value == MASK:
+            secrets.append(True)
+        return value
+    if t is int or t is bool or value is None:
         return value
     if t is Decimal:
         if not value.is_finite():
@@ -105,12 +113,26 @@ def _plain(value: Any) -> Any:
         out: dict[str, Any] = {}
         for k, item in value.items():
             if type(k) is not str:
-                return _jsonable(value)
-            out[k] = _plain(item)
+                return _checked(_jsonable(value), secrets)
+            if secrets is not None and item is not None and is_sensitive_key(k):
+                secrets.append(True)
+            # Leaves inline (most nodes are strings): a call per leaf was most of the walk.
+            ti = type(item)
+            if (ti is str and (secrets is None or item != MASK)) or item is None or ti is int or ti is bool:
+                out[k] = item
+            else:
+                out[k] = _plain(item, secrets)
         return out
     if t is list or t is tuple:
-        return [_plain(v) for v in value]
-    return _jsonable(value)
+        return [v if type(v) is str and (secrets is None or v != MASK) else _plain(v, secrets) for v in value]
+    return _checked(_jsonable(value), secrets)
+
+
+def _checked(value: Any, secrets: list[bool] | None) -> Any:
+    """``value`` (already plain), noting in ``secrets`` whether :func:`mask` would find anything."""
+    if secrets is not None and _has_secret(value):
+        secrets.append(True)
+    return value
 
 
 def _jsonable(value: Any, *, path: str = "$") -> Any:
@@ -212,5 +234,14 @@ def _has_secret(node: Any) -> bool:
 
 
 def store_json(value: Any, extra_mask: Iterable[str] = ()) -> tuple[Any, list[str]]:
-    """:func:`jsonable` then :func:`mask`: what every JSON column receives."""
-    return mask(jsonable(value), extra_mask)
+    """:func:`jsonable` then :func:`mask`: what every JSON column receives. Normalising notes
+    whether anything is secret, so a value with nothing to mask is walked once, not twice."""
+    secrets: list[bool] = []
+    try:
+        body = _plain(value, secrets)
+    except StoreError:
+        return mask(jsonable(value), extra_mask)  # redone with paths for the message
+    extra = list(extra_mask)
+    if not secrets and not extra:
+        return body, []
+    return mask(body, extra)

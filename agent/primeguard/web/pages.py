@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -326,7 +326,7 @@ def render_client(request: Request, client_id: str) -> tuple[str, str, Safe] | N
         pos_table = table(["Account", "Venue", "Instrument", "Size", "Mark", "Entry", "Liq. price"], pos_rows,
                           numeric=[3, 4, 5, 6], empty="No open positions.")
     pos = section("Positions", pos_table)
-    stress_rows = [[s.get("scenario"), pct(s.get("ltv")), usd(s.get("equity")), usd(s.get("shortfall")),
+    stress_rows = [[s.get("scenario"), _stress_ltv(s), usd(s.get("equity")), usd(s.get("shortfall")),
                     pct(s.get("ltv_after_liquidation")), s.get("worst_asset") or "—",
                     badge("blind") if s.get("blind") else ""] for s in d["stress"]]
     stress = section("Stress", table(["Scenario", "LTV", "Equity", "Shortfall", "LTV after liquidation",
@@ -756,3 +756,14 @@ async def approve_destinations_form(request: Request, policy_hash: str) -> Respo
                 + (f"; vaults: {moved}" if moved else "") + (f"; {result['note']}" if result["note"] else ""))
 
     return await _post(request, action, "/destinations", render_destinations)
+
+
+def _stress_ltv(row: Mapping[str, Any]) -> Safe:
+    """A stress row's LTV: exact, or "≈" the float screen's approximation (``method: float_screen``:
+    far from every threshold, no money figures computed)."""
+    if row.get("method") != "float_screen":
+        return pct(row.get("ltv"))
+    if row.get("ltv_infinite"):
+        return Safe("≈ ∞")
+    approx = pct(row.get("ltv_approx"))
+    return approx if str(approx) == "—" else Safe(f"≈ {approx}")

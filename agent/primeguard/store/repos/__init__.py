@@ -34,10 +34,13 @@ from primeguard.store.repos.actions import (
 )
 from primeguard.store.repos.alerts import (
     ALERT_TRANSITIONS,
+    alerts_for,
     alerts_in_state,
     ensure_alert,
     get_alert,
+    insert_alerts,
     transition_alert,
+    transition_loaded_alert,
 )
 from primeguard.store.repos.decisions import (
     get_decision,
@@ -53,10 +56,12 @@ from primeguard.store.repos.findings import (
     upsert_findings,
 )
 from primeguard.store.repos.ladder import (
+    LadderSave,
     acknowledge_margin_call,
     get_ladder_state,
     ladder_states,
     save_ladder_state,
+    save_ladder_states,
 )
 from primeguard.store.repos.leases import (
     acquire_lease,
@@ -124,10 +129,12 @@ __all__ = [
     "MIN_TOKEN_LENGTH",
     "TOKEN_PREFIX",
     "WITHDRAWAL_TRANSITIONS",
+    "LadderSave",
     "acknowledge_margin_call",
     "acquire_lease",
     "activate_policy_version",
     "add_approval",
+    "alerts_for",
     "alerts_in_state",
     "approve_policy_version",
     "authenticate",
@@ -150,6 +157,7 @@ __all__ = [
     "get_withdrawal",
     "hash_token",
     "insert_action_once",
+    "insert_alerts",
     "insert_metrics",
     "insert_snapshots",
     "ladder_states",
@@ -175,12 +183,14 @@ __all__ = [
     "revoke_user",
     "rotate_token",
     "save_ladder_state",
+    "save_ladder_states",
     "save_snapshot",
     "save_snapshots",
     "set_cursor",
     "sweep_snapshots",
     "transition_action",
     "transition_alert",
+    "transition_loaded_alert",
     "transition_withdrawal",
     "upsert_finding",
     "upsert_findings",

@@ -8,7 +8,8 @@ see :mod:`primeguard.store.repos`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -46,12 +47,50 @@ def save_ladder_state(session: Session, client_id: str, *, state: str, entered_a
     Raises:
         InputError: unknown state, or a naive time.
     """
+    row = get_row(session, LadderStateRow, required(client_id, "client_id"))
+    return _save(session, client_id, row, state=state, entered_at=entered_at, deadline=deadline, below=below,
+                 actor=actor, now=now)
+
+
+@dataclass(frozen=True)
+class LadderSave:
+    """One client's rung and clocks for :func:`save_ladder_states` (the arguments of :func:`save_ladder_state`)."""
+
+    client_id: str
+    state: str
+    entered_at: datetime
+    deadline: datetime | None
+    below: Sequence[datetime | None]
+
+
+_CHUNK = 500  # client ids per SELECT
+
+
+def save_ladder_states(session: Session, states: Iterable[LadderSave], *, actor: str = "daemon",
+                       now: datetime | None = None) -> None:
+    """:func:`save_ladder_state` for many clients (same checks, writes and audit entries, in the
+    order given), reading their stored rows with one SELECT per 500 clients instead of one each."""
+    todo = list(states)
+    t = table_of(LadderStateRow)
+    ids = [required(x.client_id, "client_id") for x in todo]
+    rows: dict[str, LadderStateRow] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = sa.select(LadderStateRow).where(t.c.client_id.in_(ids[i:i + _CHUNK]))
+        rows.update((r.client_id, r) for r in session.execute(stmt.execution_options(populate_existing=True)).scalars())
+    for x in todo:
+        rows[x.client_id] = _save(session, x.client_id, rows.get(x.client_id), state=x.state,
+                                  entered_at=x.entered_at, deadline=x.deadline, below=x.below, actor=actor, now=now)
+
+
+def _save(session: Session, client_id: str, row: LadderStateRow | None, *, state: str, entered_at: datetime,
+          deadline: datetime | None, below: Sequence[datetime | None], actor: str,
+          now: datetime | None) -> LadderStateRow:
+    """The body of :func:`save_ladder_state` once the stored ``row`` (or None) is read."""
     now = resolve_now(now)
     state = enum_value(LadderRung, state, "ladder state")
     entered = as_utc(entered_at)
     due = None if deadline is None else as_utc(deadline)
     clocks = [None if t is None else as_utc(t).isoformat() for t in below]
-    row = get_row(session, LadderStateRow, required(client_id, "client_id"))
     if row is not None and (row.state, as_utc(row.entered_at), _opt(row.deadline), list(row.below)) == (
             state, entered, due, clocks):
         return row
@@ -103,4 +142,5 @@ def _opt(t: datetime | None) -> datetime | None:
     return None if t is None else as_utc(t)
 
 
-__all__ = ["acknowledge_margin_call", "get_ladder_state", "ladder_states", "save_ladder_state"]
+__all__ = ["LadderSave", "acknowledge_margin_call", "get_ladder_state", "ladder_states", "save_ladder_state",
+           "save_ladder_states"]

@@ -36,7 +36,7 @@ contracts: setup
 # Three workers, one test file each at a time (a file's module-scoped world is built once): most of
 # the suite waits on subprocesses, anvil and sockets, so three keep two cores busy.
 test: setup browser
-	$(PY) -m pytest -q -n 3 --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # Debian's chromium for the dashboard's browser tests (installed when we may; skipped otherwise).
 browser:

@@ -192,7 +192,7 @@ def test_a_failed_sub_call_is_a_missing_value_never_zero(world, node, mode):
     wallets, tokens, feeds, _ = reads(world)
     b, a, rounds, raw, _sizes, used = read_all(node.rpc_url, world, mode, bad=True)
     assert used == mode
-    assert {(w, REVERTING) for w in wallets} <= b.failed
+    assert {(w, REVERTING) for w in wallets}.issubset(b.failed)
     assert not any(t == REVERTING for (_w, t) in b.values)
     assert a[(REVERTING, wallets[0], SPENDER)] is None and a[(NO_CODE, wallets[0], SPENDER)] is None
     assert [r.ok for r in rounds] == [True] * len(feeds) + [False, False]

@@ -177,3 +177,11 @@ def test_what_tests_and_tools_write_inside_the_repo_is_ignored():
     not_ignored = [p for p in written if subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=repo,
                                                         capture_output=True, check=False).returncode != 0]
     assert not not_ignored, f"written by tests or tools but not ignored by git: {not_ignored}"
+
+
+def test_the_slowest_first_list_names_files_that_exist():
+    """``make test`` hands these to workers first; a renamed file would silently fall to the end."""
+    from tests.conftest import SLOWEST_FIRST
+
+    missing = [name for name in SLOWEST_FIRST if not (TESTS.parent / name).is_file()]
+    assert not missing and len(set(SLOWEST_FIRST)) == len(SLOWEST_FIRST), missing

@@ -172,6 +172,11 @@ class FaultBox:
         with self._lock:
             self._peers.add(peer)
 
+    def forget_connections(self) -> None:
+        """Start counting :attr:`connections` afresh (a bench counts each round's own)."""
+        with self._lock:
+            self._peers.clear()
+
     @property
     def connections(self) -> int:
         """Distinct TCP connections requests came on since the box was created (for tests and

@@ -74,6 +74,8 @@ def build_app(world: DydxWorld) -> web.Application:
 
     @web.middleware
     async def faults(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.transport is not None:
+            box.note_peer(request.transport.get_extra_info("peername"))
         d = box.decide(request.path_qs)
         if d.latency_s:
             await asyncio.sleep(d.latency_s)

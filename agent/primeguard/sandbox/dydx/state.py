@@ -153,6 +153,7 @@ class FaultBox:
     def __init__(self, cfg: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._seen = 0
+        self._peers: set[object] = set()
         self.set(cfg or FaultConfig())
 
     def set(self, cfg: FaultConfig) -> None:
@@ -165,6 +166,23 @@ class FaultBox:
     def requests(self) -> int:
         """Requests seen since the box was created, whatever was decided (for benchmarks)."""
         return self._seen
+
+    def note_peer(self, peer: object) -> None:
+        """Record the client end (host, port) of the TCP connection a request came on."""
+        with self._lock:
+            self._peers.add(peer)
+
+    def forget_connections(self) -> None:
+        """Start counting :attr:`connections` afresh (a bench counts each round's own)."""
+        with self._lock:
+            self._peers.clear()
+
+    @property
+    def connections(self) -> int:
+        """Distinct TCP connections requests came on since the box was created (for tests and
+        benchmarks: a client that keeps a connection pool opens few, one per request opens many)."""
+        with self._lock:
+            return len(self._peers)
 
     def decide(self, path: str) -> FaultDecision:
         with self._lock:

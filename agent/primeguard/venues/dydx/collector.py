@@ -40,7 +40,7 @@ from primeguard.domain.money import decimal_str
 from primeguard.domain.observation import AccountSnapshot
 from primeguard.venues.dydx.analysis import analyze_authenticator
 from primeguard.venues.dydx.credentials import authenticator_credential, unscanned_credential, v3_stark_credentials
-from primeguard.venues.dydx.indexer import IndexerHead, IndexerReader, Market, SubaccountRow, underlying_of
+from primeguard.venues.dydx.indexer import IndexerHead, IndexerPool, IndexerReader, Market, SubaccountRow, underlying_of
 from primeguard.venues.dydx.node import RawAuthenticator, list_authenticators
 
 ISOLATED_FROM = 128  # dYdX: subaccounts 0..127 are cross-margined, 128+ isolated
@@ -78,22 +78,31 @@ class DydxCollector:
 
     async def collect(self, cfg: DydxAccountConfig, now: datetime | None = None) -> AccountSnapshot:
         """Read one account. Never raises for venue faults: they become findings."""
-        return await self._collect(cfg, now or datetime.now(UTC), {})
+        return (await self.collect_many([cfg], now))[0]
 
     async def collect_many(self, cfgs: Sequence[DydxAccountConfig], now: datetime | None = None) -> list[
             AccountSnapshot]:
         """Read accounts concurrently, in the given order. Accounts on the same indexer share one
-        read of its height and markets."""
+        read of its height and markets, and one connection pool (:class:`IndexerPool`), closed
+        before this returns."""
         observed = now or datetime.now(UTC)
         shared: dict[tuple[str, float], asyncio.Future[_Common]] = {}
-        return list(await asyncio.gather(*(self._collect(c, observed, shared) for c in cfgs)))
+        pools: dict[str, IndexerPool] = {}
+        try:
+            return list(await asyncio.gather(*(self._collect(c, observed, shared, pools) for c in cfgs)))
+        finally:
+            for common in shared.values():  # a shared read every account gave up on
+                common.cancel()
+            await asyncio.gather(*shared.values(), return_exceptions=True)
+            await asyncio.gather(*(p.aclose() for p in pools.values()), return_exceptions=True)
 
     async def _collect(self, cfg: DydxAccountConfig, observed: datetime,
-                       shared: dict[tuple[str, float], asyncio.Future[_Common]]) -> AccountSnapshot:
+                       shared: dict[tuple[str, float], asyncio.Future[_Common]],
+                       pools: dict[str, IndexerPool]) -> AccountSnapshot:
         account = dydx_account(cfg)
         v3_creds, v3_findings = v3_stark_credentials(account, cfg.v3_stark_key_holders)
         try:
-            part, listed = await asyncio.gather(self._indexer(cfg, account, observed, shared), _node(cfg))
+            part, listed = await asyncio.gather(self._indexer(cfg, account, observed, shared, pools), _node(cfg))
             creds, cred_findings = authenticator_part(cfg, account, listed, part.markets)
         except Exception as exc:  # a bug here must not stop the sweep: fail closed, say why
             finding = Finding(FindingCode.VENUE_BAD_RESPONSE, Severity.CRITICAL, account.id,
@@ -113,8 +122,12 @@ class DydxCollector:
     # --- indexer ---------------------------------------------------------------------------------
 
     async def _indexer(self, cfg: DydxAccountConfig, account: Account, observed: datetime,
-                       shared: dict[tuple[str, float], asyncio.Future[_Common]]) -> _IndexerPart:
-        reader = IndexerReader(cfg.indexer_url, cfg.timeout_s)
+                       shared: dict[tuple[str, float], asyncio.Future[_Common]],
+                       pools: dict[str, IndexerPool]) -> _IndexerPart:
+        pool = pools.get(cfg.indexer_url)
+        if pool is None:
+            pool = pools[cfg.indexer_url] = IndexerPool()
+        reader = IndexerReader(cfg.indexer_url, cfg.timeout_s, pool)
         key = (cfg.indexer_url, cfg.timeout_s)
         common = shared.get(key)
         if common is None:

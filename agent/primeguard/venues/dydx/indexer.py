@@ -7,6 +7,15 @@ become our typed errors: timeouts, refused connections and 5xx → :class:`Venue
 subaccount number) and 404 (unknown address or subaccount) → :class:`VenueBadRequest` (our input
 is wrong, the indexer is up); bodies that are not JSON or lack a field, and numbers that are not
 numbers → :class:`VenueBadResponse`. Messages carry no response bodies beyond a short code.
+
+Connection pooling: the library's ``RestClient.get`` opens a new ``httpx.AsyncClient`` (a new TCP
+connection and a new TLS context, 0.1-0.3 s of CPU each under load, on the event loop) for every
+request, and ``IndexerClient`` offers no way to pass a client in. :class:`PooledIndexerClient` keeps
+the library's ``IndexerClient`` and its endpoint modules (routes and query strings stay theirs) and
+overrides only the modules' ``get``/``post`` so that every request goes through one shared
+``httpx.AsyncClient``, with the same status check and JSON decoding as the library's helper. The pool
+lives as long as a collection (one per indexer URL for :func:`~primeguard.venues.dydx.collect_many`)
+or a lever session, and is closed when it ends.
 """
 
 from __future__ import annotations
@@ -15,10 +24,17 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from dydx_v4_client.indexer.rest.indexer_client import IndexerClient
+from dydx_v4_client.indexer.rest.modules.account import AccountClient
+from dydx_v4_client.indexer.rest.modules.affiliate import AffiliateClient
+from dydx_v4_client.indexer.rest.modules.markets import MarketsClient
+from dydx_v4_client.indexer.rest.modules.status import StatusClient
+from dydx_v4_client.indexer.rest.modules.vaults import MegaVaultClient
+from dydx_v4_client.indexer.rest.utils.request_helpers import generate_query_path
 
 from primeguard.domain.errors import (
     InputError,
@@ -68,13 +84,120 @@ class IndexerHead:
     time: datetime
 
 
-class IndexerReader:
-    """One indexer, read through the official client with a per-request timeout."""
+MAX_CONNECTIONS = 16
+"""Connections one pool keeps to one indexer: requests beyond it wait for a free connection (the
+collector's per-account deadline bounds the wait) instead of opening more."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+
+class IndexerPool:
+    """One ``httpx.AsyncClient`` (connection pool, one TLS context) for one indexer, shared by every
+    :class:`IndexerReader` made from it. Use as ``async with IndexerPool(...)``, or call :meth:`aclose`;
+    bound to the event loop it is first used on."""
+
+    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.http = httpx.AsyncClient(limits=limits)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection (idempotent)."""
+        await self.http.aclose()
+
+    async def __aenter__(self) -> IndexerPool:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+class _PooledRest:
+    """Replaces the library's ``RestClient.get``/``post`` (a new ``httpx.AsyncClient`` per request) with
+    the same request on a shared client. The request timeout bounds connect, read and write as before;
+    waiting for a free pooled connection is bounded by twice that."""
+
+    host: str
+    api_timeout: float
+    _http: httpx.AsyncClient
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.api_timeout, pool=self.api_timeout * 2)
+
+    async def get(self, request_path: str, params: dict[str, Any] | None = None) -> Any:
+        url = f"{self.host}{generate_query_path(request_path, params or {})}"
+        response = await self._http.get(url, timeout=self._timeout())
+        response.raise_for_status()
+        return response.json()
+
+    async def post(self, request_path: str, params: dict[str, Any] | None = None, body: Any | None = None,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
+        url = f"{self.host}{generate_query_path(request_path, params or {})}"
+        response = await self._http.post(url, json=body, headers=headers or {}, timeout=self._timeout())
+        response.raise_for_status()
+        return response
+
+
+class _Account(_PooledRest, AccountClient):  # type: ignore[misc]
+    pass
+
+
+class _Markets(_PooledRest, MarketsClient):  # type: ignore[misc]
+    pass
+
+
+class _Status(_PooledRest, StatusClient):  # type: ignore[misc]
+    pass
+
+
+class _MegaVault(_PooledRest, MegaVaultClient):  # type: ignore[misc]
+    pass
+
+
+class _Affiliate(_PooledRest, AffiliateClient):  # type: ignore[misc]
+    pass
+
+
+def _module(cls: type[_PooledRest], host: str, timeout_s: float, http: httpx.AsyncClient) -> Any:
+    module: Any = cls(host, timeout_s)  # type: ignore[call-arg]
+    module._http = http
+    return module
+
+
+class PooledIndexerClient(IndexerClient):  # type: ignore[misc]
+    """The library's ``IndexerClient`` whose endpoint modules send through ``http`` (see the module
+    docstring for why)."""
+
+    def __init__(self, host: str, api_timeout: float, http: httpx.AsyncClient) -> None:
+        super().__init__(host, api_timeout=api_timeout)
+        self._markets = _module(_Markets, host, api_timeout, http)
+        self._account = _module(_Account, host, api_timeout, http)
+        self._status = _module(_Status, host, api_timeout, http)
+        self._megavault = _module(_MegaVault, host, api_timeout, http)
+        self._affiliates = _module(_Affiliate, host, api_timeout, http)
+
+
+class IndexerReader:
+    """One indexer, read through the official client with a per-request timeout, on ``pool``'s
+    connections. Without a ``pool`` the reader owns one: close it with :meth:`aclose` (or
+    ``async with``)."""
+
+    def __init__(self, url: str, timeout_s: float, pool: IndexerPool | None = None) -> None:
         self.url = url
-        self.client = IndexerClient(url, api_timeout=timeout_s)
+        self._owned = pool is None
+        self.pool = pool if pool is not None else IndexerPool()
+        self.client = PooledIndexerClient(url, timeout_s, self.pool.http)
         self.requests = 0
+
+    async def aclose(self) -> None:
+        """Close the pool if this reader made it (a shared pool is closed by its owner)."""
+        if self._owned:
+            await self.pool.aclose()
+
+    async def __aenter__(self) -> IndexerReader:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
 
     async def subaccount(self, address: str, number: int) -> SubaccountRow:
         what = f"subaccount {number} of {address}"

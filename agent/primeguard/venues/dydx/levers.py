@@ -213,6 +213,7 @@ class _Session:
 
     async def __aexit__(self, *exc: object) -> None:
         self.raw_channel.close()
+        await self.indexer.aclose()
 
     # --- node calls (blocking gRPC in a worker thread, bounded) ----------------------------------
 

@@ -28,13 +28,15 @@ pytestmark = pytest.mark.chain
 
 # The shipped policy's tier for these clients: margin call at 70 % LTV, halt at 80 %. firm-a: 10 WETH
 # (8 % haircut) against 15,000 USDC: 54 % at 3,000; at 2,200 it is 74.1 %, a margin call. firm-b
-# holds no ETH.
+# holds no ETH. firm-c: 100 WETH against 1,000 USDC, under 1 % LTV either side of the drop: far from
+# every band, it keeps its rung on the float screen without an exact valuation.
 WORLD = {
     "name": "fastpath",
     "feeds": [{"asset": "ETH", "answer": "3000"}, {"asset": "USDC", "answer": "1", "heartbeat_s": 86400}],
     "clients": [
         {"id": "firm-a", "loan": {"principal": "15000"}, "wallets": [{"tokens": {"WETH": "10"}}]},
         {"id": "firm-b", "loan": {"principal": "10000"}, "wallets": [{"tokens": {"USDC": "100000"}}]},
+        {"id": "firm-c", "loan": {"principal": "1000"}, "wallets": [{"tokens": {"WETH": "100"}}]},
     ],
 }
 DROP = Decimal("2200")
@@ -83,7 +85,10 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
             # the notice goes out first; the fast path then records the rung and reports
             outcome = await await_until(lambda: g.last_oracle, what="the fast path's outcome")
             assert outcome.refused is None
-            assert outcome.clients == {"firm-a"}  # firm-b holds no ETH: not valued again
+            assert outcome.clients == {"firm-a", "firm-c"}  # firm-b holds no ETH: not valued again
+            # firm-c cannot change rung: settled on floats, no exact valuation; firm-a moved: exact.
+            assert outcome.screened == {"firm-c"}
+            assert g.ladder["firm-c"].state == LadderState.NORMAL
             assert [e.client_id for e in outcome.events] == ["firm-a"]
             assert g.ladder["firm-a"].state == LadderState.MARGIN_CALL
 
@@ -186,8 +191,8 @@ def test_reprice_is_exact_and_refuses_what_it_cannot_trust(sandbox_factory, tmp_
     assert got.quote.price == Decimal("1950.12345678") and got.previous == held
     assert got.observation.taken_at == now and got.observation.snapshots == obs.snapshots
     assert [q for q in got.observation.prices if q.source_id == held.source_id] == [got.quote]
-    assert holders(cfg, obs, "ETH") == {"firm-a"}
-    assert holders(cfg, obs, "USDC") == {"firm-a", "firm-b"}  # both loans are in USDC
+    assert holders(cfg, obs, "ETH") == {"firm-a", "firm-c"}
+    assert holders(cfg, obs, "USDC") == {"firm-a", "firm-b", "firm-c"}  # every loan is in USDC
 
     # A sweep that finishes after the fast path: its readings, with the fast path's newer round.
     carried = carry_quotes(obs, got.observation)

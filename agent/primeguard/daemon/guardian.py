@@ -42,6 +42,7 @@ from primeguard.pipeline.haircuts import PriceHistory, load_price_history
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
 from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus, cure_amounts, cure_target
+from primeguard.risk.valuation import ClientValuation
 from primeguard.store import repos
 from primeguard.store.anchors import head_record
 from primeguard.store.codec import as_utc
@@ -131,6 +132,9 @@ class Guardian:
         self._read_at: datetime | None = None  # when the venues behind last_observation were read
         self.max_observation_age_s = 60.0  # older: an oracle log runs a full sweep (run(): 6 schedules)
         self._ladder_at: dict[str, datetime] = {}
+        # Each client's last exact valuation (sweep or fast path): the oracle fast path's ladder
+        # screen values a client on floats from it while its book is unchanged.
+        self._bases: dict[str, ClientValuation] = {}
         self.last_oracle: OracleOutcome | None = None
         self._sweep_queued = False
         self._background: set[asyncio.Task[None]] = set()
@@ -231,6 +235,7 @@ class Guardian:
                           peaks=self.peaks)
             t = _lap(stages, "persist", t)
             self._commit_ladder(ev.ladder, obs.taken_at)
+            self._bases.update(ev.valuations)
             last = self.last_observation
             # Fresh balances from this sweep; an oracle round a fast path took meanwhile stays.
             self.last_observation = obs if last is None or obs.taken_at >= last.taken_at else carry_quotes(obs, last)
@@ -348,15 +353,17 @@ class Guardian:
         # The policy and price history the last sweep valued with (a new policy version takes
         # effect at the next sweep, as it does for every sweep).
         ev = evaluate(self.cfg, restricted(obs, clients), policy=self._policy_used, ladder=self.ladder,
-                      peaks=dict(self.peaks), clients=clients, with_stress=False, price_history=self._history)
+                      peaks=dict(self.peaks), clients=clients, with_stress=False, price_history=self._history,
+                      ladder_bases=self._bases)
         taken = self._commit_ladder(ev.ladder, obs.taken_at)  # no await since evaluate: consistent
+        self._bases.update(ev.valuations)
         if self.last_observation is None or obs.taken_at >= self.last_observation.taken_at:
             self.last_observation = obs
         events = [LadderEvent(m.client_id, m.previous.state.label, m.current.state.label, _ltv_text(m.ltv),
                               obs.taken_at) for m in ev.moves if m.client_id in taken]
         for cid in taken:
-            v = ev.valuations[cid]
-            if v.ltv is not None and v.ltv.is_finite():
+            v = ev.valuations.get(cid)  # None: settled by the ladder screen (rung unchanged)
+            if v is not None and v.ltv is not None and v.ltv.is_finite():
                 self.m_ltv.labels(cid).set(float(v.ltv))  # metrics export only
             self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
         t = _lap(stages, "evaluate", t)
@@ -374,10 +381,12 @@ class Guardian:
         self.m_oracle_s.observe(seconds)
         for stage, sec in stages.items():
             self.m_oracle_stage_s.labels(stage).observe(sec)
-        log.info("oracle update %s on %s round %s (%s -> %s): fast path %.3f s, %d clients re-valued, %d moved; "
-                 "%s", update.asset, update.chain, update.round_id, got.previous.price, got.quote.price, seconds,
-                 len(clients), len(events), ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
-        self.last_oracle = OracleOutcome(update, None, frozenset(clients), tuple(events), len(deliveries), stages)
+        log.info("oracle update %s on %s round %s (%s -> %s): fast path %.3f s, %d clients re-valued (%d settled "
+                 "on the float screen), %d moved; %s", update.asset, update.chain, update.round_id, got.previous.price,
+                 got.quote.price, seconds, len(clients), len(ev.ladder_screened), len(events),
+                 ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
+        self.last_oracle = OracleOutcome(update, None, frozenset(clients), tuple(events), len(deliveries), stages,
+                                         frozenset(ev.ladder_screened))
         return self.last_oracle
 
     def my_owned(self) -> set[str] | None:
@@ -675,7 +684,9 @@ class Guardian:
 class OracleOutcome:
     """What the daemon did with one oracle log: ``refused`` None (the fast path ran) or the reason a
     full sweep was queued instead; the clients valued again, their ladder moves, the notices
-    delivered and the seconds per stage (``reprice``, ``evaluate``, ``alerts``, ``persist``)."""
+    delivered and the seconds per stage (``reprice``, ``evaluate``, ``alerts``, ``persist``).
+    ``screened``: the clients among ``clients`` the float ladder screen settled (certainly on the
+    same rung, status unchanged): not valued exactly, nothing written; the rest were valued exactly."""
 
     update: OracleUpdate
     refused: str | None
@@ -683,6 +694,7 @@ class OracleOutcome:
     events: tuple[LadderEvent, ...]
     deliveries: int
     stages: dict[str, float]
+    screened: frozenset[str] = frozenset()
 
 
 def _lap(stages: dict[str, float], stage: str, since: float) -> float:

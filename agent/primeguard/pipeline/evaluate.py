@@ -8,9 +8,10 @@ strictest built-in ladder and a POLICY_MISSING finding is raised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from math import isfinite
 from types import MappingProxyType
 from typing import Any
 
@@ -31,10 +32,11 @@ from primeguard.risk.stress import (
     ShockedBooks,
     StressScenario,
     default_scenarios,
+    screen_ltv,
     screen_stress,
     stress,
 )
-from primeguard.risk.valuation import ClientBook, ClientValuation, ValuationContext, valuate
+from primeguard.risk.valuation import INFINITE, ZERO, ClientBook, ClientValuation, ValuationContext, loan_due, valuate
 from primeguard.risk.volatility import VolatilityHaircut
 
 # Used only when no policy is active: strict on purpose.
@@ -69,6 +71,10 @@ class Evaluation:
     # (far from every threshold on the float grid: approximate LTVs only, no money figures).
     stress_method: dict[str, str] = field(default_factory=dict)
     stress_tolerance_usd: dict[str, float] = field(default_factory=dict)  # the screen's margin per screened client
+    # Clients the ladder screen settled (``evaluate(ladder_bases=...)``): their float LTV (analytics
+    # only). They have a rung in ``ladder`` (the previous one, unchanged) and nothing else: no
+    # valuation, no findings.
+    ladder_screened: dict[str, float] = field(default_factory=dict)
 
 
 def loan_of(cfg: PrimeguardConfig, client_id: str) -> tuple[Loan, InterestTerms] | None:
@@ -106,7 +112,8 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
              ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal],
              loan_start: datetime | None = None, clients: set[str] | None = None,
              extra_credentials: tuple[Credential, ...] = (), with_stress: bool = True,
-             price_history: PriceHistory | None = None, screen_stress_first: bool = True) -> Evaluation:
+             price_history: PriceHistory | None = None, screen_stress_first: bool = True,
+             ladder_bases: Mapping[str, ClientValuation] | None = None) -> Evaluation:
     """Value every client of ``cfg`` seen in ``obs`` under ``policy``. ``loan_start`` is ignored
     (kept for callers): a loan's start is part of its config. ``price_history`` (stored daily
     closes per asset) feeds the policy's volatility haircuts; without it they fall back as the
@@ -118,19 +125,30 @@ def evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | Non
     findings are those of the exact path either way. ``ev.stress_method`` says which ran per
     client. ``screen_stress_first=False`` runs the exact stress for everyone (reports).
 
+    Ladder screen (``ladder_bases``, the oracle fast path: a client's last exact valuation): a
+    client whose book is the one its base valued (same balances, positions, loan, accounts, gaps)
+    is first valued on floats at this observation's prices
+    (:func:`~primeguard.risk.stress.screen_ltv`, the stress screen's margin); when that float LTV
+    is certainly on the same side of every band and hysteresis exit as the exact one, and the
+    ladder step from it leaves the client's status exactly as it was (no move, no calm run started
+    or ended, no deadline passed), the exact step would too: the client keeps its rung, appears
+    in ``ladder_screened``, and gets no valuation and no findings. Everyone else (no base, a
+    changed book, blind, unpriced, near a threshold, a status that would change) is valued
+    exactly. Pass it only where findings are not wanted (the fast path discards them).
+
     The cyclic garbage collector is paused meanwhile (:func:`~primeguard.risk.portfolio.gc_paused`):
     the evaluation allocates mostly acyclic objects (freed by reference counting; a cycle waits for
     the collector's next pass), and each full pass would walk the whole observation."""
     with gc_paused():
         return _evaluate(cfg, obs, policy=policy, ladder=ladder, peaks=peaks, clients=clients,
                          extra_credentials=extra_credentials, with_stress=with_stress, price_history=price_history,
-                         screen_stress_first=screen_stress_first)
+                         screen_stress_first=screen_stress_first, ladder_bases=ladder_bases)
 
 
 def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | None,
               ladder: Mapping[str, LadderStatus], peaks: Mapping[str, Decimal], clients: set[str] | None,
               extra_credentials: tuple[Credential, ...], with_stress: bool, price_history: PriceHistory | None,
-              screen_stress_first: bool) -> Evaluation:
+              screen_stress_first: bool, ladder_bases: Mapping[str, ClientValuation] | None) -> Evaluation:
     now = obs.taken_at
     out = Evaluation()
     out.volatility = volatility_haircuts(policy, price_history, now)
@@ -145,11 +163,11 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
     books = _PriceBooks(obs, heartbeats)
     per_client: list[tuple[str, list[Finding]]] = []  # findings in client order, stress ones added last
     stress_todo: list[tuple[str, ClientBook, PriceBook, RiskParameters, list[StressScenario]]] = []
+    todo: list[tuple[Any, str, RiskParameters, ClientBook, PriceBook, ValuationContext, list[Finding]]] = []
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
         found: list[Finding] = []
-        per_client.append((client.id, found))
         tier = policy.tier_of(client.id) if policy is not None else client.tier
         try:
             params = policy.risk_parameters(tier) if policy is not None else FALLBACK_PARAMS
@@ -175,6 +193,14 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
                           gaps=gaps.of(client.id, snaps, balances, positions, loan) + class_gaps,
                           account_keep=keeps)
         prices, context = books.of(params)
+        todo.append((client, tier, params, book, prices, context, found))
+    settled = _screen_ladder(todo, ladder_bases, ladder, now) if ladder_bases else {}
+    for client, tier, params, book, prices, context, found in todo:
+        if client.id in settled:
+            out.ladder_screened[client.id] = settled[client.id]
+            out.ladder[client.id] = ladder[client.id]
+            continue
+        per_client.append((client.id, found))
         val = valuate(book, prices, params, now, tier=tier, context=context)
         out.valuations[client.id] = val
         found.extend(val.findings)
@@ -195,7 +221,7 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
                                  client_id=client.id, details={"ltv": str(val.ltv)}))
         found.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            stress_todo.append((client.id, book, prices, params, default_scenarios(set(venues.values()))))
+            stress_todo.append((client.id, book, prices, params, default_scenarios(set(book.account_venues.values()))))
     stress_found = _run_stress(out, stress_todo, now, screen=screen_stress_first) if stress_todo else {}
     for cid, found in per_client:
         out.findings.extend(found)
@@ -207,6 +233,36 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
         out.findings.extend(book_venue_findings(out.book_exposure, policy.book_venue_limits))
     if policy is not None:
         out.findings.extend(_capability_findings(cfg, obs, policy, extra_credentials, now))
+    return out
+
+
+def _screen_ladder(todo: list[tuple[Any, str, RiskParameters, ClientBook, PriceBook, ValuationContext, list[Finding]]],
+                   bases: Mapping[str, ClientValuation], ladder: Mapping[str, LadderStatus],
+                   now: datetime) -> dict[str, float]:
+    """The clients of ``todo`` the ladder screen settles (see :func:`evaluate`), with their float
+    LTV: per price context, :func:`screen_ltv` on the bases whose book is this one, then the
+    ladder step from the float must leave the client's previous status exactly unchanged."""
+    groups: dict[int, tuple[ValuationContext, list[tuple[ClientValuation, Decimal]]]] = {}
+    for client, _, _, book, _, context, _ in todo:
+        base, prev = bases.get(client.id), ladder.get(client.id)
+        if base is None or prev is None or base.book is None:
+            continue
+        if replace(base.book, peak_equity=book.peak_equity) != book:  # not the book the base valued
+            continue
+        owed = ZERO
+        if book.loan is not None:
+            lt = context.terms(book.loan.asset)
+            if lt is None:
+                continue
+            outstanding, interest, _ = loan_due(book, now)
+            owed = (outstanding + interest) * lt.high
+        groups.setdefault(id(context), (context, []))[1].append((base, owed))
+    out: dict[str, float] = {}
+    for context, pairs in groups.values():
+        for cid, x in screen_ltv(pairs, context, tolerance=SCREEN_TOLERANCE).items():
+            prev = ladder[cid]
+            if step(prev, Decimal(x) if isfinite(x) else INFINITE, now, context.params.ladder) == prev:
+                out[cid] = x
     return out
 
 

@@ -624,3 +624,48 @@ def _far(owed: float, coll: float, tol: float, thresholds: Sequence[float], limi
     if coll < 0:
         return True  # infinite LTV: above every threshold
     return all(abs(owed - b * coll) > tol * (1 + b) for b in thresholds)
+
+
+def screen_ltv(bases: Sequence[tuple[ClientValuation, Decimal]], context: ValuationContext, *,
+               tolerance: float = SCREEN_TOLERANCE) -> dict[str, float]:
+    """The float LTV at ``context``'s prices and parameters of each base valuation's book (its
+    netted positions and its balances, as the base valued them) with the paired exact amount owed
+    (USD, e.g. ``loan_due`` × the loan asset's liability price at those prices), for the clients
+    whose exact LTV is certainly on the same side of every ladder threshold (each band and band −
+    hysteresis) as that float: the same grid, margin (``tolerance`` × the client's magnitude) and
+    comparisons as :func:`screen_stress`, with the new prices in place of a shock.
+
+    A client missing from the result needs the exact valuation: not plainly screenable
+    (:func:`_screenable` on the base: blind, unpriced, gaps, DeFi keeps, an infinite LTV), an
+    asset it holds, trades or owes without a price in ``context``, a non-finite amount or float,
+    odd parameters, or near a threshold. ``inf`` means the collateral is certainly ≤ 0 with a
+    loan. Nothing here is money: the caller decides only that nothing needs deciding. Pure."""
+    params = context.params
+    thresholds = _thresholds(params)
+    if thresholds is None:
+        return {}
+    priced = context.table.keys()
+    vals: list[ClientValuation] = []
+    for v, owed in bases:
+        if not (_screenable(v) and owed.is_finite()):
+            continue
+        book = v.book
+        assert book is not None
+        used = {b.asset for b in book.balances if b.quantity} | {p.underlying for p in book.positions if p.size}
+        if book.loan is not None:
+            used.add(book.loan.asset)
+        if used <= priced:
+            vals.append(replace(v, context=context, loan=owed))
+    if not vals:
+        return {}
+    # A zero shock naming an asset runs the grid's per-asset path, which values every balance at
+    # the context's prices (the uniform path would reuse the base's balance sums): the prices
+    # themselves are the move. Every multiplier is then 1.
+    (owed_l, coll_l), = stress_grid_parts(grid_inputs(vals), [StressScenario("now", MappingProxyType({UNIT: ZERO}))],
+                                          params)
+    out: dict[str, float] = {}
+    for v, owed_f, coll in zip(vals, owed_l, coll_l, strict=True):
+        tol = tolerance * _magnitude(v, 1.0)
+        if isfinite(tol) and _far(owed_f, coll, tol, thresholds, None, loan=v.loan != 0):
+            out[v.client_id] = (owed_f / coll if coll > 0 else float("inf")) if v.loan != 0 else 0.0
+    return out

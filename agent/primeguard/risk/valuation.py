@@ -371,6 +371,20 @@ def finding_json(f: Finding) -> dict[str, Any]:
 
 
 
+def loan_due(book: ClientBook, now: datetime) -> tuple[Decimal, Decimal, Decimal | None]:
+    """The client's loan at ``now`` in the loan asset (exact): (outstanding principal, accrued
+    interest, annual rate in force); zeros and None without a loan. What :func:`valuate` multiplies
+    by the loan asset's liability price."""
+    loan = book.loan
+    if loan is None:
+        return ZERO, ZERO, None
+    if loan.events or book.interest is not None:
+        st = loan_state(loan, now, book.interest)
+        return st.principal, st.interest, st.rate
+    # the common case, fast
+    return (loan.principal if now >= loan.start else ZERO), accrued_interest(loan, now), loan.annual_rate
+
+
 def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: datetime,
             *, tier: str | None = None, context: ValuationContext | None = None) -> ClientValuation:
     """Value one client. Pure: same inputs, same result; ``now`` drives interest accrual.
@@ -470,15 +484,9 @@ def valuate(book: ClientBook, prices: PriceBook, params: RiskParameters, now: da
 
     # --- loan -------------------------------------------------------------------------------
     loan = book.loan
-    interest = owed = outstanding = ZERO
-    loan_rate: Decimal | None = None
+    owed = ZERO
+    outstanding, interest, loan_rate = loan_due(book, now)
     if loan is not None:
-        if loan.events or book.interest is not None:
-            st = loan_state(loan, now, book.interest)
-            outstanding, interest, loan_rate = st.principal, st.interest, st.rate
-        else:  # the common case, fast
-            outstanding = loan.principal if now >= loan.start else ZERO
-            interest, loan_rate = accrued_interest(loan, now), loan.annual_rate
         lt = tget(loan.asset)
         if lt is None:
             unpriced.add(loan.asset)

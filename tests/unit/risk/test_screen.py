@@ -10,6 +10,7 @@ from decimal import Decimal as D  # noqa: N817
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from primeguard.risk.ladder import LadderState, LadderStatus, step
 from primeguard.risk.limits import stress_findings
 from primeguard.risk.portfolio import revalue_book
 from primeguard.risk.stress import (
@@ -17,11 +18,12 @@ from primeguard.risk.stress import (
     _far,
     _thresholds,
     default_scenarios,
+    screen_ltv,
     screen_stress,
     stress,
 )
-from primeguard.risk.valuation import ClientBook
-from tests.unit.risk.helpers import PARAMS, PRICES, T0, bal, book, perp
+from primeguard.risk.valuation import ClientBook, ValuationContext, loan_due, valuate
+from tests.unit.risk.helpers import PARAMS, PRICES, T0, at, bal, book, book_prices, perp
 
 VENUES = {"w": "evm:ethereum", "bn": "binance", "dx": "dydx"}
 LIMITED = replace(PARAMS, max_stress_shortfall=D(20_000))
@@ -149,3 +151,84 @@ def test_property_screen_never_classifies_differently_from_the_exact_path(specs,
 def test_tolerance_is_far_above_the_float_error_bound():
     # ~16 ulps of the magnitude bound the float error (docs/performance.md); the margin is 2^-30.
     assert SCREEN_TOLERANCE > 16 * 2.0 ** -52 * 1e4
+
+
+# --- the oracle fast path's ladder screen: the same margin at new prices ----------------------------
+
+
+def owed_at(b: ClientBook, ctx: ValuationContext, when) -> D:
+    """What valuate takes as owed: the loan at ``when`` × the loan asset's liability price."""
+    if b.loan is None:
+        return D(0)
+    outstanding, interest, _ = loan_due(b, when)
+    return (outstanding + interest) * ctx.table[b.loan.asset].high
+
+
+def test_the_ladder_screen_settles_a_far_client_and_hands_a_band_edge_over():
+    moved = book_prices(BTC="60000", ETH="2700", USDC="1", USDT="1")
+    ctx = ValuationContext(moved, PARAMS)
+    far = eth_book("far", "3150", "12000")
+    [base] = revalue_book([far], PRICES, PARAMS, T0)
+    got = screen_ltv([(base, owed_at(far, ctx, T0))], ctx)
+    exact = valuate(far, moved, PARAMS, T0, context=ctx)
+    assert exact.ltv is not None and math.isclose(got["far"], float(exact.ltv), rel_tol=1e-12)
+    # The loan set so the LTV at the new prices is exactly the warn rung's exit (0.48).
+    edge = PARAMS.ladder.warn - PARAMS.ladder.hysteresis
+    probe = eth_book("edge", "3150", "1")
+    coll = valuate(probe, moved, PARAMS, T0, context=ctx).haircut_collateral
+    b = eth_book("edge", "3150", str(coll * edge))
+    assert valuate(b, moved, PARAMS, T0, context=ctx).ltv == edge
+    [base] = revalue_book([b], PRICES, PARAMS, T0)
+    assert screen_ltv([(base, owed_at(b, ctx, T0))], ctx) == {}
+    # An asset without a price now, or a blind base: the exact path.
+    no_eth = ValuationContext(book_prices(BTC="60000", USDC="1", USDT="1"), PARAMS)
+    [base] = revalue_book([far], PRICES, PARAMS, T0)
+    assert screen_ltv([(base, owed_at(far, no_eth, T0))], no_eth) == {}
+    blind = book("blind", [bal("w", "ETH", "10")], loan="100", venues=VENUES, blind=["bn"])
+    [base] = revalue_book([blind], PRICES, PARAMS, T0)
+    assert screen_ltv([(base, D(100))], ctx) == {}
+    assert screen_ltv([(revalue_book([far], PRICES, PARAMS, T0)[0], D("NaN"))], ctx) == {}
+
+
+moves = st.tuples(st.sampled_from(["BTC", "ETH"]), st.decimals(min_value=D("0.3"), max_value=D("1.8"), places=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(client, min_size=1, max_size=4), moves, st.integers(min_value=0, max_value=7), nudges,
+       st.sampled_from(list(LadderState)), st.sampled_from(["0", "0.08"]))
+def test_property_ladder_screen_never_gives_a_different_rung_than_the_exact_path(specs, move, pick, nudge,
+                                                                               state, rate):
+    asset, factor = move
+    now = at(30)  # interest accrues between the base valuation and the oracle round
+    new = {"BTC": D(60000), "ETH": D(3000), "USDC": D(1), "USDT": D(1)}
+    new[asset] *= factor
+    moved = book_prices(**{a: str(p) for a, p in new.items()})
+    ctx = ValuationContext(moved, PARAMS)
+    thresholds = _thresholds(PARAMS)
+    assert thresholds is not None
+
+    def with_rate(b: ClientBook) -> ClientBook:
+        return replace(b, loan=None if b.loan is None else replace(b.loan, annual_rate=D(rate)))
+
+    books = [with_rate(random_book(f"c{i}", s)) for i, s in enumerate(specs)]
+    # Put the first client's LTV at the new prices on (or next to) a threshold.
+    probe = valuate(books[0], moved, PARAMS, now, context=ctx)
+    if probe.haircut_collateral > 0 and probe.loan > 0:
+        band = D(str(thresholds[pick % len(thresholds)]))
+        scale = band * probe.haircut_collateral * (1 + nudge) / probe.loan
+        books[0] = with_rate(random_book("c0", specs[0], loan=(books[0].loan.principal * scale).quantize(D("1e-20"))
+                                         or D(1)))
+    bases = revalue_book(books, PRICES, PARAMS, T0)
+    screened = screen_ltv([(v, owed_at(b, ctx, now)) for v, b in zip(bases, books, strict=True)], ctx)
+    prev = LadderStatus(state, T0, (None,) * int(state), at(3600) if state == LadderState.MARGIN_CALL else None)
+    for b in books:
+        x = screened.get(b.client.id)
+        if x is None:
+            continue
+        exact = valuate(b, moved, PARAMS, now, context=ctx)
+        assert exact.ltv is not None and not exact.blind
+        ex = math.inf if not exact.ltv.is_finite() else exact.ltv
+        assert region(x, thresholds) == sum(ex >= D(str(t)) for t in thresholds), b.client.id
+        assert math.isinf(x) == (not exact.ltv.is_finite())
+        fast = step(prev, D(x) if math.isfinite(x) else exact.ltv, now, PARAMS.ladder)
+        assert fast == step(prev, exact.ltv, now, PARAMS.ladder), b.client.id  # the same rung, the same status

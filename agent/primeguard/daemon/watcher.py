@@ -22,6 +22,7 @@ from primeguard.config.schema import ChainConfig, PrimeguardConfig
 from primeguard.domain.errors import ChainIdMismatch
 
 log = logging.getLogger(__name__)
+STOP_RETRY_S = 0.5  # how often stop() cancels a watching task again until it has ended
 ANSWER_UPDATED = "0x0559884fd3a460db3073b7fc896cc77986f16e378210ded43186175bf646fc5f"
 
 
@@ -53,6 +54,7 @@ class OracleWatcher:
         self.connected: dict[str, bool] = {}
         self.wrong_chain: dict[str, int | None] = {}  # chain -> the id its node answered, while wrong
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self) -> None:
         """Start one watching task per chain with a WebSocket URL and feeds (call inside the running loop). Returns
@@ -62,16 +64,25 @@ class OracleWatcher:
                 self._tasks.append(asyncio.create_task(self._run(chain), name=f"watch:{chain.id}"))
 
     async def stop(self) -> None:
-        """Cancel the watching tasks and wait for them; never raises. Idempotent."""
-        for t in self._tasks:
-            t.cancel()
+        """Stop the watching tasks and wait for them; never raises. Idempotent.
+
+        A cancellation that lands inside the WebSocket client's connect or disconnect can be
+        swallowed there (the task then subscribes and listens on): the tasks are told to stop and
+        cancelled again until each has ended, so a SIGTERM during a (re)connect still stops the
+        daemon."""
+        self._stopping = True
+        pending = {t for t in self._tasks if not t.done()}
+        while pending:
+            for t in pending:
+                t.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=STOP_RETRY_S)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def _run(self, chain: ChainConfig) -> None:
         feeds = {f.address.lower(): f for f in self.cfg.feeds_on(chain.id)}
         delay = self.retry_s
-        while True:
+        while not self._stopping:
             try:
                 async with AsyncWeb3(WebSocketProvider(chain.ws_url)) as w3:
                     await self._check_chain(w3, chain)
@@ -80,11 +91,15 @@ class OracleWatcher:
                     self.connected[chain.id] = True
                     delay = self.retry_s
                     async for message in w3.socket.process_subscriptions():
+                        if self._stopping:
+                            return
                         await self._dispatch(chain.id, feeds, message.get("result", message))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any transport failure: report, back off, retry
                 self.connected[chain.id] = False
+                if self._stopping:
+                    return
                 log.warning("oracle watcher for %s disconnected (%s); retrying in %.1f s", chain.id,
                             type(exc).__name__, delay)
                 await asyncio.sleep(delay)

@@ -101,17 +101,7 @@ class Notifier:
             return []
         now = now or datetime.now(UTC)
         async with self._lock:
-            steps = plan(findings, self.records(), now, self.config, ladder_events)
-            steps = [s for s in steps if s.channel in self.senders]
-            if not steps:
-                return []
-            ready, skipped = self._mark(steps, now)
-            outcomes = await self._dispatch(ready, now) if ready else []
-            self._record(outcomes, now)
-        return [
-            Delivery(o.send.channel, o.send.key, o.send.action, o.ok, o.attempts, o.error, o.send.priority)
-            for o in [*outcomes, *skipped]
-        ]
+            return await self._deliver(findings, self.records(), ladder_events, now)
 
     async def process_ladder(self, ladder_events: Sequence[LadderEvent], now: datetime | None = None,
                              ) -> list[Delivery]:
@@ -125,13 +115,18 @@ class Notifier:
         now = now or datetime.now(UTC)
         keys = {ladder_key(e.client_id) for e in ladder_events}
         async with self._lock:
-            records = self._records_of(keys)
-            steps = [s for s in plan((), records, now, self.config, ladder_events) if s.channel in self.senders]
-            if not steps:
-                return []
-            ready, skipped = self._mark(steps, now)
-            outcomes = await self._dispatch(ready, now) if ready else []
-            self._record(outcomes, now)
+            return await self._deliver((), self._records_of(keys), ladder_events, now)
+
+    async def _deliver(self, findings: Sequence[Finding], records: Sequence[AlertRecord],
+                       ladder_events: Sequence[LadderEvent], now: datetime) -> list[Delivery]:
+        """Plan against ``records``, mark, send and record (under the caller's lock); what went out
+        or was skipped, one :class:`Delivery` each."""
+        steps = [s for s in plan(findings, records, now, self.config, ladder_events) if s.channel in self.senders]
+        if not steps:
+            return []
+        ready, skipped = self._mark(steps, now)
+        outcomes = await self._dispatch(ready, now) if ready else []
+        self._record(outcomes, now)
         return [
             Delivery(o.send.channel, o.send.key, o.send.action, o.ok, o.attempts, o.error, o.send.priority)
             for o in [*outcomes, *skipped]

@@ -62,7 +62,10 @@ def sign_in(browser, contexts, site, token: str, path: str = "/"):
     assert page.url.startswith(site.url + "/login")  # not signed in: sent to the login form
     page.fill("#token", token)
     page.click("button:has-text('Sign in')")
-    assert "/login" not in page.url
+    # the click returns once the redirect is committed; the page may still be arriving (a loaded
+    # machine): wait for it before anything counts rows
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_load_state("load")
     return page
 
 
@@ -82,16 +85,19 @@ def test_overview_shows_the_unhealthy_client(browser, contexts, site, seeded):
     assert "venue unreachable" in page.locator("#blind-spots").inner_text()
     shot(page, "overview")
     beta.get_by_role("link", name="beta").click()
+    page.wait_for_load_state("load")  # the next page, whole, before counting
     assert page.url.endswith("/clients/beta")
     assert page.locator("svg.chart polyline").count() == 1
     assert "crypto -30%" in page.locator("section:has(h2:text-is('Stress'))").inner_text()
     assert "BTC-USDT-PERP" in page.locator("section:has(h2:text-is('Positions'))").inner_text()
     shot(page, "client-beta")
     page.get_by_role("link", name="Capabilities").click()
+    page.wait_for_load_state("load")  # the next page, whole, before counting
     first = page.locator("section:has(h2:text-is('Findings')) tbody tr").first
     assert "violation" in first.inner_text() and "beta-bybit-key" in first.inner_text()
     shot(page, "capabilities")
     page.get_by_role("link", name="Policy").click()
+    page.wait_for_load_state("load")  # the next page, whole, before counting
     assert "looser" in page.locator(".proposal").inner_text()
     assert page.get_by_role("button", name="Approve and activate").count() == 0  # a viewer cannot approve
     shot(page, "policy")
@@ -102,6 +108,7 @@ def test_compliance_approves_a_playbook_action(browser, contexts, site, seeded):
     pending = page.locator("#pending tbody tr").filter(has_text="reduce_only")
     assert pending.count() == 1
     pending.get_by_role("button", name="Approve").click()
+    page.wait_for_load_state("load")  # the next page, whole, before counting
     assert page.url.endswith("/timeline")
     assert "Approved reduce_only for beta" in page.locator(".flash-ok").inner_text()
     assert "No playbook action is waiting for approval." in page.locator("#pending").inner_text()
@@ -124,6 +131,7 @@ def test_treasury_cannot_approve_its_own_withdrawal(browser, contexts, site, see
     other = sign_in(browser, contexts, site, seeded.tokens["tina"], "/withdrawals")
     row = other.locator("tbody tr").filter(has_text="150,000")
     row.get_by_role("button", name="Approve").click()
+    other.wait_for_load_state("load")  # the next page, whole, before counting
     assert "is approved" in other.locator(".flash-ok").inner_text()
     shot(other, "withdrawals-approved-by-other")
     with seeded.store.session(readonly=True) as s:

@@ -54,15 +54,19 @@ def latency_world(policy) -> tuple[dict, list[Decimal]]:
             "clients": clients}, prices
 
 
-async def measure_latency(sb: Sandbox, prices: list[Decimal], workdir: Path) -> tuple[list[float], list[float]]:
-    receiver = Receiver()
-    await receiver.start()
+def webhook_guardian(sb: Sandbox, receiver: Receiver, db: Path) -> Guardian:
+    """A guardian over ``sb`` whose one alert channel is a webhook to ``receiver``, storing in ``db``."""
     cfg = sb.config()
     alerts = AlertsConfig.model_validate({"channels": [{"name": "hook", "kind": "webhook",
                                                         "url": {"value": receiver.url}, "min_severity": "info"}]})
-    cfg = cfg.model_copy(update={"alerts": alerts, "store": cfg.store.model_copy(
-        update={"url": f"sqlite:///{workdir / 'lat.db'}"})})
-    g = Guardian(cfg, config_dir=sb.workdir)
+    cfg = cfg.model_copy(update={"alerts": alerts, "store": cfg.store.model_copy(update={"url": f"sqlite:///{db}"})})
+    return Guardian(cfg, config_dir=sb.workdir)
+
+
+async def measure_latency(sb: Sandbox, prices: list[Decimal], workdir: Path) -> tuple[list[float], list[float]]:
+    receiver = Receiver()
+    await receiver.start()
+    g = webhook_guardian(sb, receiver, workdir / "lat.db")
     stop = asyncio.Event()
     task = asyncio.create_task(g.run(sweep_every_s=POLL_S, scan_every_s=3600, stop=stop))
     while g.last_sweep is None:

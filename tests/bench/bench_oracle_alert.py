@@ -27,13 +27,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench.bench_daemon import latency_world
+from tests.bench.bench_daemon import latency_world, webhook_guardian
 from tests.bench.benchlib import Result, percentile, report
 from tests.daemon.receiver import Receiver
 from web3 import AsyncWeb3, Web3, WebSocketProvider
 
-from primeguard.config.alerts import AlertsConfig
-from primeguard.daemon.guardian import Guardian
 from primeguard.policy.loader import load
 from primeguard.sandbox.scenario import Scenario
 from primeguard.sandbox.world import Sandbox
@@ -133,12 +131,7 @@ class Heads:
 async def measure(sb: Sandbox, prices: list[Decimal], workdir: Path) -> dict[str, Any]:
     receiver = Receiver()
     await receiver.start()
-    cfg = sb.config()
-    alerts = AlertsConfig.model_validate({"channels": [{"name": "hook", "kind": "webhook",
-                                                        "url": {"value": receiver.url}, "min_severity": "info"}]})
-    cfg = cfg.model_copy(update={"alerts": alerts, "store": cfg.store.model_copy(
-        update={"url": f"sqlite:///{workdir / 'oracle.db'}"})})
-    g = Guardian(cfg, config_dir=sb.workdir)
+    g = webhook_guardian(sb, receiver, workdir / "oracle.db")
     calls: list[list[float]] = []  # each oracle log's arrival at the daemon and the end of its handling
     handle = g.on_oracle_update
 

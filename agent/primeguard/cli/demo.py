@@ -11,8 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from primeguard.cli.drill import ClientInbox
 from primeguard.cli.render import plain_row
+from primeguard.config.loader import load_config
+from primeguard.config.schema import PrimeguardConfig
 from primeguard.daemon.guardian import Guardian
+from primeguard.safeyaml import dump_yaml
 from primeguard.sandbox.scenario import Scenario
 from primeguard.sandbox.world import Sandbox
 from primeguard.store import repos
@@ -45,10 +49,24 @@ def sweep_once(world: Scenario, workdir: Path) -> dict[str, Any]:
         return _report(g, asyncio.run(g.sweep("demo")))
 
 
+def demo_config(sb: Sandbox, inbox: ClientInbox) -> PrimeguardConfig:
+    """The sandbox's config with each client's webhook contact on ``inbox`` (``<inbox>/<client id>``),
+    so the shipped plan's automatic margin-call notice reaches someone; written next to the
+    sandbox's own config as ``demo-config.yaml`` and loaded (it validates, or this raises)."""
+    data = sb.config_dict()
+    for c in data.get("clients", []):
+        c.setdefault("contacts", {"webhook": {"value": f"{inbox.url}/{c['id']}"}})
+    path = sb.workdir / "demo-config.yaml"
+    path.write_text("# written by primeguard demo: local throwaway endpoints\n" + dump_yaml(data))
+    return load_config(path)
+
+
 def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float, console: Console) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    inbox = ClientInbox()  # the clients' side: their webhook endpoints, on this machine
     with Sandbox(world, workdir) as sb:
-        cfg = sb.config()  # the shipped ladder_plan: margin-call notice automatic, halt levers need approval
+        # The shipped ladder_plan: margin-call notice automatic, halt levers need approval.
+        cfg = demo_config(sb, inbox)
         g = Guardian(cfg, config_dir=sb.workdir)
         tokens = []
         with g.store.session() as s:
@@ -66,6 +84,7 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
             plain_row(users, name, role, token)
         console.print(users)
         console.print(f"store: {cfg.store.url}")
+        console.print(f"client notices (margin calls) go to {inbox.url}/<client id>", markup=False)
         console.print("scripted events: " + "; ".join(
             f"t+{e.at_s:.0f}s {e.kind} {e.asset or e.venue} {e.answer or ''} on {e.chain}" for e in world.events),
             markup=False)
@@ -78,6 +97,8 @@ def run_demo(world: Scenario, workdir: Path, *, port: int, sweep_every_s: float,
         finally:
             if web is not None:
                 web.stop()
+            inbox.close()
+            console.print(f"client notices received: {len(inbox.received)}")
 
 
 def _start_dashboard(g: Guardian, port: int) -> Any:

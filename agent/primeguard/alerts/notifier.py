@@ -5,7 +5,10 @@ One :meth:`Notifier.process` call per sweep (and per ladder change):
 1. load the active records from the store's ``alerts`` table;
 2. plan (pure);
 3. one transaction: apply silent steps, mark every notice ``pending`` (the outbox: a crash after this
-   re-sends, it never loses a notice);
+   re-sends, it never loses a notice). The outbox's transactions are atomic and survive a crash of
+   the process but are not flushed to disk before the notice goes out (``session(durable=False)``:
+   an fsync is most of a fast-path alert's store time); after a power loss the last marks may be
+   gone, and the next sweep plans those notices again from the live state (at least once);
 4. deliver concurrently (``max_concurrency``, high priority first), bounded by ``dispatch_timeout_s``;
    a failing channel never raises here nor holds up the others;
 5. one transaction: record ``sent``/``resolved``/``failed`` with a redacted error and the next retry time.
@@ -154,7 +157,9 @@ class Notifier:
         exist already (another writer, or a resolved record reopened) takes the per-row path."""
         ready: list[Send] = []
         skipped: list[_Outcome] = []
-        with self.store.session() as s:
+        # Not flushed to disk before sending (durable=False): a process crash keeps the mark; after
+        # a power loss the next sweep plans the notice again from the live state (see the module).
+        with self.store.session(durable=False) as s:
             fresh = [step for step in steps if step.delivers and step.state is None]
             created = repos.insert_alerts(s, [(st.key, st.channel, st.level) for st in fresh], now=now) \
                 if fresh else set()
@@ -206,7 +211,7 @@ class Notifier:
         if not outcomes:
             return
         try:
-            with self.store.session() as s:
+            with self.store.session(durable=False) as s:
                 rows = repos.alerts_for(s, [(o.send.key, o.send.channel) for o in outcomes])
                 for o in outcomes:
                     try:

@@ -1,6 +1,7 @@
 """Opening the store: engine, sessions, migrations.
 
-SQLite (file, WAL): foreign keys on, ``busy_timeout``, ``synchronous=FULL``. Write sessions start with
+SQLite (file, WAL): foreign keys on, ``busy_timeout``, ``synchronous=FULL`` (``NORMAL`` only for a
+``session(durable=False)``: bookkeeping derived again after a power loss). Write sessions start with
 ``BEGIN IMMEDIATE`` (the write lock is taken up front, so a read-then-write never fails half way and
 audit appends are serialised); read-only sessions start with a deferred ``BEGIN`` (a consistent WAL
 snapshot). PostgreSQL through psycopg 3: write sessions are READ COMMITTED, read-only sessions are
@@ -69,6 +70,8 @@ class Store:
             )
         else:
             self._read_engine = engine.execution_options(sqlite_begin="DEFERRED")
+        # Commits that need not survive a power loss (see ``session(durable=False)``).
+        self._lazy_engine = engine.execution_options(primeguard_durable=False)
 
     @property
     def url(self) -> str:
@@ -82,16 +85,22 @@ class Store:
     # --- sessions -----------------------------------------------------------------------------
 
     @contextmanager
-    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+    def session(self, *, readonly: bool = False, durable: bool = True) -> Iterator[Session]:
         """A unit of work: commits on normal exit, rolls back on any exception.
 
         Args:
             readonly: a consistent read snapshot; nothing is committed.
+            durable: False for bookkeeping whose loss on a power failure is harmless because it is
+                derived again (the alert outbox: the next sweep plans from the live state). The
+                commit is atomic and survives a crash of the process, but is not flushed to disk
+                before it returns (SQLite: ``synchronous=NORMAL`` for this transaction, the next
+                durable commit flushes it; PostgreSQL: ``synchronous_commit = off``). Decisions,
+                approvals, audit entries of people's acts and policy versions are always durable.
 
         Raises:
             StoreError: the database refused or failed (wraps the SQLAlchemy error).
         """
-        bind = self._read_engine if readonly else self.engine
+        bind = self._read_engine if readonly else self.engine if durable else self._lazy_engine
         session = Session(bind=bind, expire_on_commit=False, autoflush=True)
         try:
             yield session
@@ -191,6 +200,7 @@ def open_store(url: str, *, migrate: bool = False, busy_timeout_ms: int = 10_000
         if parsed.get_driver_name() != "psycopg":
             raise StoreError(f"PostgreSQL driver {parsed.get_driver_name()!r} unsupported: use postgresql+psycopg://")
         engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+        _install_postgres_hooks(engine)
     else:
         raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
     store = Store(engine)
@@ -206,6 +216,13 @@ def open_store(url: str, *, migrate: bool = False, busy_timeout_ms: int = 10_000
         engine.dispose()
         raise
     return store
+
+
+def _install_postgres_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("primeguard_durable") is False:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # this transaction only
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
@@ -226,7 +243,11 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        opts = conn.get_execution_options()
+        mode = opts.get("sqlite_begin", "IMMEDIATE")
         if mode not in ("IMMEDIATE", "DEFERRED", "EXCLUSIVE"):
             raise StoreError(f"bad sqlite_begin option {mode!r}")
+        # Per transaction (the pragma stays on the pooled connection): FULL unless asked otherwise.
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL" if opts.get("primeguard_durable") is False
+                             else "PRAGMA synchronous=FULL")
         conn.exec_driver_sql(f"BEGIN {mode}")

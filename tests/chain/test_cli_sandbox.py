@@ -25,9 +25,11 @@ def test_up_sweep_down(repo, tmp_path):
     assert up.returncode == 0, up.stderr
     state = json.loads((workdir / "state.json").read_text())
     try:
-        out = run("sweep", "--config", state["config"], "--json", cwd=repo)
+        out = run("sweep", "--config", state["config"], "--json", "--progress", cwd=repo)
         assert out.returncode == 0, out.stderr
-        report = json.loads(out.stdout)
+        report = json.loads(out.stdout)  # progress goes to stderr only: stdout stays the JSON
+        assert "] evm: " in out.stderr and "accounts read in" in out.stderr, out.stderr
+        assert "evaluated " in out.stderr, out.stderr
         assert report["schema"] == "primeguard.sweep/1"
         check("sweep", report)
         clients = {c["client"]: c for c in report["clients"]}
@@ -35,9 +37,10 @@ def test_up_sweep_down(repo, tmp_path):
         assert clients["firm-a"]["collateral_usd"] == "440000"
         eth = next(p for p in report["prices"] if p["asset"] == "ETH")
         assert eth["price"] == "3000" and eth["source"] == "oracle" and eth["age_s"] >= 0
-        caps = run("capabilities", "--config", state["config"], "--json", cwd=repo)
+        caps = run("capabilities", "--config", state["config"], "--json", "--progress", cwd=repo)
         assert caps.returncode == 0, caps.stderr
         cap = json.loads(caps.stdout)
+        assert "] scan ethereum: blocks " in caps.stderr, caps.stderr
         assert cap["schema"] == "primeguard.capabilities/1"
         check("capabilities", cap)
         codes = [f["code"] for f in cap["findings"]]

@@ -67,6 +67,23 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def _progress(wanted: bool | None) -> Any:
+    """A progress sink for long sweeps and scans: each line on stderr with the seconds since the
+    start (``None``: only when stderr is a terminal), or None for no progress. Standard output
+    stays the report's alone."""
+    import sys
+    import time
+
+    if not (wanted if wanted is not None else sys.stderr.isatty()):
+        return None
+    t0 = time.monotonic()
+
+    def line(text: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    return line
+
+
 def say(text: str) -> None:
     """Print a line that may contain user, file or venue text: never parsed as markup."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -148,6 +165,8 @@ def sandbox_down_cmd(workdir: Path = typer.Option(DEFAULT_SANDBOX_DIR, "--dir"))
 def sweep(
     config: Path = typer.Option(..., "--config", help="Agent config YAML"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+    progress: bool = typer.Option(None, "--progress/--no-progress",
+                                  help="Progress lines on stderr (default: when stderr is a terminal)"),
 ) -> None:
     """Collect every venue once and print collateral per wallet and per client."""
     from primeguard.cli.render import render_sweep
@@ -155,7 +174,7 @@ def sweep(
     from primeguard.pipeline.reports import sweep_report
 
     cfg = load_config(config)
-    report = asyncio.run(sweep_report(cfg, config_dir=config.parent))
+    report = asyncio.run(sweep_report(cfg, config_dir=config.parent, progress=_progress(progress)))
     if as_json:
         emit_json(report)
     else:
@@ -167,6 +186,8 @@ def sweep(
 def capabilities(
     config: Path = typer.Option(..., "--config", help="Agent config YAML"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+    progress: bool = typer.Option(None, "--progress/--no-progress",
+                                  help="Progress lines on stderr (default: when stderr is a terminal)"),
 ) -> None:
     """Who can move what: API keys, dYdX authenticators, approvals, Safe owners and modules."""
     from primeguard.cli.render import render_capabilities
@@ -179,7 +200,8 @@ def capabilities(
         cursor = config.parent / cursor
     rt = _runtime(config)
     try:  # the policy in force names the known EIP-7702 delegates (the config's list is deprecated)
-        report = asyncio.run(capabilities_report(cfg, cursor_path=cursor, policy=rt.policy()))
+        report = asyncio.run(capabilities_report(cfg, cursor_path=cursor, policy=rt.policy(),
+                                                 progress=_progress(progress)))
     finally:
         rt.close()
     if as_json:

@@ -8,7 +8,7 @@ other venues. No venue is special here: each returns a :class:`~primeguard.venue
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,11 +35,13 @@ class CollectStats:
         return {f"{v}_{k}": n for v, counts in self.venues.items() for k, n in counts.items()}
 
 
-async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[Observation, CollectStats]:
+async def collect(cfg: PrimeguardConfig, now: datetime | None = None, *,
+                  progress: Callable[[str], None] | None = None) -> tuple[Observation, CollectStats]:
     """Read every configured venue concurrently (``now`` defaults to the current UTC time).
 
     Snapshots, prices and findings are concatenated in registry order. Never raises for a venue
-    fault (the adapters turn those into blind snapshots); never writes anything.
+    fault (the adapters turn those into blind snapshots); never writes anything. ``progress``,
+    when given, is told a line for people as each venue finishes (for long CLI sweeps).
     """
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -50,9 +52,14 @@ async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[O
     async def timed(c: Any) -> Any:
         start = loop.time()
         try:
-            return await c.collect(cfg, now)
+            result = await c.collect(cfg, now)
         finally:
             seconds[c.name] = loop.time() - start
+        if progress is not None:
+            blind = sum(not snap.ok for snap in result.snapshots)
+            progress(f"{c.name}: {len(result.snapshots)} accounts read in {seconds[c.name]:.1f} s"
+                     + (f", {blind} blind" if blind else ""))
+        return result
 
     results = await asyncio.gather(*(timed(c) for c in collectors))
     snapshots = tuple(s for r in results for s in r.snapshots)

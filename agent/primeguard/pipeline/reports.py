@@ -3,6 +3,7 @@ renders the same data for people). Decimals are strings in JSON; never floats.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,18 @@ def finding_json(f: Finding) -> dict[str, Any]:
     return f.to_json()
 
 
-async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None) -> dict[str, Any]:
+async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None,
+                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One sweep: collateral per holding and client, plus each client's risk view (metrics, ladder
-    rung from this observation alone, prices used and their age) under the policy in force."""
+    rung from this observation alone, prices used and their age) under the policy in force.
+    ``progress``, when given, is told a line for people per venue read and per stage."""
 
     from primeguard.pipeline.evaluate import evaluate
     from primeguard.policy.loader import load
 
-    obs, stats = await collect(cfg)
+    obs, stats = await collect(cfg, progress=progress)
+    if progress is not None:
+        progress(f"collected {stats.accounts} accounts in {stats.seconds:.1f} s; evaluating")
     table = oracle_collateral(obs)
     findings = list(obs.findings)
     for s in obs.snapshots:
@@ -42,6 +47,8 @@ async def sweep_report(cfg: PrimeguardConfig, *, config_dir: Path | None = None)
     except Exception:  # a broken policy means no policy: the evaluation fails closed and says so
         policy = None
     ev = evaluate(cfg, obs, policy=policy, ladder={}, peaks={}, screen_stress_first=False)  # every figure
+    if progress is not None:
+        progress(f"evaluated {len(ev.valuations)} clients")
     findings.extend(f for f in ev.findings if f not in findings)
     return {
         "schema": REPORT_SCHEMA,
@@ -89,15 +96,17 @@ def credential_json(c: Credential, client_of: dict[str, str]) -> dict[str, Any]:
 
 
 async def capabilities_report(cfg: PrimeguardConfig, *, cursor_path: Path | None = None,
-                              policy: PolicySet | None = None) -> dict[str, Any]:
+                              policy: PolicySet | None = None,
+                              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Who can move what, on every venue, in one vocabulary; findings (violations) first. The
-    known EIP-7702 delegates are the ``policy``'s (plus the config's deprecated list)."""
+    known EIP-7702 delegates are the ``policy``'s (plus the config's deprecated list).
+    ``progress``, when given, is told a line for people per chain scanned and per venue read."""
     from primeguard.venues.evm.scan import JsonCursorStore, MemoryCursorStore, capabilities_from_scan, scan_all
 
     store = JsonCursorStore(cursor_path) if cursor_path is not None else MemoryCursorStore()
-    scans = await scan_all(cfg, store)
+    scans = await scan_all(cfg, store, progress=progress)
     creds, findings = capabilities_from_scan(cfg, scans, known_delegates_of(policy))
-    obs, _ = await collect(cfg)
+    obs, _ = await collect(cfg, progress=progress)
     for snap in obs.snapshots:
         if snap.account.venue.value != "evm":
             creds.extend(snap.credentials)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -385,10 +385,22 @@ async def _scan(reader: ChainReader, cfg: PrimeguardConfig, chain: ChainConfig, 
         result.wallets.append(WalletFacts(w, "safe" if safe else "contract", safe))
 
 
-async def scan_all(cfg: PrimeguardConfig, store: ScanCursorStore) -> list[ChainScan]:
+async def scan_all(cfg: PrimeguardConfig, store: ScanCursorStore, *,
+                   progress: Callable[[str], None] | None = None) -> list[ChainScan]:
     """Scan every configured chain concurrently for approvals and Safe facts, from each chain's cursor in ``store``
-    (advanced only past reorg-safe blocks). Reads the chains; writes only the cursors."""
-    return list(await asyncio.gather(*(scan_chain(cfg, c, store) for c in cfg.chains)))
+    (advanced only past reorg-safe blocks). Reads the chains; writes only the cursors. ``progress``,
+    when given, is told a line for people as each chain's scan finishes."""
+    loop = asyncio.get_running_loop()
+
+    async def one(c: ChainConfig) -> ChainScan:
+        t0 = loop.time()
+        got = await scan_chain(cfg, c, store)
+        if progress is not None:
+            progress(f"scan {c.id}: blocks {got.scanned_from}..{got.scanned_to}, {len(got.approvals)} approvals, "
+                     f"{got.round_trips} round trips in {loop.time() - t0:.1f} s")
+        return got
+
+    return list(await asyncio.gather(*(one(c) for c in cfg.chains)))
 
 
 # --- normalization into the shared capability vocabulary ----------------------------------------

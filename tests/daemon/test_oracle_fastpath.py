@@ -123,6 +123,58 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
         assert f'primeguard_oracle_stage_seconds_count{{stage="{stage}"}} 1.0' in metrics, stage
 
 
+def test_oracle_drop_is_alerted_while_a_sweep_prepares_its_rows_and_the_rows_carry_the_newer_rung(
+        sandbox_factory, tmp_path, monkeypatch):
+    """The sweep's rows are prepared in a worker thread: the event loop, and so the fast path, runs
+    meanwhile; the rows of a client the fast path moved are prepared again with the newer rung."""
+    import threading
+
+    import primeguard.daemon.guardian as guardian_module
+
+    sb = sandbox_factory(WORLD)
+    preparing, go = threading.Event(), threading.Event()
+    real_prepare = guardian_module.prepare_sweep
+
+    def held_prepare(**kwargs):
+        preparing.set()
+        assert go.wait(120), "the test never released the preparation"
+        return real_prepare(**kwargs)
+
+    async def scenario():
+        receiver = Receiver()
+        await receiver.start()
+        g = _guardian(sb, receiver, tmp_path)
+        stop = asyncio.Event()
+        task = await _started(g, stop)
+        try:
+            monkeypatch.setattr(guardian_module, "prepare_sweep", held_prepare)
+            slow = asyncio.create_task(g.sweep("test"))  # reads the venues before the drop
+            await await_until(preparing.is_set, what="the sweep preparing its rows")
+            await asyncio.to_thread(sb.set_price, "ETH", DROP)
+            _, body = await receiver.wait_for(
+                lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
+            assert body["ladder"]["current"] == "margin_call"
+            assert not slow.done()
+            await await_until(lambda: g.last_oracle, what="the fast path's outcome")
+            go.set()
+            out = await slow
+            assert out.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL
+            return g, out.sweep_id
+        finally:
+            go.set()
+            stop.set()
+            await task
+            await receiver.stop()
+
+    g, sweep_id = asyncio.run(scenario())
+    with g.store.session(readonly=True) as s:
+        stored = {r.client_id: r.state for r in repos.ladder_states(s)}
+        rows = [m for m in repos.metric_history(s, "firm-a") if m.sweep_id == sweep_id]
+    assert stored["firm-a"] == "margin_call"
+    assert len(rows) == 1 and rows[0].ladder_state == "margin_call"
+    assert rows[0].extra["ladder"]["state"] == "margin_call"
+
+
 def test_bad_oracle_answers_fall_back_to_a_full_sweep_never_a_fast_alert(sandbox_factory, tmp_path):
     sb = sandbox_factory(WORLD)
 

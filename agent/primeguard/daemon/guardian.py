@@ -39,7 +39,7 @@ from primeguard.domain.observation import Observation
 from primeguard.pipeline.collect import collect
 from primeguard.pipeline.evaluate import Evaluation, evaluate
 from primeguard.pipeline.haircuts import PriceHistory, load_price_history
-from primeguard.pipeline.outcome import SweepOutcome, dedupe, persist_sweep, sweep_findings
+from primeguard.pipeline.outcome import SweepOutcome, dedupe, prepare_sweep, sweep_findings, write_sweep
 from primeguard.playbooks.engine import ActionSpec
 from primeguard.risk.ladder import LadderState, LadderStatus, cure_amounts, cure_target
 from primeguard.risk.valuation import ClientValuation
@@ -228,11 +228,18 @@ class Guardian:
             # Alerts first: people hear about a crash before the history is written.
             deliveries = await self.notifier.process(dedupe(findings), events, now=obs.taken_at)
             t = _lap(stages, "alerts", t)
+            # The rows are checked and serialised in a worker thread (most of recording a sweep):
+            # the event loop, and so an oracle fast path, goes on meanwhile.
+            prepared = await asyncio.to_thread(prepare_sweep, sweep_id=sweep_id, obs=obs, ev=ev, clients=clients,
+                                               peaks=dict(self.peaks))
             # From here to the ladder update nothing awaits: an oracle fast path that ran during the
-            # alerts is taken into account, and none can run in between.
-            self._supersede(ev, obs.taken_at)
-            persist_sweep(self.store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients,
-                          peaks=self.peaks)
+            # alerts or the preparation is taken into account (its clients' rows prepared again with
+            # its rung), and none can run in between.
+            moved = self._supersede(ev, obs.taken_at)
+            if moved:
+                prepared.redo(obs=obs, ev=ev, clients=clients, peaks=self.peaks, only=moved)
+            write_sweep(self.store, prepared, obs=obs, ev=ev, findings=findings, clients=clients)
+            self.peaks.update(prepared.peaks)
             t = _lap(stages, "persist", t)
             self._commit_ladder(ev.ladder, obs.taken_at)
             self._bases.update(ev.valuations)
@@ -260,16 +267,18 @@ class Guardian:
                 self.m_ladder.labels(cid).set(int(ev.ladder[cid].state))
             return SweepOutcome(sweep_id, seconds, ev, obs, len(deliveries), stages)
 
-    def _supersede(self, ev: Evaluation, taken_at: datetime) -> None:
+    def _supersede(self, ev: Evaluation, taken_at: datetime) -> set[str]:
         """Where an oracle fast path placed a client on the ladder from an observation newer than
         ``taken_at``, that rung stands in ``ev`` (and this evaluation's move of the client is dropped):
-        the newer observation wins, never an older one."""
+        the newer observation wins, never an older one. Returns the clients whose rung in ``ev``
+        changed here."""
         stale = {cid for cid in ev.ladder if newer(self._ladder_at, cid, taken_at)}
-        if not stale:
-            return
+        changed = {cid for cid in stale if ev.ladder[cid] != self.ladder[cid]}
         for cid in stale:
             ev.ladder[cid] = self.ladder[cid]
-        ev.moves[:] = [m for m in ev.moves if m.client_id not in stale]
+        if stale:
+            ev.moves[:] = [m for m in ev.moves if m.client_id not in stale]
+        return changed
 
     def _commit_ladder(self, ladder: Mapping[str, LadderStatus], taken_at: datetime) -> set[str]:
         """Take the rungs computed from an observation taken at ``taken_at``, except where a newer

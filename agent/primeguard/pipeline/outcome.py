@@ -1,11 +1,14 @@
 """Outcome: what one sweep leaves behind in the store (snapshots, per-client metrics, findings).
 
-The daemon calls :func:`persist_sweep` after alerts went out; the writes happen in one transaction,
-so a sweep is recorded whole or not at all.
+The daemon records a sweep after alerts went out: :func:`prepare_sweep` (checking and serialising
+the rows: CPU, no transaction) in a worker thread, then :func:`write_sweep` on the event loop; the
+writes happen in one transaction, so a sweep is recorded whole or not at all.
+:func:`persist_sweep` is both in one call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -62,39 +65,80 @@ def persist_sweep(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluati
     price per quoted asset), the history volatility haircuts are computed from.
 
     ``peaks`` (peak equity per client, USD) is updated in place; a blind client keeps its peak.
-    Raises whatever the store raises; then nothing of this sweep is written. The cyclic garbage
-    collector is paused meanwhile: serialising allocates many acyclic containers, and each full
-    pass of the collector would walk the whole observation.
+    Raises whatever the store raises; then nothing of this sweep is written. The same as
+    :func:`prepare_sweep` then :func:`write_sweep` (the daemon runs the first in a worker thread).
     """
+    prepared = prepare_sweep(sweep_id=sweep_id, obs=obs, ev=ev, clients=clients, peaks=peaks)
+    write_sweep(store, prepared, obs=obs, ev=ev, findings=findings, clients=clients)
+    peaks.update(prepared.peaks)
+
+
+@dataclass
+class PreparedSweep:
+    """A sweep's snapshot and metric rows, checked and serialised as the store writes them (the
+    CPU-heavy part of recording a sweep, which needs no transaction), and the peaks they used.
+
+    ``metrics`` maps each valued client to its row, in valuation order; ``peaks`` holds the peak
+    equity of every client with one after this sweep (a blind client keeps the one it had)."""
+
+    sweep_id: str
+    snapshots: list[dict[str, Any]]
+    metrics: dict[str, dict[str, Any]]
+    peaks: dict[str, Decimal]
+
+    def redo(self, *, obs: Observation, ev: Evaluation, clients: set[str] | None, peaks: Mapping[str, Decimal],
+             only: set[str]) -> None:
+        """Prepare again the metric rows of the ``only`` clients (their rung changed in ``ev``
+        since: a newer oracle fast path); the other rows and the snapshots stay."""
+        again = prepare_sweep(sweep_id=self.sweep_id, obs=obs, ev=ev, clients=clients, peaks=peaks, only=only)
+        self.metrics.update(again.metrics)
+        self.peaks.update(again.peaks)
+
+
+def prepare_sweep(*, sweep_id: str, obs: Observation, ev: Evaluation, clients: set[str] | None,
+                  peaks: Mapping[str, Decimal], only: set[str] | None = None) -> PreparedSweep:
+    """The rows :func:`write_sweep` stores for this sweep (see :func:`persist_sweep`), checked and
+    serialised; with ``only``, just those clients' metric rows (no snapshots). Reads ``obs`` and
+    ``ev``, writes nothing (``peaks`` is not changed: the new peaks are in the result), so it may
+    run in a worker thread while the event loop goes on. Raises ``StoreError`` for a value the
+    store refuses (a non-finite number, a float)."""
     with gc_paused():
-        _persist(store, sweep_id=sweep_id, obs=obs, ev=ev, findings=findings, clients=clients, peaks=peaks)
+        snapshots = [] if only is not None else [
+            repos.snapshot_values(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
+                                  ok=snap.ok, observed_at=snap.observed_at, payload=snapshot_payload(snap),
+                                  error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
+            for snap in obs.snapshots if clients is None or snap.account.client_id in clients]
+        metrics: dict[str, dict[str, Any]] = {}
+        new_peaks: dict[str, Decimal] = {}
+        for cid, val in ev.valuations.items():
+            if only is not None and cid not in only:
+                continue
+            peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
+            if peak is not None:
+                new_peaks[cid] = peak
+            params = ev.params[cid].ladder
+            metrics[cid] = repos.metric_values(
+                client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
+                ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
+                ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
+                    "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                    "ladder": ev.ladder[cid].to_json(),
+                    "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
+                              "halt": str(params.halt), "liquidate": str(params.liquidate)},
+                    "peak_equity": None if peak is None else str(peak),
+                    "ltv_infinite": val.ltv is not None and not val.ltv.is_finite(),
+                    **_stress_method(ev, cid)})
+    return PreparedSweep(sweep_id, snapshots, metrics, new_peaks)
 
 
-def _persist(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluation, findings: list[Finding],
-             clients: set[str] | None, peaks: dict[str, Decimal]) -> None:
-    snapshots = [dict(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
-                      observed_at=snap.observed_at, payload=snapshot_payload(snap),
-                      error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
-                 for snap in obs.snapshots if clients is None or snap.account.client_id in clients]
-    metrics = []
-    for cid, val in ev.valuations.items():
-        peak = max(peaks.get(cid, val.equity), val.equity) if not val.blind else peaks.get(cid)
-        if peak is not None:
-            peaks[cid] = peak
-        params = ev.params[cid].ladder
-        metrics.append(dict(client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
-                            ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
-                            ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
-                                "ladder": ev.ladder[cid].to_json(),
-                                "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
-                                          "halt": str(params.halt), "liquidate": str(params.liquidate)},
-                                "peak_equity": None if peak is None else str(peak),
-                                "ltv_infinite": val.ltv is not None and not val.ltv.is_finite(),
-                                **_stress_method(ev, cid)}))
-    with store.session() as s:
-        repos.insert_snapshots(s, snapshots)
-        repos.insert_metrics(s, metrics)
+def write_sweep(store: Store, prepared: PreparedSweep, *, obs: Observation, ev: Evaluation,
+                findings: list[Finding], clients: set[str] | None) -> None:
+    """Write a :class:`PreparedSweep` and the rest of the sweep's records (ladder rungs from
+    ``ev.ladder``, closing prices, findings opened and closed) in one transaction: whole or not at
+    all. Raises whatever the store raises."""
+    with gc_paused(), store.session() as s:
+        repos.insert_snapshot_values(s, prepared.snapshots)
+        repos.insert_metric_values(s, list(prepared.metrics.values()))
         repos.save_ladder_states(s, [repos.LadderSave(cid, status.state.label, status.entered_at, status.deadline,
                                                       status.below)
                                      for cid, status in ev.ladder.items() if clients is None or cid in clients],

@@ -71,9 +71,11 @@ from primeguard.store.repos.leases import (
     renew_lease,
 )
 from primeguard.store.repos.metrics import (
+    insert_metric_values,
     insert_metrics,
     latest_metric,
     metric_history,
+    metric_values,
     record_metric,
     record_price_closes,
 )
@@ -93,10 +95,12 @@ from primeguard.store.repos.scan_cursors import (
     set_cursor,
 )
 from primeguard.store.repos.snapshots import (
+    insert_snapshot_values,
     insert_snapshots,
     latest_snapshot,
     save_snapshot,
     save_snapshots,
+    snapshot_values,
     sweep_snapshots,
 )
 from primeguard.store.repos.users import (
@@ -158,7 +162,9 @@ __all__ = [
     "hash_token",
     "insert_action_once",
     "insert_alerts",
+    "insert_metric_values",
     "insert_metrics",
+    "insert_snapshot_values",
     "insert_snapshots",
     "ladder_states",
     "latest_metric",
@@ -170,6 +176,7 @@ __all__ = [
     "list_users",
     "list_withdrawals",
     "metric_history",
+    "metric_values",
     "open_findings",
     "open_findings_of",
     "policy_content_hash",
@@ -187,6 +194,7 @@ __all__ = [
     "save_snapshot",
     "save_snapshots",
     "set_cursor",
+    "snapshot_values",
     "sweep_snapshots",
     "transition_action",
     "transition_alert",

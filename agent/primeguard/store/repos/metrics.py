@@ -7,7 +7,7 @@ see :mod:`primeguard.store.repos`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -97,3 +97,11 @@ def record_price_closes(session: Session, *, at: datetime, prices: Mapping[str, 
             where=t.c.at <= ins.excluded.at))
         n += 1
     return n
+
+
+def insert_metric_values(session: Session, values: Sequence[Mapping[str, Any]]) -> int:
+    """Append metric points already checked by :func:`metric_values` (prepared elsewhere, e.g. in
+    a worker thread before the transaction) with one bulk INSERT; returns how many."""
+    if values:
+        session.execute(sa.insert(table_of(MetricRow)), list(values))
+    return len(values)

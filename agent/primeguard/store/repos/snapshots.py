@@ -6,7 +6,7 @@ see :mod:`primeguard.store.repos`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -76,3 +76,11 @@ def sweep_snapshots(session: Session, sweep_id: str) -> list[SnapshotRow]:
     t = table_of(SnapshotRow)
     stmt = sa.select(SnapshotRow).where(t.c.sweep_id == sweep_id).order_by(t.c.account_id)
     return list(session.execute(stmt).scalars())
+
+
+def insert_snapshot_values(session: Session, values: Sequence[Mapping[str, Any]]) -> int:
+    """Store snapshot rows already checked by :func:`snapshot_values` (prepared elsewhere, e.g. in
+    a worker thread before the transaction) with one bulk INSERT; returns how many."""
+    if values:
+        session.execute(sa.insert(table_of(SnapshotRow)), list(values))
+    return len(values)

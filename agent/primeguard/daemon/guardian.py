@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
@@ -138,6 +138,9 @@ class Guardian:
         self.last_oracle: OracleOutcome | None = None
         self._sweep_queued = False
         self._background: set[asyncio.Task[None]] = set()
+        # Ids of the actions the current ladder episodes asked for, known to be in the store: a
+        # sweep proposes only the others (was: every sweep re-proposed them all, a write each).
+        self._proposed: set[str] = set()
         self.registry = CollectorRegistry()
         self.m_sweeps = Counter("primeguard_sweeps_total", "Sweeps run", ["reason"], registry=self.registry)
         self.m_sweep_s = Histogram("primeguard_sweep_seconds", "Sweep duration", registry=self.registry)
@@ -299,17 +302,23 @@ class Guardian:
         """Propose what the plan asks at each client's rung, once per ladder episode (the action id
         is the lever, client and episode; the LTV and notice figures of the moment ride along)."""
         specs: list[ActionSpec] = []
+        wanted: set[str] = set()
         for cid, status in ev.ladder.items():
             steps = self._plan(policy, cid, status.state.label) if status.state > LadderState.NORMAL else []
             for p in steps:
                 if p.lever not in self.playbook.levers:
                     continue
                 episode = f"{cid}:{status.state.label}:{status.entered_at.isoformat()}"
+                spec = ActionSpec(p.lever, cid, episode, p.mode)
+                if spec.id in self._proposed:
+                    wanted.add(spec.id)
+                    continue
                 details = notice_details(ev, cid, status)
                 details["plan_step"] = p.step or "builtin"
-                specs.append(ActionSpec(p.lever, cid, episode, p.mode, details=details))
+                specs.append(replace(spec, details=details))
         if specs:
             self.playbook.propose(specs)
+        self._proposed = wanted | {sp.id for sp in specs}  # in the store now (inserted once, or there before)
 
     # --- reactions --------------------------------------------------------------------------
 

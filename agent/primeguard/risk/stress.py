@@ -400,6 +400,7 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
         assets.update(v.balance_values)
     out: list[tuple[list[float], list[float]]] = []
     flat: _FlatBalances | None = None  # built on the first scenario that needs each balance
+    rows: _AssetRows | None = None  # likewise, the position rows per asset
     for sc in scenarios:
         if sc.idiosyncratic is not None:
             raise ValueError(f"{sc.name}: idiosyncratic scenarios are exact-path only (stress())")
@@ -428,9 +429,14 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
                 bal = [b - s - r * f for b, s, r in zip(bal, inputs.dark_bal_stable[sc.venue_dark],
                                                         inputs.dark_bal_risky[sc.venue_dark], strict=True)]
         else:
-            m = [mult[a] for a in inputs.p_asset]
-            hc = [x * k if (x := v * g - c) > 0 else x
-                  for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
+            if sc.venue_dark is None:
+                if rows is None:
+                    rows = _AssetRows(inputs)
+                hc = rows.haircut(mult)
+            else:
+                m = [mult[a] for a in inputs.p_asset]
+                hc = [x * k if (x := v * g - c) > 0 else x
+                      for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
             if flat is None:
                 flat = _FlatBalances(inputs.valuations)
             bal = flat.totals(mult, sc.venue_dark)
@@ -442,6 +448,38 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
         owed = [o * mult[la] if la is not None else o for o, la in zip(inputs.owed, inputs.loan_asset, strict=True)]
         out.append((owed, coll))
     return out
+
+
+class _AssetRows:
+    """The position rows of :class:`GridInputs` per asset, and every row's haircut value at
+    unmoved prices, for the per-asset path of :func:`stress_grid_parts` (no dark venue): a
+    scenario that moves a few assets recomputes only their rows."""
+
+    __slots__ = ("base", "inputs", "of")
+
+    def __init__(self, inputs: GridInputs) -> None:
+        self.inputs = inputs
+        self.of: dict[str, list[int]] = {}
+        for i, a in enumerate(inputs.p_asset):
+            self.of.setdefault(a, []).append(i)
+        # value × 1.0 is value, bit for bit: the row as a multiplier of 1 leaves it.
+        self.base = [x * k if (x := v - c) > 0 else x
+                     for v, c, k in zip(inputs.p_value, inputs.p_cost, inputs.p_keep, strict=True)]
+
+    def haircut(self, mult: Mapping[str, float]) -> list[float]:
+        """Per row: ``x × keep`` if positive else ``x``, ``x = value × mult[asset] − cost`` (the
+        same floats as computing every row)."""
+        inp = self.inputs
+        moved = [i for a, ix in self.of.items() if mult[a] != 1.0 for i in ix]
+        if 2 * len(moved) > len(self.base):
+            return [x * k if (x := v * mult[a] - c) > 0 else x
+                    for v, a, c, k in zip(inp.p_value, inp.p_asset, inp.p_cost, inp.p_keep, strict=True)]
+        out = self.base.copy()
+        value, asset, cost, keep = inp.p_value, inp.p_asset, inp.p_cost, inp.p_keep
+        for i in moved:
+            x = value[i] * mult[asset[i]] - cost[i]
+            out[i] = x * keep[i] if x > 0 else x
+        return out
 
 
 class _FlatBalances:

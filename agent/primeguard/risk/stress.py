@@ -628,21 +628,27 @@ def screen_stress(valuations: Sequence[ClientValuation], scenarios: Mapping[str,
     grid: dict[tuple[Any, ...], int] = {}
     runs: list[StressScenario] = []
     variant_of: dict[tuple[Any, ...], int] = {}  # (scenario's key, asset) -> grid index
+    # id(scenario) -> its grid index (k,), or its key when idiosyncratic (alive in ``scenarios`` meanwhile)
+    own_key: dict[int, tuple[Any, ...]] = {}
     plan: list[list[tuple[str, list[tuple[int, str | None]]]]] = []
     for v in vals:
         assert v.book is not None and v.context is not None
         rows: list[tuple[str, list[tuple[int, str | None]]]] = []
         for sc in scenarios[v.client_id]:
-            shocks = tuple(sorted(sc.shocks.items())) if sc.shocks else ()
+            own = own_key.get(id(sc))
+            if own is None:
+                shocks = tuple(sorted(sc.shocks.items())) if sc.shocks else ()
+                own = (shocks, sc.venue_dark, sc.funding_spike, sc.idiosyncratic)
+                if sc.idiosyncratic is None:
+                    k = grid.get(own[:3])
+                    if k is None:
+                        k = grid[own[:3]] = len(runs)
+                        runs.append(sc)
+                    own = (k,)
+                own_key[id(sc)] = own
             if sc.idiosyncratic is None:
-                key = (shocks, sc.venue_dark, sc.funding_spike)
-                k = grid.get(key)
-                if k is None:
-                    k = grid[key] = len(runs)
-                    runs.append(sc)
-                rows.append((sc.name, [(k, None)]))
+                rows.append((sc.name, [(own[0], None)]))
                 continue
-            own = (shocks, sc.venue_dark, sc.funding_spike, sc.idiosyncratic)
             keys: list[tuple[int, str | None]] = []
             held: list[str | None] = [*held_volatile(v.book, v.context.prices, params)]
             for a in held or [None]:

@@ -485,29 +485,46 @@ class _AssetRows:
 class _FlatBalances:
     """Every client's balances flattened once for the per-asset path of :func:`stress_grid_parts`:
     per balance (clients in order, each client's balances in book order) its haircut value at base
-    prices as a float, its asset and its venue label; unpriced and zero balances left out."""
+    prices as a float and its asset (its venue label when a dark venue first asks); unpriced and
+    zero balances left out."""
 
-    __slots__ = ("asset", "row", "value", "venue")
+    __slots__ = ("_valuations", "_venue", "asset", "row", "value")
 
     def __init__(self, valuations: Sequence[ClientValuation]) -> None:
         value: list[float] = []
         asset: list[str] = []
-        venue: list[str] = []
         row = [0]
         for v in valuations:
             book, ctx = v.book, v.context
             assert book is not None and ctx is not None
-            tget, keep, venue_of = ctx.table.get, book.keep, book.venue_of
+            tget, account_keep = ctx.table.get, book.account_keep  # book.keep, inlined
             for b in book.balances:
                 q = b.quantity
                 t = tget(b.asset)
                 if t is None or not q:
                     continue
-                value.append(float(q * (t.low * keep(b.account_id, t.keep) if q > 0 else t.high)))
+                if q > 0:
+                    x = q * (t.low * (account_keep.get(b.account_id, t.keep) if account_keep else t.keep))
+                else:
+                    x = q * t.high
+                value.append(float(x))
                 asset.append(b.asset)
-                venue.append(venue_of(b.account_id))
             row.append(len(value))
-        self.value, self.asset, self.venue, self.row = value, asset, venue, row
+        self.value, self.asset, self.row = value, asset, row
+        self._valuations = valuations
+        self._venue: list[str] | None = None
+
+    def _venues(self) -> list[str]:
+        """Per flattened balance, its venue label (same order and filter as the values)."""
+        if self._venue is None:
+            out: list[str] = []
+            for v in self._valuations:
+                book, ctx = v.book, v.context
+                assert book is not None and ctx is not None
+                table = ctx.table
+                out += [book.venue_of(b.account_id) for b in book.balances if b.asset in table and b.quantity]
+            self._venue = out
+        return self._venue
 
     def totals(self, mult: Mapping[str, float], dark: str | None) -> list[float]:
         """Per client: Σ value × ``mult[asset]`` in book order from 0.0 (what a running ``+=``
@@ -516,8 +533,9 @@ class _FlatBalances:
         bounds = pairwise(self.row)
         if dark is None:
             return [reduce(add, prods[s:e], 0.0) for s, e in bounds]
-        is_dark = {lab: _dark(lab, dark) for lab in set(self.venue)}
-        lit = [not is_dark[lab] for lab in self.venue]
+        venue = self._venues()
+        is_dark = {lab: _dark(lab, dark) for lab in set(venue)}
+        lit = [not is_dark[lab] for lab in venue]
         return [reduce(add, compress(prods[s:e], lit[s:e]), 0.0) for s, e in bounds]
 
 

@@ -164,6 +164,8 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
     per_client: list[tuple[str, list[Finding]]] = []  # findings in client order, stress ones added last
     stress_todo: list[tuple[str, ClientBook, PriceBook, RiskParameters, list[StressScenario]]] = []
     todo: list[tuple[Any, str, RiskParameters, ClientBook, PriceBook, ValuationContext, list[Finding]]] = []
+    # The standard scenarios per set of venues, built once (frozen values, shared between clients).
+    scenario_sets: dict[frozenset[str], list[StressScenario]] = {}
     for client in cfg.clients:
         if clients is not None and client.id not in clients:
             continue
@@ -221,7 +223,11 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
                                  client_id=client.id, details={"ltv": str(val.ltv)}))
         found.extend(venue_findings(val, params))
         if with_stress:  # analytics: skipped on the oracle fast path, where only reaction time matters
-            stress_todo.append((client.id, book, prices, params, default_scenarios(set(book.account_venues.values()))))
+            venues = frozenset(book.account_venues.values())
+            scs = scenario_sets.get(venues)
+            if scs is None:
+                scs = scenario_sets[venues] = default_scenarios(venues)
+            stress_todo.append((client.id, book, prices, params, list(scs)))
     stress_found = _run_stress(out, stress_todo, now, screen=screen_stress_first) if stress_todo else {}
     for cid, found in per_client:
         out.findings.extend(found)

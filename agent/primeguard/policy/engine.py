@@ -523,14 +523,33 @@ def evaluate_capabilities(policy: PolicySet, inp: CapabilityInput) -> Evaluation
     findings: list[Finding] = []
     violated: list[str] = []
     shadow: list[str] = []
+    # Memos for a whole book of credentials (same answers as _applies / _violation per credential):
+    # the rules whose holder, venue, kind and chain filters take a credential depend on those four
+    # fields only; whether a forbid / allow_only rule is broken, on its capabilities only.
+    fitting: dict[tuple[Any, ...], list[tuple[CapabilityRuleC, Any, bool]]] = {}
+    clean: dict[tuple[int, frozenset[Capability]], bool] = {}
     for cred in sorted(inp.credentials, key=lambda c: c.id):
         account = inp.accounts.get(cred.account_id)
         client = account.client_id if account is not None else None
-        for rule in policy.capability_rules:
-            if not _applies(rule, cred, client):
+        sig = (cred.holder, cred.venue, cred.kind, cred.chain or "")
+        rules = fitting.get(sig)
+        if rules is None:
+            rules = fitting[sig] = [(r, r.spec.applies_to.clients, r.spec.check in ("forbid", "allow_only"))
+                                    for r in policy.capability_rules if _applies(r, cred, None)]
+        for rule, clients, forbids in rules:
+            if not (clients is None or client is None or client in clients):
                 continue
-            hit = _violation(rule, cred)
             spec = rule.spec
+            if forbids:
+                caps = cred.capabilities
+                key = (id(rule), caps if isinstance(caps, frozenset) else frozenset(caps))
+                ok = clean.get(key)
+                if ok is None:
+                    ok = clean[key] = not any(cred.can(c) for c in rule.forbidden)
+                if ok:
+                    checks.append(Check(spec.id, "pass", None, f"{cred.id}: ok", spec.shadow))
+                    continue
+            hit = _violation(rule, cred)
             if hit is None:
                 checks.append(Check(spec.id, "pass", None, f"{cred.id}: ok", spec.shadow))
                 continue

@@ -31,8 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from itertools import accumulate, pairwise
+from functools import reduce
+from itertools import accumulate, compress, pairwise
 from math import fsum, isfinite
+from operator import add, mul
 from types import MappingProxyType
 from typing import Any
 
@@ -289,8 +291,8 @@ def grid_inputs(valuations: Sequence[ClientValuation], dark_venues: Iterable[str
     dark_cost: dict[str, list[float]] = {}
     dark_st: dict[str, list[float]] = {}
     dark_rk: dict[str, list[float]] = {}
-    for dv in dict.fromkeys(dark_venues):
-        dark_net[dv], dark_cost[dv], dark_st[dv], dark_rk[dv] = _dark_parts(vals, dv)
+    for dv, parts in _dark_parts(vals, list(dict.fromkeys(dark_venues))).items():
+        dark_net[dv], dark_cost[dv], dark_st[dv], dark_rk[dv] = parts
     return GridInputs(
         tuple(v.client_id for v in vals), [float(v.loan) for v in vals], [v.loan_asset for v in vals],
         [float(v.gross_notional - v.stable_notional) for v in vals], [float(v.stable_notional) for v in vals],
@@ -302,59 +304,72 @@ def grid_inputs(valuations: Sequence[ClientValuation], dark_venues: Iterable[str
 
 
 def _dark_parts(valuations: Sequence[ClientValuation],
-                venue: str) -> tuple[list[float], list[float], list[float], list[float]]:
-    """What sits on ``venue``: per position row, Σ size and Σ size × entry of the client's
-    positions there; per client, the haircut value of its balances there (stable, other)."""
+                venues: Sequence[str]) -> dict[str, tuple[list[float], list[float], list[float], list[float]]]:
+    """Per venue of ``venues``, what sits on it: per position row, Σ size and Σ size × entry of
+    the client's positions there; per client, the haircut value of its balances there (stable,
+    other). One pass over the book for every venue; each venue's sums run in book order."""
     n_rows = sum(len(v.underlyings) for v in valuations)
-    dn = [0.0] * n_rows
-    dc = [0.0] * n_rows
-    bst: list[float] = []
-    brk: list[float] = []
-    is_dark: dict[str, bool] = {}  # venue labels repeat across clients
+    dn = [[0.0] * n_rows for _ in venues]
+    dc = [[0.0] * n_rows for _ in venues]
+    bst: list[list[float]] = [[] for _ in venues]
+    brk: list[list[float]] = [[] for _ in venues]
+    on_cache: dict[str, tuple[int, ...]] = {}  # venue label -> indexes of the venues it matches
+
+    def matches(label: str) -> tuple[int, ...]:
+        got = on_cache.get(label)
+        if got is None:
+            got = on_cache[label] = tuple(k for k, dv in enumerate(venues) if _dark(label, dv))
+        return got
+
     row = 0
     for v in valuations:
         book, ctx = v.book, v.context
         assert book is not None and ctx is not None
         labels = book.account_venues
-        dark = set()
+        dark: dict[str, tuple[int, ...]] = {}  # account -> the venues that switch it off
         for a, lab in labels.items():
-            d = is_dark.get(lab)
-            if d is None:
-                d = is_dark[lab] = _dark(lab, venue)
-            if d:
-                dark.add(a)
-        on = [p for p in book.positions
-              if (a := p.account_id) in dark or (a not in labels and _dark(p.venue.value, venue))]
-        if on:
-            part: dict[str, list[Decimal]] = {}
-            for p in on:
+            ks = matches(lab)
+            if ks:
+                dark[a] = ks
+        parts: dict[int, dict[str, list[Decimal]]] = {}
+        for p in book.positions:
+            a = p.account_id
+            ks = dark.get(a, ()) if a in labels else matches(p.venue.value)
+            for k in ks:
+                part = parts.get(k)
+                if part is None:
+                    part = parts[k] = {}
                 x = part.get(p.underlying)
                 if x is None:
                     part[p.underlying] = [p.size, p.size * p.entry_price]
                 else:
                     x[0] += p.size
                     x[1] += p.size * p.entry_price
-            for k, u in enumerate(v.underlyings, start=row):
+        for k, part in parts.items():
+            dnk, dck = dn[k], dc[k]
+            for r, u in enumerate(v.underlyings, start=row):
                 x = part.get(u.asset)
                 if x is not None:
-                    dn[k] = float(x[0])
-                    dc[k] = float(x[1])
+                    dnk[r] = float(x[0])
+                    dck[r] = float(x[1])
         row += len(v.underlyings)
-        st = rk = ZERO
+        st = [ZERO] * len(venues)
+        rk = [ZERO] * len(venues)
         if dark:
             table = ctx.table
             for b in book.balances:
+                ks = dark.get(b.account_id, ())
                 t = table.get(b.asset)
-                if b.account_id in dark and t is not None and b.quantity:
+                if ks and t is not None and b.quantity:
                     hv = b.quantity * t.low * book.keep(b.account_id, t.keep) if b.quantity > 0 \
                         else b.quantity * t.high
-                    if t.stable:
-                        st += hv
-                    else:
-                        rk += hv
-        bst.append(float(st))
-        brk.append(float(rk))
-    return dn, dc, bst, brk
+                    acc = st if t.stable else rk
+                    for k in ks:
+                        acc[k] += hv
+        for k in range(len(venues)):
+            bst[k].append(float(st[k]))
+            brk[k].append(float(rk[k]))
+    return {dv: (dn[k], dc[k], bst[k], brk[k]) for k, dv in enumerate(venues)}
 
 
 def stress_grid(inputs: GridInputs, scenarios: Sequence[StressScenario],
@@ -384,6 +399,8 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
     for v in inputs.valuations:
         assets.update(v.balance_values)
     out: list[tuple[list[float], list[float]]] = []
+    flat: _FlatBalances | None = None  # built on the first scenario that needs each balance
+    rows: _AssetRows | None = None  # likewise, the position rows per asset
     for sc in scenarios:
         if sc.idiosyncratic is not None:
             raise ValueError(f"{sc.name}: idiosyncratic scenarios are exact-path only (stress())")
@@ -412,10 +429,17 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
                 bal = [b - s - r * f for b, s, r in zip(bal, inputs.dark_bal_stable[sc.venue_dark],
                                                         inputs.dark_bal_risky[sc.venue_dark], strict=True)]
         else:
-            m = [mult[a] for a in inputs.p_asset]
-            hc = [x * k if (x := v * g - c) > 0 else x
-                  for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
-            bal = _balances(inputs.valuations, mult, sc.venue_dark)
+            if sc.venue_dark is None:
+                if rows is None:
+                    rows = _AssetRows(inputs)
+                hc = rows.haircut(mult)
+            else:
+                m = [mult[a] for a in inputs.p_asset]
+                hc = [x * k if (x := v * g - c) > 0 else x
+                      for v, g, c, k in zip(value, m, cost, inputs.p_keep, strict=True)]
+            if flat is None:
+                flat = _FlatBalances(inputs.valuations)
+            bal = flat.totals(mult, sc.venue_dark)
         coll = [fsum((*hc[s:e], b)) for (s, e), b in zip(pairwise(inputs.prow), bal, strict=True)]
         if sc.funding_spike:
             rate = float(sc.funding_spike)
@@ -426,22 +450,93 @@ def stress_grid_parts(inputs: GridInputs, scenarios: Sequence[StressScenario],
     return out
 
 
-def _balances(valuations: Sequence[ClientValuation], mult: Mapping[str, float], dark: str | None) -> list[float]:
-    """Per client: haircut balance value with per-asset multipliers, a dark venue's left out."""
-    out: list[float] = []
-    for v in valuations:
-        assert v.book is not None and v.context is not None
-        table = v.context.table
-        total = 0.0
-        for b in v.book.balances:
-            t = table.get(b.asset)
-            if t is None or not b.quantity or _dark(v.book.venue_of(b.account_id), dark):
-                continue
-            keep = v.book.keep(b.account_id, t.keep)
-            x = float(b.quantity * (t.low * keep if b.quantity > 0 else t.high)) * mult[b.asset]
-            total += x
-        out.append(total)
-    return out
+class _AssetRows:
+    """The position rows of :class:`GridInputs` per asset, and every row's haircut value at
+    unmoved prices, for the per-asset path of :func:`stress_grid_parts` (no dark venue): a
+    scenario that moves a few assets recomputes only their rows."""
+
+    __slots__ = ("base", "inputs", "of")
+
+    def __init__(self, inputs: GridInputs) -> None:
+        self.inputs = inputs
+        self.of: dict[str, list[int]] = {}
+        for i, a in enumerate(inputs.p_asset):
+            self.of.setdefault(a, []).append(i)
+        # value × 1.0 is value, bit for bit: the row as a multiplier of 1 leaves it.
+        self.base = [x * k if (x := v - c) > 0 else x
+                     for v, c, k in zip(inputs.p_value, inputs.p_cost, inputs.p_keep, strict=True)]
+
+    def haircut(self, mult: Mapping[str, float]) -> list[float]:
+        """Per row: ``x × keep`` if positive else ``x``, ``x = value × mult[asset] − cost`` (the
+        same floats as computing every row)."""
+        inp = self.inputs
+        moved = [i for a, ix in self.of.items() if mult[a] != 1.0 for i in ix]
+        if 2 * len(moved) > len(self.base):
+            return [x * k if (x := v * mult[a] - c) > 0 else x
+                    for v, a, c, k in zip(inp.p_value, inp.p_asset, inp.p_cost, inp.p_keep, strict=True)]
+        out = self.base.copy()
+        value, asset, cost, keep = inp.p_value, inp.p_asset, inp.p_cost, inp.p_keep
+        for i in moved:
+            x = value[i] * mult[asset[i]] - cost[i]
+            out[i] = x * keep[i] if x > 0 else x
+        return out
+
+
+class _FlatBalances:
+    """Every client's balances flattened once for the per-asset path of :func:`stress_grid_parts`:
+    per balance (clients in order, each client's balances in book order) its haircut value at base
+    prices as a float and its asset (its venue label when a dark venue first asks); unpriced and
+    zero balances left out."""
+
+    __slots__ = ("_valuations", "_venue", "asset", "row", "value")
+
+    def __init__(self, valuations: Sequence[ClientValuation]) -> None:
+        value: list[float] = []
+        asset: list[str] = []
+        row = [0]
+        for v in valuations:
+            book, ctx = v.book, v.context
+            assert book is not None and ctx is not None
+            tget, account_keep = ctx.table.get, book.account_keep  # book.keep, inlined
+            for b in book.balances:
+                q = b.quantity
+                t = tget(b.asset)
+                if t is None or not q:
+                    continue
+                if q > 0:
+                    x = q * (t.low * (account_keep.get(b.account_id, t.keep) if account_keep else t.keep))
+                else:
+                    x = q * t.high
+                value.append(float(x))
+                asset.append(b.asset)
+            row.append(len(value))
+        self.value, self.asset, self.row = value, asset, row
+        self._valuations = valuations
+        self._venue: list[str] | None = None
+
+    def _venues(self) -> list[str]:
+        """Per flattened balance, its venue label (same order and filter as the values)."""
+        if self._venue is None:
+            out: list[str] = []
+            for v in self._valuations:
+                book, ctx = v.book, v.context
+                assert book is not None and ctx is not None
+                table = ctx.table
+                out += [book.venue_of(b.account_id) for b in book.balances if b.asset in table and b.quantity]
+            self._venue = out
+        return self._venue
+
+    def totals(self, mult: Mapping[str, float], dark: str | None) -> list[float]:
+        """Per client: Σ value × ``mult[asset]`` in book order from 0.0 (what a running ``+=``
+        gives, bit for bit), the balances on the ``dark`` venue left out."""
+        prods = list(map(mul, self.value, map(mult.__getitem__, self.asset)))
+        bounds = pairwise(self.row)
+        if dark is None:
+            return [reduce(add, prods[s:e], 0.0) for s, e in bounds]
+        venue = self._venues()
+        is_dark = {lab: _dark(lab, dark) for lab in set(venue)}
+        lit = [not is_dark[lab] for lab in venue]
+        return [reduce(add, compress(prods[s:e], lit[s:e]), 0.0) for s, e in bounds]
 
 
 # --- float screen: the exact path only near a threshold --------------------------------------
@@ -546,67 +641,131 @@ def screen_stress(valuations: Sequence[ClientValuation], scenarios: Mapping[str,
     vals = [v for v in valuations if _screenable(v) and v.client_id in scenarios]
     if not vals:
         return {}
-    # One grid scenario per distinct shock set; the idiosyncratic one as one per held asset.
-    grid: dict[tuple[Any, ...], StressScenario] = {}
-    plan: dict[str, list[tuple[str, list[tuple[tuple[Any, ...], str | None]]]]] = {}
+    # One grid scenario per distinct shock set; the idiosyncratic one as one per held asset. The
+    # plan holds, per client and scenario, the grid index of each variant (and its asset).
+    grid: dict[tuple[Any, ...], int] = {}
+    runs: list[StressScenario] = []
+    variant_of: dict[tuple[Any, ...], int] = {}  # (scenario's key, asset) -> grid index
+    # id(scenario) -> its grid index (k,), or its key when idiosyncratic (alive in ``scenarios`` meanwhile)
+    own_key: dict[int, tuple[Any, ...]] = {}
+    plan: list[list[tuple[str, list[tuple[int, str | None]]]]] = []
     for v in vals:
         assert v.book is not None and v.context is not None
-        rows: list[tuple[str, list[tuple[tuple[Any, ...], str | None]]]] = []
+        rows: list[tuple[str, list[tuple[int, str | None]]]] = []
         for sc in scenarios[v.client_id]:
-            variants: list[tuple[StressScenario, str | None]]
+            own = own_key.get(id(sc))
+            if own is None:
+                shocks = tuple(sorted(sc.shocks.items())) if sc.shocks else ()
+                own = (shocks, sc.venue_dark, sc.funding_spike, sc.idiosyncratic)
+                if sc.idiosyncratic is None:
+                    k = grid.get(own[:3])
+                    if k is None:
+                        k = grid[own[:3]] = len(runs)
+                        runs.append(sc)
+                    own = (k,)
+                own_key[id(sc)] = own
             if sc.idiosyncratic is None:
-                variants = [(sc, None)]
-            else:
-                base = replace(sc, idiosyncratic=None)
-                assets = held_volatile(v.book, v.context.prices, params)
-                variants = [(replace(base, shocks=MappingProxyType({**sc.shocks, a: sc.idiosyncratic})), a)
-                            for a in assets] or [(base, None)]
-            keys: list[tuple[tuple[Any, ...], str | None]] = []
-            for g, a in variants:
-                key = (tuple(sorted(g.shocks.items())), g.venue_dark, g.funding_spike)
-                grid.setdefault(key, g)
-                keys.append((key, a))
+                rows.append((sc.name, [(own[0], None)]))
+                continue
+            keys: list[tuple[int, str | None]] = []
+            held: list[str | None] = [*held_volatile(v.book, v.context.prices, params)]
+            for a in held or [None]:
+                k = variant_of.get((own, a))
+                if k is None:
+                    g = replace(sc, idiosyncratic=None)
+                    if a is not None:
+                        g = replace(g, shocks=MappingProxyType({**sc.shocks, a: sc.idiosyncratic}))
+                    key = (tuple(sorted(g.shocks.items())), g.venue_dark, g.funding_spike)
+                    k = grid.get(key)
+                    if k is None:
+                        k = grid[key] = len(runs)
+                        runs.append(g)
+                    variant_of[(own, a)] = k
+                keys.append((k, a))
             rows.append((sc.name, keys))
-        plan[v.client_id] = rows
-    order = list(grid)
-    index = {k: i for i, k in enumerate(order)}
-    dark = [d for d in dict.fromkeys(g.venue_dark for g in grid.values()) if d is not None]
+        plan.append(rows)
+    dark = [d for d in dict.fromkeys(g.venue_dark for g in runs) if d is not None]
     try:
-        parts = stress_grid_parts(grid_inputs(vals, dark_venues=dark), [grid[k] for k in order], params)
+        parts = stress_grid_parts(grid_inputs(vals, dark_venues=dark), runs, params)
     except ValueError:  # a scenario only the exact path runs: everyone goes there
         return {}
-    mmax = max([1.0, *(abs(float(g.factor(a, params.stablecoins))) for g in grid.values() for a in g.shocks)])
-    rate = max([0.0, *(abs(float(g.funding_spike)) for g in grid.values())])
+    mmax = max([1.0, *(abs(float(g.factor(a, params.stablecoins))) for g in runs for a in g.shocks)])
+    rate = max([0.0, *(abs(float(g.funding_spike)) for g in runs)])
     lim = None if limit is None else float(limit)
+    bands = [(b, 1 + b) for b in thresholds]
+    magnitudes = _magnitudes(vals, mmax)
+    inf = float("inf")
     out: dict[str, ScreenedStress] = {}
-    for j, v in enumerate(vals):
-        tol = tolerance * _magnitude(v, mmax) * (1 + rate)
+    for j, (v, rows) in enumerate(zip(vals, plan, strict=True)):
+        tol = tolerance * magnitudes[j] * (1 + rate)
         if not isfinite(tol):
             continue
+        loan = v.loan != 0
+        clear = [(b, tol * ob) for b, ob in bands]  # _far's comparisons, their right sides once
+        shortfall_max = None if lim is None else lim - 2 * tol
         names: list[str] = []
         ltvs: list[float] = []
         worst: list[str | None] = []
         ok = True
-        for name, keys in plan[v.client_id]:
-            best: tuple[float, str | None] | None = None
-            for key, asset in keys:
-                owed_l, coll_l = parts[index[key]]
+        for name, keys in rows:
+            best_x = 0.0
+            best_a: str | None = None
+            first = True
+            for k, asset in keys:
+                owed_l, coll_l = parts[k]
                 owed, coll = owed_l[j], coll_l[j]
-                if not _far(owed, coll, tol, thresholds, lim, loan=v.loan != 0):
+                if not _far_cleared(owed, coll, tol, clear, shortfall_max, loan):
                     ok = False
                     break
-                x = (owed / coll if coll > 0 else float("inf")) if v.loan != 0 else 0.0
-                if best is None or x > best[0]:
-                    best = (x, asset)
-            if not ok or best is None:
+                x = (owed / coll if coll > 0 else inf) if loan else 0.0
+                if first or x > best_x:
+                    best_x, best_a, first = x, asset, False
+            if not ok or first:
                 ok = False
                 break
             names.append(name)
-            ltvs.append(best[0])
-            worst.append(best[1])
+            ltvs.append(best_x)
+            worst.append(best_a)
         if ok:
             out[v.client_id] = ScreenedStress(v.client_id, tuple(names), tuple(ltvs), tuple(worst), tol)
     return out
+
+
+def _magnitudes(vals: Sequence[ClientValuation], mmax: float) -> list[float]:
+    """:func:`_magnitude` of each valuation (one shared price context), bit for bit: the same
+    terms summed in the same order from 0.0."""
+    ctx = vals[0].context
+    assert ctx is not None
+    high = {a: float(t.high) for a, t in ctx.table.items()}
+    out: list[float] = []
+    for v in vals:
+        assert v.book is not None and v.context is ctx
+        terms = [abs(float(p.size)) * (high[p.underlying] * mmax + abs(float(p.entry_price)))
+                 for p in v.book.positions if p.underlying in high and p.size]
+        terms += [abs(float(b.quantity)) * high[b.asset] * mmax
+                  for b in v.book.balances if b.asset in high and b.quantity]
+        out.append(reduce(add, terms, 0.0) + abs(float(v.loan)) * mmax)
+    return out
+
+
+def _far_cleared(owed: float, coll: float, tol: float, clear: Sequence[tuple[float, float]],
+                 shortfall_max: float | None, loan: bool) -> bool:
+    """:func:`_far` with its per-client right sides computed once: ``clear`` pairs each threshold
+    ``b`` with ``tol × (1 + b)``, ``shortfall_max`` is ``limit − 2 × tol``. Same answer."""
+    if not (isfinite(owed) and isfinite(coll)):
+        return False
+    if shortfall_max is not None and not (owed - coll) < shortfall_max:
+        return False
+    if not loan:
+        return True
+    if abs(coll) <= tol:
+        return False
+    if coll < 0:
+        return True
+    for b, margin in clear:  # noqa: SIM110 (a plain loop: all() over a generator costs twice as much here)
+        if not abs(owed - b * coll) > margin:
+            return False
+    return True
 
 
 def _far(owed: float, coll: float, tol: float, thresholds: Sequence[float], limit: float | None, *,

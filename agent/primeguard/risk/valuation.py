@@ -291,23 +291,29 @@ class ClientValuation:
     def _venue_split(self) -> tuple[Mapping[str, Decimal], Mapping[str, Decimal]]:
         if self.book is None or self.context is None:
             return MappingProxyType({}), MappingProxyType({})
-        book, table = self.book, self.context.table
+        book, tget = self.book, self.context.table.get
+        # book.venue_of / keep / venue_of_position, inlined: this runs per balance and position.
+        venues, account_keep = book.account_venues, book.account_keep
         price = {u.asset: u.price for u in self.underlyings}
         value: dict[str, Decimal] = {}
         haircut: dict[str, Decimal] = {}
         for b in book.balances:
-            t = table.get(b.asset)
-            if t is not None and b.quantity:
-                v = book.venue_of(b.account_id)
-                x = b.quantity * (t.low if b.quantity > 0 else t.high)
+            q = b.quantity
+            t = tget(b.asset)
+            if t is not None and q:
+                v = venues.get(b.account_id, UNKNOWN_VENUE)
+                x = q * (t.low if q > 0 else t.high)
                 value[v] = value.get(v, ZERO) + x
-                haircut[v] = haircut.get(v, ZERO) + (x * book.keep(b.account_id, t.keep) if x > 0 else x)
+                if x > 0:
+                    x *= account_keep.get(b.account_id, t.keep) if account_keep else t.keep
+                haircut[v] = haircut.get(v, ZERO) + x
         legs: dict[tuple[str, str], Decimal] = {}
         for p in book.positions:
             px = price.get(p.underlying)
             if px is not None and p.size:
-                key = (book.venue_of_position(p), p.underlying)
+                key = (venues.get(p.account_id) or p.venue.value, p.underlying)
                 legs[key] = legs.get(key, ZERO) + p.size * (px - p.entry_price)
+        table = self.context.table
         for (v, u), pnl in legs.items():
             value[v] = value.get(v, ZERO) + pnl
             haircut[v] = haircut.get(v, ZERO) + (pnl * table[u].keep if pnl > 0 else pnl)

@@ -235,3 +235,18 @@ def test_rules_for_matches_every_scope_in_file_order() -> None:
                     assert got == (want_l, want_a), (client, venue, chain, asset)
                     seen.add(tuple(r.id for r in got[0] + got[1]))
     assert len(seen) > 4  # the scopes above really select different rule sets
+
+
+def test_capabilities_of_a_book_are_each_credentials_own() -> None:
+    """Credentials of one shape (holder, venue, kind, chain) but other capabilities, clients or
+    IP binding, evaluated together, get exactly the findings and checks each gets alone."""
+    acct = {"a1": Account("a1", "alpha", VenueKind.BINANCE), "a2": Account("a2", "beta", VenueKind.BINANCE)}
+    caps = [{Capability.READ}, {Capability.READ, Capability.WITHDRAW}, {Capability.UNKNOWN}, {Capability.TRADE_SPOT}]
+    creds = [_cred(f"k{i:02d}", holder, caps[i % len(caps)], account=("a1", "a2", "nobody")[i % 3],
+                   ip_restricted=(True, False, None)[i % 3])
+             for i, holder in enumerate([Holder.CLIENT, Holder.OPERATOR, Holder.MONITOR] * 8)]
+    together = evaluate_capabilities(POLICY, CapabilityInput(creds, MappingProxyType(acct)))
+    alone = [evaluate_capabilities(POLICY, CapabilityInput([c], MappingProxyType(acct))) for c in creds]
+    assert together.findings == tuple(f for r in alone for f in r.findings)
+    assert together.checks == tuple(c for r in alone for c in r.checks)
+    assert len({f.code for f in together.findings}) > 1

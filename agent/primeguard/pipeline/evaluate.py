@@ -242,6 +242,16 @@ def _evaluate(cfg: PrimeguardConfig, obs: Observation, *, policy: PolicySet | No
     return out
 
 
+def _same_book(a: ClientBook, b: ClientBook) -> bool:
+    """Whether ``a`` and ``b`` are the same book but for the peak equity (the base's peak may be
+    older). ``dataclasses.replace`` only when the peaks differ (it is most of the comparison)."""
+    if a is b:
+        return True
+    if a.peak_equity == b.peak_equity:
+        return a == b
+    return replace(a, peak_equity=b.peak_equity) == b
+
+
 def _screen_ladder(todo: list[tuple[Any, str, RiskParameters, ClientBook, PriceBook, ValuationContext, list[Finding]]],
                    bases: Mapping[str, ClientValuation], ladder: Mapping[str, LadderStatus],
                    now: datetime) -> dict[str, float]:
@@ -253,7 +263,7 @@ def _screen_ladder(todo: list[tuple[Any, str, RiskParameters, ClientBook, PriceB
         base, prev = bases.get(client.id), ladder.get(client.id)
         if base is None or prev is None or base.book is None:
             continue
-        if replace(base.book, peak_equity=book.peak_equity) != book:  # not the book the base valued
+        if not _same_book(base.book, book):  # not the book the base valued
             continue
         owed = ZERO
         if book.loan is not None:

@@ -814,7 +814,7 @@ def screen_ltv(bases: Sequence[tuple[ClientValuation, Decimal]], context: Valuat
         if book.loan is not None:
             used.add(book.loan.asset)
         if used <= priced:
-            vals.append(replace(v, context=context, loan=owed))
+            vals.append(v.repriced(context, owed))
     if not vals:
         return {}
     # A zero shock naming an asset runs the grid's per-asset path, which values every balance at

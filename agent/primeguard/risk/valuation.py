@@ -36,7 +36,7 @@ on (per-position liquidation distances, the per-venue split) are computed when f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -242,6 +242,14 @@ class ClientValuation:
         obj.__dict__.update(fields)
         return obj
 
+    def repriced(self, context: ValuationContext, loan: Decimal) -> ClientValuation:
+        """``dataclasses.replace(self, context=context, loan=loan)`` without the frozen ``__init__``
+        (the oracle fast path's ladder screen makes one per holder per log): the fields only, so no
+        derived view already computed on ``self`` (positions, prices used) comes along."""
+        values = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        values["context"], values["loan"] = context, loan
+        return ClientValuation._build(**values)
+
     @cached_property
     def net_delta(self) -> Mapping[str, Decimal]:
         """Underlying → net delta in USD at the reference price (stablecoins left out)."""
@@ -376,6 +384,8 @@ def finding_json(f: Finding) -> dict[str, Any]:
     return f.to_json()
 
 
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ClientValuation))
 
 def loan_due(book: ClientBook, now: datetime) -> tuple[Decimal, Decimal, Decimal | None]:
     """The client's loan at ``now`` in the loan asset (exact): (outstanding principal, accrued

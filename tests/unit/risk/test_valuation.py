@@ -206,3 +206,13 @@ def test_params_keep_working_without_the_new_fields():
     minimal = RiskParameters(ladder=BANDS)  # what a first-version policy builds
     v = valuate(book("m", [bal("w", "ETH", "1")], loan="1000"), PRICES, minimal, T0)
     assert v.haircut_collateral == D(1500) and v.ltv == D(1000) / D(1500)  # default haircut 0.5
+
+
+def test_repriced_is_replace_without_the_derived_views():
+    v = valuate(book("f", [bal("w", "USDC", "1")]), PRICES, PARAMS, T0)
+    _ = v.positions, v.prices_used  # derived views computed on the original
+    other = v.context
+    got = v.repriced(other, D(7))
+    assert got == dataclasses.replace(v, context=other, loan=D(7))
+    assert got.context is other and got.loan == D(7)
+    assert "positions" not in vars(got) and "prices_used" not in vars(got)

@@ -450,8 +450,8 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
                 if self_approved:
                     add(_check((arule.id, "approval", ReasonCode.SELF_APPROVAL,
                                 f"the requester {requester}'s own approval does not count", arule.shadow)))
-                if not arule.shadow:
-                    approvals_required = max(approvals_required, arule.required)
+                if not arule.shadow and arule.required > approvals_required:
+                    approvals_required = arule.required
         return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required, usd_text)
     return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required)
 
@@ -615,7 +615,7 @@ def _ratio(x: Decimal) -> str:
 
 
 def _unique_reasons(checks: list[Check]) -> tuple[ReasonCode, ...]:
-    return tuple(dict.fromkeys(c.reason for c in checks if c.reason is not None))
+    return tuple(dict.fromkeys([c[2] for c in checks if c[2] is not None]))  # c[2]: the reason
 
 
 # --- capabilities ------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ class PolicySet:
         by_key: dict[LaneKey, dict[str, AllowEntry]] = {}
         for (client, venue, chain, asset, address), entry in self.allowlist.items():
             by_key.setdefault((client, venue, chain, asset), {})[address] = entry
-        object.__setattr__(self, "_lane_entries", {k: MappingProxyType(v) for k, v in by_key.items()})
+        object.__setattr__(self, "_lane_entries", by_key)  # plain dicts: read-only by contract, faster than a proxy
         object.__setattr__(self, "_lanes", {})
         for key in self._lane_entries:
             try:

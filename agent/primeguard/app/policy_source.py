@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from primeguard.config.schema import PrimeguardConfig
+from primeguard.policy.engine import warm_up
 from primeguard.policy.policyset import PolicySet
 from primeguard.store import repos
 from primeguard.store.db import Store
@@ -35,7 +36,9 @@ class PolicySource:
     policy directory's files and hashes them; the policy is parsed again only when that hash
     differs from the last one parsed. A version that does not load is remembered as ``None`` under
     its hash (fail closed, logged once), so a broken version is not re-parsed every sweep either.
-    ``parses`` counts the parses made (for tests and metrics).
+    After each successful parse it makes a few throw-away decisions under the new version
+    (:func:`~primeguard.policy.engine.warm_up`), so the first real decision does not pay a cold
+    start. ``parses`` counts the parses made, ``warm_ups`` those decisions (for tests and metrics).
     """
 
     def __init__(self, cfg: PrimeguardConfig, store: Store, config_dir: Path) -> None:
@@ -43,6 +46,7 @@ class PolicySource:
         self.store = store
         self.config_dir = config_dir
         self.parses = 0
+        self.warm_ups = 0
         self._key: str | None = None
         self._policy: ActivePolicy = None
         self._lock = threading.Lock()
@@ -90,6 +94,9 @@ class PolicySource:
             except Exception as exc:
                 log.error("policy could not be loaded (%s): failing closed", type(exc).__name__)
                 policy = None
+            if policy is not None:
+                # Throw-away decisions, so the first real one after a load does not pay a cold start.
+                self.warm_ups += warm_up(policy)
             return self._remember(key, policy)
 
     def _remember(self, key: str, policy: ActivePolicy) -> ActivePolicy:

@@ -34,7 +34,9 @@ DISPLAY_CHARS = 48  # the longest amount text a renderer ever produces
 # Plain positional decimal, ASCII digits only: "123", "123.45". No sign, exponent, "_" or spaces.
 _AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _HEX = frozenset("0123456789abcdefABCDEF")
-_HIGH_NIBBLE = frozenset("89abcdef")  # EIP-55: upper-case the letter where the hash nibble is >= 8
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")  # explicit ranges: ASCII only
+_NIBBLE_HIGH = bytes.maketrans(b"0123456789abcdef", b"\0" * 8 + b"\x20" * 8)  # hash nibble >= 8 -> 0x20
+_HEX_LETTER = bytes.maketrans(b"0123456789abcdef", b"\0" * 10 + b"\x20" * 6)  # a-f -> 0x20, digits -> 0
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -203,18 +205,23 @@ def _cut(text: str, max_chars: int) -> str:
 def checksum_or_none(address: str) -> str | None:
     """EIP-55 form of a 0x address, or None when it is not one / its mixed case is wrong.
 
-    A direct keccak (1-6 µs) instead of ``eth_utils.to_checksum_address`` (about 26 µs): this runs on
-    the decision path whenever the destination missed the allowlist as written, and for every
-    address a policy or request file names (a 10,000-entry allowlist parses four per entry).
+    A direct keccak instead of ``eth_utils.to_checksum_address`` (about 26 µs), and the case applied
+    with whole-integer bit operations rather than per character (about 4 µs in all, against 7.7 µs
+    per character): this runs on the decision path whenever the destination missed the allowlist
+    as written, and for every address a policy or request file names (a 10,000-entry allowlist
+    parses four per entry).
     """
-    if len(address) != 42 or address[:2] not in ("0x", "0X") or not _HEX.issuperset(address[2:]):
+    if _ADDRESS.fullmatch(address) is None:
         return None
     body = address[2:]
     lower = body.lower()
     data = lower.encode("ascii")
-    digest = str(_pysha3_keccak_256(data).hexdigest() if _pysha3_keccak_256 else _eth_keccak(data).hex())[:40]
-    checksummed = "0x" + "".join([u if d in _HIGH_NIBBLE else c for c, u, d in zip(lower, lower.upper(), digest,
-                                                                                       strict=True)])
+    digest = (_pysha3_keccak_256(data).hexdigest() if _pysha3_keccak_256 else _eth_keccak(data).hex())[:40]
+    # EIP-55: upper-case each letter whose hash nibble is >= 8. In ASCII a hex letter's case is bit
+    # 0x20, so: 0x20 where the nibble is high AND the character is a letter, XORed into the text.
+    flip = (int.from_bytes(digest.encode("ascii").translate(_NIBBLE_HIGH), "big")
+            & int.from_bytes(data.translate(_HEX_LETTER), "big"))
+    checksummed = "0x" + (int.from_bytes(data, "big") ^ flip).to_bytes(40, "big").decode("ascii")
     if body not in (lower, body.upper()) and body != checksummed[2:]:
         return None
     return checksummed

@@ -34,6 +34,7 @@ from primeguard.domain.identity import canonical_name
 from primeguard.domain.model import Capability, Credential, Holder, VenueKind
 from primeguard.domain.money import checksum_or_none, decimal_str
 from primeguard.policy.inputs import (
+    ApprovalGiven,
     CapabilityInput,
     DrawContext,
     DrawRequest,
@@ -53,7 +54,7 @@ from primeguard.policy.policyset import (
 
 Status = Literal["pass", "deny", "approval"]  # approval: needs approval before release
 _MAX_AMOUNT = Decimal(10) ** 60
-_CEX = frozenset(v for v in VenueKind if v.is_cex)
+_ZERO = Decimal(0)
 _ALLOWED = (ReasonCode.ALLOWED,)
 _ALLOWED_SHADOW = (ReasonCode.ALLOWED, ReasonCode.SHADOW)
 _WL_LISTED = "the venue's whitelist contains the destination"
@@ -93,6 +94,74 @@ class Evaluation:
 
 
 CapabilityResult = Evaluation
+
+
+# Hot-path constructors for the frozen, slotted dataclasses a withdrawal decision returns: the
+# instance the class's ``__init__`` would build, without the frozen ``__init__``'s
+# ``object.__setattr__`` per field (measured: a ``Decision`` 2.2 µs that way, 0.7 µs this way; an
+# ``Evaluation`` 1.8 µs against 0.4 µs; a ``Finding`` 2.7 µs). Valid only while those ``__init__``
+# merely assign their fields: ``tests/unit/policy/test_engine.py`` checks that each class has
+# exactly the fields listed here, in this order, no ``__post_init__``, and that the results equal
+# the ordinary constructors'.
+FAST_BUILT: Mapping[type, tuple[str, ...]] = MappingProxyType({
+    Decision: ("outcome", "reasons", "rule_ids", "explanation", "policy_hash", "shadow", "approvals_required"),
+    Evaluation: ("decision", "findings", "checks", "usd_amount"),
+    Finding: ("code", "severity", "subject", "message", "venue", "chain", "client_id", "rule_id", "details"),
+})
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """The slot descriptors' setters of ``cls``'s fields, in :data:`FAST_BUILT` order."""
+    members = vars(cls)
+    return tuple(members[name].__set__ for name in FAST_BUILT[cls])
+
+
+_new = object.__new__
+_d_outcome, _d_reasons, _d_rule_ids, _d_explanation, _d_hash, _d_shadow, _d_approvals = _slot_setters(Decision)
+_e_decision, _e_findings, _e_checks, _e_usd = _slot_setters(Evaluation)
+_f_code, _f_severity, _f_subject, _f_message, _f_venue, _f_chain, _f_client, _f_rule, _f_details = (
+    _slot_setters(Finding))
+
+
+def _decision(outcome: Outcome, reasons: tuple[ReasonCode, ...], rule_ids: tuple[str, ...], explanation: str,
+              policy_hash: str, shadow: tuple[str, ...], approvals_required: int) -> Decision:
+    """``Decision(...)`` with every field given, built without the frozen ``__init__``."""
+    d: Decision = _new(Decision)
+    _d_outcome(d, outcome)
+    _d_reasons(d, reasons)
+    _d_rule_ids(d, rule_ids)
+    _d_explanation(d, explanation)
+    _d_hash(d, policy_hash)
+    _d_shadow(d, shadow)
+    _d_approvals(d, approvals_required)
+    return d
+
+
+def _finding(code: FindingCode, severity: Severity, subject: str, message: str, venue: str, chain: str | None,
+             client_id: str | None, rule_id: str | None, details: Mapping[str, Any]) -> Finding:
+    """``Finding(...)`` with every field given, built without the frozen ``__init__``."""
+    f: Finding = _new(Finding)
+    _f_code(f, code)
+    _f_severity(f, severity)
+    _f_subject(f, subject)
+    _f_message(f, message)
+    _f_venue(f, venue)
+    _f_chain(f, chain)
+    _f_client(f, client_id)
+    _f_rule(f, rule_id)
+    _f_details(f, details)
+    return f
+
+
+def _evaluation(decision: Decision, findings: tuple[Finding, ...], checks: tuple[Check, ...],
+                usd_amount: Decimal | None) -> Evaluation:
+    """``Evaluation(...)`` with every field given, built without the frozen ``__init__``."""
+    e: Evaluation = _new(Evaluation)
+    _e_decision(e, decision)
+    _e_findings(e, findings)
+    _e_checks(e, checks)
+    _e_usd(e, usd_amount)
+    return e
 
 
 def _person(name: str) -> str:
@@ -138,6 +207,34 @@ def _no_guards(policy: PolicySet, explanation: str) -> Evaluation:
     return Evaluation(decision, (), (Check(BUILTIN_NO_POLICY, "deny", ReasonCode.POLICY_MISSING,
                                            "no withdrawal_limits file"),))
 
+def warm_up(policy: PolicySet) -> int:
+    """Make three throw-away withdrawal decisions under ``policy`` (allowed; above every limit and
+    approval threshold; an unknown destination) so that the first real decision after a load does
+    not pay a cold start: right after a parse the interpreter has not specialised the decision
+    path yet and the CPU caches hold the parser's data (measured: that first decision cost 4-6x a
+    steady one). Decisions are pure, so nothing is decided or recorded; the policy's memos are
+    already built. Returns how many decisions ran (0 without guards or allowlist entries); never
+    raises."""
+    g = policy.guards
+    if g is None or not policy.entries:
+        return 0
+    e = policy.entries[-1]
+    state = min(g.allow_states) if g.allow_states else "normal"
+    ran = 0
+    for amount, dest in ((Decimal(1), e.address), (Decimal(10) ** 15, e.address), (Decimal(1), "0x" + "ab" * 20)):
+        try:
+            req = WithdrawalRequest("warm-up", e.client, "warm-up", e.venue, e.chain, e.asset, amount, dest, "warm-up",
+                                    e.active_from + (e.expires_at - e.active_from) / 2)
+            ctx = WithdrawalContext(Decimal(1), 0, ((req.requested_at, Decimal(1)),), _ZERO, _ZERO, state, False, True,
+                                    (ApprovalGiven("warm-up approver", "treasury"),),
+                                    post_loan_to_collateral=_ZERO, post_stress_shortfall=_ZERO)
+            evaluate_withdrawal(policy, req, ctx)
+            ran += 1
+        except Exception:  # a warm-up must never keep a policy from serving
+            break
+    return ran
+
+
 def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: WithdrawalContext) -> Evaluation:
     """Decide one withdrawal request. Pure and deterministic: same inputs, same decision.
 
@@ -163,7 +260,7 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
 
     # 1. input
     amount = req.amount
-    amount_ok = isinstance(amount, Decimal) and amount.is_finite() and Decimal(0) < amount < _MAX_AMOUNT
+    amount_ok = isinstance(amount, Decimal) and amount.is_finite() and _ZERO < amount < _MAX_AMOUNT
     if not amount_ok:
         add(_check((BUILTIN_INPUT, "deny", ReasonCode.AMOUNT_INVALID,
                     f"amount {amount!s} is not a positive finite number", False)))
@@ -172,15 +269,18 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
                     f"asset {asset} is not known to the policy (no haircut entry)", False)))
 
     # 2. allowlist (default deny)
+    # Everything this (client, venue, chain, asset) needs from the policy, compiled at load: its
+    # allowlist entries (the allowlist's, keyed by address), rules, tier and LTV ceiling.
+    lane = policy.lane(client, venue, chain, asset)
     dest = req.destination
-    entry = policy.allowlist.get((client, venue, chain, asset, dest))
+    entry = lane.entries.get(dest)
     if entry is None and _is_evm_like(dest):
         fixed = checksum_or_none(dest)
         if fixed is None or fixed == "0x0000000000000000000000000000000000000000":
             add(_check((BUILTIN_INPUT, "deny", ReasonCode.ADDRESS_INVALID,
                         f"destination {dest[:50]} is not a valid address (EIP-55 checksum or format)", False)))
         elif fixed != dest:
-            entry = policy.allowlist.get((client, venue, chain, asset, fixed))
+            entry = lane.entries.get(fixed)
             dest = fixed
     if entry is None:
         add(_check((BUILTIN_DEFAULT_DENY, "deny", ReasonCode.NOT_ALLOWLISTED,
@@ -231,8 +331,9 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         add(_check((g.ladder_id, "pass", None, f"ladder state {state}", g.ladder_shadow)))
 
     # 6. LTV impact
-    tier = policy.tier_of(client)
-    ltv_cap, ltv_cap_text = policy.ltv_limit_and_text(tier)
+    tier = lane.tier
+    ltv_cap = lane.ltv_cap
+    assert ltv_cap is not None  # the policy has guards
     post = ctx.post_ltv
     if post is None or ctx.ltv is None:
         add(_check((g.ltv_id, "deny", ReasonCode.BLIND_SPOT, f"client {client}'s LTV is unknown", g.ltv_shadow)))
@@ -242,31 +343,33 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
                     f"{decimal_str(ltv_cap)} ({g.ltv_max if isinstance(g.ltv_max, str) else 'limit'} of tier {tier})",
                     g.ltv_shadow)))
     else:
-        add(_check((g.ltv_id, "pass", None, f"post-withdrawal LTV {post} stays below {ltv_cap_text}",
+        add(_check((g.ltv_id, "pass", None, f"post-withdrawal LTV {post} stays below {lane.ltv_cap_text}",
                     g.ltv_shadow)))
 
     # 6b. financing cap and stressed shortfall after the withdrawal (when the policy has the guards)
-    if g.financing_id is not None:
-        _financing_check(add, g.financing_id, g.financing_shadow, client, tier,
-                         policy.tiers[tier].max_loan_to_collateral, ctx.post_loan_to_collateral)
-    if g.stress_id is not None:
-        _stress_check(add, g.stress_id, g.stress_shadow, client, tier, policy.tiers[tier].max_stress_shortfall_usd,
-                      ctx.post_stress_shortfall)
+    if g.financing_id is not None or g.stress_id is not None:
+        spec = lane.spec if lane.spec is not None else policy.tiers[tier]
+        if g.financing_id is not None:
+            _financing_check(add, g.financing_id, g.financing_shadow, client, tier, spec.max_loan_to_collateral,
+                             ctx.post_loan_to_collateral)
+        if g.stress_id is not None:
+            _stress_check(add, g.stress_id, g.stress_shadow, client, tier, spec.max_stress_shortfall_usd,
+                          ctx.post_stress_shortfall)
 
     # 7. venue whitelist (CEX only: the venue's own address book must agree)
-    if venue in _CEX:
+    if lane.cex:
         listed = ctx.venue_whitelisted
         if listed is False:
             add(_check((g.whitelist_id, "deny", ReasonCode.VENUE_WHITELIST_MISSING,
                         f"{venue}'s withdrawal whitelist does not contain {dest[:50]}", g.whitelist_shadow)))
-        elif listed is None and venue not in g.unverifiable_venues:
+        elif listed is None and not lane.whitelist_unverifiable:
             add(_check((g.whitelist_id, "deny", ReasonCode.VENUE_WHITELIST_MISSING,
                         f"{venue}'s withdrawal whitelist state is unknown", g.whitelist_shadow)))
         else:
             add(_check((g.whitelist_id, "pass", None, _WL_LISTED if listed else _WL_UNVERIFIABLE, g.whitelist_shadow)))
 
     # 8. limits and 9. approvals (need a USD value)
-    limit_rules, approval_rules = policy.rules_for(client, venue, chain, asset)
+    limit_rules, approval_rules = lane.limits, lane.approvals
     approvals_required = 0
     if usd is not None:
         usd_text = f"${usd:,.2f}"
@@ -284,14 +387,15 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
             window = rule.window
             cap = rule.velocity_max_usd
             if window is not None and cap is not None:
-                earlier = sums.get(rule.window_s or 0)
+                window_s = rule.window_s or 0
+                earlier = sums.get(window_s)
                 if earlier is None:
                     since = now - window
-                    earlier = Decimal(0)
+                    earlier = _ZERO
                     for t, u in ctx.recent:
                         if t > since:
                             earlier += u
-                    sums[rule.window_s or 0] = earlier
+                    sums[window_s] = earlier
                 total = earlier + usd
                 if total > cap:
                     add(_check((rule.id, "deny", ReasonCode.LIMIT_VELOCITY,
@@ -303,7 +407,11 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
         requester = req.requested_by
         # Deny overrides: asking for approval of a request that is denied anyway is moot, so approval
         # rules are evaluated only when no enforced check has denied (saves the hot path ~10 checks).
-        denied = any(c.status == "deny" and not c.shadow for c in checks)
+        denied = False
+        for c in checks:
+            if c[1] == "deny" and not c[4]:
+                denied = True
+                break
         rules_up = () if denied or not approval_rules or usd <= approval_rules[0].above_usd else approval_rules
         # Who each approver is, and whether it is the requester, worked out once per decision (not
         # once per rule): (identity, display name, role, canonical name, is the requester).
@@ -316,7 +424,7 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
             if usd <= arule.above_usd:
                 break
             roles = arule.roles
-            key = (roles, arule.approvers)
+            key = arule.count_key  # (roles, approvers)
             hit = counted.get(key)
             if hit is None:
                 valid: dict[object, str] = {}  # identity -> display name: one user counts once
@@ -330,18 +438,20 @@ def evaluate_withdrawal(policy: PolicySet, req: WithdrawalRequest, ctx: Withdraw
                 hit = counted[key] = (len(valid), ", ".join(sorted(valid.values())), self_approved)
             n_valid, names, self_approved = hit
             if n_valid >= arule.required:
-                add(_check((arule.id, "pass", None, f"approved by {names} "
-                                                    f"({arule.required} required above {arule.above_text})",
-                            arule.shadow)))
+                # "approved by {names} ({required} required above {above_text})"
+                add(_check((arule.id, "pass", None, "approved by " + names + arule.pass_suffix, arule.shadow)))
             else:
-                add(_check((arule.id, "approval", ReasonCode.APPROVAL_REQUIRED,
-                            f"above {arule.above_text}: {arule.required} approval(s) from {arule.roles_text} needed, "
-                            f"{n_valid} so far", arule.shadow)))
+                # ask_texts[n]: "above {above}: {required} approval(s) from {roles} needed, {n} so far"
+                ask_texts = arule.ask_texts
+                ask = ask_texts[n_valid] if n_valid < len(ask_texts) else (
+                    f"above {arule.above_text}: {arule.required} approval(s) from {arule.roles_text} needed, "
+                    f"{n_valid} so far")
+                add(_check((arule.id, "approval", ReasonCode.APPROVAL_REQUIRED, ask, arule.shadow)))
                 if self_approved:
                     add(_check((arule.id, "approval", ReasonCode.SELF_APPROVAL,
                                 f"the requester {requester}'s own approval does not count", arule.shadow)))
-                if not arule.shadow:
-                    approvals_required = max(approvals_required, arule.required)
+                if not arule.shadow and arule.required > approvals_required:
+                    approvals_required = arule.required
         return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required, usd_text)
     return _combine(policy, req, checks, usd, asset, chain, dest, approvals_required)
 
@@ -352,12 +462,15 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
     denies: list[Check] = []
     asks: list[Check] = []
     shadow: list[str] = []
+    any_shadow = False  # a shadow check, passing or not: the allow text leaves shadow checks out
     for c in checks:
         status = c[1]
-        if status == "pass":
-            continue
         if c[4]:
-            shadow.append(f"{c[0]}:{c[2]}")
+            any_shadow = True
+            if status != "pass":
+                shadow.append(f"{c[0]}:{c[2]}")
+        elif status == "pass":
+            continue
         elif status == "deny":
             denies.append(c)
         else:
@@ -373,30 +486,30 @@ def _combine(policy: PolicySet, req: WithdrawalRequest, checks: list[Check], usd
         rule_ids = tuple(dict.fromkeys([c[0] for c in denies]))
         text = (f"Denied {what}: {'; '.join([c[3] for c in denies])}. Deny overrides allow; decided by "
                 f"{', '.join(rule_ids)} under policy {policy.short_hash}.{shadow_note}")
-        decision = Decision(Outcome.DENY, reasons, rule_ids, text, policy.hash, shadow_t, 0)
+        decision = _decision(Outcome.DENY, reasons, rule_ids, text, policy.hash, shadow_t, 0)
         grave = ReasonCode.NOT_ALLOWLISTED in reasons or ReasonCode.ADDRESS_INVALID in reasons
-        findings = (Finding(
+        findings = (_finding(
             FindingCode.POLICY_VIOLATION, Severity.HIGH if grave else Severity.WARNING, req.id,
-            f"withdrawal {req.id} denied: {', '.join(reasons)}", venue=str(req.venue), chain=chain,
-            client_id=req.client_id, rule_id=rule_ids[0],
-            details=MappingProxyType({"reasons": [str(r) for r in reasons], "rule_ids": list(rule_ids),
-                                      "policy_hash": policy.hash}),
+            f"withdrawal {req.id} denied: {', '.join(reasons)}", str(req.venue), chain, req.client_id, rule_ids[0],
+            MappingProxyType({"reasons": [str(r) for r in reasons], "rule_ids": list(rule_ids),
+                              "policy_hash": policy.hash}),
         ),)
     elif asks:
         reasons = _unique_reasons(asks)
         rule_ids = tuple(dict.fromkeys([c[0] for c in asks]))
         text = (f"Needs approval: {what}: {'; '.join([c[3] for c in asks])}. Every other check passed; decided "
                 f"by {', '.join(rule_ids)} under policy {policy.short_hash}.{shadow_note}")
-        decision = Decision(Outcome.NEEDS_APPROVAL, reasons, rule_ids, text, policy.hash, shadow_t,
-                            approvals_required)
+        decision = _decision(Outcome.NEEDS_APPROVAL, reasons, rule_ids, text, policy.hash, shadow_t,
+                             approvals_required)
     else:
-        passed = [c for c in checks if not c[4]]  # no deny or approval left: every enforced check passed
+        # No deny or approval left: every enforced check passed.
+        passed = [c for c in checks if not c[4]] if any_shadow else checks
         rule_ids = tuple(dict.fromkeys([c[0] for c in passed]))
         text = (f"Allowed {what}: {'; '.join([c[3] for c in passed])}. Decided by policy "
                 f"{policy.short_hash}.{shadow_note}")
-        decision = Decision(Outcome.ALLOW, _ALLOWED_SHADOW if shadow else _ALLOWED, rule_ids, text, policy.hash,
-                            shadow_t, 0)
-    return Evaluation(decision, findings, tuple(checks), usd)
+        decision = _decision(Outcome.ALLOW, _ALLOWED_SHADOW if shadow else _ALLOWED, rule_ids, text, policy.hash,
+                             shadow_t, 0)
+    return _evaluation(decision, findings, tuple(checks), usd)
 
 
 def evaluate_draw(policy: PolicySet, req: DrawRequest, ctx: DrawContext) -> Evaluation:
@@ -502,7 +615,7 @@ def _ratio(x: Decimal) -> str:
 
 
 def _unique_reasons(checks: list[Check]) -> tuple[ReasonCode, ...]:
-    return tuple(dict.fromkeys(c.reason for c in checks if c.reason is not None))
+    return tuple(dict.fromkeys([c[2] for c in checks if c[2] is not None]))  # c[2]: the reason
 
 
 # --- capabilities ------------------------------------------------------------------------------

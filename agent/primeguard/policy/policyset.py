@@ -37,6 +37,7 @@ from primeguard.risk.params import (
 )
 
 AllowKey = tuple[str, VenueKind, str, str, str]  # (client, venue, chain, ASSET, address)
+LaneKey = tuple[str, VenueKind, str, str]  # (client, venue, chain, ASSET)
 RuleKind = Literal[
     "builtin", "allowlist_entry", "guard", "limit", "approval", "capability", "tier", "file", "plan_step",
 ]
@@ -153,6 +154,19 @@ class ApprovalRuleC:
     origin: Origin
     roles_text: str = ""
     above_text: str = ""
+    # Derived once, for the hot path: the end of this rule's "approved by ..." sentence; its "needs
+    # approval" sentence for each count of valid approvals short of ``required``; and the key under
+    # which rules asking the same roles (and named approvers) share one count of approvals.
+    pass_suffix: str = field(init=False, repr=False, compare=False)
+    ask_texts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    count_key: tuple[frozenset[str], frozenset[str] | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pass_suffix", f" ({self.required} required above {self.above_text})")
+        object.__setattr__(self, "ask_texts", tuple(
+            f"above {self.above_text}: {self.required} approval(s) from {self.roles_text} needed, {n} so far"
+            for n in range(max(0, min(self.required, 100)))))
+        object.__setattr__(self, "count_key", (self.roles, self.approvers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +257,29 @@ class LadderPlanC:
     steps: tuple[PlanStepC, ...]
 
 
+_NO_ENTRIES: Mapping[str, AllowEntry] = MappingProxyType({})
+_CEX_VENUES = frozenset(v for v in VenueKind if v.is_cex)
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """What a withdrawal decision needs for one ``(client, venue, chain, ASSET)``, compiled once:
+    the allowlist entries of that key by address, the limit and approval rules whose scope covers it
+    (as :meth:`PolicySet.rules_for`), the client's tier and its LTV ceiling with wording (as
+    :meth:`PolicySet.ltv_limit_and_text`; ``None`` and ``""`` without guards), the tier's spec, and
+    the venue facts the whitelist guard reads. Pure data derived from the policy."""
+
+    entries: Mapping[str, AllowEntry]
+    limits: tuple[LimitRuleC, ...]
+    approvals: tuple[ApprovalRuleC, ...]
+    tier: str
+    ltv_cap: Decimal | None
+    ltv_cap_text: str
+    spec: TierSpec | None
+    cex: bool
+    whitelist_unverifiable: bool
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """One policy version: the files it was loaded from, their content hash, compiled rules."""
@@ -281,6 +318,12 @@ class PolicySet:
     # a (client, venue, chain, asset) only looks at the rules that can apply to that client.
     _by_client: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(
         init=False, repr=False, compare=False)
+    # (client, venue, chain, ASSET) -> the allowlist's entries with that key, by address.
+    _lane_entries: dict[LaneKey, Mapping[str, AllowEntry]] = field(init=False, repr=False, compare=False)
+    # (client, venue, chain, ASSET) -> its Lane. Built at construction for every key the allowlist
+    # has (so no decision on an allowlisted lane computes one, the first after a load included);
+    # other keys are added on first use (bounded).
+    _lanes: dict[LaneKey, Lane] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, tuple[list[int], list[int]]] = {}
@@ -290,6 +333,16 @@ class PolicySet:
                 for c in scope.clients if scope.clients is not None else ("",):
                     index.setdefault(c, ([], []))[kind].append(i)
         object.__setattr__(self, "_by_client", {c: (tuple(lim), tuple(appr)) for c, (lim, appr) in index.items()})
+        by_key: dict[LaneKey, dict[str, AllowEntry]] = {}
+        for (client, venue, chain, asset, address), entry in self.allowlist.items():
+            by_key.setdefault((client, venue, chain, asset), {})[address] = entry
+        object.__setattr__(self, "_lane_entries", by_key)  # plain dicts: read-only by contract, faster than a proxy
+        object.__setattr__(self, "_lanes", {})
+        for key in self._lane_entries:
+            try:
+                self._lanes[key] = self._build_lane(*key)
+            except (KeyError, PolicyError):  # a tier the policy lacks: the decision meets it, as it always did
+                continue
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -337,6 +390,33 @@ class PolicySet:
             self._memo.clear()
         self._memo[key] = (limits, approvals)
         return limits, approvals
+
+    def lane(self, client: str, venue: VenueKind, chain: str, asset: str) -> Lane:
+        """The :class:`Lane` of ``(client, venue, chain, asset)`` (``chain`` lower-case, ``asset``
+        upper-case, as the allowlist keys them): built at load for the allowlist's keys, on first use
+        (then memoised, bounded) for others.
+
+        Raises:
+            KeyError: the client's tier is not defined (a policy that passed validation has them all).
+        """
+        key = (client, venue, chain, asset)
+        hit = self._lanes.get(key)
+        if hit is not None:
+            return hit
+        lane = self._build_lane(client, venue, chain, asset)
+        if len(self._lanes) > 100_000 + len(self._lane_entries):  # bounded: odd inputs must not grow memory
+            self._lanes.clear()
+        self._lanes[key] = lane
+        return lane
+
+    def _build_lane(self, client: str, venue: VenueKind, chain: str, asset: str) -> Lane:
+        entries = self._lane_entries.get((client, venue, chain, asset), _NO_ENTRIES)
+        limits, approvals = self.rules_for(client, venue, chain, asset)
+        tier = self.tier_of(client)
+        cap, cap_text = self.ltv_limit_and_text(tier) if self.guards is not None else (None, "")
+        unverifiable = self.guards is not None and venue in self.guards.unverifiable_venues
+        return Lane(entries, limits, approvals, tier, cap, cap_text, self.tiers.get(tier), venue in _CEX_VENUES,
+                    unverifiable)
 
     def ltv_limit(self, tier: str) -> Decimal:
         """The post-withdrawal LTV ceiling for ``tier`` (a band of its ladder or a fixed number)."""

@@ -250,3 +250,60 @@ def test_capabilities_of_a_book_are_each_credentials_own() -> None:
     assert together.findings == tuple(f for r in alone for f in r.findings)
     assert together.checks == tuple(c for r in alone for c in r.checks)
     assert len({f.code for f in together.findings}) > 1
+
+
+def test_every_allowlisted_lane_is_built_at_load_and_agrees_with_the_lookups() -> None:
+    """Lanes (what a decision needs per (client, venue, chain, asset)) exist for every allowlist key
+    as soon as the policy is loaded, hold exactly that key's entries, the rules ``rules_for`` gives
+    and the tier's LTV ceiling; a decision on an allowlisted lane builds nothing; other lanes are
+    built on first use and hold no entries."""
+    for policy in (POLICY, SMALL):
+        keys = {(c, v, ch, a) for (c, v, ch, a, _) in policy.allowlist}
+        assert keys and keys <= set(policy._lanes)
+        for key in keys:
+            lane = policy._lanes[key]
+            assert dict(lane.entries) == {k[4]: e for k, e in policy.allowlist.items() if k[:4] == key}
+            assert (lane.limits, lane.approvals) == policy.rules_for(*key)
+            assert lane.tier == policy.tier_of(key[0]) and lane.spec is policy.tiers[lane.tier]
+            assert (lane.ltv_cap, lane.ltv_cap_text) == policy.ltv_limit_and_text(lane.tier)
+            assert lane.cex == key[1].is_cex
+    fresh = load_bundle(to_files(small_docs()))
+    built = dict(fresh._lanes)
+    entry = fresh.entries[0]
+    evaluate_withdrawal(fresh, request(client_id=entry.client, venue=entry.venue, chain=entry.chain, asset=entry.asset,
+                                       destination=entry.address), context())
+    assert fresh._lanes == built  # nothing computed on the decision path
+    other = fresh.lane("zeta", VenueKind.DYDX, "tron", "USDC")
+    assert other.entries == {} and fresh._lanes[("zeta", VenueKind.DYDX, "tron", "USDC")] is other
+
+
+def test_hot_path_constructors_build_what_the_dataclass_constructors_build() -> None:
+    """The engine builds Decision, Finding and Evaluation without their frozen ``__init__``: valid
+    only while those classes have exactly the fields it sets and no ``__post_init__``."""
+    import dataclasses
+
+    from primeguard.domain.decision import Decision
+    from primeguard.domain.findings import Finding
+    from primeguard.policy.engine import FAST_BUILT, Evaluation, _decision, _evaluation, _finding
+
+    for cls, names in FAST_BUILT.items():
+        assert tuple(f.name for f in dataclasses.fields(cls)) == names, cls
+        assert not hasattr(cls, "__post_init__") and all(f.init for f in dataclasses.fields(cls)), cls
+    d = _decision(Outcome.DENY, (ReasonCode.LIMIT_PER_TX,), ("r",), "text", "h", ("s:x",), 2)
+    assert d == Decision(Outcome.DENY, (ReasonCode.LIMIT_PER_TX,), ("r",), "text", "h", ("s:x",), 2)
+    details = MappingProxyType({"a": 1})
+    f = _finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, "w1", "m", "binance", "ethereum", "c", "r", details)
+    assert f == Finding(FindingCode.POLICY_VIOLATION, Severity.HIGH, "w1", "m", venue="binance", chain="ethereum",
+                        client_id="c", rule_id="r", details=details)
+    e = _evaluation(d, (f,), (), Decimal(1))
+    assert e == Evaluation(d, (f,), (), Decimal(1)) and type(e) is Evaluation and hash(d) == hash(_decision(
+        Outcome.DENY, (ReasonCode.LIMIT_PER_TX,), ("r",), "text", "h", ("s:x",), 2))
+
+
+def test_warm_up_decides_three_times_and_never_raises() -> None:
+    from primeguard.policy.engine import warm_up
+
+    assert warm_up(SMALL) == 3
+    docs = small_docs()
+    del docs["limits.yaml"], docs["appr.yaml"]
+    assert warm_up(load_bundle(to_files(docs))) == 0  # no guards: nothing to warm

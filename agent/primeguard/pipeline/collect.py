@@ -8,6 +8,7 @@ other venues. No venue is special here: each returns a :class:`~primeguard.venue
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.observation import Observation
 from primeguard.venues.registry import configured
+from primeguard.venues.session import VenueSession
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,30 @@ class CollectStats:
         return {f"{v}_{k}": n for v, counts in self.venues.items() for k, n in counts.items()}
 
 
-async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[Observation, CollectStats]:
+def takes_session(collector: Any) -> bool:
+    """Whether ``collector.collect`` accepts the keyword ``session`` (read once per class)."""
+    cls = type(collector)
+    if cls not in _TAKES_SESSION:
+        try:
+            params = inspect.signature(collector.collect).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        _TAKES_SESSION[cls] = "session" in params and params["session"].kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return _TAKES_SESSION[cls]
+
+
+_TAKES_SESSION: dict[type, bool] = {}
+
+
+async def collect(cfg: PrimeguardConfig, now: datetime | None = None, *,
+                  session: VenueSession | None = None) -> tuple[Observation, CollectStats]:
     """Read every configured venue concurrently (``now`` defaults to the current UTC time).
 
     Snapshots, prices and findings are concatenated in registry order. Never raises for a venue
-    fault (the adapters turn those into blind snapshots); never writes anything.
+    fault (the adapters turn those into blind snapshots); never writes anything. ``session``: the
+    daemon's kept-open venue pools, given to the collectors that accept one (see
+    :mod:`primeguard.venues.session`); ``None`` builds and closes every pool within this call.
     """
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -50,6 +71,8 @@ async def collect(cfg: PrimeguardConfig, now: datetime | None = None) -> tuple[O
     async def timed(c: Any) -> Any:
         start = loop.time()
         try:
+            if session is not None and takes_session(c):
+                return await c.collect(cfg, now, session=session)
             return await c.collect(cfg, now)
         finally:
             seconds[c.name] = loop.time() - start

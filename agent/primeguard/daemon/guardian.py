@@ -36,7 +36,7 @@ from primeguard.daemon.watcher import OracleUpdate, OracleWatcher
 from primeguard.domain.findings import JOB_VENUES, Finding
 from primeguard.domain.model import Credential
 from primeguard.domain.observation import Observation
-from primeguard.pipeline.collect import collect
+from primeguard.pipeline.collect import CollectStats, collect, takes_session
 from primeguard.pipeline.evaluate import Evaluation, evaluate
 from primeguard.pipeline.haircuts import PriceHistory, load_price_history
 from primeguard.pipeline.outcome import SweepOutcome, dedupe, prepare_sweep, sweep_findings, write_sweep
@@ -47,6 +47,7 @@ from primeguard.store import repos
 from primeguard.store.anchors import head_record
 from primeguard.store.codec import as_utc
 from primeguard.store.db import Store
+from primeguard.venues.session import VenueSession
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.001
@@ -154,7 +155,10 @@ class Guardian:
                                     "out and state recorded", registry=self.registry)
         self.m_oracle_stage_s = Histogram("primeguard_oracle_stage_seconds", "Oracle fast path duration per stage "
                                           "(reprice, evaluate, alerts, persist)", ["stage"], registry=self.registry)
-        self.collect = collect  # the venues' reader (one call per sweep); benchmarks put a simulated world here
+        # The venues' reader (one call per sweep, ``collect(cfg, now)``); benchmarks put a simulated world here.
+        # It reads over ``self.venues``, the pools kept open while run() runs (None: pools per sweep).
+        self.collect = self._collect_venues
+        self.venues: VenueSession | None = None
         self.m_blind = Gauge("primeguard_blind_accounts", "Accounts that could not be read", registry=self.registry)
         self.m_ltv = Gauge("primeguard_client_ltv", "Client LTV", ["client"], registry=self.registry)
         self.m_ladder = Gauge("primeguard_client_ladder_level", "Ladder level 0-4", ["client"], registry=self.registry)
@@ -202,6 +206,12 @@ class Guardian:
         return {c.id for c in self.cfg.clients if self.leases.owns(c.id)}
 
     # --- one sweep --------------------------------------------------------------------------
+
+    async def _collect_venues(self, cfg: PrimeguardConfig,
+                              now: datetime | None = None) -> tuple[Observation, CollectStats]:
+        """Read every venue (:func:`primeguard.pipeline.collect.collect`) over the kept-open pools of
+        :attr:`venues` when run() has opened them (a session of another loop is not touched)."""
+        return await collect(cfg, now, session=self.venues)
 
     async def sweep(self, reason: str = "schedule", *, now: datetime | None = None) -> SweepOutcome:
         """One sweep: collect, evaluate, alert, record, propose and run ready playbook actions. Serialised with
@@ -570,7 +580,10 @@ class Guardian:
             asyncio.to_thread(drift.read_vault, self.cfg, v, drift.vault_candidates(self.cfg, policy, rows, v), log)
             for v in self.cfg.vaults))
         cex = next((c for c in configured(self.cfg) if c.name == "cex"), None)
-        snapshots = (await cex.collect(self.cfg, now)).snapshots if cex is not None else ()
+        snapshots: tuple[Any, ...] = ()
+        if cex is not None:
+            kept = {"session": self.venues} if self.venues is not None and takes_session(cex) else {}
+            snapshots = (await cex.collect(self.cfg, now, **kept)).snapshots
         unlistable: frozenset[str] = frozenset()
         if cex is not None:
             from primeguard.venues.cex.exchange import WhitelistAccess
@@ -635,6 +648,17 @@ class Guardian:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        venues = self.venues = VenueSession()  # venue connections kept open until run() returns
+        try:
+            await self._run(stop, sweep_every_s=sweep_every_s, scan_every_s=scan_every_s, health_port=health_port,
+                            watch=watch, follow_every_s=follow_every_s, destinations_every_s=destinations_every_s)
+        finally:
+            if self.venues is venues:
+                self.venues = None
+            await venues.aclose()
+
+    async def _run(self, stop: asyncio.Event, *, sweep_every_s: float, scan_every_s: float, health_port: int | None,
+                   watch: bool, follow_every_s: float, destinations_every_s: float) -> None:
         await self._safe(self.capability_scan)
         await self._safe(self.reconcile_destinations)
         await self._safe(self.sweep, "start")

@@ -8,6 +8,7 @@ other venues. No venue is special here: each returns a :class:`~primeguard.venue
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.domain.observation import Observation
 from primeguard.venues.registry import configured
+from primeguard.venues.session import VenueSession
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,31 @@ class CollectStats:
         return {f"{v}_{k}": n for v, counts in self.venues.items() for k, n in counts.items()}
 
 
-async def collect(cfg: PrimeguardConfig, now: datetime | None = None, *,
+def takes_session(collector: Any) -> bool:
+    """Whether ``collector.collect`` accepts the keyword ``session`` (read once per class)."""
+    cls = type(collector)
+    if cls not in _TAKES_SESSION:
+        try:
+            params = inspect.signature(collector.collect).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        _TAKES_SESSION[cls] = "session" in params and params["session"].kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return _TAKES_SESSION[cls]
+
+
+_TAKES_SESSION: dict[type, bool] = {}
+
+
+async def collect(cfg: PrimeguardConfig, now: datetime | None = None, *, session: VenueSession | None = None,
                   progress: Callable[[str], None] | None = None) -> tuple[Observation, CollectStats]:
     """Read every configured venue concurrently (``now`` defaults to the current UTC time).
 
     Snapshots, prices and findings are concatenated in registry order. Never raises for a venue
-    fault (the adapters turn those into blind snapshots); never writes anything. ``progress``,
-    when given, is told a line for people as each venue finishes (for long CLI sweeps).
+    fault (the adapters turn those into blind snapshots); never writes anything. ``session``: the
+    daemon's kept-open venue pools, given to the collectors that accept one (see
+    :mod:`primeguard.venues.session`); ``None`` builds and closes every pool within this call.
+    ``progress``, when given, is told a line for people as each venue finishes (long CLI sweeps).
     """
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -52,7 +72,10 @@ async def collect(cfg: PrimeguardConfig, now: datetime | None = None, *,
     async def timed(c: Any) -> Any:
         start = loop.time()
         try:
-            result = await c.collect(cfg, now)
+            if session is not None and takes_session(c):
+                result = await c.collect(cfg, now, session=session)
+            else:
+                result = await c.collect(cfg, now)
         finally:
             seconds[c.name] = loop.time() - start
         if progress is not None:

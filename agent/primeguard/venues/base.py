@@ -54,7 +54,12 @@ class Collector(Protocol):
         ...
 
     async def collect(self, cfg: PrimeguardConfig, now: datetime) -> VenueResult:
-        """Read every configured account of this venue concurrently (``now``: the sweep's time)."""
+        """Read every configured account of this venue concurrently (``now``: the sweep's time).
+
+        A collector may also accept a keyword ``session`` (a
+        :class:`~primeguard.venues.session.VenueSession` or ``None``): the daemon's kept-open pools.
+        The pipeline passes it only to collectors whose ``collect`` names it; with ``None``, or a
+        session of another event loop, the collector reads exactly as without one."""
         ...
 
 

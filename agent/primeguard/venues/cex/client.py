@@ -286,6 +286,11 @@ class CexClientPool:
         self._ssl = ssl.create_default_context(cafile=certifi.where())
         self.closed = False
 
+    @property
+    def sound(self) -> bool:
+        """Open, and its shared HTTP session (if made yet) not closed: fit for another collection."""
+        return not self.closed and (self._session is None or not self._session.closed)
+
     async def __aenter__(self) -> CexClientPool:
         return self
 

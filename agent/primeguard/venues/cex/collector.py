@@ -7,7 +7,20 @@ from datetime import datetime
 from pathlib import Path
 
 from primeguard.config.schema import PrimeguardConfig
+from primeguard.domain.findings import FindingCode
+from primeguard.domain.observation import AccountSnapshot
 from primeguard.venues.base import Lever, VenueResult
+from primeguard.venues.session import VenueSession
+
+POOL_MAX_AGE_S = 3600.0
+"""How long the daemon keeps one CEX client pool (and so the venues' market lists) before building a
+fresh one; a position on an instrument the markets do not list reloads them at once."""
+
+
+def _suspect(snap: AccountSnapshot) -> bool:
+    """A blind account for a reason a fresh pool might cure (a transport failure, a refused or changed
+    key, an internal error); a rate limit is not one: the kept pool's limiter remembers the pause."""
+    return not snap.ok and all(f.code is not FindingCode.VENUE_RATE_LIMITED for f in snap.findings)
 
 
 class CexCollector:
@@ -19,13 +32,32 @@ class CexCollector:
         """True when the config lists CEX accounts."""
         return bool(cfg.cex_accounts)
 
-    async def collect(self, cfg: PrimeguardConfig, now: datetime) -> VenueResult:
+    async def collect(self, cfg: PrimeguardConfig, now: datetime, *,
+                      session: VenueSession | None = None) -> VenueResult:
         """One snapshot per account (venue prices inside each); never raises for a venue fault.
-        Snapshots carry the venue's own observation time, not ``now``."""
+        Snapshots carry the venue's own observation time, not ``now``.
+
+        With a usable ``session`` the accounts are read over its kept :class:`CexClientPool`
+        (clients, TLS context, connections, markets and per-venue limiters carried from sweep to
+        sweep; rebuilt every :data:`POOL_MAX_AGE_S`, which reloads the markets, when found closed,
+        and after a collection in which an account was blind for any reason but a rate limit).
+        Without one, or from another event loop, a pool is built and closed for this call."""
         from primeguard.venues.cex import collect_many
+        from primeguard.venues.cex.client import CexClientPool
 
         del now
-        snaps = await collect_many(list(cfg.cex_accounts))
+        accounts = list(cfg.cex_accounts)
+        if session is None:
+            snaps = await collect_many(accounts)
+        else:
+            async with session.lease("cex", CexClientPool, max_age_s=POOL_MAX_AGE_S,
+                                     sound=lambda pool: pool.sound) as lease:
+                if lease is None:  # not this loop's session: today's per-call pool
+                    snaps = await collect_many(accounts)
+                else:
+                    snaps = await collect_many(accounts, pool=lease.resource)
+                    if not lease.resource.sound or any(_suspect(s) for s in snaps):
+                        lease.retire()
         return VenueResult(tuple(snaps), tuple(q for s in snaps for q in s.prices))
 
     def levers(self, cfg: PrimeguardConfig, *, config_dir: Path) -> dict[str, Lever]:

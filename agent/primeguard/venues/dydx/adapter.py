@@ -10,6 +10,10 @@ from pathlib import Path
 
 from primeguard.config.schema import PrimeguardConfig
 from primeguard.venues.base import Lever, VenueResult
+from primeguard.venues.session import VenueSession
+
+POOL_MAX_AGE_S = 3600.0
+"""How long the daemon keeps its dYdX indexer connection pools before making fresh ones."""
 
 
 class DydxVenue:
@@ -22,13 +26,30 @@ class DydxVenue:
         """True when the config lists dYdX accounts."""
         return bool(cfg.dydx_accounts)
 
-    async def collect(self, cfg: PrimeguardConfig, now: datetime) -> VenueResult:
+    async def collect(self, cfg: PrimeguardConfig, now: datetime, *,
+                      session: VenueSession | None = None) -> VenueResult:
         """One snapshot per account (indexer oracle prices inside each); never raises for a venue
-        fault. Snapshots carry the indexer's observation time, not ``now``."""
+        fault. Snapshots carry the indexer's observation time, not ``now``.
+
+        With a usable ``session`` the indexer connection pools are kept in it from sweep to sweep
+        (rebuilt every :data:`POOL_MAX_AGE_S`, when one was found closed, and after a collection in
+        which an account was blind); without one, or from another event loop, they are made and closed for this call."""
         from primeguard.venues.dydx import collect_many
+        from primeguard.venues.dydx.collector import IndexerPools
 
         del now
-        snaps = await collect_many(list(cfg.dydx_accounts))
+        accounts = list(cfg.dydx_accounts)
+        if session is None:
+            snaps = await collect_many(accounts)
+        else:
+            async with session.lease("dydx", IndexerPools, max_age_s=POOL_MAX_AGE_S,
+                                     sound=lambda pools: pools.sound) as lease:
+                if lease is None:  # not this loop's session: today's per-call pools
+                    snaps = await collect_many(accounts)
+                else:
+                    snaps = await collect_many(accounts, pools=lease.resource)
+                    if not lease.resource.sound or any(not s.ok for s in snaps):
+                        lease.retire()
         return VenueResult(tuple(snaps), tuple(q for s in snaps for q in s.prices))
 
     def levers(self, cfg: PrimeguardConfig, *, config_dir: Path) -> dict[str, Lever]:

@@ -70,6 +70,33 @@ def dydx_account(cfg: DydxAccountConfig) -> Account:
                    label=f"dYdX v4 {cfg.address} subaccounts {subs}")
 
 
+class IndexerPools:
+    """One :class:`IndexerPool` per indexer URL, made on first use; :meth:`aclose` closes them all."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, IndexerPool] = {}
+        self.closed = False
+
+    def pool(self, url: str) -> IndexerPool:
+        """The pool for ``url`` (made now if there is none)."""
+        pool = self.pools.get(url)
+        if pool is None:
+            pool = self.pools[url] = IndexerPool()
+        return pool
+
+    @property
+    def sound(self) -> bool:
+        """Open, and none of its HTTP clients closed: fit for another collection."""
+        return not self.closed and not any(p.http.is_closed for p in self.pools.values())
+
+    async def aclose(self) -> None:
+        """Close every pool (idempotent)."""
+        self.closed = True
+        pools = list(self.pools.values())
+        self.pools.clear()
+        await asyncio.gather(*(p.aclose() for p in pools), return_exceptions=True)
+
+
 class DydxCollector:
     """Reads dYdX accounts; remembers each account's last good read for stale-data reporting."""
 
@@ -80,25 +107,28 @@ class DydxCollector:
         """Read one account. Never raises for venue faults: they become findings."""
         return (await self.collect_many([cfg], now))[0]
 
-    async def collect_many(self, cfgs: Sequence[DydxAccountConfig], now: datetime | None = None) -> list[
-            AccountSnapshot]:
+    async def collect_many(self, cfgs: Sequence[DydxAccountConfig], now: datetime | None = None, *,
+                           pools: IndexerPools | None = None) -> list[AccountSnapshot]:
         """Read accounts concurrently, in the given order. Accounts on the same indexer share one
-        read of its height and markets, and one connection pool (:class:`IndexerPool`), closed
-        before this returns."""
+        read of its height and markets, and one connection pool (:class:`IndexerPool`): taken from
+        ``pools`` (kept open by its owner, e.g. the daemon's session) or, without it, made for this
+        call and closed before this returns."""
         observed = now or datetime.now(UTC)
         shared: dict[tuple[str, float], asyncio.Future[_Common]] = {}
-        pools: dict[str, IndexerPool] = {}
+        own = pools is None
+        kept = IndexerPools() if pools is None else pools
         try:
-            return list(await asyncio.gather(*(self._collect(c, observed, shared, pools) for c in cfgs)))
+            return list(await asyncio.gather(*(self._collect(c, observed, shared, kept) for c in cfgs)))
         finally:
             for common in shared.values():  # a shared read every account gave up on
                 common.cancel()
             await asyncio.gather(*shared.values(), return_exceptions=True)
-            await asyncio.gather(*(p.aclose() for p in pools.values()), return_exceptions=True)
+            if own:
+                await kept.aclose()
 
     async def _collect(self, cfg: DydxAccountConfig, observed: datetime,
                        shared: dict[tuple[str, float], asyncio.Future[_Common]],
-                       pools: dict[str, IndexerPool]) -> AccountSnapshot:
+                       pools: IndexerPools) -> AccountSnapshot:
         account = dydx_account(cfg)
         v3_creds, v3_findings = v3_stark_credentials(account, cfg.v3_stark_key_holders)
         try:
@@ -123,10 +153,8 @@ class DydxCollector:
 
     async def _indexer(self, cfg: DydxAccountConfig, account: Account, observed: datetime,
                        shared: dict[tuple[str, float], asyncio.Future[_Common]],
-                       pools: dict[str, IndexerPool]) -> _IndexerPart:
-        pool = pools.get(cfg.indexer_url)
-        if pool is None:
-            pool = pools[cfg.indexer_url] = IndexerPool()
+                       pools: IndexerPools) -> _IndexerPart:
+        pool = pools.pool(cfg.indexer_url)
         reader = IndexerReader(cfg.indexer_url, cfg.timeout_s, pool)
         key = (cfg.indexer_url, cfg.timeout_s)
         common = shared.get(key)
@@ -296,6 +324,8 @@ async def collect(cfg: DydxAccountConfig, now: datetime | None = None) -> Accoun
     return await _DEFAULT.collect(cfg, now)
 
 
-async def collect_many(cfgs: Sequence[DydxAccountConfig], now: datetime | None = None) -> list[AccountSnapshot]:
-    """Read many dYdX accounts concurrently."""
-    return await _DEFAULT.collect_many(cfgs, now)
+async def collect_many(cfgs: Sequence[DydxAccountConfig], now: datetime | None = None, *,
+                       pools: IndexerPools | None = None) -> list[AccountSnapshot]:
+    """Read many dYdX accounts concurrently (``pools``: kept-open indexer pools, see
+    :meth:`DydxCollector.collect_many`)."""
+    return await _DEFAULT.collect_many(cfgs, now, pools=pools)

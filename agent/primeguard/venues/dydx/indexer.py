@@ -14,8 +14,9 @@ request, and ``IndexerClient`` offers no way to pass a client in. :class:`Pooled
 the library's ``IndexerClient`` and its endpoint modules (routes and query strings stay theirs) and
 overrides only the modules' ``get``/``post`` so that every request goes through one shared
 ``httpx.AsyncClient``, with the same status check and JSON decoding as the library's helper. The pool
-lives as long as a collection (one per indexer URL for :func:`~primeguard.venues.dydx.collect_many`)
-or a lever session, and is closed when it ends.
+lives as long as a collection (one per indexer URL for :func:`~primeguard.venues.dydx.collect_many`),
+the daemon's :class:`~primeguard.venues.session.VenueSession` (kept across sweeps) or a lever
+session, and is closed when it ends.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.risk.portfolio import gc_paused
 from primeguard.store import repos
+from primeguard.store.codec import decimal_json, raw_records
 from primeguard.store.db import Store
 
 
@@ -85,7 +86,7 @@ def _persist(store: Store, *, sweep_id: str, obs: Observation, ev: Evaluation, f
         metrics.append(dict(client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
                             ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
                             ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                                "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                                "valuation": val.to_store_json(), "stress": ev.stress.get(cid, []),
                                 "ladder": ev.ladder[cid].to_json(),
                                 "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
                                           "halt": str(params.halt), "liquidate": str(params.liquidate)},
@@ -117,14 +118,24 @@ def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
     return {"stress_method": method}
 
 
+_POSITION_KEYS = ("instrument", "underlying", "size", "entry_price", "mark_price", "liquidation_price")
+
+
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:
-    """The stored JSON of one account snapshot (quantities stay ``Decimal``; the store's codec
-    writes them as strings)."""
+    """The stored JSON of one account snapshot. Quantities and prices are written as the store's
+    codec writes a ``Decimal`` (exact positional text, :func:`~primeguard.store.codec.decimal_json`:
+    a non-finite one raises :class:`~primeguard.domain.errors.StoreError`), so the codec finds the
+    document plain; anything else is left for the codec to check. The positions (the bulk) are
+    rendered as text by the codec (:func:`~primeguard.store.codec.raw_records`) when they are
+    plain to say; a document for the store's serialiser then, not for ``json.dumps``."""
+    d = decimal_json
     return {
-        "balances": [{"asset": b.asset, "quantity": b.quantity, "source": b.source} for b in snap.balances],
-        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": p.size,
-                       "entry_price": p.entry_price, "mark_price": p.mark_price,
-                       "liquidation_price": p.liquidation_price} for p in snap.positions],
+        "balances": [{"asset": b.asset, "quantity": d(b.quantity), "source": b.source} for b in snap.balances],
+        "positions": raw_records(_POSITION_KEYS, [(p.instrument, p.underlying, p.size, p.entry_price, p.mark_price,
+                                                   p.liquidation_price) for p in snap.positions])
+        or [{"instrument": p.instrument, "underlying": p.underlying, "size": d(p.size),
+             "entry_price": d(p.entry_price), "mark_price": d(p.mark_price),
+             "liquidation_price": d(p.liquidation_price)} for p in snap.positions],
         "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
                          "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
                         for c in snap.credentials],

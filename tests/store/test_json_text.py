@@ -16,7 +16,7 @@ import pytest
 from primeguard.domain.errors import StoreError
 from primeguard.domain.rawjson import RawJSON, json_list, json_str
 from primeguard.store import Store, open_store, repos
-from primeguard.store.codec import MASK, decimal_json, dumps_json, jsonable, raw_records, store_json
+from primeguard.store.codec import MASK, decimal_json, dumps_json, jsonable, store_json
 from tests.store.util import T0
 
 
@@ -153,18 +153,3 @@ def test_raw_parts_round_trip_on_every_backend(store: Store) -> None:
         row = repos.latest_metric(s, "c1")
         assert row is not None and row.extra == {"raw": inner, "plain": "x"}
 
-
-def test_records_rendered_by_the_codec_are_the_walks_text_or_left_to_it() -> None:
-    keys = ("name", "qty", "n", "ok", "gone")
-    rows = [("a\u00e9\"", Decimal("1.50"), 3, True, None), ("b", Decimal("-1E-18"), -2, False, None)]
-    raw = raw_records(keys, rows)
-    assert raw is not None
-    dicts = [dict(zip(keys, r, strict=True)) for r in rows]
-    assert dumps_json(store_json({"rows": raw})[0]) == json.dumps(store_json({"rows": dicts})[0])
-    assert raw_records(keys, []) is not None and dumps_json([raw_records(keys, [])]) == "[[]]"
-    # Anything the walk would convert, mask or refuse: not rendered (the caller builds the dicts).
-    for bad in (1.5, Decimal("NaN"), MASK, Colour.RED, ("x",)):
-        assert raw_records(("v",), [(bad,)]) is None
-    assert raw_records(("api_secret",), [("s",)]) is None
-    assert raw_records(("a", "a"), [("s", "t")]) is None
-    assert raw_records(("a", "b"), [("s",)]) is None

@@ -15,7 +15,7 @@ from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.risk.portfolio import gc_paused
 from primeguard.store import repos
-from primeguard.store.codec import decimal_json, raw_records
+from primeguard.store.codec import decimal_json
 from primeguard.store.db import Store
 
 
@@ -118,24 +118,17 @@ def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
     return {"stress_method": method}
 
 
-_POSITION_KEYS = ("instrument", "underlying", "size", "entry_price", "mark_price", "liquidation_price")
-
-
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:
     """The stored JSON of one account snapshot. Quantities and prices are written as the store's
     codec writes a ``Decimal`` (exact positional text, :func:`~primeguard.store.codec.decimal_json`:
     a non-finite one raises :class:`~primeguard.domain.errors.StoreError`), so the codec finds the
-    document plain; anything else is left for the codec to check. The positions (the bulk) are
-    rendered as text by the codec (:func:`~primeguard.store.codec.raw_records`) when they are
-    plain to say; a document for the store's serialiser then, not for ``json.dumps``."""
+    document plain; anything else is left for the codec to check."""
     d = decimal_json
     return {
         "balances": [{"asset": b.asset, "quantity": d(b.quantity), "source": b.source} for b in snap.balances],
-        "positions": raw_records(_POSITION_KEYS, [(p.instrument, p.underlying, p.size, p.entry_price, p.mark_price,
-                                                   p.liquidation_price) for p in snap.positions])
-        or [{"instrument": p.instrument, "underlying": p.underlying, "size": d(p.size),
-             "entry_price": d(p.entry_price), "mark_price": d(p.mark_price),
-             "liquidation_price": d(p.liquidation_price)} for p in snap.positions],
+        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": d(p.size),
+                       "entry_price": d(p.entry_price), "mark_price": d(p.mark_price),
+                       "liquidation_price": d(p.liquidation_price)} for p in snap.positions],
         "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
                          "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
                         for c in snap.credentials],

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import Any
 
 from primeguard.domain.errors import StoreError
-from primeguard.domain.rawjson import RawJSON, encode_basestring_ascii
+from primeguard.domain.rawjson import RawJSON
 
 MASK = "***"
 
@@ -176,8 +176,6 @@ def _plain(value: Any, secrets: list[bool] | None = None, memo: Memo | None = No
         return _plain_dict(value, secrets, memo)
     if t is RawJSON:  # rendered from checked parts (see primeguard.domain.rawjson): kept as text
         return value if secrets is None else _plain(json.loads(value.text), secrets, memo)
-    if t is _MaskedRaw:  # rendered here: checked for floats and for anything to mask
-        return value
     if t is list or t is tuple:
         if set(map(type, value)) <= _LEAVES:
             if secrets is not None and MASK in value:
@@ -214,49 +212,6 @@ def _checked(value: Any, secrets: list[bool] | None) -> Any:
     if secrets is not None and _has_secret(value):
         secrets.append(True)
     return value
-
-
-class _MaskedRaw(RawJSON):
-    """A :class:`RawJSON` :func:`raw_records` rendered: plain, with nothing :func:`mask` would mask."""
-
-    __slots__ = ()
-
-
-def raw_records(keys: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> RawJSON | None:
-    """``[dict(zip(keys, row)) for row in rows]`` as :func:`store_json` then :func:`dumps_json`
-    would write it, rendered directly, when no key is sensitive and every value is a ``str`` (not
-    :data:`MASK`), a finite ``Decimal`` (its :func:`decimal_json` text), an ``int``, a ``bool`` or
-    ``None``, those exact types. None otherwise: the caller then builds the dicts, for the full walk
-    (which converts, masks, or refuses with a path)."""
-    if not _safe_keys(dict.fromkeys(keys)) or len(set(keys)) != len(keys):
-        return None
-    enc = encode_basestring_ascii
-    heads = [enc(k) + ": " for k in keys]
-    items = []
-    for row in rows:
-        if len(row) != len(heads):
-            return None
-        parts = []
-        for head, v in zip(heads, row, strict=True):
-            t = type(v)
-            if t is str:
-                if v == MASK:
-                    return None
-                parts.append(head + enc(v))
-            elif t is Decimal:
-                if not v.is_finite():
-                    return None
-                parts.append(head + '"' + format(v, "f") + '"')
-            elif v is None:
-                parts.append(head + "null")
-            elif t is bool:
-                parts.append(head + ("true" if v else "false"))
-            elif t is int:
-                parts.append(head + int.__repr__(v))
-            else:
-                return None
-        items.append("{" + ", ".join(parts) + "}")
-    return _MaskedRaw("[" + ", ".join(items) + "]")
 
 
 def _jsonable(value: Any, *, path: str = "$") -> Any:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from primeguard.store._sql import table_of
-from primeguard.store.codec import Memo, as_utc, store_json
+from primeguard.store.codec import as_utc, store_json
 from primeguard.store.repos._helpers import required
 from primeguard.store.tables import SnapshotRow
 
@@ -43,11 +43,9 @@ def save_snapshot(
 
 
 def snapshot_values(*, sweep_id: str, account_id: str, venue: str, ok: bool, observed_at: datetime,
-                    payload: Mapping[str, Any], error: str | None = None,
-                    memo: Memo | None = None) -> dict[str, Any]:
-    """The column values :func:`save_snapshot` stores (checked, JSON-normalised, masked). ``memo``:
-    see :func:`~primeguard.store.codec.store_json` (one per batch)."""
-    body, masked = store_json(dict(payload), memo=memo)
+                    payload: Mapping[str, Any], error: str | None = None) -> dict[str, Any]:
+    """The column values :func:`save_snapshot` stores (checked, JSON-normalised, masked)."""
+    body, masked = store_json(dict(payload))
     if masked:
         body["_masked"] = masked
     return {"sweep_id": required(sweep_id, "sweep_id"), "account_id": required(account_id, "account_id"),
@@ -62,8 +60,7 @@ def save_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> 
 def insert_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> int:
     """Store many snapshots (each a mapping of :func:`save_snapshot`'s keyword arguments, same
     checks) with one bulk INSERT; returns how many. Returns no rows: a sweep never reads them back."""
-    memo: Memo = {}
-    values = [snapshot_values(**dict(s), memo=memo) for s in snapshots]
+    values = [snapshot_values(**dict(s)) for s in snapshots]
     if values:
         session.execute(sa.insert(table_of(SnapshotRow)), values)
     return len(values)

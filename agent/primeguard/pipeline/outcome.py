@@ -18,6 +18,7 @@ from primeguard.domain.observation import AccountSnapshot, Observation
 from primeguard.pipeline.evaluate import Evaluation
 from primeguard.risk.portfolio import gc_paused
 from primeguard.store import repos
+from primeguard.store.codec import Memo, decimal_json, prerendered
 from primeguard.store.db import Store
 
 
@@ -104,10 +105,12 @@ def prepare_sweep(*, sweep_id: str, obs: Observation, ev: Evaluation, clients: s
     store refuses (a non-finite number, a float)."""
     with gc_paused():
         snapshots = [] if only is not None else [
-            repos.snapshot_values(sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value,
-                                  ok=snap.ok, observed_at=snap.observed_at, payload=snapshot_payload(snap),
-                                  error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500])
+            _rendered(repos.snapshot_values(
+                sweep_id=sweep_id, account_id=snap.account.id, venue=snap.account.venue.value, ok=snap.ok,
+                observed_at=snap.observed_at, payload=snapshot_payload(snap),
+                error=None if snap.ok else "; ".join(f.message for f in snap.findings)[:500]), "payload")
             for snap in obs.snapshots if clients is None or snap.account.client_id in clients]
+        memo: Memo = {}  # a price's JSON is in every client's valuation: walked once
         metrics: dict[str, dict[str, Any]] = {}
         new_peaks: dict[str, Decimal] = {}
         for cid, val in ev.valuations.items():
@@ -117,18 +120,25 @@ def prepare_sweep(*, sweep_id: str, obs: Observation, ev: Evaluation, clients: s
             if peak is not None:
                 new_peaks[cid] = peak
             params = ev.params[cid].ladder
-            metrics[cid] = repos.metric_values(
+            metrics[cid] = _rendered(repos.metric_values(
                 client_id=cid, at=obs.taken_at, equity=val.equity, loan=val.loan,
                 ltv=None if val.ltv is None or not val.ltv.is_finite() else val.ltv,
                 ladder_state=ev.ladder[cid].state.label, sweep_id=sweep_id, extra={
-                    "valuation": val.to_json(), "stress": ev.stress.get(cid, []),
+                    "valuation": val.to_store_json(), "stress": ev.stress.get(cid, []),
                     "ladder": ev.ladder[cid].to_json(),
                     "bands": {"warn": str(params.warn), "margin_call": str(params.margin_call),
                               "halt": str(params.halt), "liquidate": str(params.liquidate)},
                     "peak_equity": None if peak is None else str(peak),
                     "ltv_infinite": val.ltv is not None and not val.ltv.is_finite(),
-                    **_stress_method(ev, cid)})
+                    **_stress_method(ev, cid)}, memo=memo), "extra")
     return PreparedSweep(sweep_id, snapshots, metrics, new_peaks)
+
+
+def _rendered(values: dict[str, Any], column: str) -> dict[str, Any]:
+    """``values`` with its JSON ``column`` rendered to its stored text now (checked values, as
+    the engine's serialiser would write them at the INSERT), so the transaction only binds text."""
+    values[column] = prerendered(values[column])
+    return values
 
 
 def write_sweep(store: Store, prepared: PreparedSweep, *, obs: Observation, ev: Evaluation,
@@ -162,13 +172,16 @@ def _stress_method(ev: Evaluation, cid: str) -> dict[str, Any]:
 
 
 def snapshot_payload(snap: AccountSnapshot) -> dict[str, Any]:
-    """The stored JSON of one account snapshot (quantities stay ``Decimal``; the store's codec
-    writes them as strings)."""
+    """The stored JSON of one account snapshot. Quantities and prices are written as the store's
+    codec writes a ``Decimal`` (exact positional text, :func:`~primeguard.store.codec.decimal_json`:
+    a non-finite one raises :class:`~primeguard.domain.errors.StoreError`), so the codec finds the
+    document plain; anything else is left for the codec to check."""
+    d = decimal_json
     return {
-        "balances": [{"asset": b.asset, "quantity": b.quantity, "source": b.source} for b in snap.balances],
-        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": p.size,
-                       "entry_price": p.entry_price, "mark_price": p.mark_price,
-                       "liquidation_price": p.liquidation_price} for p in snap.positions],
+        "balances": [{"asset": b.asset, "quantity": d(b.quantity), "source": b.source} for b in snap.balances],
+        "positions": [{"instrument": p.instrument, "underlying": p.underlying, "size": d(p.size),
+                       "entry_price": d(p.entry_price), "mark_price": d(p.mark_price),
+                       "liquidation_price": d(p.liquidation_price)} for p in snap.positions],
         "credentials": [{"id": c.id, "kind": c.kind, "holder": c.holder.value,
                          "capabilities": sorted(x.value for x in c.capabilities), "ip_restricted": c.ip_restricted}
                         for c in snap.credentials],

@@ -45,11 +45,10 @@ def dec_str(value: Decimal | None) -> str | None:
     """JSON text for a Decimal: exact, no exponent, no trailing zeros; ``inf`` for infinity."""
     if value is None:
         return None
-    if not value.is_finite():
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    if value.is_finite():
+        # a finite Decimal is true unless zero (as ``value == 0``, without the comparison's cost)
+        return format(value.normalize(), "f") if value else "0"
+    return "inf" if value > 0 else "-inf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,12 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from primeguard.domain.findings import Finding, FindingCode, Severity
 from primeguard.domain.model import Balance, Client, Loan, Position
 from primeguard.domain.observation import DataGap
+from primeguard.domain.rawjson import RawJSON, encode_basestring_ascii, json_list
 from primeguard.risk.interest import InterestTerms, accrued_interest, loan_state
 from primeguard.risk.params import RiskParameters
 from primeguard.risk.pricing import UNIT, PriceBook, PricePick, dec_str
@@ -109,7 +110,7 @@ class AssetTerms(NamedTuple):
 class ValuationContext:
     """Prices and parameters folded per asset, shared by every client valued with them."""
 
-    __slots__ = ("_price_json", "params", "price_findings", "prices", "table")
+    __slots__ = ("_price_json", "_price_raw", "params", "price_findings", "prices", "table")
 
     def __init__(self, prices: PriceBook, params: RiskParameters) -> None:
         self.prices = prices
@@ -126,6 +127,7 @@ class ValuationContext:
             a: kept for a, fs in prices.findings_by_asset.items()
             if (kept := tuple(f for f in fs if f.code != FindingCode.PRICE_MISSING))}
         self._price_json: dict[str, dict[str, Any]] = {}
+        self._price_raw: dict[str, RawJSON | dict[str, Any]] = {}
 
     def price_json(self, asset: str) -> dict[str, Any]:
         """The JSON of the asset's :class:`PricePick` (``picks[asset].to_json_dict()``), built once
@@ -133,6 +135,15 @@ class ValuationContext:
         got = self._price_json.get(asset)
         if got is None:
             got = self._price_json[asset] = self.prices.picks[asset].to_json_dict()
+        return got
+
+    def price_raw(self, asset: str) -> RawJSON | dict[str, Any]:
+        """:meth:`price_json` rendered once as text (:class:`~primeguard.domain.rawjson.RawJSON`),
+        or that dict itself when it is not plain JSON types only."""
+        got = self._price_raw.get(asset)
+        if got is None:
+            doc = self.price_json(asset)
+            got = self._price_raw[asset] = RawJSON.dump(doc) or doc
         return got
 
     def terms(self, asset: str) -> AssetTerms | None:
@@ -179,6 +190,24 @@ class PositionRisk:
                 "notional": dec_str(self.notional), "pnl": dec_str(self.pnl),
                 "liquidation_price": dec_str(self.liquidation_price),
                 "liquidation_distance": dec_str(self.liquidation_distance)}
+
+    def json_text(self) -> str | None:
+        """The text ``json.dumps`` writes for :meth:`to_json_dict`, rendered directly (no dict);
+        None when an identifier is not exactly a ``str`` or an amount is missing (then use
+        :meth:`to_json_dict`)."""
+        a, v, i, u = self.account_id, self.venue, self.instrument, self.underlying
+        if type(a) is not str or type(v) is not str or type(i) is not str or type(u) is not str:
+            return None
+        if self.size is None or self.price is None or self.notional is None or self.pnl is None:
+            return None
+        d = dec_str  # its text (digits, "-", ".", "inf") needs no escaping inside the quotes
+        lp, ld = self.liquidation_price, self.liquidation_distance
+        lps = "null" if lp is None else '"' + cast(str, d(lp)) + '"'
+        lds = "null" if ld is None else '"' + cast(str, d(ld)) + '"'
+        e = encode_basestring_ascii  # what json.dumps writes for a str
+        return (f'{{"account": {e(a)}, "venue": {e(v)}, "instrument": {e(i)}, "underlying": {e(u)}, '
+                f'"size": "{d(self.size)}", "price": "{d(self.price)}", "notional": "{d(self.notional)}", '
+                f'"pnl": "{d(self.pnl)}", "liquidation_price": {lps}, "liquidation_distance": {lds}}}')
 
 
 def liquidation_distance(size: Decimal, price: Decimal, liquidation_price: Decimal | None) -> Decimal | None:
@@ -341,6 +370,16 @@ class ClientValuation:
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict; Decimals as exact strings ("inf" for an infinite LTV)."""
+        return self._json_dict(raw=False)
+
+    def to_store_json(self) -> dict[str, Any]:
+        """:meth:`to_json_dict` with its two bulky parts rendered as text: ``positions`` is one
+        :class:`~primeguard.domain.rawjson.RawJSON` (the list) and each entry of ``prices`` one (the
+        context's, shared by every client). ``json.dumps`` of :meth:`to_json_dict` and the store's
+        serialiser of this write the same text."""
+        return self._json_dict(raw=True)
+
+    def _json_dict(self, *, raw: bool) -> dict[str, Any]:
         s = dec_str
         return {
             "client": self.client_id, "tier": self.tier,
@@ -368,11 +407,18 @@ class ClientValuation:
                           for u, v in sorted(self.net_delta.items())},
             "by_venue": {v: {"value": s(x), "haircut_value": s(self.by_venue_haircut.get(v, ZERO))}
                          for v, x in sorted(self.by_venue.items())},
-            "positions": [p.to_json_dict() for p in self.positions],
-            "prices": {a: self.context.price_json(a) if self.context is not None else p.to_json_dict()
+            "positions": self._positions_raw() if raw else [p.to_json_dict() for p in self.positions],
+            "prices": {a: (self.context.price_raw(a) if raw else self.context.price_json(a))
+                       if self.context is not None else p.to_json_dict()
                        for a, p in sorted(self.prices_used.items())},
             "findings": [finding_json(f) for f in self.findings],
         }
+
+    def _positions_raw(self) -> RawJSON | list[dict[str, Any]]:
+        texts = [p.json_text() for p in self.positions]
+        if None in texts:
+            return [p.to_json_dict() for p in self.positions]
+        return json_list(cast(list[str], texts))
 
     def to_json(self) -> dict[str, Any]:
         """First-version name of :meth:`to_json_dict`."""

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from primeguard.domain.errors import StoreError
+from primeguard.store.codec import dumps_json
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key taken while migrating, so replicas starting together migrate once.
@@ -187,7 +188,8 @@ def open_store(url: str, *, migrate: bool = False, busy_timeout_ms: int = 10_000
     except Exception as exc:
         raise StoreError(f"not a database URL: {url.split('@')[-1]!r}") from exc
     backend = parsed.get_backend_name()
-    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, "future": True}
+    # dumps_json: json.dumps, with pre-rendered parts (RawJSON) written as their text
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, "future": True, "json_serializer": dumps_json}
     if backend == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in url:

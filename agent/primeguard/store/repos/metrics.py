@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from primeguard.store._sql import table_of, upsert_insert
-from primeguard.store.codec import as_utc, exact_decimal, jsonable
+from primeguard.store.codec import Memo, as_utc, exact_decimal, jsonable
 from primeguard.store.repos._helpers import required
 from primeguard.store.tables import MetricRow, PriceCloseRow
 
@@ -43,18 +43,20 @@ def record_metric(
 
 def metric_values(*, client_id: str, at: datetime, equity: Decimal | int | str, loan: Decimal | int | str,
                   ltv: Decimal | int | str | None, ladder_state: str, sweep_id: str | None = None,
-                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The column values :func:`record_metric` stores (checked, exact)."""
+                  extra: Mapping[str, Any] | None = None, memo: Memo | None = None) -> dict[str, Any]:
+    """The column values :func:`record_metric` stores (checked, exact). ``memo``: see
+    :func:`~primeguard.store.codec.jsonable` (one per batch)."""
     return {"client_id": required(client_id, "client_id"), "at": as_utc(at), "sweep_id": sweep_id,
             "equity": exact_decimal(equity, what="equity"), "loan": exact_decimal(loan, what="loan"),
             "ltv": None if ltv is None else exact_decimal(ltv, what="ltv"), "ladder_state": ladder_state,
-            "extra": jsonable(dict(extra or {}))}
+            "extra": jsonable(dict(extra or {}), memo=memo)}
 
 
 def insert_metrics(session: Session, metrics: Iterable[Mapping[str, Any]]) -> int:
     """Append many metric points (each a mapping of :func:`record_metric`'s keyword arguments, same
     checks) with one bulk INSERT; returns how many."""
-    values = [metric_values(**dict(m)) for m in metrics]
+    memo: Memo = {}  # a price's JSON is in every client's valuation: walked once
+    values = [metric_values(**dict(m), memo=memo) for m in metrics]
     if values:
         session.execute(sa.insert(table_of(MetricRow)), values)
     return len(values)

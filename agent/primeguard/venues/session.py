@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -33,6 +33,7 @@ class Closable(Protocol):
 
 
 R = TypeVar("R", bound=Closable)
+S = TypeVar("S")
 
 
 @dataclass(eq=False)
@@ -130,3 +131,29 @@ async def _close(resource: Closable) -> None:
         await resource.aclose()
     except Exception as exc:  # a pool that fails to close must not stop the daemon's shutdown
         log.warning("closing a kept venue pool failed: %s", type(exc).__name__)
+
+
+class Sound(Closable, Protocol):
+    @property
+    def sound(self) -> bool: ...
+
+
+K = TypeVar("K", bound=Sound)
+
+
+async def read_over(session: VenueSession | None, key: str, build: Callable[[], K], *, max_age_s: float,
+                    read: Callable[[K | None], Awaitable[Sequence[S]]],
+                    suspect: Callable[[S], bool]) -> Sequence[S]:
+    """A collection over the session's kept resource under ``key``: ``read(resource)``, then the
+    resource retired when it is no longer ``sound`` or any item read is ``suspect`` (a broken
+    client lasts one collection). Without a usable session, ``read(None)``: the collector's own
+    per-call resource, as without a session."""
+    if session is None:
+        return await read(None)
+    async with session.lease(key, build, max_age_s=max_age_s, sound=lambda r: r.sound) as lease:
+        if lease is None:  # not this loop's session
+            return await read(None)
+        got = await read(lease.resource)
+        if not lease.resource.sound or any(suspect(x) for x in got):
+            lease.retire()
+        return got

@@ -44,20 +44,12 @@ class CexCollector:
         Without one, or from another event loop, a pool is built and closed for this call."""
         from primeguard.venues.cex import collect_many
         from primeguard.venues.cex.client import CexClientPool
+        from primeguard.venues.session import read_over
 
         del now
         accounts = list(cfg.cex_accounts)
-        if session is None:
-            snaps = await collect_many(accounts)
-        else:
-            async with session.lease("cex", CexClientPool, max_age_s=POOL_MAX_AGE_S,
-                                     sound=lambda pool: pool.sound) as lease:
-                if lease is None:  # not this loop's session: today's per-call pool
-                    snaps = await collect_many(accounts)
-                else:
-                    snaps = await collect_many(accounts, pool=lease.resource)
-                    if not lease.resource.sound or any(_suspect(s) for s in snaps):
-                        lease.retire()
+        snaps = await read_over(session, "cex", CexClientPool, max_age_s=POOL_MAX_AGE_S,
+                                read=lambda pool: collect_many(accounts, pool=pool), suspect=_suspect)
         return VenueResult(tuple(snaps), tuple(q for s in snaps for q in s.prices))
 
     def levers(self, cfg: PrimeguardConfig, *, config_dir: Path) -> dict[str, Lever]:

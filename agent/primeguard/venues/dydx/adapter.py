@@ -36,20 +36,12 @@ class DydxVenue:
         which an account was blind); without one, or from another event loop, they are made and closed for this call."""
         from primeguard.venues.dydx import collect_many
         from primeguard.venues.dydx.collector import IndexerPools
+        from primeguard.venues.session import read_over
 
         del now
         accounts = list(cfg.dydx_accounts)
-        if session is None:
-            snaps = await collect_many(accounts)
-        else:
-            async with session.lease("dydx", IndexerPools, max_age_s=POOL_MAX_AGE_S,
-                                     sound=lambda pools: pools.sound) as lease:
-                if lease is None:  # not this loop's session: today's per-call pools
-                    snaps = await collect_many(accounts)
-                else:
-                    snaps = await collect_many(accounts, pools=lease.resource)
-                    if not lease.resource.sound or any(not s.ok for s in snaps):
-                        lease.retire()
+        snaps = await read_over(session, "dydx", IndexerPools, max_age_s=POOL_MAX_AGE_S,
+                                read=lambda pools: collect_many(accounts, pools=pools), suspect=lambda s: not s.ok)
         return VenueResult(tuple(snaps), tuple(q for s in snaps for q in s.prices))
 
     def levers(self, cfg: PrimeguardConfig, *, config_dir: Path) -> dict[str, Lever]:

@@ -7,6 +7,8 @@ Latency is ``make bench``'s (tests/bench/bench_oracle_alert.py), not asserted he
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -54,16 +56,28 @@ async def _started(g: Guardian, stop: asyncio.Event) -> asyncio.Task:
     return task
 
 
+@contextlib.asynccontextmanager
+async def _running(sb, tmp_path) -> AsyncIterator[tuple[Guardian, Receiver]]:
+    """A running daemon (first sweep done, watcher subscribed) with a webhook receiver; stopped
+    on the way out."""
+    receiver = Receiver()
+    await receiver.start()
+    g = _guardian(sb, receiver, tmp_path)
+    stop = asyncio.Event()
+    task = await _started(g, stop)
+    try:
+        yield g, receiver
+    finally:
+        stop.set()
+        await task
+        await receiver.stop()
+
+
 def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sandbox_factory, tmp_path):
     sb = sandbox_factory(WORLD)
 
     async def scenario():
-        receiver = Receiver()
-        await receiver.start()
-        g = _guardian(sb, receiver, tmp_path)
-        stop = asyncio.Event()
-        task = await _started(g, stop)
-        try:
+        async with _running(sb, tmp_path) as (g, receiver):
             # A slow sweep: it read every venue and valued the book before the drop, and is held
             # on its way to the alerts (as behind a slow channel), holding the sweep lock.
             real, valued, release = g.notifier.process, asyncio.Event(), asyncio.Event()
@@ -105,10 +119,6 @@ def test_oracle_drop_is_alerted_during_a_slow_sweep_and_the_next_sweep_agrees(sa
             assert not fresh.evaluation.moves
             assert fresh.evaluation.ladder["firm-a"].entered_at == g.ladder["firm-a"].entered_at
             return g
-        finally:
-            stop.set()
-            await task
-            await receiver.stop()
 
     g = asyncio.run(scenario())
     with g.store.session(readonly=True) as s:
@@ -141,30 +151,23 @@ def test_oracle_drop_is_alerted_while_a_sweep_prepares_its_rows_and_the_rows_car
         return real_prepare(**kwargs)
 
     async def scenario():
-        receiver = Receiver()
-        await receiver.start()
-        g = _guardian(sb, receiver, tmp_path)
-        stop = asyncio.Event()
-        task = await _started(g, stop)
-        try:
-            monkeypatch.setattr(guardian_module, "prepare_sweep", held_prepare)
-            slow = asyncio.create_task(g.sweep("test"))  # reads the venues before the drop
-            await await_until(preparing.is_set, what="the sweep preparing its rows")
-            await asyncio.to_thread(sb.set_price, "ETH", DROP)
-            _, body = await receiver.wait_for(
-                lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
-            assert body["ladder"]["current"] == "margin_call"
-            assert not slow.done()
-            await await_until(lambda: g.last_oracle, what="the fast path's outcome")
-            go.set()
-            out = await slow
-            assert out.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL
-            return g, out.sweep_id
-        finally:
-            go.set()
-            stop.set()
-            await task
-            await receiver.stop()
+        async with _running(sb, tmp_path) as (g, receiver):
+            try:
+                monkeypatch.setattr(guardian_module, "prepare_sweep", held_prepare)
+                slow = asyncio.create_task(g.sweep("test"))  # reads the venues before the drop
+                await await_until(preparing.is_set, what="the sweep preparing its rows")
+                await asyncio.to_thread(sb.set_price, "ETH", DROP)
+                _, body = await receiver.wait_for(
+                    lambda b: b.get("client_id") == "firm-a" and b.get("code") == "ladder")
+                assert body["ladder"]["current"] == "margin_call"
+                assert not slow.done()
+                await await_until(lambda: g.last_oracle, what="the fast path's outcome")
+                go.set()
+                out = await slow
+                assert out.evaluation.ladder["firm-a"].state == LadderState.MARGIN_CALL
+                return g, out.sweep_id
+            finally:
+                go.set()
 
     g, sweep_id = asyncio.run(scenario())
     with g.store.session(readonly=True) as s:

@@ -136,10 +136,12 @@ class Notifier:
         ]
 
     def _records_of(self, keys: set[str]) -> list[AlertRecord]:
-        """The active records of ``keys`` on every channel (one indexed read each, not the whole table)."""
+        """The active records of ``keys`` on every channel (one SELECT for all of them, not the
+        whole table), in key then channel order."""
+        pairs = [(k, c.name) for k in sorted(keys) for c in self.config.channels]
         with self.store.session(readonly=True) as s:
-            rows = [repos.get_alert(s, finding_key=k, channel=c.name)
-                    for k in sorted(keys) for c in self.config.channels]
+            found = repos.alerts_for(s, pairs)
+            rows = [found.get(p) for p in pairs]
             return [AlertRecord.from_row(r) for r in rows if r is not None and r.state in _ACTIVE]
 
     async def aclose(self) -> None:

@@ -72,7 +72,6 @@ from primeguard.store.repos.leases import (
 )
 from primeguard.store.repos.metrics import (
     insert_metric_values,
-    insert_metrics,
     latest_metric,
     metric_history,
     metric_values,
@@ -96,7 +95,6 @@ from primeguard.store.repos.scan_cursors import (
 )
 from primeguard.store.repos.snapshots import (
     insert_snapshot_values,
-    insert_snapshots,
     latest_snapshot,
     save_snapshot,
     save_snapshots,
@@ -163,9 +161,7 @@ __all__ = [
     "insert_action_once",
     "insert_alerts",
     "insert_metric_values",
-    "insert_metrics",
     "insert_snapshot_values",
-    "insert_snapshots",
     "ladder_states",
     "latest_metric",
     "latest_snapshot",

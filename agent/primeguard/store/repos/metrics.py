@@ -7,7 +7,7 @@ see :mod:`primeguard.store.repos`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -50,16 +50,6 @@ def metric_values(*, client_id: str, at: datetime, equity: Decimal | int | str, 
             "equity": exact_decimal(equity, what="equity"), "loan": exact_decimal(loan, what="loan"),
             "ltv": None if ltv is None else exact_decimal(ltv, what="ltv"), "ladder_state": ladder_state,
             "extra": jsonable(dict(extra or {}), memo=memo)}
-
-
-def insert_metrics(session: Session, metrics: Iterable[Mapping[str, Any]]) -> int:
-    """Append many metric points (each a mapping of :func:`record_metric`'s keyword arguments, same
-    checks) with one bulk INSERT; returns how many."""
-    memo: Memo = {}  # a price's JSON is in every client's valuation: walked once
-    values = [metric_values(**dict(m), memo=memo) for m in metrics]
-    if values:
-        session.execute(sa.insert(table_of(MetricRow)), values)
-    return len(values)
 
 
 def metric_history(

@@ -57,15 +57,6 @@ def save_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> 
     return [save_snapshot(session, **dict(s)) for s in snapshots]
 
 
-def insert_snapshots(session: Session, snapshots: Iterable[Mapping[str, Any]]) -> int:
-    """Store many snapshots (each a mapping of :func:`save_snapshot`'s keyword arguments, same
-    checks) with one bulk INSERT; returns how many. Returns no rows: a sweep never reads them back."""
-    values = [snapshot_values(**dict(s)) for s in snapshots]
-    if values:
-        session.execute(sa.insert(table_of(SnapshotRow)), values)
-    return len(values)
-
-
 def latest_snapshot(session: Session, account_id: str) -> SnapshotRow | None:
     t = table_of(SnapshotRow)
     stmt = sa.select(SnapshotRow).where(t.c.account_id == account_id).order_by(t.c.observed_at.desc(), t.c.id.desc())

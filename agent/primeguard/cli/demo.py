@@ -54,8 +54,7 @@ def demo_config(sb: Sandbox, inbox: ClientInbox) -> PrimeguardConfig:
     so the shipped plan's automatic margin-call notice reaches someone; written next to the
     sandbox's own config as ``demo-config.yaml`` and loaded (it validates, or this raises)."""
     data = sb.config_dict()
-    for c in data.get("clients", []):
-        c.setdefault("contacts", {"webhook": {"value": f"{inbox.url}/{c['id']}"}})
+    inbox.route_clients(data)
     path = sb.workdir / "demo-config.yaml"
     path.write_text("# written by primeguard demo: local throwaway endpoints\n" + dump_yaml(data))
     return load_config(path)

@@ -151,6 +151,12 @@ class ClientInbox:
         self._server.shutdown()
         self._server.server_close()
 
+    def route_clients(self, config: dict[str, Any]) -> None:
+        """Point each client of ``config`` (a config dict) at this inbox: its webhook contact is
+        ``<inbox>/<client id>``."""
+        for c in config.get("clients", []):
+            c["contacts"] = {"webhook": {"value": f"{self.url}/{c['id']}"}}
+
 
 def automatic_plan(source: Path, target: Path) -> Path:
     """A copy of the policy at ``source`` in ``target`` whose ladder-plan rungs all run ``automatic``
@@ -179,8 +185,7 @@ def write_drill_config(sb: Sandbox, scn: Scenario, inbox: ClientInbox | None = N
     data = sb.config_dict()
     data["policy_dir"] = str(automatic_plan(Path(data["policy_dir"]), sb.workdir / "drill-policies"))
     if inbox is not None:
-        for c in data.get("clients", []):
-            c["contacts"] = {"webhook": {"value": f"{inbox.url}/{c['id']}"}}
+        inbox.route_clients(data)
     if data.get("dydx_accounts"):
         from primeguard.sandbox.dydx.state import derive_address
 
